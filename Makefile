@@ -1,0 +1,26 @@
+# The two commands of the README. Each installs what it needs into .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SHARED_DATA ?= ../shared/data
+
+.PHONY: install demo test lint benchmark
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q uv
+	$(BIN)/uv pip install -q --python $(BIN)/python -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+# The main job on recorded real data: January 2023, BTCUSDT/ETHUSDT/SOLUSDT, offline.
+demo: install
+	$(BIN)/mkt-platform materialize --start 2023-01-01 --end 2023-01-31 --replay $(SHARED_DATA)
+
+test: install
+	$(BIN)/ruff check mkt_platform tests benchmarks
+	$(BIN)/pytest
+
+benchmark: install
+	$(BIN)/python benchmarks/backfill.py --replay $(SHARED_DATA)

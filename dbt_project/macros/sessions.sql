@@ -1,0 +1,37 @@
+{#- Session calendar of the options market. The anchor hour is a setting of the platform
+    (env MKT_SESSION_ANCHOR_HOUR, read in mkt_platform/settings.py); Dagster passes it to
+    every dbt run as the var session_anchor_hour. The env fallback serves a person running
+    dbt by hand, with the same default (tests/test_settings.py keeps the two equal). -#}
+{% macro session_anchor_hour() -%}
+    {{ var('session_anchor_hour', env_var('MKT_SESSION_ANCHOR_HOUR', '8')) | int }}
+{%- endmacro %}
+
+{#- Start of the daily session containing ts (a UTC timestamptz): the latest anchor hour
+    at or before ts. -#}
+{% macro daily_session_start(ts) -%}
+    (date_trunc('day', {{ ts }} - interval ({{ session_anchor_hour() }}) hour)
+        + interval ({{ session_anchor_hour() }}) hour)
+{%- endmacro %}
+
+{#- Half-open filter on a timestamp column for the session window of this run:
+    session_start_min <= col < session_start_max. No filter when the vars are unset. -#}
+{% macro session_window_filter(column) -%}
+    {%- if var('session_start_min') is not none and var('session_start_max') is not none -%}
+    {{ column }} >= timestamptz '{{ var("session_start_min") }}'
+    and {{ column }} < timestamptz '{{ var("session_start_max") }}'
+    {%- else -%}
+    true
+    {%- endif -%}
+{%- endmacro %}
+
+{#- (value - base) / base * 100, rounded half away from zero to 4 decimals, computed exactly.
+    DuckDB divides DECIMALs in DOUBLE, which can round the 4th decimal wrongly; here the
+    DECIMAL(38,8) inputs are scaled to integers and divided in HUGEINT. base must be > 0. -#}
+{% macro pct_change_4dp(value, base) -%}
+    {#- n, d: the DECIMAL(38,8) change and base as integers of 1e-8 (exact). -#}
+    {%- set n -%}((({{ value }}) - ({{ base }})) * 100000000)::hugeint{%- endset -%}
+    {%- set d -%}(({{ base }}) * 100000000)::hugeint{%- endset -%}
+    {#- round(n / d * 1e6) half away from zero = sign(n) * floor((2|n| * 1e6 + d) / 2d) -#}
+    ((sign({{ n }})::hugeint * ((abs({{ n }}) * 2000000 + {{ d }}) // (2 * {{ d }})))::decimal(38, 0)
+        * 0.0001)
+{%- endmacro %}

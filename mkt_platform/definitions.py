@@ -1,0 +1,19 @@
+"""Root Dagster definitions: every domain under ``mkt_platform/defs`` merged in one place.
+
+Definitions are built by :func:`build_definitions` from the current environment (see
+``mkt_platform/settings.py``), so a test or the CLI can change a setting and rebuild.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from mkt_platform.defs.binance import definitions as binance
+from mkt_platform.defs.sessions import definitions as sessions
+
+
+def build_definitions() -> dg.Definitions:
+    return dg.Definitions.merge(binance.build_defs(), sessions.build_defs())
+
+
+defs = build_definitions()

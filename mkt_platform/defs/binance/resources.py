@@ -1,0 +1,243 @@
+"""Binance spot REST client: ``GET /api/v3/klines`` with pagination, retries and a contract.
+
+Endpoint docs:
+https://developers.binance.com/docs/binance-spot-api-docs/rest-api/market-data-endpoints#klinecandlestick-data
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import dagster as dg
+import httpx
+import pyarrow as pa
+import tenacity
+from pydantic import PrivateAttr
+
+from mkt_platform import settings
+from mkt_platform.defs.binance.contract import KLINE_CONTRACT
+from mkt_platform.lib.contracts import ContractViolation
+
+KLINES_PATH = "/api/v3/klines"
+#: Binance serves at most 1000 klines a request.
+MAX_KLINES_PER_REQUEST = 1000
+
+
+class BinanceAPIError(RuntimeError):
+    """Binance refused a request (a 4xx other than 429/418): not retried.
+
+    Attributes:
+        status: the HTTP status.
+        code: Binance's error code (e.g. -1121), or ``None`` when the body had none.
+        msg: Binance's error message.
+    """
+
+    def __init__(self, status: int, code: int | None, msg: str, source: str) -> None:
+        self.status, self.code, self.msg = status, code, msg
+        super().__init__(f"Binance answered {status} (code {code}: {msg}) to {source}")
+
+
+class RetryableResponse(RuntimeError):
+    """A 5xx, 429 or 418 answer, retried with backoff (or after ``Retry-After`` seconds)."""
+
+    def __init__(self, status: int, retry_after: float | None, source: str, body: str) -> None:
+        self.status, self.retry_after = status, retry_after
+        super().__init__(f"Binance answered {status} to {source}: {body[:200]}")
+
+
+def _retry_after_seconds(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _describe_request(symbol: str, interval: str, start_ms: int, end_ms: int) -> str:
+    def iso(ms: int) -> str:
+        return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
+
+    return f"GET {KLINES_PATH} symbol={symbol} interval={interval} [{iso(start_ms)}, {iso(end_ms)}]"
+
+
+class BinanceSpotClient(dg.ConfigurableResource):
+    """Binance spot market-data client (public endpoints; no API key needed).
+
+    Retries, with exponential backoff and jitter, timeouts, connection errors, 5xx answers and
+    429/418 (rate limit / IP ban), waiting ``Retry-After`` seconds when Binance sends it; any
+    other 4xx fails at once with Binance's error code and message.
+    """
+
+    base_url: str = settings.DEFAULT_BINANCE_BASE_URL
+    timeout_seconds: float = 10.0
+    max_attempts: int = 5
+    backoff_initial_seconds: float = 0.5
+    backoff_max_seconds: float = 30.0
+    #: A ``Retry-After`` longer than this fails the request instead of stalling the run.
+    retry_after_max_seconds: float = 120.0
+
+    _transport: httpx.BaseTransport | None = PrivateAttr(default=None)
+
+    def with_transport(self, transport: httpx.BaseTransport) -> BinanceSpotClient:
+        """This client talking through ``transport`` (tests use ``httpx.MockTransport``)."""
+        self._transport = transport
+        return self
+
+    def fetch_klines(self, symbol: str, interval: str, start_ms: int, end_ms: int) -> pa.Table:
+        """All klines of ``symbol`` opening in ``[start_ms, end_ms]``, paginated.
+
+        Args:
+            symbol: Binance spot symbol, e.g. ``BTCUSDT``.
+            interval: Binance interval, e.g. ``1h``.
+            start_ms: first open time, UTC milliseconds, inclusive.
+            end_ms: last open time, UTC milliseconds, inclusive.
+
+        Returns:
+            A table with the kline contract's 12 typed columns (``KLINE_CONTRACT``), ascending by
+            open time, with no duplicates. Requests ``ceil(n / 1000)`` pages for ``n`` klines.
+
+        Raises:
+            ContractViolation: a response is not valid JSON, not a list of 12-field klines, has a
+                field of the wrong type, or open times that are not ascending within the range.
+            BinanceAPIError: Binance refused the request (e.g. code -1121, invalid symbol).
+            RetryableResponse | httpx.TransportError: still failing after ``max_attempts``.
+        """
+        pages: list[pa.Table] = []
+        cursor = start_ms
+        with self._http() as http:
+            while cursor <= end_ms:
+                page = self._get_page(http, symbol, interval, cursor, end_ms)
+                if page.num_rows == 0:
+                    break
+                pages.append(page)
+                last_open_ms = page["open_time"][-1].value
+                if page.num_rows < MAX_KLINES_PER_REQUEST:
+                    break
+                cursor = last_open_ms + 1
+        if not pages:
+            return KLINE_CONTRACT.arrow_schema().empty_table()
+        return pa.concat_tables(pages)
+
+    def _http(self) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.base_url,
+            timeout=httpx.Timeout(self.timeout_seconds, connect=min(self.timeout_seconds, 5.0)),
+            headers={"User-Agent": "mkt-platform/0.1", "Accept": "application/json"},
+            transport=self._transport,
+        )
+
+    def _get_page(
+        self, http: httpx.Client, symbol: str, interval: str, start_ms: int, end_ms: int
+    ) -> pa.Table:
+        source = _describe_request(symbol, interval, start_ms, end_ms)
+        params = {
+            "symbol": symbol,
+            "interval": interval,
+            "startTime": start_ms,
+            "endTime": end_ms,
+            "limit": MAX_KLINES_PER_REQUEST,
+        }
+        response = self._retrying()(self._get, http, params, source)
+        payload = _decode_json(response, source)
+        table = KLINE_CONTRACT.to_table(payload, source)
+        _check_open_times(table, start_ms, end_ms, source)
+        return table
+
+    def _retrying(self) -> tenacity.Retrying:
+        backoff = tenacity.wait_exponential_jitter(
+            initial=self.backoff_initial_seconds, max=self.backoff_max_seconds
+        )
+
+        def wait(state: tenacity.RetryCallState) -> float:
+            error = state.outcome.exception() if state.outcome else None
+            if isinstance(error, RetryableResponse) and error.retry_after is not None:
+                return error.retry_after
+            return backoff(state)
+
+        def log_retry(state: tenacity.RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            dg.get_dagster_logger().warning(
+                f"attempt {state.attempt_number}/{self.max_attempts} failed ({error}); "
+                f"retrying in {state.next_action.sleep if state.next_action else 0:.1f}s"
+            )
+
+        return tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(
+                (RetryableResponse, httpx.TimeoutException, httpx.TransportError)
+            ),
+            stop=tenacity.stop_after_attempt(self.max_attempts),
+            wait=wait,
+            before_sleep=log_retry,
+            reraise=True,
+        )
+
+    def _get(self, http: httpx.Client, params: dict[str, Any], source: str) -> httpx.Response:
+        response = http.get(KLINES_PATH, params=params)
+        if response.status_code in (418, 429) or response.status_code >= 500:
+            retry_after = _retry_after_seconds(response)
+            if retry_after is not None and retry_after > self.retry_after_max_seconds:
+                raise BinanceAPIError(
+                    response.status_code,
+                    None,
+                    f"Retry-After {retry_after:.0f}s exceeds {self.retry_after_max_seconds:.0f}s",
+                    source,
+                )
+            raise RetryableResponse(response.status_code, retry_after, source, response.text)
+        if response.status_code >= 400:
+            code, msg = _binance_error(response)
+            raise BinanceAPIError(response.status_code, code, msg, source)
+        return response
+
+
+def _binance_error(response: httpx.Response) -> tuple[int | None, str]:
+    """Binance's ``{"code": -1121, "msg": "Invalid symbol."}`` error body, if it is one."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None, response.text[:200]
+    if isinstance(body, dict) and "msg" in body:
+        return body.get("code"), str(body["msg"])
+    return None, response.text[:200]
+
+
+def _decode_json(response: httpx.Response, source: str) -> Any:
+    if not response.content.strip():
+        raise ContractViolation(
+            KLINE_CONTRACT.dataset, source, None, "a JSON array", "an empty body"
+        )
+    try:
+        return json.loads(response.content)
+    except ValueError as exc:
+        content_type = response.headers.get("Content-Type", "no content type")
+        raise ContractViolation(
+            KLINE_CONTRACT.dataset,
+            source,
+            None,
+            "a JSON array",
+            f"undecodable {content_type} body ({exc}): {response.text[:120]!r}",
+        ) from None
+
+
+def _check_open_times(table: pa.Table, start_ms: int, end_ms: int, source: str) -> None:
+    """Open times must be strictly ascending and inside the requested range."""
+    opens = table["open_time"].cast(pa.int64()).to_pylist()
+    for index, (before, after) in enumerate(itertools.pairwise(opens)):
+        if after <= before:
+            raise ContractViolation(
+                KLINE_CONTRACT.dataset,
+                source,
+                "open_time",
+                "strictly ascending open times",
+                f"{after} after {before} at record {index + 1}",
+            )
+    if opens and (opens[0] < start_ms or opens[-1] > end_ms):
+        raise ContractViolation(
+            KLINE_CONTRACT.dataset,
+            source,
+            "open_time",
+            f"open times within [{start_ms}, {end_ms}]",
+            f"[{opens[0]}, {opens[-1]}]",
+        )

@@ -1,0 +1,162 @@
+"""Declared contracts for exchange payloads, and their validation into typed Arrow tables.
+
+A contract names every field of a dataset in the order the exchange sends it (where the
+API is positional, like Binance's kline arrays), the JSON type it must arrive as, and the
+Arrow type it is stored as. Validation is strict: a payload that breaks the contract
+raises :class:`ContractViolation` naming the dataset, the request, the field, and the
+expected and observed values, and nothing is converted half-way.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+import pyarrow as pa
+
+# Prices and sizes are exact decimals: Binance sends them as strings with 8 decimal places,
+# and a float would lose the last digits of a sum over thousands of candles.
+PRICE = pa.decimal128(38, 8)
+UTC_MS = pa.timestamp("ms", tz="UTC")
+
+_NUMERIC = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+
+
+class WireType(Enum):
+    """The JSON type a field must arrive as."""
+
+    INTEGER = "integer"
+    NUMERIC_STRING = "numeric string"
+    STRING = "string"
+
+    def accepts(self, value: Any) -> bool:
+        if self is WireType.INTEGER:
+            return type(value) is int
+        if self is WireType.NUMERIC_STRING:
+            return type(value) is str and _NUMERIC.fullmatch(value) is not None
+        return type(value) is str
+
+
+@dataclass(frozen=True)
+class ContractField:
+    """One field of a contract: its name, wire type, storage type and meaning (with units)."""
+
+    name: str
+    wire: WireType
+    arrow_type: pa.DataType
+    description: str
+
+
+class ContractViolation(ValueError):
+    """A payload broke its dataset's contract.
+
+    Attributes:
+        dataset: the dataset, e.g. ``binance_klines``.
+        source: what was requested, e.g. ``GET /api/v3/klines symbol=BTCUSDT ...``.
+        field: the field at fault (``None`` when the payload as a whole is at fault).
+        expected: what the contract declares.
+        observed: what arrived (truncated to 200 characters).
+    """
+
+    def __init__(
+        self, dataset: str, source: str, field: str | None, expected: str, observed: str
+    ) -> None:
+        self.dataset, self.source, self.field = dataset, source, field
+        self.expected, self.observed = expected, observed[:200]
+        where = f"field {field!r}" if field else "payload"
+        super().__init__(
+            f"{dataset}: {where} breaks the contract in {source}: "
+            f"expected {expected}, observed {self.observed}"
+        )
+
+
+@dataclass(frozen=True)
+class PositionalContract:
+    """The contract of a dataset whose records are JSON arrays with fields by position."""
+
+    dataset: str
+    fields: tuple[ContractField, ...]
+
+    @property
+    def names(self) -> list[str]:
+        return [f.name for f in self.fields]
+
+    def arrow_schema(self) -> pa.Schema:
+        """The storage schema: one non-nullable column per field, in contract order."""
+        return pa.schema(
+            [pa.field(f.name, f.arrow_type, nullable=False) for f in self.fields],
+            metadata={"contract": self.dataset},
+        )
+
+    def to_table(self, payload: Any, source: str) -> pa.Table:
+        """Validate a decoded JSON payload (a list of records) and convert it to Arrow.
+
+        Args:
+            payload: the decoded JSON body, expected to be a list of arrays.
+            source: the request, for error messages (endpoint, instrument, time range).
+
+        Returns:
+            A table with :meth:`arrow_schema`, one row per record, in payload order.
+
+        Raises:
+            ContractViolation: the payload is not a list, a record is not an array of the
+                declared length, or a field has the wrong JSON type or a non-numeric value.
+        """
+        if not isinstance(payload, list):
+            raise ContractViolation(
+                self.dataset, source, None, "a JSON array of records", _describe(payload)
+            )
+        width = len(self.fields)
+        for index, record in enumerate(payload):
+            if not isinstance(record, list) or len(record) != width:
+                observed = (
+                    f"record {index} with {len(record)} fields: {record!r}"
+                    if isinstance(record, list)
+                    else f"record {index}: {_describe(record)}"
+                )
+                raise ContractViolation(
+                    self.dataset,
+                    source,
+                    _missing_field(self, record),
+                    f"an array of {width} fields {self.names}",
+                    observed,
+                )
+        columns = list(zip(*payload, strict=True)) if payload else [()] * width
+        arrays = []
+        for field, column in zip(self.fields, columns, strict=True):
+            for index, value in enumerate(column):
+                if not field.wire.accepts(value):
+                    raise ContractViolation(
+                        self.dataset,
+                        source,
+                        field.name,
+                        f"a {field.wire.value}",
+                        f"{value!r} ({type(value).__name__}) in record {index}",
+                    )
+            arrays.append(_to_arrow(self.dataset, source, field, column))
+        return pa.Table.from_arrays(arrays, schema=self.arrow_schema())
+
+
+def _missing_field(contract: PositionalContract, record: Any) -> str | None:
+    """The first declared field a too-short record lacks (for the error message)."""
+    if isinstance(record, list) and len(record) < len(contract.fields):
+        return contract.fields[len(record)].name
+    return None
+
+
+def _to_arrow(dataset: str, source: str, field: ContractField, column: Sequence[Any]) -> pa.Array:
+    wire_type = pa.int64() if field.wire is WireType.INTEGER else pa.string()
+    array = pa.array(column, type=wire_type)
+    try:
+        return array.cast(field.arrow_type)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise ContractViolation(
+            dataset, source, field.name, f"a value representable as {field.arrow_type}", str(exc)
+        ) from None
+
+
+def _describe(value: Any) -> str:
+    return f"{type(value).__name__}: {value!r}"

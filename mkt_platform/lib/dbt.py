@@ -1,0 +1,104 @@
+"""The dbt project, its translator to Dagster assets, and the ``--vars`` builder.
+
+This module is the single place that decides how dbt nodes look in Dagster: asset keys,
+groups, partition mappings to the raw assets, and the link to each model's page.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import (
+    DagsterDbtTranslator,
+    DagsterDbtTranslatorSettings,
+    DbtCliResource,
+    DbtProject,
+)
+
+from mkt_platform import settings
+
+DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
+
+
+def dbt_executable() -> str:
+    """The ``dbt`` installed beside this Python (a venv need not be activated), else PATH's."""
+    beside = Path(sys.executable).parent / "dbt"
+    return str(beside) if beside.exists() else (shutil.which("dbt") or "dbt")
+
+
+@cache
+def dbt_project() -> DbtProject:
+    """The dbt project, with its manifest prepared.
+
+    Under ``dagster dev`` the manifest is re-parsed at every load; elsewhere it is parsed
+    once when missing (the deployment image parses it at build time).
+    """
+    project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+    # dagster-dbt's own preparer calls a bare ``dbt``, which is not on PATH when the venv
+    # is not activated; parse with the dbt beside this Python instead.
+    if os.getenv("DAGSTER_IS_DEV_CLI") or not project.manifest_path.exists():
+        DbtCliResource(project_dir=project, dbt_executable=dbt_executable()).cli(
+            ["parse", "--quiet"], target_path=project.target_path
+        ).wait()
+    return project
+
+
+def dbt_vars(time_window: dg.TimeWindow | None) -> dict[str, Any]:
+    """The ``--vars`` of a dbt run: the platform settings and the session window.
+
+    Args:
+        time_window: the run's partition window ``[start, end)`` (aware UTC datetimes), or
+            ``None`` for an unpartitioned run, which rebuilds every session.
+
+    Returns:
+        ``session_anchor_hour`` (int) always; ``session_start_min`` and ``session_start_max``
+        (ISO 8601 UTC strings, half-open) when a window is given.
+    """
+    variables: dict[str, Any] = {"session_anchor_hour": settings.session_anchor_hour()}
+    if time_window is not None:
+        variables["session_start_min"] = time_window.start.isoformat()
+        variables["session_start_max"] = time_window.end.isoformat()
+    return variables
+
+
+def dbt_build_args(time_window: dg.TimeWindow | None) -> list[str]:
+    """Arguments of ``dbt build`` for a partition window (see :func:`dbt_vars`)."""
+    return ["build", "--vars", json.dumps(dbt_vars(time_window), sort_keys=True)]
+
+
+class MktDbtTranslator(DagsterDbtTranslator):
+    """Asset keys are model names; groups are the dbt layer; raw sources map by time window."""
+
+    def __init__(self) -> None:
+        super().__init__(settings=DagsterDbtTranslatorSettings(enable_code_references=True))
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
+        meta_key = dbt_resource_props.get("meta", {}).get("dagster", {}).get("asset_key")
+        if meta_key:
+            return dg.AssetKey(meta_key)
+        return dg.AssetKey(dbt_resource_props["name"])
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        fqn = dbt_resource_props.get("fqn", [])
+        if dbt_resource_props["resource_type"] == "model" and len(fqn) > 1:
+            return {"staging": "staging", "intermediate": "intermediate"}.get(fqn[1], fqn[1])
+        return super().get_group_name(dbt_resource_props)
+
+    def get_partition_mapping(
+        self,
+        dbt_resource_props: Mapping[str, Any],
+        dbt_parent_resource_props: Mapping[str, Any],
+    ) -> dg.PartitionMapping | None:
+        # A session (anchor hour to anchor hour) overlaps two UTC days of raw data; the
+        # time-window mapping selects exactly the raw days that overlap the session window.
+        if dbt_parent_resource_props.get("resource_type") == "source":
+            return dg.TimeWindowPartitionMapping()
+        return super().get_partition_mapping(dbt_resource_props, dbt_parent_resource_props)

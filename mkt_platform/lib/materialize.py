@@ -1,0 +1,124 @@
+"""Materialize the whole graph for a range of days, one single run per partitions definition.
+
+Raw assets are partitioned by UTC day and the session marts by session (anchor hour to
+anchor hour), so one range of days becomes two runs: the raw days the sessions need (found
+through the partition mapping of the asset graph), then the sessions. Each run covers its
+whole range at once (single-run backfill), so the clients fetch in few paginated requests.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import dagster as dg
+from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
+
+from mkt_platform.lib.partitions import session_daily_partitions_def
+
+
+@dataclass(frozen=True)
+class RangeStep:
+    """One run of the plan: assets of one partitions definition over a key range."""
+
+    label: str
+    selection: dg.AssetSelection
+    partition_keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class StepResult:
+    step: RangeStep
+    run_id: str
+    success: bool
+    seconds: float
+
+
+class RangeError(ValueError):
+    """The requested range has no partition (before the first one, or not yet ended)."""
+
+
+def plan(defs: dg.Definitions, start: date, end: date) -> list[RangeStep]:
+    """The runs that materialize the sessions starting on ``start..end`` (inclusive days).
+
+    Raises:
+        RangeError: no session in the range exists yet (or ``end`` is before ``start``).
+    """
+    sessions_def = session_daily_partitions_def()
+    wanted = {(start + timedelta(days=i)).isoformat() for i in range((end - start).days + 1)}
+    session_keys = tuple(k for k in sessions_def.get_partition_keys() if k in wanted)
+    if not session_keys:
+        raise RangeError(
+            f"no ended session starts between {start} and {end} "
+            f"(sessions start at {sessions_def.get_first_partition_key()} and end daily at "
+            f"{sessions_def.hour_offset:02d}:00 UTC)"
+        )
+    graph = defs.resolve_asset_graph()
+    dbt_keys = {k for k in graph.get_all_asset_keys() if "dbt" in graph.get(k).kinds}
+    raw_assets = graph.get_all_asset_keys() - dbt_keys
+    # The raw days needed are the parents, through the graph's own partition mapping, of the
+    # sessions' partitions (a session from 08:00 to 08:00 needs two UTC days).
+    raw_keys: set[str] = set()
+    for raw in raw_assets:
+        for child in graph.get(raw).child_keys & dbt_keys:
+            raw_keys |= _parent_partition_keys(graph, child, raw, session_keys)
+    return [
+        RangeStep("raw pulls", dg.AssetSelection.assets(*raw_assets), tuple(sorted(raw_keys))),
+        RangeStep("dbt sessions", dg.AssetSelection.assets(*dbt_keys), session_keys),
+    ]
+
+
+def _parent_partition_keys(
+    graph: BaseAssetGraph, child: dg.AssetKey, parent: dg.AssetKey, child_keys: tuple[str, ...]
+) -> set[str]:
+    child_def = graph.get(child).partitions_def
+    parent_def = graph.get(parent).partitions_def
+    mapping = graph.get_partition_mapping(child, parent)
+    result = mapping.get_upstream_mapped_partitions_result_for_partitions(
+        child_def.subset_with_partition_keys(child_keys), child_def, parent_def
+    )
+    return set(result.partitions_subset.get_partition_keys())
+
+
+def run_plan(
+    defs: dg.Definitions,
+    steps: list[RangeStep],
+    instance: dg.DagsterInstance,
+    progress: Callable[[str], None] = print,
+    log_level: str = "WARNING",
+) -> list[StepResult]:
+    """Run each step in order as one in-process run on ``instance``; stop at a failure."""
+    assets = list(defs.assets or [])
+    results = []
+    for number, step in enumerate(steps, start=1):
+        keys = step.partition_keys
+        progress(
+            f"[{number}/{len(steps)}] {step.label}: {len(keys)} partition(s) {keys[0]}..{keys[-1]}"
+        )
+        started = time.perf_counter()
+        result = dg.materialize(
+            assets,
+            selection=step.selection,
+            resources=defs.resources,
+            instance=instance,
+            tags={
+                ASSET_PARTITION_RANGE_START_TAG: keys[0],
+                ASSET_PARTITION_RANGE_END_TAG: keys[-1],
+            },
+            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+            raise_on_error=False,
+        )
+        seconds = time.perf_counter() - started
+        results.append(StepResult(step, result.run_id, result.success, seconds))
+        progress(
+            f"    {'done' if result.success else 'FAILED'} in {seconds:.1f}s, run {result.run_id}"
+        )
+        if not result.success:
+            break
+    return results

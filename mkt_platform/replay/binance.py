@@ -1,0 +1,235 @@
+"""Replay of Binance spot ``GET /api/v3/klines`` from recorded raw responses.
+
+Emulated endpoint (live: ``https://api.binance.com/api/v3/klines``, see
+https://developers.binance.com/docs/binance-spot-api-docs/rest-api/market-data-endpoints):
+
+* ``symbol`` and ``interval`` are mandatory; ``startTime``, ``endTime`` (ms, inclusive, on
+  the kline's *open* time) and ``limit`` (default 500, 1..1000) are optional.
+* With ``startTime`` the answer is the first ``limit`` klines from ``startTime`` on; with
+  only ``endTime`` it is the latest ``limit`` klines up to ``endTime``; with neither, the
+  latest ``limit`` klines. Always ascending by open time.
+* Errors are HTTP 400 with Binance's ``{"code": ..., "msg": ...}`` body and codes.
+
+Recordings are ``DATA_DIR/klines_{SYMBOL}_{INTERVAL}_*.json`` files, each a JSON array of
+Binance's 12-element kline arrays exactly as the API returned them. All files of one
+symbol/interval are merged. The rows are served as recorded: prices stay strings, times and
+trade counts stay ints. A time range that is not recorded yields ``[]``, and an interval
+that was never recorded for a known symbol yields HTTP 404 with code -1, so a gap in the
+recordings is never mistaken for real (empty) market data.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import logging
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from mkt_platform.replay.server import Response
+
+logger = logging.getLogger(__name__)
+
+KLINES_PATH = "/api/v3/klines"
+# Every interval Binance accepts; anything else is -1120 even if a file claims it.
+INTERVALS = frozenset(
+    {"1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h"}  # intraday
+    | {"1d", "3d", "1w", "1M"}
+)
+DEFAULT_LIMIT = 500
+MAX_LIMIT = 1000
+
+_FILE_RE = re.compile(r"^klines_(?P<symbol>[A-Z0-9]+)_(?P<interval>[0-9]+[smhdwM])_.+\.json$")
+# Binance's own validation patterns, quoted in its -1100 messages.
+_SYMBOL_RE = re.compile(r"^[A-Z0-9-_.]{1,20}$")
+_INT_RE = re.compile(r"^[0-9]{1,20}$")
+# Positions of the int fields in a raw kline: open time, close time, number of trades.
+_INT_FIELDS = frozenset({0, 6, 8})
+
+
+class BinanceError(Exception):
+    """A request Binance would reject; becomes its JSON error body."""
+
+    def __init__(self, code: int, msg: str, status: int = 400) -> None:
+        super().__init__(msg)
+        self.code = code
+        self.msg = msg
+        self.status = status
+
+    def response(self) -> Response:
+        return Response.json({"code": self.code, "msg": self.msg}, self.status)
+
+
+@dataclass(frozen=True)
+class _Series:
+    """One symbol/interval: open times and the matching pre-serialised rows, ascending."""
+
+    open_times: list[int]
+    rows_json: list[str]
+
+    def body(self, start: int, stop: int) -> bytes:
+        return ("[" + ",".join(self.rows_json[start:stop]) + "]").encode()
+
+
+class BinanceHandler:
+    """Answers Binance spot REST requests from the recordings in ``data_dir``.
+
+    Files are indexed on the first request and each symbol/interval is loaded on first use,
+    then cached for the life of the handler.
+    """
+
+    def __init__(self, data_dir: Path | str) -> None:
+        self.data_dir = Path(data_dir)
+        self._lock = threading.Lock()
+        self._files: dict[str, dict[str, list[Path]]] | None = None
+        self._series: dict[tuple[str, str], _Series] = {}
+
+    def handle(self, method: str, path: str, query: dict[str, list[str]], body: bytes) -> Response:
+        if path.rstrip("/") != KLINES_PATH:
+            return Response.json(
+                {"code": -1, "msg": f"replay: binance has no route {method} {path}"}, 404
+            )
+        if method != "GET":
+            return Response.json(
+                {"code": -1, "msg": f"replay: binance {KLINES_PATH} only answers GET"},
+                405,
+                {"Allow": "GET"},
+            )
+        try:
+            return self._klines(query)
+        except BinanceError as err:
+            return err.response()
+
+    def _klines(self, query: dict[str, list[str]]) -> Response:
+        symbol = _mandatory(query, "symbol")
+        interval = _mandatory(query, "interval")
+        start_time = _optional_int(query, "startTime")
+        end_time = _optional_int(query, "endTime")
+        limit = _optional_int(query, "limit")
+
+        if not _SYMBOL_RE.match(symbol):
+            raise BinanceError(
+                -1100,
+                "Illegal characters found in parameter 'symbol'; "
+                f"legal range is '{_SYMBOL_RE.pattern}'.",
+            )
+        if interval not in INTERVALS:
+            raise BinanceError(-1120, "Invalid interval.")
+        if limit is None:
+            limit = DEFAULT_LIMIT
+        elif not 1 <= limit <= MAX_LIMIT:
+            raise BinanceError(-1130, "Invalid data sent for a parameter.")
+        if start_time is not None and end_time is not None and start_time > end_time:
+            raise BinanceError(-1023, "Start time is greater than end time.")
+
+        series = self._get_series(symbol, interval)
+        opens = series.open_times
+        lo = 0 if start_time is None else bisect.bisect_left(opens, start_time)
+        hi = len(opens) if end_time is None else bisect.bisect_right(opens, end_time)
+        if start_time is not None:
+            first, last = lo, min(hi, lo + limit)
+        else:
+            first, last = max(lo, hi - limit), hi
+        return Response.raw_json(series.body(first, max(first, last)))
+
+    # -- recordings ----------------------------------------------------------------------
+
+    def _get_series(self, symbol: str, interval: str) -> _Series:
+        with self._lock:
+            files = self._index()
+            if symbol not in files:
+                raise BinanceError(-1121, "Invalid symbol.")
+            paths = files[symbol].get(interval)
+            if not paths:
+                raise BinanceError(
+                    -1, f"replay: no recording of {symbol} {interval} in {self.data_dir}", 404
+                )
+            key = (symbol, interval)
+            if key not in self._series:
+                self._series[key] = _load_series(paths)
+            return self._series[key]
+
+    def _index(self) -> dict[str, dict[str, list[Path]]]:
+        if self._files is None:
+            files: dict[str, dict[str, list[Path]]] = {}
+            if not self.data_dir.is_dir():
+                logger.warning("replay: no Binance recordings, %s does not exist", self.data_dir)
+            else:
+                for path in sorted(self.data_dir.glob("klines_*.json")):
+                    match = _FILE_RE.match(path.name)
+                    if match is None or match["interval"] not in INTERVALS:
+                        logger.debug("replay: ignoring %s (not klines_SYMBOL_INTERVAL_*)", path)
+                        continue
+                    files.setdefault(match["symbol"], {}).setdefault(match["interval"], []).append(
+                        path
+                    )
+            self._files = files
+        return self._files
+
+
+def _load_series(paths: list[Path]) -> _Series:
+    by_open: dict[int, list[object]] = {}
+    for path in paths:
+        rows = json.loads(path.read_bytes())
+        if not isinstance(rows, list):
+            raise ValueError(f"{path}: expected a JSON array of klines")
+        for i, row in enumerate(rows):
+            _check_row(path, i, row)
+            previous = by_open.setdefault(row[0], row)
+            if previous != row:
+                raise ValueError(
+                    f"{path}: kline at open time {row[0]} differs from another recording"
+                )
+    opens = sorted(by_open)
+    logger.debug("replay: loaded %d klines from %s", len(opens), [p.name for p in paths])
+    return _Series(
+        open_times=opens,
+        rows_json=[json.dumps(by_open[t], separators=(",", ":")) for t in opens],
+    )
+
+
+def _check_row(path: Path, index: int, row: object) -> None:
+    # Only ints and strings survive json.loads/json.dumps unchanged; a float would be
+    # re-serialised differently from what Binance sent, so such files are rejected.
+    ok = isinstance(row, list) and len(row) == 12
+    if ok:
+        for pos, value in enumerate(row):
+            want_int = pos in _INT_FIELDS
+            is_int = isinstance(value, int) and not isinstance(value, bool)
+            if (want_int and not is_int) or (not want_int and not isinstance(value, str)):
+                ok = False
+                break
+    if not ok:
+        raise ValueError(f"{path}: row {index} is not a raw Binance REST kline: {row!r}")
+
+
+def _single(query: dict[str, list[str]], name: str) -> str | None:
+    values = query.get(name)
+    if not values:
+        return None
+    if len(values) > 1:
+        raise BinanceError(-1101, "Duplicate values for a parameter detected.")
+    return values[0]
+
+
+def _mandatory(query: dict[str, list[str]], name: str) -> str:
+    value = _single(query, name)
+    if not value:
+        raise BinanceError(
+            -1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed."
+        )
+    return value
+
+
+def _optional_int(query: dict[str, list[str]], name: str) -> int | None:
+    value = _single(query, name)
+    if value is None:
+        return None
+    if not _INT_RE.match(value):
+        raise BinanceError(
+            -1100,
+            f"Illegal characters found in parameter '{name}'; legal range is '{_INT_RE.pattern}'.",
+        )
+    return int(value)

@@ -1,0 +1,337 @@
+"""A local HTTP server that replays recorded exchange REST responses.
+
+One ``ThreadingHTTPServer`` hosts every emulated exchange. Each exchange is an object
+mounted at its own path prefix: a request to ``/binance/api/v3/klines`` reaches the Binance
+handler as ``GET /api/v3/klines``. So a client whose live base URL is
+``https://api.binance.com`` is pointed at ``http://HOST:PORT/binance`` and needs no other
+change.
+
+Handlers only ever turn a request into a :class:`Response`; they do not touch sockets. That
+keeps each exchange testable on its own and lets the server put canned responses in front
+of them (:meth:`ReplayServer.inject`) for fault-injection tests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import socket
+import threading
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Protocol
+from urllib.parse import parse_qs, urlsplit
+
+logger = logging.getLogger(__name__)
+
+JSON_CONTENT_TYPE = "application/json;charset=UTF-8"
+
+
+@dataclass(frozen=True)
+class Response:
+    """An HTTP response as a handler (or a fault-injection test) describes it.
+
+    ``Content-Length`` is filled in from ``body`` unless ``headers`` sets it. Setting it
+    larger than ``body`` makes the server send a truncated body and then drop the
+    connection, which is how a cut-off transfer looks to a client.
+    """
+
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+    @classmethod
+    def json(
+        cls, payload: Any, status: int = 200, headers: Mapping[str, str] | None = None
+    ) -> Response:
+        """A compact JSON response, like the exchanges send."""
+        return cls.raw_json(json.dumps(payload, separators=(",", ":")).encode(), status, headers)
+
+    @classmethod
+    def raw_json(
+        cls, body: bytes, status: int = 200, headers: Mapping[str, str] | None = None
+    ) -> Response:
+        """A response whose body is already serialised JSON (served byte for byte)."""
+        return cls(status, {"Content-Type": JSON_CONTENT_TYPE, **(headers or {})}, body)
+
+
+class ExchangeHandler(Protocol):
+    """What the router needs from one emulated exchange."""
+
+    def handle(self, method: str, path: str, query: dict[str, list[str]], body: bytes) -> Response:
+        """Answer one request.
+
+        Args:
+            method: HTTP method, upper case.
+            path: The request path with the exchange prefix removed, e.g. ``/api/v3/klines``.
+            query: The parsed query string; blank values are kept so handlers can reject
+                ``symbol=`` the way the exchange does.
+            body: The raw request body (empty for GET).
+        """
+        ...
+
+
+def default_handlers(data_dir: Path) -> dict[str, ExchangeHandler]:
+    """The exchanges mounted when :class:`ReplayServer` is not given any, by name."""
+    # Imported here because the exchange modules import Response from this module.
+    from mkt_platform.replay.binance import BinanceHandler
+
+    return {"binance": BinanceHandler(data_dir / "binance")}
+
+
+class ReplayServer:
+    """Serves recorded exchange responses on ``http://HOST:PORT/<exchange>/...``.
+
+    Use as a context manager, or call :meth:`start` and :meth:`stop`::
+
+        with ReplayServer("/work/shared/data") as server:
+            httpx.get(server.base_url("binance") + "/api/v3/klines", params=...)
+
+    Args:
+        data_dir: Folder of recordings with one subfolder per exchange (``binance/`` ...).
+        host: Interface to bind.
+        port: TCP port; 0 picks a free one (read it back from :attr:`url`).
+        handlers: Exchange name -> handler; defaults to :func:`default_handlers`. The
+            name is also the path prefix.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path | str,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        handlers: Mapping[str, ExchangeHandler] | None = None,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        if not self.data_dir.is_dir():
+            raise FileNotFoundError(f"replay data dir {self.data_dir} is not a directory")
+        self.host = host
+        self.port = port
+        self._handlers = dict(handlers if handlers is not None else default_handlers(self.data_dir))
+        for name in self._handlers:
+            if not name or "/" in name:
+                raise ValueError(f"exchange name {name!r} cannot be used as a path prefix")
+        self._lock = threading.Lock()
+        self._injected: dict[str, deque[Response]] = {name: deque() for name in self._handlers}
+        self._counts: dict[str, int] = dict.fromkeys(self._handlers, 0)
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> ReplayServer:
+        """Bind and serve in a daemon thread. Returns ``self`` for chaining."""
+        if self._httpd is not None:
+            raise RuntimeError("replay server is already running")
+        httpd = _HTTPServer((self.host, self.port), _RequestHandler)
+        httpd.replay = self
+        self._httpd = httpd
+        self._thread = threading.Thread(
+            target=httpd.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name=f"replay-server-{self.url}",
+            daemon=True,
+        )
+        self._thread.start()
+        logger.info("replay server listening on %s", self.url)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and drop open connections. Safe to call twice."""
+        httpd, thread = self._httpd, self._thread
+        if httpd is None:
+            return
+        httpd.shutdown()
+        # Keep-alive connections live in their own threads; without this a pooled client
+        # could still get answers from a server that was stopped.
+        httpd.close_connections()
+        httpd.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+        self._httpd = self._thread = None
+
+    def __enter__(self) -> ReplayServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- addresses -----------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """Root URL of the running server, e.g. ``http://127.0.0.1:54321``."""
+        if self._httpd is None:
+            raise RuntimeError("replay server is not running; call start() first")
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def base_url(self, exchange: str) -> str:
+        """What replaces the exchange's live base URL, e.g. ``http://127.0.0.1:54321/binance``."""
+        self._check_exchange(exchange)
+        return f"{self.url}/{exchange}"
+
+    @property
+    def exchanges(self) -> tuple[str, ...]:
+        """Names (= path prefixes) of the mounted exchanges."""
+        return tuple(self._handlers)
+
+    # -- test hooks ----------------------------------------------------------------------
+
+    def inject(self, exchange: str, responses: Iterable[Response]) -> None:
+        """Queue canned responses for the next requests to ``exchange``, one per request.
+
+        They are served first-in first-out, instead of the replayed answer, whatever the
+        request was. Once the queue is empty, replay resumes.
+        """
+        self._check_exchange(exchange)
+        with self._lock:
+            self._injected[exchange].extend(responses)
+
+    def request_count(self, exchange: str) -> int:
+        """How many requests reached ``exchange`` so far, injected answers included."""
+        self._check_exchange(exchange)
+        with self._lock:
+            return self._counts[exchange]
+
+    # -- routing -------------------------------------------------------------------------
+
+    def dispatch(self, method: str, target: str, body: bytes) -> Response:
+        """Route one request (``target`` is the raw request path with query string)."""
+        parts = urlsplit(target)
+        exchange, _, rest = parts.path.lstrip("/").partition("/")
+        handler = self._handlers.get(exchange)
+        if handler is None:
+            return _not_found(
+                f"replay: nothing mounted at {parts.path!r}; "
+                f"exchanges: {', '.join('/' + name for name in self._handlers)}"
+            )
+        with self._lock:
+            self._counts[exchange] += 1
+            queue = self._injected[exchange]
+            injected = queue.popleft() if queue else None
+        if injected is not None:
+            logger.debug("replay: injected %s for %s %s", injected.status, method, target)
+            return injected
+        query = parse_qs(parts.query, keep_blank_values=True)
+        try:
+            return handler.handle(method, "/" + rest, query, body)
+        except Exception as exc:
+            # A broken recording must fail loudly, never look like an exchange answer.
+            logger.exception("replay: %s handler failed on %s %s", exchange, method, target)
+            return Response.json({"code": -1, "msg": f"replay: internal error: {exc}"}, 500)
+
+    def _check_exchange(self, exchange: str) -> None:
+        if exchange not in self._handlers:
+            raise KeyError(f"no exchange {exchange!r} mounted; have {sorted(self._handlers)}")
+
+
+def _not_found(msg: str) -> Response:
+    return Response.json({"code": -1, "msg": msg}, 404)
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    """ThreadingHTTPServer that remembers its open connections so stop() can drop them."""
+
+    daemon_threads = True
+    replay: ReplayServer
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(*args, **kwargs)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._connections_lock:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        with self._connections_lock:
+            connections = list(self._connections)
+        for conn in connections:
+            # Already closed by the client: nothing to drop.
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    # HTTP/1.1 keep-alive, as the real APIs do, so connection-pooling clients behave
+    # the same as in production.
+    protocol_version = "HTTP/1.1"
+    server_version = "mkt-platform-replay"
+    # Idle keep-alive connections are closed after this many seconds.
+    timeout = 60
+    server: _HTTPServer
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def do_PUT(self) -> None:
+        self._serve()
+
+    def do_DELETE(self) -> None:
+        self._serve()
+
+    def do_PATCH(self) -> None:
+        self._serve()
+
+    def _serve(self) -> None:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            # Not needed by any client we emulate; refusing is simpler than decoding.
+            self.close_connection = True
+            self._send(
+                Response.json({"code": -1, "msg": "replay: chunked bodies unsupported"}, 411)
+            )
+            return
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0:
+            self.close_connection = True
+            self._send(Response.json({"code": -1, "msg": "replay: bad Content-Length"}, 400))
+            return
+        body = self.rfile.read(length) if length else b""
+        self._send(self.server.replay.dispatch(self.command, self.path, body))
+
+    def _send(self, response: Response) -> None:
+        headers = dict(response.headers)
+        declared = next((v for k, v in headers.items() if k.lower() == "content-length"), None)
+        if declared is None:
+            headers["Content-Length"] = str(len(response.body))
+        elif declared != str(len(response.body)):
+            # A deliberately wrong length (truncation test): the connection cannot be
+            # reused after it.
+            self.close_connection = True
+        if self.close_connection:
+            headers["Connection"] = "close"
+        self.send_response(response.status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        try:
+            self.wfile.write(response.body)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("%s - " + format, self.address_string(), *args)

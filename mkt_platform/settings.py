@@ -1,0 +1,80 @@
+"""Every setting of the platform, read from the environment in this one module.
+
+Dagster partitions, resources and the dbt invocation all take their values from here, so
+that a setting (the session anchor hour above all) cannot mean one thing to Dagster and
+another to dbt.
+
+| env var                   | default                     | meaning                               |
+|---------------------------|-----------------------------|---------------------------------------|
+| MKT_DATA_DIR              | ./data                      | lake (Parquet) and DuckDB warehouse   |
+| MKT_SESSION_ANCHOR_HOUR   | 8                           | UTC hour a daily session starts at    |
+| MKT_PARTITIONS_START      | 2023-01-01                  | first daily partition (UTC date)      |
+| BINANCE_BASE_URL          | https://api.binance.com     | Binance spot REST API                 |
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from pathlib import Path
+
+DEFAULT_SESSION_ANCHOR_HOUR = 8
+DEFAULT_PARTITIONS_START = "2023-01-01"
+DEFAULT_BINANCE_BASE_URL = "https://api.binance.com"
+
+
+class SettingError(ValueError):
+    """An environment setting has a value the platform cannot use."""
+
+
+def data_dir() -> Path:
+    """Absolute path of the data directory (env ``MKT_DATA_DIR``, default ``./data``)."""
+    return Path(os.environ.get("MKT_DATA_DIR", "./data")).expanduser().resolve()
+
+
+def lake_dir() -> Path:
+    """Root of the Parquet lake: ``$MKT_DATA_DIR/lake``."""
+    return data_dir() / "lake"
+
+
+def warehouse_path() -> Path:
+    """The DuckDB warehouse file, written only by dbt: ``$MKT_DATA_DIR/warehouse.duckdb``."""
+    return data_dir() / "warehouse.duckdb"
+
+
+def session_anchor_hour() -> int:
+    """UTC hour (0-23) at which daily sessions start (env ``MKT_SESSION_ANCHOR_HOUR``).
+
+    The default, 8, is Deribit's daily option expiry (08:00 UTC).
+
+    Raises:
+        SettingError: the value is not an integer in 0..23.
+    """
+    raw = os.environ.get("MKT_SESSION_ANCHOR_HOUR", str(DEFAULT_SESSION_ANCHOR_HOUR))
+    try:
+        hour = int(raw)
+    except ValueError:
+        raise SettingError(
+            f"MKT_SESSION_ANCHOR_HOUR must be an integer 0..23, got {raw!r}"
+        ) from None
+    if not 0 <= hour <= 23:
+        raise SettingError(f"MKT_SESSION_ANCHOR_HOUR must be in 0..23, got {hour}")
+    return hour
+
+
+def partitions_start() -> str:
+    """First daily partition as ``YYYY-MM-DD`` (env ``MKT_PARTITIONS_START``).
+
+    Raises:
+        SettingError: the value is not an ISO date.
+    """
+    raw = os.environ.get("MKT_PARTITIONS_START", DEFAULT_PARTITIONS_START)
+    try:
+        return date.fromisoformat(raw).isoformat()
+    except ValueError:
+        raise SettingError(f"MKT_PARTITIONS_START must be YYYY-MM-DD, got {raw!r}") from None
+
+
+def binance_base_url() -> str:
+    """Base URL of the Binance spot REST API (env ``BINANCE_BASE_URL``)."""
+    return os.environ.get("BINANCE_BASE_URL", DEFAULT_BINANCE_BASE_URL).rstrip("/")
