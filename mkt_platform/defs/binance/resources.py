@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -80,10 +82,16 @@ class BinanceSpotClient(dg.ConfigurableResource):
     retry_after_max_seconds: float = 120.0
 
     _transport: httpx.BaseTransport | None = PrivateAttr(default=None)
+    _sleep: Callable[[float], None] = PrivateAttr(default=time.sleep)
 
-    def with_transport(self, transport: httpx.BaseTransport) -> BinanceSpotClient:
-        """This client talking through ``transport`` (tests use ``httpx.MockTransport``)."""
+    def with_transport(
+        self, transport: httpx.BaseTransport, sleep: Callable[[float], None] | None = None
+    ) -> BinanceSpotClient:
+        """This client talking through ``transport`` (tests use ``httpx.MockTransport``),
+        waiting between retries with ``sleep`` (tests record the waits instead)."""
         self._transport = transport
+        if sleep is not None:
+            self._sleep = sleep
         return self
 
     def fetch_klines(self, symbol: str, interval: str, start_ms: int, end_ms: int) -> pa.Table:
@@ -148,7 +156,7 @@ class BinanceSpotClient(dg.ConfigurableResource):
 
     def _retrying(self) -> tenacity.Retrying:
         backoff = tenacity.wait_exponential_jitter(
-            initial=self.backoff_initial_seconds, max=self.backoff_max_seconds
+            multiplier=self.backoff_initial_seconds, max=self.backoff_max_seconds
         )
 
         def wait(state: tenacity.RetryCallState) -> float:
@@ -171,6 +179,7 @@ class BinanceSpotClient(dg.ConfigurableResource):
             stop=tenacity.stop_after_attempt(self.max_attempts),
             wait=wait,
             before_sleep=log_retry,
+            sleep=self._sleep,
             reraise=True,
         )
 

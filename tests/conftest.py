@@ -1,0 +1,74 @@
+"""Shared fixtures: the recorded data, a replay server, an isolated data dir and instance."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from mkt_platform.replay import ReplayServer
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
+
+
+def recorded_klines(symbol: str, interval: str) -> list[list]:
+    """Binance's own klines of ``symbol``/``interval`` from ``shared/data``, by open time."""
+    rows: dict[int, list] = {}
+    for path in sorted((SHARED_DATA / "binance").glob(f"klines_{symbol}_{interval}_*.json")):
+        for row in json.loads(path.read_text()):
+            rows[row[0]] = row
+    return [rows[t] for t in sorted(rows)]
+
+
+def read_sessions(data_dir: Path, where: str = "true") -> list[dict]:
+    """Rows of ``marts.session_ohlc_daily``, read-only, ordered by instrument and start."""
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
+        cursor = con.execute(
+            f"select * from marts.session_ohlc_daily where {where} "
+            "order by source, instrument, session_start"
+        )
+        names = [c[0] for c in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def rel_close(a: Decimal, b: Decimal, rel: Decimal = Decimal("1e-9")) -> bool:
+    return abs(a - b) <= rel * max(abs(a), abs(b))
+
+
+@pytest.fixture(scope="session")
+def replay() -> Iterator[ReplayServer]:
+    with ReplayServer(SHARED_DATA) as server:
+        yield server
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, replay: ReplayServer) -> Path:
+    """An empty data dir for the lake and warehouse, with the clients pointed at the replay."""
+    path = tmp_path / "data"
+    monkeypatch.setenv("MKT_DATA_DIR", str(path))
+    monkeypatch.setenv("BINANCE_BASE_URL", replay.base_url("binance"))
+    monkeypatch.delenv("MKT_SESSION_ANCHOR_HOUR", raising=False)
+    monkeypatch.delenv("MKT_PARTITIONS_START", raising=False)
+    return path
+
+
+@pytest.fixture
+def instance() -> Iterator[dg.DagsterInstance]:
+    with dg.instance_for_test() as test_instance:
+        yield test_instance
+
+
+def materialize_days(start: date, end: date, instance: dg.DagsterInstance) -> list:
+    """Run the main job (raw pulls, then dbt sessions) for sessions starting on start..end."""
+    from mkt_platform.definitions import build_definitions
+    from mkt_platform.lib.materialize import plan, run_plan
+
+    defs = build_definitions()
+    return run_plan(defs, plan(defs, start, end), instance, progress=lambda _: None)
