@@ -24,6 +24,7 @@ from mkt_platform.defs.binance.resources import (
     KLINES_PATH,
     BinanceAPIError,
     BinanceSpotClient,
+    BinanceTransportError,
     RetryableResponse,
 )
 from mkt_platform.lib.contracts import ContractViolation
@@ -459,15 +460,18 @@ def test_transport_errors_are_retried(
     assert len(waits) == 2 and all(w > 0 for w in waits)
 
 
-def test_transport_error_every_time_reraises_it(
-    make_client: Callable[..., BinanceSpotClient], fake: FakeBinance
+def test_transport_error_every_time_raises_binance_transport_error(
+    make_client: Callable[..., BinanceSpotClient], fake: FakeBinance, waits: list[float]
 ) -> None:
-    """Guards against swallowing a persistent network failure (or wrapping it in RetryError)."""
+    """Guards against swallowing a persistent network failure or losing which request failed."""
     client = make_client(max_attempts=2)
     fake.canned.extend(httpx.ReadTimeout("read timed out") for _ in range(5))
-    with pytest.raises(httpx.ReadTimeout):
+    with pytest.raises(BinanceTransportError) as info:
         client.fetch_klines("BTCUSDT", "1h", *JAN_1)
+    assert isinstance(info.value.__cause__, httpx.ReadTimeout)
+    assert "symbol=BTCUSDT" in str(info.value) and iso(JAN_1[0]) in str(info.value)
     assert len(fake.requests) == 2
+    assert len(waits) == 1
 
 
 def test_retry_after_beyond_the_maximum_fails_at_once(

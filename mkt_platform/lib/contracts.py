@@ -149,10 +149,9 @@ def _missing_field(contract: PositionalContract, record: Any) -> str | None:
 
 def _to_arrow(dataset: str, source: str, field: ContractField, column: Sequence[Any]) -> pa.Array:
     wire_type = pa.int64() if field.wire is WireType.INTEGER else pa.string()
-    array = pa.array(column, type=wire_type)
     try:
-        return array.cast(field.arrow_type)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        return pa.array(column, type=wire_type).cast(field.arrow_type)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OverflowError) as exc:
         raise ContractViolation(
             dataset, source, field.name, f"a value representable as {field.arrow_type}", str(exc)
         ) from None

@@ -42,6 +42,10 @@ class BinanceAPIError(RuntimeError):
         super().__init__(f"Binance answered {status} (code {code}: {msg}) to {source}")
 
 
+class BinanceTransportError(RuntimeError):
+    """The connection failed (timeout, refused, body cut off) on every attempt."""
+
+
 class RetryableResponse(RuntimeError):
     """A 5xx, 429 or 418 answer, retried with backoff (or after ``Retry-After`` seconds)."""
 
@@ -105,13 +109,15 @@ class BinanceSpotClient(dg.ConfigurableResource):
 
         Returns:
             A table with the kline contract's 12 typed columns (``KLINE_CONTRACT``), ascending by
-            open time, with no duplicates. Requests ``ceil(n / 1000)`` pages for ``n`` klines.
+            open time, with no duplicates. Costs one request per 1000 klines, plus
+            one that comes back empty when a page of exactly 1000 does not reach ``end_ms``.
 
         Raises:
             ContractViolation: a response is not valid JSON, not a list of 12-field klines, has a
                 field of the wrong type, or open times that are not ascending within the range.
             BinanceAPIError: Binance refused the request (e.g. code -1121, invalid symbol).
-            RetryableResponse | httpx.TransportError: still failing after ``max_attempts``.
+            RetryableResponse: still answered 5xx/429/418 after ``max_attempts``.
+            BinanceTransportError: the connection still failed after ``max_attempts``.
         """
         pages: list[pa.Table] = []
         cursor = start_ms
@@ -148,7 +154,12 @@ class BinanceSpotClient(dg.ConfigurableResource):
             "endTime": end_ms,
             "limit": MAX_KLINES_PER_REQUEST,
         }
-        response = self._retrying()(self._get, http, params, source)
+        try:
+            response = self._retrying()(self._get, http, params, source)
+        except httpx.TransportError as exc:
+            raise BinanceTransportError(
+                f"{source}: {type(exc).__name__} on all {self.max_attempts} attempts: {exc}"
+            ) from exc
         payload = _decode_json(response, source)
         table = KLINE_CONTRACT.to_table(payload, source)
         _check_open_times(table, start_ms, end_ms, source)
