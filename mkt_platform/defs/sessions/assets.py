@@ -38,6 +38,8 @@ def build_session_daily_dbt_assets() -> dg.AssetsDefinition:
         # dbt runs in its own process with the project folder as working directory: give it
         # the data directory as an absolute path so both read and write the same lake.
         os.environ["MKT_DATA_DIR"] = str(settings.data_dir())
+        # DuckDB creates the warehouse file but not its folder.
+        settings.data_dir().mkdir(parents=True, exist_ok=True)
         window = context.partition_time_window
         context.log.info(
             f"dbt build for {len(context.partition_keys)} session(s) "

@@ -1,0 +1,71 @@
+"""dbt's own tests: the unit tests of the session metrics, and the data tests on bad data."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import pyarrow as pa
+import pytest
+from dagster_dbt import DbtCliResource
+
+from mkt_platform.defs.binance.contract import KLINE_CONTRACT, KLINE_LAKE_SCHEMA
+from mkt_platform.lib import lake
+from mkt_platform.lib.dbt import dbt_executable, dbt_project
+from tests.conftest import recorded_klines
+
+pytestmark = pytest.mark.slow
+
+
+def dbt(*args: str):
+    resource = DbtCliResource(project_dir=dbt_project(), dbt_executable=dbt_executable())
+    invocation = resource.cli(list(args), raise_on_error=False)
+    invocation.wait()
+    return invocation
+
+
+def results(invocation) -> dict[str, str]:
+    run_results = json.loads((invocation.target_path / "run_results.json").read_text())
+    return {r["unique_id"]: r["status"] for r in run_results["results"]}
+
+
+def write_day(day: str, rows: list[list]) -> None:
+    table = KLINE_CONTRACT.to_table(rows, "test")
+    table = table.add_column(0, "symbol", pa.array(["BTCUSDT"] * len(rows))).cast(KLINE_LAKE_SCHEMA)
+    lake.write_parquet_atomic(table, lake.raw_partition_path("binance", "klines_1h", day))
+
+
+def day_of_btc(day_number: int) -> list[list]:
+    """Binance's real BTCUSDT 1h klines of one UTC day (days since 1970-01-01)."""
+    return [r for r in recorded_klines("BTCUSDT", "1h") if r[0] // 86_400_000 == day_number]
+
+
+def test_session_metric_unit_tests_pass_within_a_build(data_dir):
+    """The dbt unit tests of rounding, tie and gap rules run in `dbt build` and pass."""
+    write_day("2023-01-05", day_of_btc(19362))
+    invocation = dbt("build")
+    statuses = results(invocation)
+    unit = {uid: status for uid, status in statuses.items() if uid.startswith("unit_test.")}
+    assert len(unit) == 3
+    assert set(unit.values()) == {"pass"}
+    assert invocation.is_successful(), statuses
+
+
+def test_ohlc_sanity_rejects_a_corrupted_candle(data_dir):
+    """A candle whose low is above its open must fail the build, not reach the mart.
+
+    The lake holds real BTCUSDT klines of 2023-01-05 with one candle corrupted on purpose
+    (low raised above the open), which no exchange answer would contain."""
+    rows = day_of_btc(19362)
+    assert len(rows) == 24
+    write_day("2023-01-05", rows)
+    clean = dbt("build", "--select", "stg_binance__klines")
+    assert clean.is_successful(), results(clean)
+
+    rows[5] = [*rows[5][:3], str(Decimal(rows[5][1]) + 1), *rows[5][4:]]
+    write_day("2023-01-05", rows)
+    broken = dbt("build", "--select", "stg_binance__klines")
+    assert not broken.is_successful()
+    failed = {uid for uid, status in results(broken).items() if status == "fail"}
+    assert len(failed) == 1
+    assert "ohlc_sanity_stg_binance__klines" in failed.pop()

@@ -1,0 +1,145 @@
+"""The Dagster graph as a user sees it: keys, lineage, groups, partitions, policies.
+
+A change to the graph shows up here in review (STYLE.md: asset specs are snapshot-tested).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+import dagster as dg
+import pytest
+
+from mkt_platform import settings
+from mkt_platform.definitions import build_definitions
+from mkt_platform.lib.dbt import DBT_PROJECT_DIR, dbt_build_args, dbt_vars
+from mkt_platform.lib.instruments import load_instruments, symbols_for
+
+GRAPH = {
+    # key: (group, parents)
+    "binance_klines_1h": ("raw_binance", set()),
+    "stg_binance__klines": ("staging", {"binance_klines_1h"}),
+    "int_candles_1h": ("intermediate", {"stg_binance__klines"}),
+    "session_ohlc_daily": ("marts", {"int_candles_1h"}),
+}
+
+
+@pytest.fixture
+def graph(monkeypatch):
+    monkeypatch.delenv("MKT_SESSION_ANCHOR_HOUR", raising=False)
+    monkeypatch.delenv("MKT_PARTITIONS_START", raising=False)
+    return build_definitions().resolve_asset_graph()
+
+
+def test_asset_graph_snapshot(graph):
+    """Guards lineage and grouping: raw -> staging -> intermediate -> mart, nothing else."""
+    actual = {
+        key.to_user_string(): (
+            graph.get(key).group_name,
+            {p.to_user_string() for p in graph.get(key).parent_keys},
+        )
+        for key in graph.get_all_asset_keys()
+    }
+    assert actual == GRAPH
+
+
+def test_partitions_and_policies(graph):
+    """Raw assets: UTC days including today; dbt: sessions from 08:00; all single-run
+    backfills, and every dbt asset in the one-writer warehouse pool."""
+    raw = graph.get(dg.AssetKey("binance_klines_1h"))
+    assert raw.partitions_def == dg.DailyPartitionsDefinition(
+        "2023-01-01", timezone="UTC", end_offset=1
+    )
+    assert raw.backfill_policy == dg.BackfillPolicy.single_run()
+    assert raw.description and "GET /api/v3/klines" in raw.description
+    for name in ("stg_binance__klines", "int_candles_1h", "session_ohlc_daily"):
+        node = graph.get(dg.AssetKey(name))
+        assert node.partitions_def == dg.DailyPartitionsDefinition(
+            "2023-01-01", hour_offset=8, timezone="UTC"
+        )
+        assert node.backfill_policy == dg.BackfillPolicy.single_run()
+        assert node.pools == {"duckdb_warehouse"}
+        assert node.description
+
+
+@pytest.mark.parametrize(
+    ("anchor", "session", "raw_days"),
+    [
+        ("8", "2023-01-05", ["2023-01-05", "2023-01-06"]),
+        ("0", "2023-01-05", ["2023-01-05"]),
+        ("23", "2023-12-31", ["2023-12-31", "2024-01-01"]),
+    ],
+)
+def test_session_partition_maps_to_the_raw_days_it_covers(monkeypatch, anchor, session, raw_days):
+    """Guards the partition mapping: a session from the anchor hour to the next needs both
+    UTC days it overlaps (a backfill that missed the second would cut the session short)."""
+    monkeypatch.setenv("MKT_SESSION_ANCHOR_HOUR", anchor)
+    graph = build_definitions().resolve_asset_graph()
+    child, parent = dg.AssetKey("stg_binance__klines"), dg.AssetKey("binance_klines_1h")
+    child_def, parent_def = graph.get(child).partitions_def, graph.get(parent).partitions_def
+    mapped = graph.get_partition_mapping(
+        child, parent
+    ).get_upstream_mapped_partitions_result_for_partitions(
+        child_def.subset_with_partition_keys([session]), child_def, parent_def
+    )
+    assert sorted(mapped.partitions_subset.get_partition_keys()) == raw_days
+
+
+def test_dbt_vars_carry_the_half_open_session_window(monkeypatch):
+    """Guards the --vars contract with the incremental models: ISO UTC bounds, [min, max)."""
+    monkeypatch.setenv("MKT_SESSION_ANCHOR_HOUR", "8")
+    window = dg.TimeWindow(datetime(2023, 1, 1, 8, tzinfo=UTC), datetime(2023, 1, 3, 8, tzinfo=UTC))
+    assert dbt_vars(window) == {
+        "session_anchor_hour": 8,
+        "session_start_min": "2023-01-01T08:00:00+00:00",
+        "session_start_max": "2023-01-03T08:00:00+00:00",
+    }
+    assert dbt_vars(None) == {"session_anchor_hour": 8}
+    args = dbt_build_args(window)
+    assert (
+        args[:2] == ["build", "--vars"]
+        and '"session_start_max": "2023-01-03T08:00:00+00:00"' in args[2]
+    )
+
+
+def test_dbt_fallback_anchor_hour_equals_the_platform_default():
+    """A person running dbt by hand gets the same anchor hour as Dagster's partitions."""
+    macros = (DBT_PROJECT_DIR / "macros" / "sessions.sql").read_text()
+    (fallback,) = re.findall(r"env_var\('MKT_SESSION_ANCHOR_HOUR', '(\d+)'\)", macros)
+    assert int(fallback) == settings.DEFAULT_SESSION_ANCHOR_HOUR
+
+
+@pytest.mark.parametrize("value", ["24", "-1", "8am", ""])
+def test_bad_anchor_hour_is_a_clear_error(monkeypatch, value):
+    monkeypatch.setenv("MKT_SESSION_ANCHOR_HOUR", value)
+    with pytest.raises(settings.SettingError, match="MKT_SESSION_ANCHOR_HOUR"):
+        settings.session_anchor_hour()
+
+
+def test_partitions_start_is_configurable(monkeypatch):
+    monkeypatch.setenv("MKT_PARTITIONS_START", "2022-06-01")
+    graph = build_definitions().resolve_asset_graph()
+    raw_def = graph.get(dg.AssetKey("binance_klines_1h")).partitions_def
+    assert raw_def.get_first_partition_key() == "2022-06-01"
+    monkeypatch.setenv("MKT_PARTITIONS_START", "June 2022")
+    with pytest.raises(settings.SettingError, match="MKT_PARTITIONS_START"):
+        settings.partitions_start()
+
+
+def test_default_universe_and_one_line_to_add_an_instrument(tmp_path, monkeypatch):
+    """The universe is configuration: the default three symbols, and a new line adds one."""
+    assert symbols_for("binance", "spot", "1h") == ("BTCUSDT", "ETHUSDT", "SOLUSDT")
+    custom = tmp_path / "instruments.yaml"
+    custom.write_text(
+        "instruments:\n"
+        "  - {venue: binance, instrument: BTCUSDT, base: BTC, quote: USDT, market: spot, intervals: [1h]}\n"
+        "  - {venue: binance, instrument: BNBUSDT, base: BNB, quote: USDT, market: spot, intervals: [1h]}\n"
+    )
+    monkeypatch.setenv("MKT_INSTRUMENTS_FILE", str(custom))
+    assert symbols_for("binance", "spot", "1h") == ("BTCUSDT", "BNBUSDT")
+    custom.write_text(
+        "instruments:\n  - {venue: binance, instrument: X, base: X, quote: Y, market: swap, intervals: [1h]}\n"
+    )
+    with pytest.raises(ValueError, match="market 'swap'"):
+        load_instruments()
