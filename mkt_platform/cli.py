@@ -9,24 +9,19 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import warnings
 from contextlib import ExitStack
 from datetime import date
 from pathlib import Path
 
-EMBEDDED_DAGSTER_YAML = """\
-# Embedded default instance made by mkt-platform: SQLite storage in this folder.
-telemetry:
-  enabled: false
-concurrency:
-  pools:
-    default_limit: 1
-"""
+#: The embedded default instance configuration (SQLite), at the repository root.
+EMBEDDED_DAGSTER_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
 
 
 def _dagster_home() -> Path:
-    """``DAGSTER_HOME``, or ``$MKT_DATA_DIR/dagster_home`` (created with SQLite storage)."""
+    """``DAGSTER_HOME``, or ``$MKT_DATA_DIR/dagster_home`` with the embedded default config."""
     from mkt_platform import settings
 
     if os.environ.get("DAGSTER_HOME"):
@@ -34,8 +29,8 @@ def _dagster_home() -> Path:
     home = settings.data_dir() / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    if not config.exists():
-        config.write_text(EMBEDDED_DAGSTER_YAML)
+    if not config.exists() and EMBEDDED_DAGSTER_YAML.exists():
+        shutil.copyfile(EMBEDDED_DAGSTER_YAML, config)
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 

@@ -143,3 +143,32 @@ def test_default_universe_and_one_line_to_add_an_instrument(tmp_path, monkeypatc
     )
     with pytest.raises(ValueError, match="market 'swap'"):
         load_instruments()
+
+
+def test_workspace_loads_with_dagster_cli(tmp_path):
+    """`dagster dev` from the repository root loads workspace.yaml with the root dagster.yaml
+    (the embedded default): it must validate without PostgreSQL or any setting."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "MKT_"))}
+    env["MKT_DATA_DIR"] = str(tmp_path)
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "dagster"),
+            "definitions",
+            "validate",
+            "-w",
+            "workspace.yaml",
+        ],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "All code locations passed validation" in done.stderr + done.stdout
