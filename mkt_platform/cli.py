@@ -87,7 +87,8 @@ def materialize(args: argparse.Namespace) -> int:
     print(f"warehouse: {settings.warehouse_path()} (table marts.session_ohlc_daily)")
     for line in _summary(settings.warehouse_path()):
         print(line)
-    print(f"Dagster UI: DAGSTER_HOME={home} dagster dev   (then open http://127.0.0.1:3000)")
+    dagster = Path(sys.executable).parent / "dagster"
+    print(f"Dagster UI: DAGSTER_HOME={home} {dagster} dev   (then open http://127.0.0.1:3000)")
     if failed:
         print("FAILED: see the run logs in the Dagster UI", file=sys.stderr)
         return 1
