@@ -70,12 +70,33 @@ def test_real_payload_converts(name: str) -> None:
     assert table["ignore"].to_pylist() == [r[11] for r in payload]
 
 
-def test_schema_is_non_nullable_and_tagged() -> None:
-    """Guards against a storage schema that admits nulls or loses its contract name."""
+def test_schema_nullability_and_tag() -> None:
+    """Guards against a storage schema that admits nulls in OHLCV or loses its contract name.
+
+    Only the fields a replayed freqtrade recording lacks may be NULL; open time and OHLCV never.
+    """
     schema = KLINE_CONTRACT.arrow_schema()
     assert len(schema) == 12
-    assert all(not field.nullable for field in schema)
+    assert [f.name for f in schema if not f.nullable] == [
+        "open_time",
+        "open",
+        "high",
+        "low",
+        "close",
+        "volume",
+    ]
     assert schema.metadata == {b"contract": b"binance_klines"}
+
+
+def test_null_is_accepted_only_where_declared(row: Row) -> None:
+    """Guards against a null price slipping through, or a null close time being refused."""
+    lacking = [*row[:6], None, None, None, None, None, None]
+    table = KLINE_CONTRACT.to_table([lacking], SOURCE)
+    assert table["close_time"].null_count == 1
+    assert table["trades"].null_count == 1
+    error = violation([[row[0], None, *row[2:]]])
+    assert error.field == "open"
+    assert "or null" not in error.expected
 
 
 def test_empty_payload_is_an_empty_table() -> None:

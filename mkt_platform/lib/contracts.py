@@ -48,6 +48,11 @@ class ContractField:
     wire: WireType
     arrow_type: pa.DataType
     description: str
+    #: ``null`` is accepted (and stored as NULL) besides the wire type.
+    nullable: bool = False
+
+    def accepts(self, value: Any) -> bool:
+        return (self.nullable and value is None) or self.wire.accepts(value)
 
 
 class ContractViolation(ValueError):
@@ -87,7 +92,7 @@ class PositionalContract:
     def arrow_schema(self) -> pa.Schema:
         """The storage schema: one non-nullable column per field, in contract order."""
         return pa.schema(
-            [pa.field(f.name, f.arrow_type, nullable=False) for f in self.fields],
+            [pa.field(f.name, f.arrow_type, nullable=f.nullable) for f in self.fields],
             metadata={"contract": self.dataset},
         )
 
@@ -128,12 +133,12 @@ class PositionalContract:
         arrays = []
         for field, column in zip(self.fields, columns, strict=True):
             for index, value in enumerate(column):
-                if not field.wire.accepts(value):
+                if not field.accepts(value):
                     raise ContractViolation(
                         self.dataset,
                         source,
                         field.name,
-                        f"a {field.wire.value}",
+                        f"a {field.wire.value}" + (" or null" if field.nullable else ""),
                         f"{value!r} ({type(value).__name__}) in record {index}",
                     )
             arrays.append(_to_arrow(self.dataset, source, field, column))

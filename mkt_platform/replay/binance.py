@@ -16,6 +16,13 @@ symbol/interval are merged. The rows are served as recorded: prices stay strings
 trade counts stay ints. A time range that is not recorded yields ``[]``, and an interval
 that was never recorded for a known symbol yields HTTP 404 with code -1, so a gap in the
 recordings is never mistaken for real (empty) market data.
+
+Where no raw recording of a symbol/interval exists, freqtrade download files
+``DATA_DIR/freqtrade_{BASE}_{QUOTE}-{INTERVAL}_*.json`` are served instead (the 1m series).
+They hold ``[openTime, open, high, low, close, volume]`` as JSON numbers only: the replay
+writes the prices and volume in Binance's 8-decimal string format (exact: every recorded value
+has at most 5 decimals) and sends ``null`` for the six fields freqtrade did not keep (close
+time, quote volume, trades, taker volumes, ignore). It never derives or invents them.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import logging
 import re
 import threading
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 from mkt_platform.replay.server import Response
@@ -42,6 +50,9 @@ DEFAULT_LIMIT = 500
 MAX_LIMIT = 1000
 
 _FILE_RE = re.compile(r"^klines_(?P<symbol>[A-Z0-9]+)_(?P<interval>[0-9]+[smhdwM])_.+\.json$")
+_FREQTRADE_RE = re.compile(
+    r"^freqtrade_(?P<base>[A-Z0-9]+)_(?P<quote>[A-Z0-9]+)-(?P<interval>[0-9]+[smhdwM])_.+\.json$"
+)
 # Binance's own validation patterns, quoted in its -1100 messages.
 _SYMBOL_RE = re.compile(r"^[A-Z0-9-_.]{1,20}$")
 _INT_RE = re.compile(r"^[0-9]{1,20}$")
@@ -85,6 +96,7 @@ class BinanceHandler:
         self._lock = threading.Lock()
         self._files: dict[str, dict[str, list[Path]]] | None = None
         self._series: dict[tuple[str, str], _Series] = {}
+        self._freqtrade: set[Path] = set()
 
     def handle(self, method: str, path: str, query: dict[str, list[str]], body: bytes) -> Response:
         if path.rstrip("/") != KLINES_PATH:
@@ -148,7 +160,7 @@ class BinanceHandler:
                 )
             key = (symbol, interval)
             if key not in self._series:
-                self._series[key] = _load_series(paths)
+                self._series[key] = _load_series(paths, self._freqtrade)
             return self._series[key]
 
     def _index(self) -> dict[str, dict[str, list[Path]]]:
@@ -165,16 +177,28 @@ class BinanceHandler:
                     files.setdefault(match["symbol"], {}).setdefault(match["interval"], []).append(
                         path
                     )
+                raw = {(symbol, i) for symbol, by in files.items() for i in by}
+                for path in sorted(self.data_dir.glob("freqtrade_*.json")):
+                    match = _FREQTRADE_RE.match(path.name)
+                    if match is None or match["interval"] not in INTERVALS:
+                        continue
+                    symbol = match["base"] + match["quote"]
+                    if (symbol, match["interval"]) in raw:  # raw recordings take precedence
+                        continue
+                    self._freqtrade.add(path)
+                    files.setdefault(symbol, {}).setdefault(match["interval"], []).append(path)
             self._files = files
         return self._files
 
 
-def _load_series(paths: list[Path]) -> _Series:
+def _load_series(paths: list[Path], freqtrade: set[Path]) -> _Series:
     by_open: dict[int, list[object]] = {}
     for path in paths:
         rows = json.loads(path.read_bytes())
         if not isinstance(rows, list):
             raise ValueError(f"{path}: expected a JSON array of klines")
+        if path in freqtrade:
+            rows = [_from_freqtrade(path, i, row) for i, row in enumerate(rows)]
         for i, row in enumerate(rows):
             _check_row(path, i, row)
             previous = by_open.setdefault(row[0], row)
@@ -190,12 +214,29 @@ def _load_series(paths: list[Path]) -> _Series:
     )
 
 
+def _from_freqtrade(path: Path, index: int, row: object) -> list[object]:
+    """A freqtrade ``[t, o, h, l, c, v]`` row as a 12-field Binance kline, unknowns null."""
+    if not (isinstance(row, list) and len(row) == 6 and type(row[0]) is int):
+        raise ValueError(f"{path}: row {index} is not a freqtrade candle: {row!r}")
+    values = []
+    for value in row[1:]:
+        if type(value) not in (int, float):
+            raise ValueError(f"{path}: row {index} has a non-numeric value: {row!r}")
+        exact = Decimal(repr(value))
+        if exact.as_tuple().exponent < -8:  # would need rounding: refuse, never alter
+            raise ValueError(f"{path}: row {index} value {value!r} has more than 8 decimals")
+        values.append(f"{exact:.8f}")
+    return [row[0], *values, None, None, None, None, None, None]
+
+
 def _check_row(path: Path, index: int, row: object) -> None:
     # Only ints and strings survive json.loads/json.dumps unchanged; a float would be
     # re-serialised differently from what Binance sent, so such files are rejected.
     ok = isinstance(row, list) and len(row) == 12
     if ok:
         for pos, value in enumerate(row):
+            if pos > 5 and value is None:  # a field the recording lacks (freqtrade)
+                continue
             want_int = pos in _INT_FIELDS
             is_int = isinstance(value, int) and not isinstance(value, bool)
             if (want_int and not is_int) or (not want_int and not isinstance(value, str)):

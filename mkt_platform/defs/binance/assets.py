@@ -5,14 +5,18 @@ Source: ``GET /api/v3/klines`` (see ``resources.py``). The instrument universe c
 """
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from pydantic import Field
 
 from mkt_platform.defs.binance.contract import INTERVAL_MS, KLINE_CONTRACT, KLINE_LAKE_SCHEMA
 from mkt_platform.defs.binance.resources import BinanceSpotClient
 from mkt_platform.lib import lake
+from mkt_platform.lib.gaps import format_range, missing_ranges, parse_range
 from mkt_platform.lib.instruments import symbols_for
 from mkt_platform.lib.partitions import raw_daily_partitions_def
 
@@ -39,6 +43,7 @@ def split_partition(
     interval: str,
     symbols: tuple[str, ...],
     pulled_at: datetime,
+    known_gaps: dict[str, list[str]] | None = None,
 ) -> tuple[pa.Table, dict]:
     """The klines of one UTC day, sorted on (symbol, open time), and its metadata.
 
@@ -48,16 +53,24 @@ def split_partition(
         interval: the Binance interval of ``klines``, e.g. ``1h``.
         symbols: the symbols that were pulled (a symbol with no kline that day counts too).
         pulled_at: when the data was fetched; klines not closed by then are left out.
+        known_gaps: per symbol, missing ranges already confirmed as the exchange's own (a
+            re-pull after the window closed came back empty); they stay reported but are not
+            counted as unrepaired.
 
     Returns:
         The day's table, and the materialization metadata: rows per symbol, first and last
-        open time, expected versus actual candle count with the missing open times, a content
-        hash, and whether the day had closed when it was pulled.
+        open time, expected versus actual candle count, the missing candles as ranges of open
+        times per symbol (``missing_candles``), which of them are known exchange gaps
+        (``known_gaps``) and how many candles are still to repair (``unrepaired_candles``),
+        a content hash, and whether the day had closed when it was pulled.
     """
     interval_ms = INTERVAL_MS[interval]
     start_ms, end_ms = _ms(day_start), _ms(day_start) + DAY_MS
     open_ms = pc.cast(klines["open_time"], pa.int64())
-    close_ms = pc.cast(klines["close_time"], pa.int64())
+    # A replayed recording may lack close_time (NULL): the kline closes at open + interval.
+    close_ms = pc.coalesce(
+        pc.cast(klines["close_time"], pa.int64()), pc.add(open_ms, interval_ms - 1)
+    )
     in_day = pc.and_(pc.greater_equal(open_ms, start_ms), pc.less(open_ms, end_ms))
     closed = pc.less(close_ms, _ms(pulled_at))
     day = klines.filter(pc.and_(in_day, closed)).sort_by(
@@ -65,7 +78,8 @@ def split_partition(
     )
 
     expected_per_symbol = min(DAY_MS, max(0, _ms(pulled_at) - start_ms)) // interval_ms
-    rows_per_symbol, missing = {}, {}
+    known_gaps = known_gaps or {}
+    rows_per_symbol, missing, known, unrepaired = {}, {}, {}, 0
     for symbol in symbols:
         opens = set(
             pc.cast(
@@ -73,13 +87,19 @@ def split_partition(
             ).to_pylist()
         )
         rows_per_symbol[symbol] = len(opens)
-        gaps = [
-            datetime.fromtimestamp(t / 1000, UTC).strftime("%H:%M")
-            for t in range(start_ms, start_ms + expected_per_symbol * interval_ms, interval_ms)
-            if t not in opens
-        ]
-        if gaps:
-            missing[symbol] = gaps
+        ranges = missing_ranges(
+            opens, start_ms, start_ms + expected_per_symbol * interval_ms, interval_ms
+        )
+        if ranges:
+            missing[symbol] = [format_range(*r) for r in ranges]
+            confirmed = [r for r in missing[symbol] if r in known_gaps.get(symbol, [])]
+            if confirmed:
+                known[symbol] = confirmed
+            unrepaired += sum(
+                (last - first) // interval_ms + 1
+                for (first, last), text in zip(ranges, missing[symbol], strict=True)
+                if text not in confirmed
+            )
     window_closed = pulled_at >= day_start + timedelta(days=1)
     metadata = {
         "dagster/row_count": day.num_rows,
@@ -87,6 +107,8 @@ def split_partition(
         "expected_candles": expected_per_symbol * len(symbols),
         "actual_candles": day.num_rows,
         "missing_candles": dg.MetadataValue.json(missing),
+        "known_gaps": dg.MetadataValue.json(known),
+        "unrepaired_candles": unrepaired,
         "content_hash": lake.content_hash(day),
         "window_closed": window_closed,
         "pulled_at": dg.MetadataValue.timestamp(pulled_at),
@@ -97,12 +119,52 @@ def split_partition(
     return day, metadata
 
 
+class KlinePullConfig(dg.Config):
+    """Run configuration of a kline pull (the Launchpad shows it)."""
+
+    gap_repair: bool = Field(
+        default=False,
+        description=(
+            "Re-pull only the missing candle ranges of the partitions' existing files instead "
+            "of whole days (the gap-repair schedule sets this). A range still missing after a "
+            "re-pull of a closed window is recorded as a known exchange gap and never re-pulled."
+        ),
+    )
+
+
+def latest_metadata(
+    instance: dg.DagsterInstance, key: dg.AssetKey, partition_key: str
+) -> dict[str, Any]:
+    """Metadata of the latest materialization of one partition (empty if there is none)."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition_key]), limit=1
+    ).records
+    if not records or records[0].asset_materialization is None:
+        return {}
+    return dict(records[0].asset_materialization.metadata)
+
+
+def _json_meta(metadata: dict[str, Any], name: str) -> dict:
+    value = metadata.get(name)
+    return dict(value.value) if value is not None else {}
+
+
+def _with_symbol(klines: pa.Table, symbol: str) -> pa.Table:
+    return klines.add_column(0, "symbol", pa.array([symbol] * klines.num_rows, pa.string()))
+
+
 def build_klines_asset(interval: str) -> dg.AssetsDefinition:
-    """The raw asset ``binance_klines_<interval>``: daily UTC partitions of spot klines."""
+    """The raw asset ``binance_klines_<interval>``: daily UTC partitions of spot klines.
+
+    A normal run pulls whole days (one paginated range per symbol for the run). A run with
+    ``gap_repair`` set re-pulls only the ranges missing from the partitions' files.
+    """
     dataset = f"klines_{interval}"
+    key = dg.AssetKey(f"binance_klines_{interval}")
+    interval_ms = INTERVAL_MS[interval]
 
     @dg.asset(
-        name=f"binance_klines_{interval}",
+        key=key,
         group_name="raw_binance",
         kinds={"python", "parquet"},
         partitions_def=raw_daily_partitions_def(),
@@ -111,22 +173,56 @@ def build_klines_asset(interval: str) -> dg.AssetsDefinition:
             f"Binance spot {interval} klines (GET /api/v3/klines) of the configured instruments, "
             "one Parquet file per UTC day. Prices in quote currency and volumes as "
             "DECIMAL(38,8); open and close times as UTC timestamps. Today's partition is "
-            "partial and is pulled again until the day has closed."
+            "partial and is pulled again until the day has closed. The metadata lists every "
+            "missing candle range per symbol; a gap-repair run re-pulls exactly those ranges, "
+            "and a range the exchange itself has no candles for (a trading halt) is kept as a "
+            "known gap."
         ),
         metadata={
             "dagster/column_schema": kline_column_schema(),
             "lake_path": dg.MetadataValue.path(lake.raw_dataset_glob(SOURCE, dataset)),
         },
     )
-    def _klines(context: dg.AssetExecutionContext, binance: BinanceSpotClient) -> None:
+    def _klines(
+        context: dg.AssetExecutionContext, config: KlinePullConfig, binance: BinanceSpotClient
+    ) -> None:
         window = context.partition_time_window
         symbols = symbols_for(SOURCE, "spot", interval)
         pulled_at = datetime.now(UTC)
+        mode = "gap repair of" if config.gap_repair else "pulling"
         context.log.info(
-            f"pulling {interval} klines of {', '.join(symbols)} for "
+            f"{mode} {interval} klines of {', '.join(symbols)} for "
             f"{len(context.partition_keys)} partition(s), "
             f"{window.start:%Y-%m-%d %H:%M} to {window.end:%Y-%m-%d %H:%M} UTC"
         )
+        previous = {pk: latest_metadata(context.instance, key, pk) for pk in context.partition_keys}
+        if config.gap_repair:
+            days = {
+                pk: _repair_day(context, binance, pk, symbols, previous[pk], pulled_at)
+                for pk in context.partition_keys
+            }
+        else:
+            days = _pull_range(context, binance, symbols, window, pulled_at, previous)
+
+        for partition_key, (klines, known_gaps, repaired) in days.items():
+            day_start = datetime.fromisoformat(partition_key).replace(tzinfo=UTC)
+            day, metadata = split_partition(
+                klines, day_start, interval, symbols, pulled_at, known_gaps
+            )
+            path = lake.raw_partition_path(SOURCE, dataset, partition_key)
+            size = lake.write_parquet_atomic(day, path)
+            metadata["path"] = dg.MetadataValue.path(str(path))
+            metadata["file_bytes"] = size
+            if config.gap_repair:
+                metadata["repaired_ranges"] = dg.MetadataValue.json(repaired)
+            context.add_asset_metadata(metadata, partition_key=partition_key)
+            if metadata["unrepaired_candles"]:
+                context.log.warning(
+                    f"{partition_key}: {day.num_rows} of {metadata['expected_candles']} candles; "
+                    f"missing {metadata['missing_candles'].value}"
+                )
+
+    def _pull_range(context, binance, symbols, window, pulled_at, previous) -> dict:
         # One paginated range per symbol for the whole run: a single-run backfill of many
         # days costs ceil(candles / 1000) requests per symbol, not one per partition.
         # Every page is validated before any file is written.
@@ -134,27 +230,52 @@ def build_klines_asset(interval: str) -> dg.AssetsDefinition:
         for symbol in symbols:
             klines = binance.fetch_klines(symbol, interval, _ms(window.start), _ms(window.end) - 1)
             context.log.info(f"{symbol}: {klines.num_rows} klines")
-            tables.append(
-                klines.add_column(0, "symbol", pa.array([symbol] * klines.num_rows, pa.string()))
-            )
+            tables.append(_with_symbol(klines, symbol))
         klines = (
             pa.concat_tables(tables).cast(KLINE_LAKE_SCHEMA)
             if tables
             else KLINE_LAKE_SCHEMA.empty_table()
         )
+        return {
+            pk: (klines, _json_meta(previous[pk], "known_gaps"), {})
+            for pk in context.partition_keys
+        }
 
-        for partition_key in context.partition_keys:
-            day_start = datetime.fromisoformat(partition_key).replace(tzinfo=UTC)
-            day, metadata = split_partition(klines, day_start, interval, symbols, pulled_at)
-            path = lake.raw_partition_path(SOURCE, dataset, partition_key)
-            size = lake.write_parquet_atomic(day, path)
-            metadata["path"] = dg.MetadataValue.path(str(path))
-            metadata["file_bytes"] = size
-            context.add_asset_metadata(metadata, partition_key=partition_key)
-            if metadata["expected_candles"] != day.num_rows:
-                context.log.warning(
-                    f"{partition_key}: {day.num_rows} of {metadata['expected_candles']} candles; "
-                    f"missing {metadata['missing_candles'].value}"
+    def _repair_day(context, binance, partition_key, symbols, previous, pulled_at) -> tuple:
+        day_start = datetime.fromisoformat(partition_key).replace(tzinfo=UTC)
+        path = lake.raw_partition_path(SOURCE, dataset, partition_key)
+        known = _json_meta(previous, "known_gaps")
+        if not path.exists():
+            context.log.info(f"{partition_key}: no file yet, pulling the whole day")
+            window = dg.TimeWindow(day_start, day_start + timedelta(days=1))
+            pulled = _pull_range(context, binance, symbols, window, pulled_at, {partition_key: {}})
+            return (*pulled[partition_key][:2], {})
+        existing = pq.read_table(path).cast(KLINE_LAKE_SCHEMA)
+        _, before = split_partition(existing, day_start, interval, symbols, pulled_at, known)
+        tables, repaired = [existing], {}
+        for symbol, ranges in before["missing_candles"].value.items():
+            for text in ranges:
+                if text in known.get(symbol, []):
+                    continue
+                first, last = parse_range(day_start, text)
+                fetched = binance.fetch_klines(symbol, interval, first, last)
+                context.log.info(
+                    f"{partition_key} {symbol} {text}: re-pulled, {fetched.num_rows} klines"
                 )
+                repaired.setdefault(symbol, []).append(text)
+                tables.append(_with_symbol(fetched, symbol).cast(KLINE_LAKE_SCHEMA))
+                if last + interval_ms <= _ms(pulled_at):
+                    # A closed range re-pulled: whatever is still missing in it now is the
+                    # exchange's own gap; remember it so it is never re-pulled again.
+                    opens = set(pc.cast(fetched["open_time"], pa.int64()).to_pylist())
+                    for gap in missing_ranges(opens, first, last + 1, interval_ms):
+                        gap_text = format_range(*gap)
+                        known.setdefault(symbol, []).append(gap_text)
+                        context.log.warning(
+                            f"{partition_key} {symbol} {gap_text}: Binance has no klines there "
+                            "(an exchange gap, e.g. a trading halt); recorded as a known gap, "
+                            "not re-pulled again"
+                        )
+        return pa.concat_tables(tables), known, repaired
 
     return _klines

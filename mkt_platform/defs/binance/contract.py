@@ -4,6 +4,11 @@ Binance answers each kline as a 12-element JSON array; the order is the contract
 (https://developers.binance.com/docs/binance-spot-api-docs/rest-api/market-data-endpoints).
 Times are integer UTC milliseconds; prices (quote currency) and volumes are strings with 8
 decimal places, stored as DECIMAL(38,8) so that sums over sessions are exact.
+
+Binance always sends all 12 fields. The fields after ``volume`` are declared nullable only
+because the offline replay serves recordings that lack them (freqtrade's 1m files carry open
+time and OHLCV only): the replay sends ``null`` rather than inventing values, and the lake
+stores NULL. A missing position or a wrong type still breaks the contract.
 """
 
 from __future__ import annotations
@@ -28,17 +33,41 @@ KLINE_CONTRACT = PositionalContract(
         ContractField("close", WireType.NUMERIC_STRING, PRICE, "Last trade price (quote)."),
         ContractField("volume", WireType.NUMERIC_STRING, PRICE, "Traded volume (base)."),
         ContractField(
-            "close_time", WireType.INTEGER, UTC_MS, "Candle close time (UTC), inclusive."
+            "close_time",
+            WireType.INTEGER,
+            UTC_MS,
+            "Candle close time (UTC), inclusive.",
+            nullable=True,
         ),
-        ContractField("quote_volume", WireType.NUMERIC_STRING, PRICE, "Traded volume (quote)."),
-        ContractField("trades", WireType.INTEGER, pa.int64(), "Number of trades."),
         ContractField(
-            "taker_buy_base_volume", WireType.NUMERIC_STRING, PRICE, "Taker buy volume (base)."
+            "quote_volume",
+            WireType.NUMERIC_STRING,
+            PRICE,
+            "Traded volume (quote).",
+            nullable=True,
+        ),
+        ContractField("trades", WireType.INTEGER, pa.int64(), "Number of trades.", nullable=True),
+        ContractField(
+            "taker_buy_base_volume",
+            WireType.NUMERIC_STRING,
+            PRICE,
+            "Taker buy volume (base).",
+            nullable=True,
         ),
         ContractField(
-            "taker_buy_quote_volume", WireType.NUMERIC_STRING, PRICE, "Taker buy volume (quote)."
+            "taker_buy_quote_volume",
+            WireType.NUMERIC_STRING,
+            PRICE,
+            "Taker buy volume (quote).",
+            nullable=True,
         ),
-        ContractField("ignore", WireType.NUMERIC_STRING, pa.string(), "Unused by Binance ('0')."),
+        ContractField(
+            "ignore",
+            WireType.NUMERIC_STRING,
+            pa.string(),
+            "Unused by Binance ('0').",
+            nullable=True,
+        ),
     ),
 )
 
