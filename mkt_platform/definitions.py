@@ -9,11 +9,20 @@ from __future__ import annotations
 import dagster as dg
 
 from mkt_platform.defs.binance import definitions as binance
+from mkt_platform.defs.deribit import definitions as deribit
+from mkt_platform.defs.hyperliquid import definitions as hyperliquid
+from mkt_platform.defs.options import definitions as options
 from mkt_platform.defs.sessions import definitions as sessions
 
 
 def build_definitions() -> dg.Definitions:
-    return dg.Definitions.merge(binance.build_defs(), sessions.build_defs())
+    return dg.Definitions.merge(
+        binance.build_defs(),
+        hyperliquid.build_defs(),
+        deribit.build_defs(),
+        sessions.build_defs(),
+        options.build_defs(),
+    )
 
 
 defs = build_definitions()

@@ -8,8 +8,12 @@ another to dbt.
 |---------------------------|-----------------------------|---------------------------------------|
 | MKT_DATA_DIR              | ./data                      | lake (Parquet) and DuckDB warehouse   |
 | MKT_SESSION_ANCHOR_HOUR   | 8                           | UTC hour a daily session starts at    |
-| MKT_PARTITIONS_START      | 2023-01-01                  | first daily partition (UTC date)      |
+| MKT_PARTITIONS_START      | 2022-01-01                  | first daily partition (UTC date)      |
+| MKT_GAP_REPAIR_LOOKBACK_DAYS | 7                        | closed days the gap repair re-checks  |
 | BINANCE_BASE_URL          | https://api.binance.com     | Binance spot REST API                 |
+| HYPERLIQUID_BASE_URL      | https://api.hyperliquid.xyz | Hyperliquid info API (POST /info)     |
+| DERIBIT_BASE_URL          | https://www.deribit.com     | Deribit API (the last day)            |
+| DERIBIT_HISTORY_BASE_URL  | https://history.deribit.com | Deribit history API (older days)      |
 """
 
 from __future__ import annotations
@@ -19,8 +23,12 @@ from datetime import date
 from pathlib import Path
 
 DEFAULT_SESSION_ANCHOR_HOUR = 8
-DEFAULT_PARTITIONS_START = "2023-01-01"
+DEFAULT_PARTITIONS_START = "2022-01-01"
+DEFAULT_GAP_REPAIR_LOOKBACK_DAYS = 7
 DEFAULT_BINANCE_BASE_URL = "https://api.binance.com"
+DEFAULT_HYPERLIQUID_BASE_URL = "https://api.hyperliquid.xyz"
+DEFAULT_DERIBIT_BASE_URL = "https://www.deribit.com"
+DEFAULT_DERIBIT_HISTORY_BASE_URL = "https://history.deribit.com"
 
 
 class SettingError(ValueError):
@@ -78,3 +86,32 @@ def partitions_start() -> str:
 def binance_base_url() -> str:
     """Base URL of the Binance spot REST API (env ``BINANCE_BASE_URL``)."""
     return os.environ.get("BINANCE_BASE_URL", DEFAULT_BINANCE_BASE_URL).rstrip("/")
+
+
+def hyperliquid_base_url() -> str:
+    """Base URL of the Hyperliquid info API (env ``HYPERLIQUID_BASE_URL``)."""
+    return os.environ.get("HYPERLIQUID_BASE_URL", DEFAULT_HYPERLIQUID_BASE_URL).rstrip("/")
+
+
+def deribit_base_url() -> str:
+    """Base URL of the Deribit API for recent trades (env ``DERIBIT_BASE_URL``)."""
+    return os.environ.get("DERIBIT_BASE_URL", DEFAULT_DERIBIT_BASE_URL).rstrip("/")
+
+
+def deribit_history_base_url() -> str:
+    """Base URL of the Deribit history API, for days older than one day
+    (env ``DERIBIT_HISTORY_BASE_URL``)."""
+    return os.environ.get("DERIBIT_HISTORY_BASE_URL", DEFAULT_DERIBIT_HISTORY_BASE_URL).rstrip("/")
+
+
+def gap_repair_lookback_days() -> int:
+    """How many closed UTC days the gap-repair schedule re-checks for missing candles
+    (env ``MKT_GAP_REPAIR_LOOKBACK_DAYS``, default 7, as the replaced pipeline did).
+
+    Raises:
+        SettingError: the value is not a positive integer.
+    """
+    raw = os.environ.get("MKT_GAP_REPAIR_LOOKBACK_DAYS", str(DEFAULT_GAP_REPAIR_LOOKBACK_DAYS))
+    if not raw.isdigit() or int(raw) < 1:
+        raise SettingError(f"MKT_GAP_REPAIR_LOOKBACK_DAYS must be a positive integer, got {raw!r}")
+    return int(raw)

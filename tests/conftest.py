@@ -16,6 +16,9 @@ from mkt_platform.replay import ReplayServer
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
+RECORDED_INSTRUMENTS = (
+    Path(__file__).resolve().parents[1] / "mkt_platform" / "replay" / "recorded_instruments.yaml"
+)
 
 
 def recorded_klines(symbol: str, interval: str) -> list[list]:
@@ -50,10 +53,19 @@ def replay() -> Iterator[ReplayServer]:
 
 @pytest.fixture
 def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, replay: ReplayServer) -> Path:
-    """An empty data dir for the lake and warehouse, with the clients pointed at the replay."""
+    """An empty data dir for the lake and warehouse, with the clients pointed at the replay
+    and the instrument universe set to what the recordings cover."""
     path = tmp_path / "data"
     monkeypatch.setenv("MKT_DATA_DIR", str(path))
+    monkeypatch.setenv("MKT_INSTRUMENTS_FILE", str(RECORDED_INSTRUMENTS))
     monkeypatch.setenv("BINANCE_BASE_URL", replay.base_url("binance"))
+    monkeypatch.setenv("HYPERLIQUID_BASE_URL", replay.base_url("hyperliquid"))
+    for name, exchange in (
+        ("DERIBIT_BASE_URL", "deribit"),
+        ("DERIBIT_HISTORY_BASE_URL", "deribit_history"),
+    ):
+        if exchange in replay.exchanges:
+            monkeypatch.setenv(name, replay.base_url(exchange))
     monkeypatch.delenv("MKT_SESSION_ANCHOR_HOUR", raising=False)
     monkeypatch.delenv("MKT_PARTITIONS_START", raising=False)
     return path

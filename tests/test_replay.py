@@ -285,9 +285,9 @@ def test_request_count_and_unknown_exchange(server: ReplayServer) -> None:
     httpx.get(server.url + "/nowhere")  # not routed to any exchange
     assert server.request_count("binance") == 1
     with pytest.raises(KeyError):
-        server.inject("hyperliquid", [Response(500)])
+        server.inject("okx", [Response(500)])
     with pytest.raises(KeyError):
-        server.base_url("hyperliquid")
+        server.base_url("okx")
 
 
 def test_stop_closes_the_port() -> None:

@@ -51,27 +51,38 @@ def dbt_project() -> DbtProject:
     return project
 
 
-def dbt_vars(time_window: dg.TimeWindow | None) -> dict[str, Any]:
-    """The ``--vars`` of a dbt run: the platform settings and the session window.
+#: The window vars each family of partitioned dbt models filters on: session marts by
+#: session start, the UTC-daily marts (options, funding) by hour.
+WINDOW_VARS = {
+    "session": ("session_start_min", "session_start_max"),
+    "utc_hour": ("options_hour_min", "options_hour_max"),
+}
+
+
+def dbt_vars(time_window: dg.TimeWindow | None, window: str = "session") -> dict[str, Any]:
+    """The ``--vars`` of a dbt run: the platform settings and the partition window.
 
     Args:
         time_window: the run's partition window ``[start, end)`` (aware UTC datetimes), or
-            ``None`` for an unpartitioned run, which rebuilds every session.
+            ``None`` for an unpartitioned run, which rebuilds everything.
+        window: which window vars to set (a key of ``WINDOW_VARS``): ``session`` for the
+            session marts, ``utc_hour`` for the hourly options marts.
 
     Returns:
-        ``session_anchor_hour`` (int) always; ``session_start_min`` and ``session_start_max``
-        (ISO 8601 UTC strings, half-open) when a window is given.
+        ``session_anchor_hour`` (int) always; the two window vars (ISO 8601 UTC strings,
+        half-open ``[min, max)``) when a window is given.
     """
     variables: dict[str, Any] = {"session_anchor_hour": settings.session_anchor_hour()}
     if time_window is not None:
-        variables["session_start_min"] = time_window.start.isoformat()
-        variables["session_start_max"] = time_window.end.isoformat()
+        low, high = WINDOW_VARS[window]
+        variables[low] = time_window.start.isoformat()
+        variables[high] = time_window.end.isoformat()
     return variables
 
 
-def dbt_build_args(time_window: dg.TimeWindow | None) -> list[str]:
+def dbt_build_args(time_window: dg.TimeWindow | None, window: str = "session") -> list[str]:
     """Arguments of ``dbt build`` for a partition window (see :func:`dbt_vars`)."""
-    return ["build", "--vars", json.dumps(dbt_vars(time_window), sort_keys=True)]
+    return ["build", "--vars", json.dumps(dbt_vars(time_window, window), sort_keys=True)]
 
 
 class MktDbtTranslator(DagsterDbtTranslator):

@@ -17,6 +17,8 @@ import yaml
 DEFAULT_INSTRUMENTS_FILE = Path(__file__).resolve().parents[1] / "instruments.yaml"
 
 Market = Literal["spot", "perp", "option"]
+#: The venues the platform has clients and raw assets for.
+VENUES = ("binance", "hyperliquid", "deribit")
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,7 @@ class Instrument:
         quote: quote currency (prices are in it), e.g. ``USDT``.
         market: ``spot``, ``perp`` or ``option``.
         intervals: candle intervals to collect, in the venue's notation (``1h``, ``1m``).
+        funding: collect funding rates (perps only; default true for perps).
     """
 
     venue: str
@@ -38,6 +41,7 @@ class Instrument:
     quote: str
     market: Market
     intervals: tuple[str, ...]
+    funding: bool = False
 
 
 class InstrumentsFileError(ValueError):
@@ -64,7 +68,8 @@ def load_instruments(path: Path | None = None) -> tuple[Instrument, ...]:
                 base=str(entry["base"]),
                 quote=str(entry["quote"]),
                 market=entry["market"],
-                intervals=tuple(str(i) for i in entry["intervals"]),
+                intervals=tuple(str(i) for i in entry.get("intervals") or ()),
+                funding=bool(entry.get("funding", entry.get("market") == "perp")),
             )
         except (KeyError, TypeError) as exc:
             raise InstrumentsFileError(f"{path}: entry {index} ({entry!r}) lacks {exc}") from None
@@ -73,14 +78,44 @@ def load_instruments(path: Path | None = None) -> tuple[Instrument, ...]:
                 f"{path}: entry {index} has market {instrument.market!r}, "
                 "expected spot, perp or option"
             )
+        if instrument.venue not in VENUES:
+            raise InstrumentsFileError(
+                f"{path}: entry {index} has venue {instrument.venue!r}, expected one of {VENUES}"
+            )
+        if any(
+            (i.venue, i.instrument, i.market)
+            == (instrument.venue, instrument.instrument, instrument.market)
+            for i in instruments
+        ):
+            raise InstrumentsFileError(
+                f"{path}: entry {index} repeats {instrument.venue} {instrument.instrument}"
+            )
         instruments.append(instrument)
     return tuple(instruments)
 
 
-def symbols_for(venue: str, market: Market, interval: str) -> tuple[str, ...]:
-    """Symbols of ``venue``/``market`` that collect ``interval``, in file order."""
+def symbols_for(venue: str, market: Market, interval: str | None = None) -> tuple[str, ...]:
+    """Instruments of ``venue``/``market`` (that collect ``interval``, if given), in file order."""
     return tuple(
         i.instrument
         for i in load_instruments()
-        if i.venue == venue and i.market == market and interval in i.intervals
+        if i.venue == venue and i.market == market and (interval is None or interval in i.intervals)
+    )
+
+
+def instruments_for(venue: str, interval: str | None = None) -> tuple[Instrument, ...]:
+    """Instruments of ``venue`` of every market type (that collect ``interval``, if given)."""
+    return tuple(
+        i
+        for i in load_instruments()
+        if i.venue == venue and (interval is None or interval in i.intervals)
+    )
+
+
+def funding_instruments(venue: str) -> tuple[str, ...]:
+    """Perps of ``venue`` whose funding rates are collected, in file order."""
+    return tuple(
+        i.instrument
+        for i in load_instruments()
+        if i.venue == venue and i.market == "perp" and i.funding
     )

@@ -66,3 +66,71 @@ def content_hash(table: pa.Table) -> str:
     buffer = io.BytesIO()
     pacsv.write_csv(table, buffer)
     return hashlib.sha256(buffer.getvalue()).hexdigest()
+
+
+class StreamingPartitionWriter:
+    """Write a raw partition batch by batch, atomically: memory holds one batch at a time.
+
+    Batches go to a temporary Parquet file in the partition's folder (one row group each);
+    :meth:`commit` fsyncs it and renames it over ``path``. Leaving the ``with`` block without
+    committing (an exception, a failed page) deletes the temporary file and leaves the
+    previous partition file as it was. Writing no batch commits an empty file with the schema.
+
+    Attributes:
+        rows: rows written so far.
+        content_hash: after :meth:`commit`, the SHA-256 of the rows as CSV, batch by batch
+            (equal to :func:`content_hash` of the whole table).
+    """
+
+    def __init__(self, path: Path, schema: pa.Schema) -> None:
+        self.path, self.schema = path, schema
+        self.rows = 0
+        self.content_hash = ""
+        self._hash = hashlib.sha256()
+        self._tmp: Path | None = None
+        self._writer: pq.ParquetWriter | None = None
+
+    def __enter__(self) -> StreamingPartitionWriter:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=".part-", suffix=".parquet.tmp", dir=self.path.parent
+        )
+        os.close(fd)
+        self._tmp = Path(tmp_name)
+        self._writer = pq.ParquetWriter(
+            self._tmp, self.schema, compression="zstd", write_statistics=True
+        )
+        return self
+
+    def write(self, table: pa.Table) -> None:
+        """Append one batch (cast to the schema); an empty batch is ignored."""
+        if table.num_rows == 0 or self._writer is None:
+            return
+        table = table.cast(self.schema)
+        self._writer.write_table(table)
+        buffer = io.BytesIO()
+        pacsv.write_csv(table, buffer, pacsv.WriteOptions(include_header=self.rows == 0))
+        self._hash.update(buffer.getvalue())
+        self.rows += table.num_rows
+
+    def commit(self) -> int:
+        """Close, fsync and rename the file over ``path``. Returns its size in bytes."""
+        assert self._writer is not None and self._tmp is not None
+        if self.rows == 0:
+            buffer = io.BytesIO()
+            pacsv.write_csv(self.schema.empty_table(), buffer)
+            self._hash.update(buffer.getvalue())
+        self._writer.close()
+        self._writer = None
+        with open(self._tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(self._tmp, self.path)
+        self._tmp = None
+        self.content_hash = self._hash.hexdigest()
+        return self.path.stat().st_size
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        if self._tmp is not None:
+            self._tmp.unlink(missing_ok=True)

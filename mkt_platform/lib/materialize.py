@@ -20,7 +20,10 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
-from mkt_platform.lib.partitions import session_daily_partitions_def
+from mkt_platform.lib.partitions import raw_daily_partitions_def, session_daily_partitions_def
+
+#: Asset tag of raw assets that snapshot the present and can never be back-filled.
+SNAPSHOT_TAG = "mkt/snapshot"
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,13 @@ class RangeError(ValueError):
 
 
 def plan(defs: dg.Definitions, start: date, end: date) -> list[RangeStep]:
-    """The runs that materialize the sessions starting on ``start..end`` (inclusive days).
+    """The runs that materialize every venue's raw days and every mart for ``start..end``.
+
+    Raw assets cover the UTC days ``start..end`` plus the days the sessions starting on those
+    days reach into (found through the graph's own partition mapping: a session from 08:00 to
+    08:00 needs two UTC days). Then one run per dbt partitions definition: the session marts
+    for the sessions starting on ``start..end``, the UTC-daily marts (options, funding) for the
+    UTC days. Snapshot assets (tag ``mkt/snapshot``) are left out: they cannot be back-filled.
 
     Raises:
         RangeError: no session in the range exists yet (or ``end`` is before ``start``).
@@ -60,18 +69,34 @@ def plan(defs: dg.Definitions, start: date, end: date) -> list[RangeStep]:
             f"{sessions_def.hour_offset:02d}:00 UTC)"
         )
     graph = defs.resolve_asset_graph()
-    dbt_keys = {k for k in graph.get_all_asset_keys() if "dbt" in graph.get(k).kinds}
-    raw_assets = graph.get_all_asset_keys() - dbt_keys
-    # The raw days needed are the parents, through the graph's own partition mapping, of the
-    # sessions' partitions (a session from 08:00 to 08:00 needs two UTC days).
-    raw_keys: set[str] = set()
+    keys = {k for k in graph.get_all_asset_keys() if graph.get(k).is_materializable}
+    dbt_keys = {k for k in keys if "dbt" in graph.get(k).kinds}
+    raw_assets = {
+        k
+        for k in keys - dbt_keys
+        if graph.get(k).partitions_def is not None and graph.get(k).tags.get(SNAPSHOT_TAG) != "true"
+    }
+    raw_def = raw_daily_partitions_def()
+    day_keys = tuple(k for k in raw_def.get_partition_keys() if k in wanted)
+    raw_keys: set[str] = set(day_keys)
+    by_def: dict[str, set[dg.AssetKey]] = {}
+    for key in dbt_keys:
+        partitions_def = graph.get(key).partitions_def
+        by_def.setdefault("session" if partitions_def == sessions_def else "utc", set()).add(key)
+    # The raw days the sessions need are the parents, through the graph's partition mapping.
     for raw in raw_assets:
-        for child in graph.get(raw).child_keys & dbt_keys:
+        for child in graph.get(raw).child_keys & by_def.get("session", set()):
             raw_keys |= _parent_partition_keys(graph, child, raw, session_keys)
-    return [
-        RangeStep("raw pulls", dg.AssetSelection.assets(*raw_assets), tuple(sorted(raw_keys))),
-        RangeStep("dbt sessions", dg.AssetSelection.assets(*dbt_keys), session_keys),
-    ]
+    steps = [RangeStep("raw pulls", dg.AssetSelection.assets(*raw_assets), tuple(sorted(raw_keys)))]
+    if by_def.get("session"):
+        steps.append(
+            RangeStep("dbt sessions", dg.AssetSelection.assets(*by_def["session"]), session_keys)
+        )
+    if by_def.get("utc") and day_keys:
+        steps.append(
+            RangeStep("dbt options and funding", dg.AssetSelection.assets(*by_def["utc"]), day_keys)
+        )
+    return steps
 
 
 def _parent_partition_keys(

@@ -4,6 +4,6 @@
 ``https://api.binance.com``), for tests and demos that must not touch the network.
 """
 
-from mkt_platform.replay.server import ExchangeHandler, ReplayServer, Response
+from mkt_platform.replay.server import ExchangeHandler, RecordedRequest, ReplayServer, Response
 
-__all__ = ["ExchangeHandler", "ReplayServer", "Response"]
+__all__ = ["ExchangeHandler", "RecordedRequest", "ReplayServer", "Response"]

@@ -60,6 +60,20 @@ class Response:
         return cls(status, {"Content-Type": JSON_CONTENT_TYPE, **(headers or {})}, body)
 
 
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request as it reached an exchange handler (path without the exchange prefix)."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    body: bytes
+
+    def json(self) -> Any:
+        """The request body decoded as JSON (POST APIs such as Hyperliquid's ``/info``)."""
+        return json.loads(self.body)
+
+
 class ExchangeHandler(Protocol):
     """What the router needs from one emulated exchange."""
 
@@ -80,8 +94,16 @@ def default_handlers(data_dir: Path) -> dict[str, ExchangeHandler]:
     """The exchanges mounted when :class:`ReplayServer` is not given any, by name."""
     # Imported here because the exchange modules import Response from this module.
     from mkt_platform.replay.binance import BinanceHandler
+    from mkt_platform.replay.deribit import DeribitHandler
+    from mkt_platform.replay.hyperliquid import HyperliquidHandler
 
-    return {"binance": BinanceHandler(data_dir / "binance")}
+    return {
+        "binance": BinanceHandler(data_dir / "binance"),
+        "hyperliquid": HyperliquidHandler(data_dir / "hyperliquid"),
+        # The live API serves the last 24 hours only; the history API everything.
+        "deribit": DeribitHandler(data_dir / "deribit", max_age_ms=86_400_000),
+        "deribit_history": DeribitHandler(data_dir / "deribit"),
+    }
 
 
 class ReplayServer:
@@ -119,6 +141,7 @@ class ReplayServer:
         self._lock = threading.Lock()
         self._injected: dict[str, deque[Response]] = {name: deque() for name in self._handlers}
         self._counts: dict[str, int] = dict.fromkeys(self._handlers, 0)
+        self._log: dict[str, list[RecordedRequest]] = {name: [] for name in self._handlers}
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -204,6 +227,12 @@ class ReplayServer:
         with self._lock:
             return self._counts[exchange]
 
+    def requests(self, exchange: str) -> list[RecordedRequest]:
+        """Every request that reached ``exchange`` so far, oldest first (a copy)."""
+        self._check_exchange(exchange)
+        with self._lock:
+            return list(self._log[exchange])
+
     # -- routing -------------------------------------------------------------------------
 
     def dispatch(self, method: str, target: str, body: bytes) -> Response:
@@ -218,6 +247,11 @@ class ReplayServer:
             )
         with self._lock:
             self._counts[exchange] += 1
+            self._log[exchange].append(
+                RecordedRequest(
+                    method, "/" + rest, parse_qs(parts.query, keep_blank_values=True), body
+                )
+            )
             queue = self._injected[exchange]
             injected = queue.popleft() if queue else None
         if injected is not None:
@@ -274,6 +308,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
     # HTTP/1.1 keep-alive, as the real APIs do, so connection-pooling clients behave
     # the same as in production.
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; without TCP_NODELAY a small response
+    # waits ~40 ms on the delayed ACK, which would dominate replays of many small pages.
+    disable_nagle_algorithm = True
     server_version = "mkt-platform-replay"
     # Idle keep-alive connections are closed after this many seconds.
     timeout = 60

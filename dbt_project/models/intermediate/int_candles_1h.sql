@@ -1,5 +1,5 @@
 -- One row per (source, instrument, open_time): the 1h candles of every venue in one shape,
--- the input of the session marts. Later venues are added here as a union.
+-- the input of the session marts. A venue is added here as one more branch of the union.
 select
     source,
     instrument,
@@ -12,4 +12,20 @@ select
     quote_volume,
     trades
 from {{ ref('stg_binance__klines') }}
+where interval = '1h'
+
+union all
+
+select
+    source,
+    instrument,
+    open_time,
+    open,
+    high,
+    low,
+    close,
+    volume,
+    quote_volume,
+    trades
+from {{ ref('stg_hyperliquid__candles') }}
 where interval = '1h'

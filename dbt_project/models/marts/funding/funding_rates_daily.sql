@@ -1,0 +1,27 @@
+{{ config(materialized='table', tags=['utc_daily']) }}
+-- One row per (source, instrument, funding_date): the funding paid over a UTC day.
+-- Summing the events' rates gives the day's funding whatever the interval (three 8-hourly
+-- events before Hyperliquid's switch on 2023-06-08, 24 hourly ones after), so days on both
+-- sides of the switch compare directly. Rebuilt whole on every run (a few rows per day).
+with events as (
+    select
+        *,
+        cast(funding_time as date) as funding_date
+    from {{ ref('stg_hyperliquid__funding_rates') }}
+)
+
+select
+    source,
+    instrument,
+    funding_date,
+    count(*)::integer as funding_events,
+    min(funding_interval_hours) as min_interval_hours,
+    max(funding_interval_hours) as max_interval_hours,
+    -- events the day should have at the interval in force (24 / hours)
+    (sum(funding_interval_hours))::integer as hours_covered,
+    sum(funding_rate) as funding_rate_sum,
+    sum(funding_rate) * 365 * 100 as funding_apr_pct,
+    avg(funding_rate * 8 / funding_interval_hours) as funding_rate_8h_avg,
+    avg(premium) as premium_avg
+from events
+group by source, instrument, funding_date

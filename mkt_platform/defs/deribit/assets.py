@@ -1,0 +1,172 @@
+"""Raw Deribit option trades, one Parquet file per UTC day, streamed page by page.
+
+Source: ``GET /api/v2/public/get_last_trades_by_currency_and_time`` (kind=option; see
+``resources.py``), from the history API (``DERIBIT_HISTORY_BASE_URL``) for days that began
+more than 24 hours ago, from the live API (``DERIBIT_BASE_URL``) otherwise. The currencies come
+from ``mkt_platform/instruments.yaml`` (Deribit option entries).
+"""
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+import pyarrow.compute as pc
+
+from mkt_platform.defs.deribit.contract import OPTION_TRADE_LAKE_SCHEMA
+from mkt_platform.defs.deribit.resources import DeribitAPIError, DeribitClient
+from mkt_platform.lib import lake
+from mkt_platform.lib.instruments import symbols_for
+from mkt_platform.lib.partitions import raw_daily_partitions_def
+
+SOURCE = "deribit"
+DATASET = "option_trades"
+#: The live API answers only the last 24 hours; older days come from the history API.
+LIVE_WINDOW = timedelta(hours=24)
+
+COLUMN_DESCRIPTIONS = {
+    "trade_id": "Deribit trade id (unique per currency).",
+    "trade_seq": "Sequence number of the trade within its instrument.",
+    "timestamp": "Trade time (UTC, milliseconds).",
+    "instrument_name": "Option as Deribit names it, e.g. BTC-7JAN22-40000-P.",
+    "direction": "Taker side: buy or sell.",
+    "price": "Trade price (BTC per contract).",
+    "amount": "Trade size (contracts; one contract is one BTC).",
+    "iv": "Implied volatility of the trade (percent); null when Deribit sends none.",
+    "mark_price": "Mark price of the option at the trade (BTC); null when not sent.",
+    "index_price": "BTC index price at the trade (USD).",
+    "tick_direction": "Tick direction: 0 plus, 1 zero-plus, 2 minus, 3 zero-minus.",
+    "expiry": "Expiry parsed from the name: 08:00 UTC on the expiry date.",
+    "strike": "Strike parsed from the name (USD).",
+    "option_type": "C (call) or P (put), parsed from the name.",
+}
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+@dg.asset(
+    group_name="raw_deribit",
+    kinds={"python", "parquet"},
+    partitions_def=raw_daily_partitions_def(),
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    description=(
+        "Deribit option trades (GET /api/v2/public/get_last_trades_by_currency_and_time, "
+        "kind=option) of the configured currencies, one Parquet file per UTC day, streamed page "
+        "by page (memory does not grow with the day) and deduplicated on trade_id. Prices in "
+        "BTC, amounts in contracts, index price in USD, iv in percent; expiry, strike and "
+        "option type parsed from the instrument name. A trade whose name does not parse is "
+        "left out, counted and listed in the metadata. A day with no trades yet is an empty "
+        "file with a note."
+    ),
+    metadata={
+        "dagster/column_schema": dg.TableSchema(
+            columns=[
+                dg.TableColumn(f.name, str(f.type), COLUMN_DESCRIPTIONS.get(f.name, ""))
+                for f in OPTION_TRADE_LAKE_SCHEMA
+            ]
+        ),
+        "lake_path": dg.MetadataValue.path(lake.raw_dataset_glob(SOURCE, DATASET)),
+    },
+)
+def deribit_option_trades(context: dg.AssetExecutionContext, deribit: DeribitClient) -> None:
+    currencies = symbols_for(SOURCE, "option")
+    now = datetime.now(UTC)
+    for partition_key in context.partition_keys:
+        day_start = datetime.fromisoformat(partition_key).replace(tzinfo=UTC)
+        metadata = _pull_day(context, deribit, currencies, day_start, now)
+        context.add_asset_metadata(metadata, partition_key=partition_key)
+
+
+def _pull_day(
+    context: dg.AssetExecutionContext,
+    deribit: DeribitClient,
+    currencies: tuple[str, ...],
+    day_start: datetime,
+    now: datetime,
+) -> dict:
+    partition_key = day_start.strftime("%Y-%m-%d")
+    day_end = day_start + timedelta(days=1)
+    history = day_start < now - LIVE_WINDOW
+    api = "history" if history else "live"
+    path = lake.raw_partition_path(SOURCE, DATASET, partition_key)
+    pages = duplicates = 0
+    rejected: Counter[str] = Counter()
+    rejected_examples: dict[str, str] = {}
+    added: set[str] = set()
+    instruments: set[str] = set()
+    first_ms = last_ms = None
+    note = None
+    with lake.StreamingPartitionWriter(path, OPTION_TRADE_LAKE_SCHEMA) as writer:
+        for currency in currencies:
+            if day_start > now:
+                note = f"{partition_key} has not started yet: no trades, nothing requested"
+                break
+            try:
+                for page in deribit.iter_option_trade_pages(
+                    currency, _ms(day_start), _ms(day_end) - 1, history=history
+                ):
+                    pages += 1
+                    duplicates += page.duplicates
+                    added.update(page.added_fields)
+                    for trade_id, name, reason in page.rejected:
+                        rejected[name] += 1
+                        rejected_examples.setdefault(name, f"trade {trade_id}: {reason}")
+                    table = page.table
+                    if table.num_rows:
+                        writer.write(table)
+                        instruments.update(pc.unique(table["instrument_name"]).to_pylist())
+                        times = pc.cast(table["timestamp"], "int64")
+                        first_ms = first_ms if first_ms is not None else pc.min(times).as_py()
+                        last_ms = pc.max(times).as_py()
+                    if pages % 50 == 0:
+                        context.log.info(
+                            f"{partition_key} {currency}: {pages} pages, {writer.rows} trades"
+                        )
+            except DeribitAPIError as error:
+                if error.status == 400 and day_end > now:
+                    # Deribit answers 400 for a range that has not happened yet.
+                    note = f"{partition_key} has no trades yet (Deribit answered: {error.message})"
+                    context.log.info(note)
+                    continue
+                raise
+        size = writer.commit()
+    for name, count in rejected.items():
+        context.log.warning(
+            f"{partition_key}: {count} trade(s) of unparseable instrument {name!r} left out "
+            f"({rejected_examples[name]})"
+        )
+    if added:
+        context.log.warning(
+            f"{partition_key}: Deribit sent fields the contract lacks: {sorted(added)}"
+        )
+    context.log.info(
+        f"{partition_key}: {writer.rows} trades of {len(instruments)} instruments in {pages} "
+        f"page(s) from the {api} API"
+    )
+    metadata = {
+        "dagster/row_count": writer.rows,
+        "trades": writer.rows,
+        "instruments": len(instruments),
+        "pages": pages,
+        "duplicates_dropped": duplicates,
+        "rejected_trades": sum(rejected.values()),
+        "rejected_instruments": dg.MetadataValue.json(
+            {
+                name: {"trades": n, "example": rejected_examples[name]}
+                for name, n in rejected.items()
+            }
+        ),
+        "added_fields": dg.MetadataValue.json(sorted(added)),
+        "api": api,
+        "content_hash": writer.content_hash,
+        "window_closed": now >= day_end,
+        "path": dg.MetadataValue.path(str(path)),
+        "file_bytes": size,
+    }
+    if note:
+        metadata["note"] = note
+    if first_ms is not None:
+        metadata["first_trade_time"] = dg.MetadataValue.timestamp(first_ms / 1000)
+        metadata["last_trade_time"] = dg.MetadataValue.timestamp(last_ms / 1000)
+    return metadata

@@ -1,0 +1,381 @@
+"""Deribit REST client: option trades by currency and time, page by page, with retries.
+
+Endpoint (public, no API key):
+``GET /api/v2/public/get_last_trades_by_currency_and_time``
+(https://docs.deribit.com/api-reference/market-data/public-get_last_trades_by_currency_and_time).
+The live API (``https://www.deribit.com``) only answers the last 24 hours; older days come
+from ``https://history.deribit.com`` (same path and answer). The caller chooses with
+``history=``; asking the live API for an older range answers no trades, without an error.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import dagster as dg
+import httpx
+import pyarrow as pa
+import tenacity
+from pydantic import PrivateAttr
+
+from mkt_platform.defs.deribit.contract import (
+    DATASET,
+    RejectedTrade,
+    check_trades,
+    decode_json,
+    trades_to_table,
+)
+from mkt_platform.lib.contracts import ContractViolation
+from mkt_platform.settings import DEFAULT_DERIBIT_BASE_URL, DEFAULT_DERIBIT_HISTORY_BASE_URL
+
+TRADES_PATH = "/api/v2/public/get_last_trades_by_currency_and_time"
+
+#: Deribit serves at most 1000 trades a request.
+MAX_TRADES_PER_REQUEST = 1000
+#: Deribit's JSON-RPC error code for "too_many_requests"; retried like HTTP 429.
+TOO_MANY_REQUESTS_CODE = 10028
+
+
+class DeribitAPIError(RuntimeError):
+    """Deribit refused a request (a 4xx other than 429, or a JSON-RPC error): not retried.
+
+    Attributes:
+        status: the HTTP status.
+        code: Deribit's JSON-RPC error code (e.g. -32602 invalid params), or ``None`` when
+            the body had none.
+        message: Deribit's error message, with ``data.reason``/``data.param`` when sent.
+        source: the request, as in :class:`ContractViolation`.
+    """
+
+    def __init__(self, status: int, code: int | None, message: str, source: str) -> None:
+        self.status, self.code, self.message, self.source = status, code, message, source
+        super().__init__(f"Deribit answered {status} (code {code}: {message}) to {source}")
+
+
+class DeribitTransportError(RuntimeError):
+    """The connection failed (timeout, refused, body cut off) on every attempt."""
+
+
+class DeribitRetryableResponse(RuntimeError):
+    """A 5xx or 429 answer (or error 10028), retried with backoff or after ``Retry-After``."""
+
+    def __init__(self, status: int, retry_after: float | None, source: str, body: str) -> None:
+        self.status, self.retry_after = status, retry_after
+        super().__init__(f"Deribit answered {status} to {source}: {body[:200]}")
+
+
+class DeribitPagingError(RuntimeError):
+    """Paging by timestamp cannot make progress: the next request would repeat this one.
+
+    This happens when more trades than the page size share one millisecond (or the server
+    says ``has_more`` without returning later trades); retrying would loop forever.
+    """
+
+
+@dataclass(frozen=True)
+class TradePage:
+    """The new trades of one response.
+
+    Attributes:
+        table: the trades not seen on an earlier page, in ``OPTION_TRADE_LAKE_SCHEMA``,
+            ascending by time, with ``expiry``/``strike``/``option_type`` parsed from the name.
+        rejected: new trades left out because their instrument name is not an option name:
+            ``(trade_id, instrument_name, reason)``.
+        added_fields: names of trade fields the contract does not know (Deribit added them).
+        source: the request that returned this page.
+        duplicates: trades dropped because an earlier page (or this one) already had them.
+    """
+
+    table: pa.Table
+    rejected: list[RejectedTrade]
+    added_fields: list[str]
+    source: str
+    duplicates: int
+
+
+def _retry_after_seconds(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
+
+
+def _describe_request(currency: str, start_ms: int, end_ms: int, history: bool) -> str:
+    api = "history" if history else "live"
+    return (
+        f"GET {TRADES_PATH} ({api} API) currency={currency} kind=option "
+        f"[{_iso(start_ms)}, {_iso(end_ms)}]"
+    )
+
+
+class DeribitClient(dg.ConfigurableResource):
+    """Deribit public market-data client (no API key needed).
+
+    Retries, with exponential backoff and jitter, timeouts, connection errors, 5xx answers,
+    429 and JSON-RPC error 10028 (rate limit), waiting ``Retry-After`` seconds when Deribit
+    sends it; any other 4xx fails at once with :class:`DeribitAPIError` carrying Deribit's
+    error code and message.
+    """
+
+    base_url: str = DEFAULT_DERIBIT_BASE_URL
+    history_base_url: str = DEFAULT_DERIBIT_HISTORY_BASE_URL
+    timeout_seconds: float = 10.0
+    max_attempts: int = 5
+    backoff_initial_seconds: float = 0.5
+    backoff_max_seconds: float = 30.0
+    #: A ``Retry-After`` longer than this fails the request instead of stalling the run.
+    retry_after_max_seconds: float = 120.0
+    #: Trades per request (``count``), 1..1000.
+    page_size: int = MAX_TRADES_PER_REQUEST
+
+    _transport: httpx.BaseTransport | None = PrivateAttr(default=None)
+    _sleep: Callable[[float], None] = PrivateAttr(default=time.sleep)
+
+    def with_transport(
+        self, transport: httpx.BaseTransport, sleep: Callable[[float], None] | None = None
+    ) -> DeribitClient:
+        """This client talking through ``transport`` (tests use ``httpx.MockTransport``),
+        waiting between retries with ``sleep`` (tests record the waits instead)."""
+        self._transport = transport
+        if sleep is not None:
+            self._sleep = sleep
+        return self
+
+    def iter_option_trade_pages(
+        self, currency: str, start_ms: int, end_ms: int, *, history: bool
+    ) -> Iterator[TradePage]:
+        """Stream the option trades of ``currency`` in ``[start_ms, end_ms]``, page by page.
+
+        Each request asks for ``page_size`` trades with ``sorting=asc``; the next request
+        starts at the last trade's timestamp (not +1 ms: several trades can share a
+        millisecond and a page can end between them), and trades already seen are dropped
+        by ``trade_id``. Only the set of seen trade ids is kept between pages.
+
+        Args:
+            currency: Deribit currency, e.g. ``BTC``.
+            start_ms: first trade time, UTC milliseconds, inclusive.
+            end_ms: last trade time, UTC milliseconds, inclusive.
+            history: ask ``history_base_url`` (days older than the live API's 24 hours)
+                instead of ``base_url``.
+
+        Yields:
+            One :class:`TradePage` per response that has new trades (or new rejected
+            ones), in time order. Nothing for an empty range or ``start_ms > end_ms``.
+
+        Raises:
+            ContractViolation: a response is not JSON-RPC with ``result.trades`` and
+                ``result.has_more``, a trade breaks the contract (see
+                :func:`~mkt_platform.defs.deribit.contract.check_trades`), or trade times are
+                not ascending or fall outside the requested range.
+            DeribitAPIError: Deribit refused the request (e.g. code -32602 for a
+                ``start_timestamp`` in the future).
+            DeribitRetryableResponse: still 5xx/429 after ``max_attempts``.
+            DeribitTransportError: the connection still failed after ``max_attempts``.
+            DeribitPagingError: the next request would repeat the last one (more than
+                ``page_size`` trades in one millisecond).
+            ValueError: ``page_size`` is not in 1..1000.
+        """
+        if not 1 <= self.page_size <= MAX_TRADES_PER_REQUEST:
+            raise ValueError(f"page_size must be in 1..{MAX_TRADES_PER_REQUEST}")
+        if start_ms > end_ms:
+            return
+        seen: set[str] = set()
+        warned_fields: set[str] = set()
+        cursor = start_ms
+        with self._http(self.history_base_url if history else self.base_url) as http:
+            while True:
+                source = _describe_request(currency, cursor, end_ms, history)
+                params = {
+                    "currency": currency,
+                    "kind": "option",
+                    "start_timestamp": cursor,
+                    "end_timestamp": end_ms,
+                    "count": self.page_size,
+                    "sorting": "asc",
+                    "include_old": "true",
+                }
+                trades, has_more = self._get_page(http, params, source)
+                added = check_trades(trades, source)
+                if set(added) - warned_fields:
+                    warned_fields.update(added)
+                    dg.get_dagster_logger().warning(
+                        f"Deribit trades carry fields the contract does not know: {added} "
+                        f"({source})"
+                    )
+                _check_times(trades, cursor, end_ms, source)
+                fresh = []
+                for trade in trades:
+                    if trade["trade_id"] not in seen:
+                        seen.add(trade["trade_id"])
+                        fresh.append(trade)
+                if fresh:
+                    table, rejected = trades_to_table(fresh)
+                    yield TradePage(table, rejected, added, source, len(trades) - len(fresh))
+                if not has_more:
+                    return
+                last_ms = trades[-1]["timestamp"] if trades else cursor
+                if last_ms <= cursor:
+                    raise DeribitPagingError(
+                        f"{source}: has_more is true but every trade of the page is at "
+                        f"{_iso(cursor)}; the next request would repeat this one (more than "
+                        f"{self.page_size} trades in one millisecond?)"
+                    )
+                cursor = last_ms
+
+    def _http(self, base_url: str) -> httpx.Client:
+        return httpx.Client(
+            base_url=base_url,
+            timeout=httpx.Timeout(self.timeout_seconds, connect=min(self.timeout_seconds, 5.0)),
+            headers={"User-Agent": "mkt-platform/0.1", "Accept": "application/json"},
+            transport=self._transport,
+        )
+
+    def _get_page(
+        self, http: httpx.Client, params: dict[str, Any], source: str
+    ) -> tuple[list[Any], bool]:
+        try:
+            response = self._retrying()(self._get, http, params, source)
+        except httpx.TransportError as exc:
+            raise DeribitTransportError(
+                f"{source}: {type(exc).__name__} on all {self.max_attempts} attempts: {exc}"
+            ) from exc
+        return _result(response, source)
+
+    def _retrying(self) -> tenacity.Retrying:
+        backoff = tenacity.wait_exponential_jitter(
+            multiplier=self.backoff_initial_seconds, max=self.backoff_max_seconds
+        )
+
+        def wait(state: tenacity.RetryCallState) -> float:
+            error = state.outcome.exception() if state.outcome else None
+            if isinstance(error, DeribitRetryableResponse) and error.retry_after is not None:
+                return error.retry_after
+            return backoff(state)
+
+        def log_retry(state: tenacity.RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            dg.get_dagster_logger().warning(
+                f"attempt {state.attempt_number}/{self.max_attempts} failed ({error}); "
+                f"retrying in {state.next_action.sleep if state.next_action else 0:.1f}s"
+            )
+
+        return tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(
+                (DeribitRetryableResponse, httpx.TimeoutException, httpx.TransportError)
+            ),
+            stop=tenacity.stop_after_attempt(self.max_attempts),
+            wait=wait,
+            before_sleep=log_retry,
+            sleep=self._sleep,
+            reraise=True,
+        )
+
+    def _get(self, http: httpx.Client, params: dict[str, Any], source: str) -> httpx.Response:
+        response = http.get(TRADES_PATH, params=params)
+        status = response.status_code
+        code, message = _deribit_error(response) if status >= 400 else (None, "")
+        if status == 429 or status >= 500 or code == TOO_MANY_REQUESTS_CODE:
+            retry_after = _retry_after_seconds(response)
+            if retry_after is not None and retry_after > self.retry_after_max_seconds:
+                raise DeribitAPIError(
+                    status,
+                    code,
+                    f"Retry-After {retry_after:.0f}s exceeds {self.retry_after_max_seconds:.0f}s",
+                    source,
+                )
+            raise DeribitRetryableResponse(status, retry_after, source, response.text)
+        if status >= 400:
+            raise DeribitAPIError(status, code, message, source)
+        return response
+
+
+def _deribit_error(response: httpx.Response) -> tuple[int | None, str]:
+    """Code and message of a JSON-RPC error body (``{"error": {"code", "message", "data"}}``)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None, response.text[:200]
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return None, response.text[:200]
+    code = error.get("code")
+    message = str(error.get("message", ""))
+    data = error.get("data")
+    if isinstance(data, dict) and data:
+        message += " (" + ", ".join(f"{k}: {v}" for k, v in data.items()) + ")"
+    return (code if type(code) is int else None), message
+
+
+def _result(response: httpx.Response, source: str) -> tuple[list[Any], bool]:
+    """``result.trades`` and ``result.has_more`` of a 2xx JSON-RPC answer, decoded exactly."""
+    if not response.content.strip():
+        raise ContractViolation(DATASET, source, None, "a JSON-RPC object", "an empty body")
+    try:
+        body = decode_json(response.content)
+    except ValueError as exc:
+        content_type = response.headers.get("Content-Type", "no content type")
+        raise ContractViolation(
+            DATASET,
+            source,
+            None,
+            "a JSON-RPC object",
+            f"undecodable {content_type} body ({exc}): {response.text[:120]!r}",
+        ) from None
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        code, message = _deribit_error(response)
+        raise DeribitAPIError(response.status_code, code, message, source)
+    result = body.get("result") if isinstance(body, dict) else None
+    if (
+        not isinstance(result, dict)
+        or not isinstance(result.get("trades"), list)
+        or type(result.get("has_more")) is not bool
+    ):
+        raise ContractViolation(
+            DATASET,
+            source,
+            None,
+            'a JSON-RPC object {"result": {"trades": [...], "has_more": bool}}',
+            f"{type(body).__name__}: {response.text[:160]!r}",
+        )
+    return result["trades"], result["has_more"]
+
+
+def _check_times(trades: list[dict[str, Any]], start_ms: int, end_ms: int, source: str) -> None:
+    """Times must be ascending (``sorting=asc``) and inside the requested range."""
+    previous = start_ms
+    for index, trade in enumerate(trades):
+        ts = trade["timestamp"]
+        if ts < start_ms:
+            raise ContractViolation(
+                DATASET,
+                source,
+                "timestamp",
+                f"timestamps within [{start_ms}, {end_ms}]",
+                f"{ts} in trade {index}",
+            )
+        if ts < previous:
+            raise ContractViolation(
+                DATASET,
+                source,
+                "timestamp",
+                "ascending timestamps (sorting=asc)",
+                f"{ts} after {previous} in trade {index}",
+            )
+        if ts > end_ms:
+            raise ContractViolation(
+                DATASET,
+                source,
+                "timestamp",
+                f"timestamps within [{start_ms}, {end_ms}]",
+                f"{ts} in trade {index}",
+            )
+        previous = ts

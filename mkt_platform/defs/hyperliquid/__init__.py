@@ -1,0 +1,1 @@
+"""Hyperliquid perpetuals market data: candles, funding history and asset contexts."""

@@ -1,0 +1,257 @@
+"""Raw Hyperliquid assets: 1h candles, funding rates (daily UTC partitions) and snapshots of
+the asset contexts (open interest, mark, oracle and mid price), all as Parquet in the lake.
+
+Source: ``POST /info`` (see ``resources.py``). The instruments come from
+``mkt_platform/instruments.yaml``: every Hyperliquid instrument listing ``1h`` gets candles;
+every Hyperliquid perp gets funding rates and asset contexts.
+"""
+
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from mkt_platform.defs.hyperliquid.contract import (
+    ASSET_CTX_LAKE_SCHEMA,
+    CANDLE_LAKE_SCHEMA,
+    FUNDING_LAKE_SCHEMA,
+    INTERVAL_MS,
+)
+from mkt_platform.defs.hyperliquid.resources import HyperliquidClient
+from mkt_platform.lib import lake
+from mkt_platform.lib.gaps import format_range, missing_ranges
+from mkt_platform.lib.instruments import funding_instruments, symbols_for
+from mkt_platform.lib.materialize import SNAPSHOT_TAG
+from mkt_platform.lib.partitions import raw_daily_partitions_def
+
+SOURCE = "hyperliquid"
+DAY_MS = 86_400_000
+GROUP = "raw_hyperliquid"
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def _day_start(partition_key: str) -> datetime:
+    return datetime.fromisoformat(partition_key).replace(tzinfo=UTC)
+
+
+def _column_schema(schema: pa.Schema, descriptions: dict[str, str]) -> dg.TableSchema:
+    return dg.TableSchema(
+        columns=[dg.TableColumn(f.name, str(f.type), descriptions.get(f.name, "")) for f in schema]
+    )
+
+
+def _between(table: pa.Table, column: str, start_ms: int, end_ms: int) -> pa.Table:
+    times = pc.cast(table[column], pa.int64())
+    return table.filter(pc.and_(pc.greater_equal(times, start_ms), pc.less(times, end_ms)))
+
+
+def _write(partition_key: str, dataset: str, table: pa.Table, metadata: dict) -> dict:
+    path = lake.raw_partition_path(SOURCE, dataset, partition_key)
+    metadata["file_bytes"] = lake.write_parquet_atomic(table, path)
+    metadata["path"] = dg.MetadataValue.path(str(path))
+    metadata["content_hash"] = lake.content_hash(table)
+    metadata["dagster/row_count"] = table.num_rows
+    return metadata
+
+
+def _warn_added(context: dg.AssetExecutionContext, client: HyperliquidClient, what: str) -> list:
+    added = list(client.last_added_fields)
+    if added:
+        context.log.warning(f"{what}: Hyperliquid sent fields the contract lacks: {added}")
+    return added
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"python", "parquet"},
+    partitions_def=raw_daily_partitions_def(),
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    description=(
+        "Hyperliquid 1h candles (POST /info candleSnapshot) of the configured instruments (perp "
+        "coins such as BTC, spot pairs as @index such as @107 = HYPE/USDC), one Parquet file "
+        "per UTC day. Prices in quote currency (USDC) and base volumes as DECIMAL(38,8); "
+        "open and close times as UTC timestamps; candles not closed at pull time are left out."
+    ),
+    metadata={
+        "dagster/column_schema": _column_schema(
+            CANDLE_LAKE_SCHEMA,
+            {
+                "coin": "Instrument as Hyperliquid spells it (BTC, @107).",
+                "open_time": "Candle open time (UTC).",
+                "close_time": "Candle close time (UTC), open + 1h - 1 ms.",
+                "interval": "Candle interval (1h).",
+                "open": "First trade price (quote currency).",
+                "high": "Highest trade price (quote currency).",
+                "low": "Lowest trade price (quote currency).",
+                "close": "Last trade price (quote currency).",
+                "volume": "Traded volume (base currency).",
+                "trades": "Number of trades.",
+            },
+        ),
+        "lake_path": dg.MetadataValue.path(lake.raw_dataset_glob(SOURCE, "candles_1h")),
+    },
+)
+def hyperliquid_candles_1h(
+    context: dg.AssetExecutionContext, hyperliquid: HyperliquidClient
+) -> None:
+    window = context.partition_time_window
+    coins = symbols_for(SOURCE, "perp", "1h") + symbols_for(SOURCE, "spot", "1h")
+    pulled_at = datetime.now(UTC)
+    interval_ms = INTERVAL_MS["1h"]
+    context.log.info(
+        f"pulling 1h candles of {', '.join(coins) or 'no instrument'} for "
+        f"{len(context.partition_keys)} partition(s), {window.start:%Y-%m-%d} to "
+        f"{window.end:%Y-%m-%d} UTC"
+    )
+    tables, added = [], []
+    for coin in coins:
+        candles = hyperliquid.fetch_candles(coin, "1h", _ms(window.start), _ms(window.end) - 1)
+        added += _warn_added(context, hyperliquid, coin)
+        context.log.info(f"{coin}: {candles.num_rows} candles")
+        tables.append(candles.cast(CANDLE_LAKE_SCHEMA))
+    candles = pa.concat_tables(tables) if tables else CANDLE_LAKE_SCHEMA.empty_table()
+    closed = pc.less(pc.cast(candles["close_time"], pa.int64()), _ms(pulled_at))
+    candles = candles.filter(closed)
+
+    for partition_key in context.partition_keys:
+        start_ms = _ms(_day_start(partition_key))
+        day = _between(candles, "open_time", start_ms, start_ms + DAY_MS).sort_by(
+            [("coin", "ascending"), ("open_time", "ascending")]
+        )
+        expected = min(DAY_MS, max(0, _ms(pulled_at) - start_ms)) // interval_ms
+        rows, missing = {}, {}
+        for coin in coins:
+            opens = set(
+                pc.cast(
+                    day.filter(pc.equal(day["coin"], coin))["open_time"], pa.int64()
+                ).to_pylist()
+            )
+            rows[coin] = len(opens)
+            gaps = missing_ranges(opens, start_ms, start_ms + expected * interval_ms, interval_ms)
+            if gaps:
+                missing[coin] = [format_range(*g) for g in gaps]
+        metadata = {
+            "rows_per_coin": dg.MetadataValue.json(rows),
+            "expected_candles": expected * len(coins),
+            "missing_candles": dg.MetadataValue.json(missing),
+            "added_fields": dg.MetadataValue.json(sorted(set(added))),
+            "window_closed": pulled_at >= _day_start(partition_key) + timedelta(days=1),
+        }
+        context.add_asset_metadata(
+            _write(partition_key, "candles_1h", day, metadata), partition_key=partition_key
+        )
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"python", "parquet"},
+    partitions_def=raw_daily_partitions_def(),
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    description=(
+        "Hyperliquid funding rates of the configured perps (POST /info fundingHistory, "
+        "paginated by time), one Parquet file per UTC day of funding time. funding_rate is "
+        "the rate paid at that funding time for the interval since the previous one: every "
+        "8 hours until 2023-06-08, every hour since (staging derives the interval). "
+        "Rates and premiums as DECIMAL(38,12), exactly as sent."
+    ),
+    metadata={
+        "dagster/column_schema": _column_schema(
+            FUNDING_LAKE_SCHEMA,
+            {
+                "coin": "Perp coin (BTC).",
+                "time": "Funding time (UTC), as sent (with millisecond jitter).",
+                "funding_rate": "Rate paid for the funding interval (fraction, e.g. 0.0000125).",
+                "premium": "Premium of the mark over the oracle price (fraction).",
+            },
+        ),
+        "lake_path": dg.MetadataValue.path(lake.raw_dataset_glob(SOURCE, "funding_rates")),
+    },
+)
+def hyperliquid_funding_rates(
+    context: dg.AssetExecutionContext, hyperliquid: HyperliquidClient
+) -> None:
+    window = context.partition_time_window
+    coins = funding_instruments(SOURCE)
+    context.log.info(
+        f"pulling funding history of {', '.join(coins) or 'no perp'} for "
+        f"{len(context.partition_keys)} partition(s), {window.start:%Y-%m-%d} to "
+        f"{window.end:%Y-%m-%d} UTC"
+    )
+    tables, added = [], []
+    for coin in coins:
+        funding = hyperliquid.fetch_funding_history(coin, _ms(window.start), _ms(window.end) - 1)
+        added += _warn_added(context, hyperliquid, coin)
+        context.log.info(f"{coin}: {funding.num_rows} funding records")
+        tables.append(funding.cast(FUNDING_LAKE_SCHEMA))
+    funding = pa.concat_tables(tables) if tables else FUNDING_LAKE_SCHEMA.empty_table()
+    for partition_key in context.partition_keys:
+        start_ms = _ms(_day_start(partition_key))
+        day = _between(funding, "time", start_ms, start_ms + DAY_MS).sort_by(
+            [("coin", "ascending"), ("time", "ascending")]
+        )
+        counts = {coin: day.filter(pc.equal(day["coin"], coin)).num_rows for coin in coins}
+        metadata = {
+            "records_per_coin": dg.MetadataValue.json(counts),
+            "added_fields": dg.MetadataValue.json(sorted(set(added))),
+        }
+        context.add_asset_metadata(
+            _write(partition_key, "funding_rates", day, metadata), partition_key=partition_key
+        )
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"python", "parquet"},
+    partitions_def=raw_daily_partitions_def(),
+    tags={SNAPSHOT_TAG: "true"},
+    description=(
+        "Snapshots of Hyperliquid's asset contexts (POST /info metaAndAssetCtxs) for the "
+        "configured perps: open interest (contracts), mark, oracle and mid price (USDC), "
+        "funding, premium, 24h volumes. Hyperliquid keeps no history of these, so each run "
+        "appends one snapshot (stamped snapshot_time) to today's UTC partition; a past day "
+        "can never be back-filled, and the run refuses to invent one."
+    ),
+    metadata={
+        "lake_path": dg.MetadataValue.path(lake.raw_dataset_glob(SOURCE, "asset_contexts")),
+    },
+)
+def hyperliquid_asset_contexts(
+    context: dg.AssetExecutionContext, hyperliquid: HyperliquidClient
+) -> dg.MaterializeResult:
+    now = datetime.now(UTC)
+    today = now.strftime("%Y-%m-%d")
+    if context.partition_key != today:
+        raise dg.Failure(
+            f"hyperliquid_asset_contexts partition {context.partition_key}: Hyperliquid keeps "
+            f"no history of asset contexts, so only today's partition ({today} UTC) can be "
+            "snapshotted; past days are never back-filled with invented values"
+        )
+    coins = set(symbols_for(SOURCE, "perp"))
+    contexts = hyperliquid.fetch_asset_contexts()
+    added = _warn_added(context, hyperliquid, "asset contexts")
+    contexts = contexts.filter(pc.is_in(contexts["coin"], pa.array(sorted(coins))))
+    absent = sorted(coins - set(contexts["coin"].to_pylist()))
+    if absent:
+        context.log.warning(f"coins not in Hyperliquid's perp universe: {absent}")
+    snapshot = contexts.cast(ASSET_CTX_LAKE_SCHEMA).add_column(
+        0, "snapshot_time", pa.array([now] * contexts.num_rows, pa.timestamp("ms", tz="UTC"))
+    )
+    path = lake.raw_partition_path(SOURCE, "asset_contexts", today)
+    day = pa.concat_tables([pq.read_table(path), snapshot]) if path.exists() else snapshot
+    metadata = _write(
+        today,
+        "asset_contexts",
+        day.sort_by([("snapshot_time", "ascending"), ("coin", "ascending")]),
+        {
+            "snapshot_time": dg.MetadataValue.timestamp(now),
+            "coins": dg.MetadataValue.json(sorted(contexts["coin"].to_pylist())),
+            "snapshots_today": len(set(day["snapshot_time"].to_pylist())),
+            "added_fields": dg.MetadataValue.json(added),
+        },
+    )
+    return dg.MaterializeResult(metadata=metadata)

@@ -1,0 +1,140 @@
+"""Hyperliquid through Dagster and dbt, against the replayed cassettes: kPEPE candles into
+the session marts, BTC funding across the 8-hourly to hourly switch, asset-context snapshots.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import dagster as dg
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from mkt_platform.defs.hyperliquid.assets import hyperliquid_asset_contexts
+from mkt_platform.defs.hyperliquid.resources import HyperliquidClient
+from mkt_platform.lib import lake
+from tests.conftest import SHARED_DATA, materialize_days
+
+pytestmark = pytest.mark.slow
+
+HL = SHARED_DATA / "hyperliquid"
+
+
+def cassette_body(name: str, kind: str):
+    for interaction in yaml.safe_load((HL / name).read_text())["interactions"]:
+        if json.loads(interaction["request"]["body"])["type"] == kind:
+            return json.loads(interaction["response"]["body"]["string"])
+    raise AssertionError(f"no {kind} in {name}")
+
+
+def ts(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def query(data_dir, sql: str) -> list[dict]:
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
+        cursor = con.execute(sql)
+        names = [c[0] for c in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def test_kpepe_candles_reach_the_daily_sessions(data_dir, instance):
+    """The 24 recorded kPEPE candles land in the lake as sent and give two incomplete daily
+    sessions (08:00 anchor) equal to an aggregation written here from the cassette."""
+    assert all(r.success for r in materialize_days(date(2023, 5, 21), date(2023, 5, 22), instance))
+    candles = cassette_body("vcr_meta+candleSnapshot_kPEPE_1h_2023-05-21.yaml", "candleSnapshot")
+    lake_rows = pq.read_table(
+        lake.raw_partition_path("hyperliquid", "candles_1h", "2023-05-22")
+    ).to_pylist()
+    assert [(r["open_time"], r["close"]) for r in lake_rows] == [
+        (ts(c["t"]), Decimal(c["c"])) for c in candles if ts(c["t"]).date() == date(2023, 5, 22)
+    ]
+    sessions = query(
+        data_dir,
+        "select * from marts.session_ohlc_daily where source = 'hyperliquid' order by session_start",
+    )
+    assert [s["instrument"] for s in sessions] == ["kPEPE", "kPEPE"]
+    for session in sessions:
+        start = session["session_start"].timestamp() * 1000
+        inside = [c for c in candles if start <= c["t"] < start + 86_400_000]
+        assert session["open"] == Decimal(inside[0]["o"])
+        assert session["close"] == Decimal(inside[-1]["c"])
+        assert session["high"] == max(Decimal(c["h"]) for c in inside)
+        assert session["low"] == min(Decimal(c["l"]) for c in inside)
+        assert session["volume"] == sum(Decimal(c["v"]) for c in inside)
+        assert session["trades"] == sum(c["n"] for c in inside)
+        assert session["quote_volume"] is None  # Hyperliquid does not send it
+        assert session["candle_count"] == len(inside) == 12
+        assert session["is_complete"] is False
+
+
+def test_funding_switch_from_8h_to_1h_is_handled(data_dir, instance):
+    """Around 2023-06-08 the per-event rate drops eightfold because events become hourly: the
+    daily mart must sum what was paid (3 events before, 24 after) and tag each interval."""
+    assert all(r.success for r in materialize_days(date(2023, 6, 6), date(2023, 6, 10), instance))
+    records = cassette_body(
+        "vcr_meta+fundingHistory_BTC_2023-05-12_to_2023-07-17.yaml", "fundingHistory"
+    )
+    days = {
+        row["funding_date"].isoformat(): row
+        for row in query(
+            data_dir,
+            "select * from marts.funding_rates_daily where instrument = 'BTC'",
+        )
+    }
+    for day in ("2023-06-06", "2023-06-07", "2023-06-08", "2023-06-09", "2023-06-10"):
+        events = [r for r in records if ts(r["time"]).date().isoformat() == day]
+        assert days[day]["funding_events"] == len(events)
+        assert days[day]["funding_rate_sum"] == sum(Decimal(r["fundingRate"]) for r in events)
+    assert (days["2023-06-07"]["min_interval_hours"], days["2023-06-07"]["max_interval_hours"]) == (
+        8,
+        8,
+    )
+    assert (days["2023-06-09"]["min_interval_hours"], days["2023-06-09"]["max_interval_hours"]) == (
+        1,
+        1,
+    )
+    assert days["2023-06-07"]["funding_events"] == 3 and days["2023-06-09"]["funding_events"] == 24
+    # 2023-06-08: the 00:00 event still paid 8 hours, the 23 later ones one hour each.
+    switch = query(
+        data_dir,
+        "select funding_time, funding_interval_hours from staging.stg_hyperliquid__funding_rates "
+        "where cast(funding_time as date) = date '2023-06-08' order by funding_time",
+    )
+    assert [s["funding_interval_hours"] for s in switch] == [8] + [1] * 23
+
+
+def test_asset_contexts_snapshot_appends_today_and_refuses_the_past(data_dir, replay, instance):
+    """Two snapshots of today append (never replace); a past day is refused, not invented."""
+    client = HyperliquidClient(base_url=replay.base_url("hyperliquid"))
+    today = datetime.now(UTC).strftime("%Y-%m-%d")
+    for _ in range(2):
+        assert dg.materialize(
+            [hyperliquid_asset_contexts],
+            partition_key=today,
+            resources={"hyperliquid": client},
+            instance=instance,
+        ).success
+    table = pq.read_table(lake.raw_partition_path("hyperliquid", "asset_contexts", today))
+    assert sorted(set(table["coin"].to_pylist())) == ["BTC", "kPEPE"]
+    assert len(set(table["snapshot_time"].to_pylist())) == 2 and table.num_rows == 4
+    # The contexts come from the 2026 capture; BTC is index 0 of the main ("") dex.
+    recorded = json.loads((HL / "ws_allDexsAssetCtxs_snapshot_2026.json").read_text())
+    main_dex = dict(recorded["data"]["ctxs"])[""]
+    btc = next(r for r in table.to_pylist() if r["coin"] == "BTC")
+    assert btc["mark_px"] == Decimal(main_dex[0]["markPx"])
+    assert btc["open_interest"] == Decimal(main_dex[0]["openInterest"])
+
+    past = dg.materialize(
+        [hyperliquid_asset_contexts],
+        partition_key="2023-05-21",
+        resources={"hyperliquid": client},
+        instance=instance,
+        raise_on_error=False,
+    )
+    assert not past.success
+    assert not lake.raw_partition_path("hyperliquid", "asset_contexts", "2023-05-21").exists()
