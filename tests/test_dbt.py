@@ -50,8 +50,8 @@ def test_session_metric_unit_tests_pass_within_a_build(data_dir):
     invocation = dbt(*dbt_build_args(window))
     statuses = results(invocation)
     unit = {uid: status for uid, status in statuses.items() if uid.startswith("unit_test.")}
-    assert len(unit) == 3
-    assert set(unit.values()) == {"pass"}
+    assert len([uid for uid in unit if ".session_ohlc_daily." in uid]) == 3
+    assert set(unit.values()) == {"pass"}  # the options marts' unit tests run here too
     assert invocation.is_successful(), statuses
 
 

@@ -19,9 +19,22 @@ from mkt_platform.lib.instruments import load_instruments, symbols_for
 GRAPH = {
     # key: (group, parents)
     "binance_klines_1h": ("raw_binance", set()),
+    "binance_klines_1m": ("raw_binance", set()),
+    "hyperliquid_candles_1h": ("raw_hyperliquid", set()),
+    "hyperliquid_funding_rates": ("raw_hyperliquid", set()),
+    "hyperliquid_asset_contexts": ("raw_hyperliquid", set()),
+    "deribit_option_trades": ("raw_deribit", set()),
     "stg_binance__klines": ("staging", {"binance_klines_1h"}),
-    "int_candles_1h": ("intermediate", {"stg_binance__klines"}),
+    "stg_hyperliquid__candles": ("staging", {"hyperliquid_candles_1h"}),
+    "stg_hyperliquid__funding_rates": ("staging", {"hyperliquid_funding_rates"}),
+    "stg_hyperliquid__asset_contexts": ("staging", {"hyperliquid_asset_contexts"}),
+    "stg_deribit__option_trades": ("staging", {"deribit_option_trades"}),
+    "int_candles_1h": ("intermediate", {"stg_binance__klines", "stg_hyperliquid__candles"}),
     "session_ohlc_daily": ("marts", {"int_candles_1h"}),
+    "funding_rates_daily": ("marts", {"stg_hyperliquid__funding_rates"}),
+    "option_ohlc_hourly": ("marts", {"stg_deribit__option_trades"}),
+    "option_expiry_hourly": ("marts", {"stg_deribit__option_trades"}),
+    "option_atm_iv_hourly": ("marts", {"stg_deribit__option_trades"}),
 }
 
 
@@ -49,14 +62,14 @@ def test_partitions_and_policies(graph):
     backfills, and every dbt asset in the one-writer warehouse pool."""
     raw = graph.get(dg.AssetKey("binance_klines_1h"))
     assert raw.partitions_def == dg.DailyPartitionsDefinition(
-        "2023-01-01", timezone="UTC", end_offset=1
+        "2022-01-01", timezone="UTC", end_offset=1
     )
     assert raw.backfill_policy == dg.BackfillPolicy.single_run()
     assert raw.description and "GET /api/v3/klines" in raw.description
     for name in ("stg_binance__klines", "int_candles_1h", "session_ohlc_daily"):
         node = graph.get(dg.AssetKey(name))
         assert node.partitions_def == dg.DailyPartitionsDefinition(
-            "2023-01-01", hour_offset=8, timezone="UTC"
+            "2022-01-01", hour_offset=8, timezone="UTC"
         )
         assert node.backfill_policy == dg.BackfillPolicy.single_run()
         assert node.pools == {"duckdb_warehouse"}
