@@ -14,9 +14,11 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-# The main job on recorded real data: January 2023, BTCUSDT/ETHUSDT/SOLUSDT, offline.
+# The main job on recorded real data, offline: the Deribit option day of the recordings, then
+# a month of Binance, Hyperliquid candles and funding.
 demo: install
-	$(BIN)/mkt-platform materialize --start 2023-01-01 --end 2023-01-31 --replay $(SHARED_DATA)
+	$(BIN)/mkt-platform materialize --start 2022-01-01 --end 2022-01-01 --replay $(SHARED_DATA)
+	$(BIN)/mkt-platform materialize --start 2023-04-24 --end 2023-05-24 --replay $(SHARED_DATA)
 
 test: install
 	$(BIN)/ruff check mkt_platform tests benchmarks
@@ -24,3 +26,5 @@ test: install
 
 benchmark: install
 	$(BIN)/python benchmarks/backfill.py --replay $(SHARED_DATA)
+	$(BIN)/python benchmarks/deribit_ingest.py
+	$(BIN)/python benchmarks/options_marts.py

@@ -1,8 +1,12 @@
 """``mkt-platform``: the command line of the platform.
 
-``mkt-platform materialize --start DATE --end DATE [--replay DIR]`` materializes the raw
-pulls and every session mart for the sessions starting on those days, through Dagster, on the
-configured instance (``DAGSTER_HOME``; when unset, ``$MKT_DATA_DIR/dagster_home``).
+``mkt-platform materialize --start DATE --end DATE [--replay DIR]`` materializes every venue's
+raw pulls for those days, the session marts for the sessions starting on them and the options
+and funding marts of those UTC days, through Dagster, on the configured instance
+(``DAGSTER_HOME``; when unset, ``$MKT_DATA_DIR/dagster_home``). With ``--replay`` the clients
+talk to a local replay of the recordings in DIR, and the instrument universe is the one the
+recordings cover (``mkt_platform/replay/recorded_instruments.yaml``) unless
+``MKT_INSTRUMENTS_FILE`` says otherwise.
 """
 
 from __future__ import annotations
@@ -18,6 +22,15 @@ from pathlib import Path
 
 #: The embedded default instance configuration (SQLite), at the repository root.
 EMBEDDED_DAGSTER_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
+#: The instruments the recordings cover (the replay has no data for the others).
+RECORDED_INSTRUMENTS = Path(__file__).resolve().parent / "replay" / "recorded_instruments.yaml"
+#: Base-URL settings pointed at the replay server, and the exchange each one emulates.
+REPLAY_URLS = {
+    "BINANCE_BASE_URL": "binance",
+    "HYPERLIQUID_BASE_URL": "hyperliquid",
+    "DERIBIT_BASE_URL": "deribit",
+    "DERIBIT_HISTORY_BASE_URL": "deribit_history",
+}
 
 
 def _dagster_home() -> Path:
@@ -35,21 +48,62 @@ def _dagster_home() -> Path:
     return home
 
 
+def _table(con, title: str, sql: str) -> list[str]:
+    """``sql`` rendered as a fixed-width text table under ``title`` (empty if no rows)."""
+    try:
+        cursor = con.execute(sql)
+    except Exception:  # the mart does not exist yet (nothing was built)
+        return []
+    names = [c[0] for c in cursor.description]
+    rows = [["" if v is None else str(v) for v in row] for row in cursor.fetchall()]
+    if not rows:
+        return []
+    widths = [max(len(n), *(len(r[i]) for r in rows)) for i, n in enumerate(names)]
+    line = "  ".join
+    return [
+        "",
+        title,
+        line(n.ljust(w) for n, w in zip(names, widths, strict=True)),
+        line("-" * w for w in widths),
+        *(line(v.rjust(w) for v, w in zip(r, widths, strict=True)) for r in rows),
+    ]
+
+
 def _summary(warehouse: Path) -> list[str]:
+    """The session table and the options table the main command ends with."""
     import duckdb
 
     if not warehouse.exists():
         return []
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        rows = con.sql(
-            "select source, instrument, count(*), min(session_start)::varchar, "
-            "max(session_start)::varchar, count(*) filter (where not is_complete) "
-            "from marts.session_ohlc_daily group by all order by all"
-        ).fetchall()
-    return [
-        f"  {src}/{inst}: {n} sessions {first[:16]} .. {last[:16]} UTC ({bad} incomplete)"
-        for src, inst, n, first, last, bad in rows
-    ]
+        return _table(
+            con,
+            "Daily sessions (marts.session_ohlc_daily): per instrument, the latest session",
+            """
+            select source, instrument, count(*) over w as sessions,
+                   strftime(session_start, '%Y-%m-%d %H:%M') as latest_session,
+                   open, high, low, close, chclose as "chclose %", candle_count as candles
+            from marts.session_ohlc_daily
+            window w as (partition by source, instrument)
+            qualify row_number() over (
+                partition by source, instrument order by session_start desc) = 1
+            order by source, instrument
+            """,
+        ) + _table(
+            con,
+            "Options (marts.option_ohlc_hourly): the 8 most traded instruments of the busiest hour",
+            """
+            with busiest as (
+                select hour from marts.option_ohlc_hourly
+                group by hour order by sum(trade_count) desc, hour limit 1
+            )
+            select strftime(o.hour, '%Y-%m-%d %H:%M') as hour, instrument_name,
+                   open, high, low, close, round(vwap, 6) as vwap, iv_close, volume,
+                   trade_count as trades, round(distance, 2) as "distance %"
+            from marts.option_ohlc_hourly o join busiest using (hour)
+            order by trade_count desc, volume desc, instrument_name limit 8
+            """,
+        )
 
 
 def materialize(args: argparse.Namespace) -> int:
@@ -60,8 +114,11 @@ def materialize(args: argparse.Namespace) -> int:
             from mkt_platform.replay import ReplayServer
 
             server = stack.enter_context(ReplayServer(args.replay, port=args.replay_port))
-            os.environ["BINANCE_BASE_URL"] = server.base_url("binance")
+            for variable, exchange in REPLAY_URLS.items():
+                os.environ[variable] = server.base_url(exchange)
+            os.environ.setdefault("MKT_INSTRUMENTS_FILE", str(RECORDED_INSTRUMENTS))
             print(f"replay server on {server.url}, serving recorded data from {args.replay}")
+            print(f"instrument universe: {os.environ['MKT_INSTRUMENTS_FILE']}")
         home = _dagster_home()
 
         import dagster as dg
@@ -76,15 +133,19 @@ def materialize(args: argparse.Namespace) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         print(
-            f"Binance: {settings.binance_base_url()}; session anchor "
-            f"{settings.session_anchor_hour():02d}:00 UTC; Dagster instance {home}"
+            f"Binance: {settings.binance_base_url()}; Hyperliquid: "
+            f"{settings.hyperliquid_base_url()}; Deribit: {settings.deribit_history_base_url()} "
+            f"(history), {settings.deribit_base_url()} (live)"
+        )
+        print(
+            f"session anchor {settings.session_anchor_hour():02d}:00 UTC; Dagster instance {home}"
         )
         with dg.DagsterInstance.get() as instance:
             results = run_plan(defs, steps, instance)
     failed = [r for r in results if not r.success] or len(results) < len(steps)
     print()
     print(f"lake:      {settings.lake_dir()}")
-    print(f"warehouse: {settings.warehouse_path()} (table marts.session_ohlc_daily)")
+    print(f"warehouse: {settings.warehouse_path()} (schemas staging, intermediate, marts)")
     for line in _summary(settings.warehouse_path()):
         print(line)
     dagster = Path(sys.executable).parent / "dagster"
@@ -102,9 +163,10 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser(
         "materialize",
-        help="materialize raw pulls and session marts for a range of days",
-        description="Materialize the raw assets and every session starting on START..END "
-        "(inclusive), through Dagster on the configured instance.",
+        help="materialize every venue's raw pulls and the marts for a range of days",
+        description="Materialize every venue's raw assets for START..END (inclusive), the "
+        "sessions starting on those days and the options and funding marts of those UTC "
+        "days, through Dagster on the configured instance.",
     )
     run.add_argument("--start", type=date.fromisoformat, required=True, help="first day")
     run.add_argument("--end", type=date.fromisoformat, required=True, help="last day")
