@@ -59,14 +59,21 @@ def _table(con, title: str, sql: str) -> list[str]:
     if not rows:
         return []
     widths = [max(len(n), *(len(r[i]) for r in rows)) for i, n in enumerate(names)]
-    line = "  ".join
-    return [
-        "",
-        title,
-        line(n.ljust(w) for n, w in zip(names, widths, strict=True)),
-        line("-" * w for w in widths),
-        *(line(v.rjust(w) for v, w in zip(r, widths, strict=True)) for r in rows),
-    ]
+    numeric = [all(_is_number(r[i]) for r in rows) for i in range(len(names))]
+
+    def line(values: list[str]) -> str:
+        cells = zip(values, widths, numeric, strict=True)
+        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in cells).rstrip()
+
+    return ["", title, line(names), line(["-" * w for w in widths]), *map(line, rows)]
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return text == ""
+    return True
 
 
 def _summary(warehouse: Path) -> list[str]:
