@@ -10,7 +10,7 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -83,6 +83,28 @@ def dbt_vars(time_window: dg.TimeWindow | None, window: str = "session") -> dict
 def dbt_build_args(time_window: dg.TimeWindow | None, window: str = "session") -> list[str]:
     """Arguments of ``dbt build`` for a partition window (see :func:`dbt_vars`)."""
     return ["build", "--vars", json.dumps(dbt_vars(time_window, window), sort_keys=True)]
+
+
+def stream_dbt_build(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, window: str, unit: str
+) -> Iterator[Any]:
+    """Run ``dbt build`` for the run's partition window and stream its events to Dagster.
+
+    Args:
+        window: which window vars to pass (a key of ``WINDOW_VARS``).
+        unit: what a partition is, for the log line (``session``, ``UTC day``).
+    """
+    # dbt runs in its own process with the project folder as working directory: give it the
+    # data directory as an absolute path so both read and write the same lake.
+    os.environ["MKT_DATA_DIR"] = str(settings.data_dir())
+    # DuckDB creates the warehouse file but not its folder.
+    settings.data_dir().mkdir(parents=True, exist_ok=True)
+    time_window = context.partition_time_window
+    context.log.info(
+        f"dbt build for {len(context.partition_keys)} {unit}(s) "
+        f"{time_window.start:%Y-%m-%d %H:%M} to {time_window.end:%Y-%m-%d %H:%M} UTC"
+    )
+    yield from dbt.cli(dbt_build_args(time_window, window), context=context).stream()
 
 
 class MktDbtTranslator(DagsterDbtTranslator):

@@ -22,6 +22,7 @@ from pydantic import PrivateAttr
 from mkt_platform import settings
 from mkt_platform.defs.binance.contract import KLINE_CONTRACT
 from mkt_platform.lib.contracts import ContractViolation
+from mkt_platform.lib.http import retry_after_seconds, retrying
 
 KLINES_PATH = "/api/v3/klines"
 #: Binance serves at most 1000 klines a request.
@@ -52,14 +53,6 @@ class RetryableResponse(RuntimeError):
     def __init__(self, status: int, retry_after: float | None, source: str, body: str) -> None:
         self.status, self.retry_after = status, retry_after
         super().__init__(f"Binance answered {status} to {source}: {body[:200]}")
-
-
-def _retry_after_seconds(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
 
 
 def _describe_request(symbol: str, interval: str, start_ms: int, end_ms: int) -> str:
@@ -166,38 +159,18 @@ class BinanceSpotClient(dg.ConfigurableResource):
         return table
 
     def _retrying(self) -> tenacity.Retrying:
-        backoff = tenacity.wait_exponential_jitter(
-            multiplier=self.backoff_initial_seconds, max=self.backoff_max_seconds
-        )
-
-        def wait(state: tenacity.RetryCallState) -> float:
-            error = state.outcome.exception() if state.outcome else None
-            if isinstance(error, RetryableResponse) and error.retry_after is not None:
-                return error.retry_after
-            return backoff(state)
-
-        def log_retry(state: tenacity.RetryCallState) -> None:
-            error = state.outcome.exception() if state.outcome else None
-            dg.get_dagster_logger().warning(
-                f"attempt {state.attempt_number}/{self.max_attempts} failed ({error}); "
-                f"retrying in {state.next_action.sleep if state.next_action else 0:.1f}s"
-            )
-
-        return tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(
-                (RetryableResponse, httpx.TimeoutException, httpx.TransportError)
-            ),
-            stop=tenacity.stop_after_attempt(self.max_attempts),
-            wait=wait,
-            before_sleep=log_retry,
+        return retrying(
+            RetryableResponse,
+            max_attempts=self.max_attempts,
+            backoff_initial_seconds=self.backoff_initial_seconds,
+            backoff_max_seconds=self.backoff_max_seconds,
             sleep=self._sleep,
-            reraise=True,
         )
 
     def _get(self, http: httpx.Client, params: dict[str, Any], source: str) -> httpx.Response:
         response = http.get(KLINES_PATH, params=params)
         if response.status_code in (418, 429) or response.status_code >= 500:
-            retry_after = _retry_after_seconds(response)
+            retry_after = retry_after_seconds(response)
             if retry_after is not None and retry_after > self.retry_after_max_seconds:
                 raise BinanceAPIError(
                     response.status_code,

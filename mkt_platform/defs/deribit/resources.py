@@ -30,6 +30,7 @@ from mkt_platform.defs.deribit.contract import (
     trades_to_table,
 )
 from mkt_platform.lib.contracts import ContractViolation
+from mkt_platform.lib.http import retry_after_seconds, retrying
 from mkt_platform.settings import DEFAULT_DERIBIT_BASE_URL, DEFAULT_DERIBIT_HISTORY_BASE_URL
 
 TRADES_PATH = "/api/v2/public/get_last_trades_by_currency_and_time"
@@ -95,14 +96,6 @@ class TradePage:
     added_fields: list[str]
     source: str
     duplicates: int
-
-
-def _retry_after_seconds(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
 
 
 def _iso(ms: int) -> str:
@@ -251,32 +244,12 @@ class DeribitClient(dg.ConfigurableResource):
         return _result(response, source)
 
     def _retrying(self) -> tenacity.Retrying:
-        backoff = tenacity.wait_exponential_jitter(
-            multiplier=self.backoff_initial_seconds, max=self.backoff_max_seconds
-        )
-
-        def wait(state: tenacity.RetryCallState) -> float:
-            error = state.outcome.exception() if state.outcome else None
-            if isinstance(error, DeribitRetryableResponse) and error.retry_after is not None:
-                return error.retry_after
-            return backoff(state)
-
-        def log_retry(state: tenacity.RetryCallState) -> None:
-            error = state.outcome.exception() if state.outcome else None
-            dg.get_dagster_logger().warning(
-                f"attempt {state.attempt_number}/{self.max_attempts} failed ({error}); "
-                f"retrying in {state.next_action.sleep if state.next_action else 0:.1f}s"
-            )
-
-        return tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(
-                (DeribitRetryableResponse, httpx.TimeoutException, httpx.TransportError)
-            ),
-            stop=tenacity.stop_after_attempt(self.max_attempts),
-            wait=wait,
-            before_sleep=log_retry,
+        return retrying(
+            DeribitRetryableResponse,
+            max_attempts=self.max_attempts,
+            backoff_initial_seconds=self.backoff_initial_seconds,
+            backoff_max_seconds=self.backoff_max_seconds,
             sleep=self._sleep,
-            reraise=True,
         )
 
     def _get(self, http: httpx.Client, params: dict[str, Any], source: str) -> httpx.Response:
@@ -284,7 +257,7 @@ class DeribitClient(dg.ConfigurableResource):
         status = response.status_code
         code, message = _deribit_error(response) if status >= 400 else (None, "")
         if status == 429 or status >= 500 or code == TOO_MANY_REQUESTS_CODE:
-            retry_after = _retry_after_seconds(response)
+            retry_after = retry_after_seconds(response)
             if retry_after is not None and retry_after > self.retry_after_max_seconds:
                 raise DeribitAPIError(
                     status,

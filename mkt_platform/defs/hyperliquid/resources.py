@@ -36,6 +36,7 @@ from mkt_platform.defs.hyperliquid.contract import (
     INTERVALS,
 )
 from mkt_platform.lib.contracts import ContractViolation
+from mkt_platform.lib.http import retry_after_seconds, retrying
 
 #: The live API; deployments set ``base_url`` from env ``HYPERLIQUID_BASE_URL``.
 from mkt_platform.settings import DEFAULT_HYPERLIQUID_BASE_URL
@@ -87,14 +88,6 @@ def describe_request(kind: str, coin: str | None = None, **extra: Any) -> str:
     if start is not None:
         parts.append(f"[{_iso(start)}, {_iso(end) if end is not None else '...'}]")
     return " ".join(parts)
-
-
-def _retry_after_seconds(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
 
 
 class HyperliquidClient(dg.ConfigurableResource):
@@ -342,38 +335,18 @@ class HyperliquidClient(dg.ConfigurableResource):
         return _decode_json(response, source, _dataset_of(body["type"]))
 
     def _retrying(self) -> tenacity.Retrying:
-        backoff = tenacity.wait_exponential_jitter(
-            multiplier=self.backoff_initial_seconds, max=self.backoff_max_seconds
-        )
-
-        def wait(state: tenacity.RetryCallState) -> float:
-            error = state.outcome.exception() if state.outcome else None
-            if isinstance(error, HyperliquidRetryableResponse) and error.retry_after is not None:
-                return error.retry_after
-            return backoff(state)
-
-        def log_retry(state: tenacity.RetryCallState) -> None:
-            error = state.outcome.exception() if state.outcome else None
-            dg.get_dagster_logger().warning(
-                f"attempt {state.attempt_number}/{self.max_attempts} failed ({error}); "
-                f"retrying in {state.next_action.sleep if state.next_action else 0:.1f}s"
-            )
-
-        return tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(
-                (HyperliquidRetryableResponse, httpx.TimeoutException, httpx.TransportError)
-            ),
-            stop=tenacity.stop_after_attempt(self.max_attempts),
-            wait=wait,
-            before_sleep=log_retry,
+        return retrying(
+            HyperliquidRetryableResponse,
+            max_attempts=self.max_attempts,
+            backoff_initial_seconds=self.backoff_initial_seconds,
+            backoff_max_seconds=self.backoff_max_seconds,
             sleep=self._sleep,
-            reraise=True,
         )
 
     def _send(self, http: httpx.Client, body: dict[str, Any], source: str) -> httpx.Response:
         response = http.post(INFO_PATH, json=body)
         if response.status_code == 429 or response.status_code >= 500:
-            retry_after = _retry_after_seconds(response)
+            retry_after = retry_after_seconds(response)
             if retry_after is not None and retry_after > self.retry_after_max_seconds:
                 raise HyperliquidAPIError(
                     response.status_code,

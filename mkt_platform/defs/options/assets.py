@@ -5,16 +5,14 @@ views they read, partitioned by UTC day like the raw assets they read (identity 
 with single-run backfills, in the ``duckdb_warehouse`` pool shared by every dbt run.
 """
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
 
-from mkt_platform import settings
 from mkt_platform.defs.sessions.assets import WAREHOUSE_POOL
-from mkt_platform.lib.dbt import MktDbtTranslator, dbt_build_args, dbt_project
+from mkt_platform.lib.dbt import MktDbtTranslator, dbt_project, stream_dbt_build
 from mkt_platform.lib.partitions import raw_daily_partitions_def
 
 SELECT = "+tag:options_hourly +tag:utc_daily"
@@ -36,13 +34,6 @@ def build_utc_daily_dbt_assets() -> dg.AssetsDefinition:
         pool=WAREHOUSE_POOL,
     )
     def _utc_daily_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:
-        os.environ["MKT_DATA_DIR"] = str(settings.data_dir())
-        settings.data_dir().mkdir(parents=True, exist_ok=True)
-        window = context.partition_time_window
-        context.log.info(
-            f"dbt build for {len(context.partition_keys)} UTC day(s) "
-            f"{window.start:%Y-%m-%d} to {window.end:%Y-%m-%d}"
-        )
-        yield from dbt.cli(dbt_build_args(window, "utc_hour"), context=context).stream()
+        yield from stream_dbt_build(context, dbt, "utc_hour", "UTC day")
 
     return _utc_daily_dbt

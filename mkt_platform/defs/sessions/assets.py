@@ -6,15 +6,13 @@ the daily session, with single-run backfills. All dbt runs share the ``duckdb_wa
 pool (limit 1), since DuckDB allows one writer.
 """
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
 
-from mkt_platform import settings
-from mkt_platform.lib.dbt import MktDbtTranslator, dbt_build_args, dbt_project
+from mkt_platform.lib.dbt import MktDbtTranslator, dbt_project, stream_dbt_build
 from mkt_platform.lib.partitions import session_daily_partitions_def
 
 WAREHOUSE_POOL = "duckdb_warehouse"
@@ -35,16 +33,6 @@ def build_session_daily_dbt_assets() -> dg.AssetsDefinition:
         pool=WAREHOUSE_POOL,
     )
     def _session_daily_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:
-        # dbt runs in its own process with the project folder as working directory: give it
-        # the data directory as an absolute path so both read and write the same lake.
-        os.environ["MKT_DATA_DIR"] = str(settings.data_dir())
-        # DuckDB creates the warehouse file but not its folder.
-        settings.data_dir().mkdir(parents=True, exist_ok=True)
-        window = context.partition_time_window
-        context.log.info(
-            f"dbt build for {len(context.partition_keys)} session(s) "
-            f"{window.start:%Y-%m-%d %H:%M} to {window.end:%Y-%m-%d %H:%M} UTC"
-        )
-        yield from dbt.cli(dbt_build_args(window), context=context).stream()
+        yield from stream_dbt_build(context, dbt, "session", "session")
 
     return _session_daily_dbt
