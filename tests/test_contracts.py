@@ -226,3 +226,13 @@ def test_integer_beyond_int64_is_a_violation(row: Row, index: int, field: str) -
     """Guards against a JSON integer too big for int64 crashing with a non-contract error."""
     error = violation([with_value(row, index, 2**63)])
     assert error.field == field
+
+
+@pytest.mark.parametrize("digits", [31, 39])
+def test_price_beyond_the_decimal_precision_is_a_violation(row: Row, digits: int) -> None:
+    """Guards against Arrow's string-to-decimal cast wrapping a huge value around silently
+    (a 39-digit price with a fraction came back as a different number)."""
+    huge = "1" + "0" * (digits - 1) + ".5"
+    error = violation([[row[0], huge, *row[2:]]])
+    assert error.field == "open"
+    assert "decimal128(38, 8)" in error.expected

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from enum import Enum
 from typing import Any
 
@@ -153,6 +154,19 @@ def _missing_field(contract: PositionalContract, record: Any) -> str | None:
 
 
 def _to_arrow(dataset: str, source: str, field: ContractField, column: Sequence[Any]) -> pa.Array:
+    if pa.types.is_decimal(field.arrow_type) and field.wire is WireType.NUMERIC_STRING:
+        # Arrow's string-to-decimal cast can wrap around silently on values far beyond the
+        # precision (e.g. 39 integer digits): check the magnitude exactly first.
+        limit = Decimal(10) ** (field.arrow_type.precision - field.arrow_type.scale)
+        for index, value in enumerate(column):
+            if value is not None and abs(Decimal(value)) >= limit:
+                raise ContractViolation(
+                    dataset,
+                    source,
+                    field.name,
+                    f"a value representable as {field.arrow_type}",
+                    f"{value!r} in record {index}",
+                )
     wire_type = pa.int64() if field.wire is WireType.INTEGER else pa.string()
     try:
         return pa.array(column, type=wire_type).cast(field.arrow_type)
