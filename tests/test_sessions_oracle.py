@@ -58,9 +58,12 @@ def test_half_year_of_utc_sessions_equals_binance_daily_klines(data_dir, instanc
     results = materialize_days(date(2023, 1, 1), date(2023, 6, 30), instance)
     assert [r.success for r in results] == [True, True, True]
 
-    sessions = read_sessions(data_dir)
+    sessions = read_sessions(data_dir, "source = 'binance'")
     assert len(sessions) == 3 * 181
     assert_equals_daily_klines(sessions)
+    # the recorded Hyperliquid kPEPE candles (2023-05-21/22) share the mart, apart by source
+    others = read_sessions(data_dir, "source <> 'binance'")
+    assert {(s["source"], s["instrument"]) for s in others} == {("hyperliquid", "kPEPE")}
     incomplete = {(s["instrument"], s["session_start"]) for s in sessions if not s["is_complete"]}
     assert incomplete == {(symbol, HALT_DAY) for symbol in SYMBOLS}
     for s in sessions:
