@@ -1,6 +1,8 @@
-"""Benchmark: backfill 2023-01-01..2023-06-30 (181 sessions, 3 symbols) through Dagster.
+"""Benchmark: backfill 2023-01-01..2023-06-30 (181 days, every venue) through Dagster.
 
-Each step (the raw pull, then dbt) runs in its own fresh process as one single-run backfill,
+The universe is the recorded one (Binance 1h and 1m, Hyperliquid kPEPE and BTC funding,
+Deribit BTC options). Each step (the raw pulls, the session dbt run, the options and funding
+dbt run) runs in its own fresh process as one single-run backfill,
 from the replay server on the recorded data, into an empty data dir; the script prints wall
 time and peak memory (resident set of the process and its children, dbt included) per step.
 Not a test: it prints figures, it asserts nothing.
@@ -61,6 +63,7 @@ def main() -> int:
         print(json.dumps(run_step(args.step, args.start, args.end)))
         return 0
 
+    from mkt_platform.cli import RECORDED_INSTRUMENTS, REPLAY_URLS
     from mkt_platform.replay import ReplayServer
 
     with tempfile.TemporaryDirectory() as tmp, ReplayServer(args.replay) as server:
@@ -71,12 +74,13 @@ def main() -> int:
             **os.environ,
             "MKT_DATA_DIR": str(Path(tmp) / "data"),
             "DAGSTER_HOME": str(home),
-            "BINANCE_BASE_URL": server.base_url("binance"),
+            **{variable: server.base_url(exchange) for variable, exchange in REPLAY_URLS.items()},
+            "MKT_INSTRUMENTS_FILE": str(RECORDED_INSTRUMENTS),
         }
         print(f"backfill {args.start}..{args.end}, sessions at the default anchor, replay data")
-        print(f"{'step':<14}{'partitions':>11}{'wall s':>9}{'peak MiB':>10}  ok")
+        print(f"{'step':<24}{'partitions':>11}{'wall s':>9}{'peak MiB':>10}  ok")
         failed = False
-        for index in (0, 1):
+        for index in (0, 1, 2):
             out = (
                 subprocess.run(
                     [
@@ -101,11 +105,15 @@ def main() -> int:
             )
             figures = json.loads(out)
             failed |= not figures["success"]
+            if failed:
+                print(f"{figures['step']} failed; stopping")
+                break
             print(
-                f"{figures['step']:<14}{figures['partitions']:>11}{figures['seconds']:>9}"
+                f"{figures['step']:<24}{figures['partitions']:>11}{figures['seconds']:>9}"
                 f"{figures['peak_rss_mib']:>10}  {figures['success']}"
             )
-        print(f"requests served by the replay server: {server.request_count('binance')}")
+        served = {name: server.request_count(name) for name in server.exchanges}
+        print(f"requests served by the replay server: {served}")
     return 1 if failed else 0
 
 
