@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from mkt_platform.defs.automation import definitions as automation
 from mkt_platform.defs.binance import definitions as binance
 from mkt_platform.defs.deribit import definitions as deribit
 from mkt_platform.defs.hyperliquid import definitions as hyperliquid
@@ -22,6 +23,7 @@ def build_definitions() -> dg.Definitions:
         deribit.build_defs(),
         sessions.build_defs(),
         options.build_defs(),
+        automation.build_defs(),
     )
 
 

@@ -8,8 +8,10 @@ another to dbt.
 |---------------------------|-----------------------------|---------------------------------------|
 | MKT_DATA_DIR              | ./data                      | lake (Parquet) and DuckDB warehouse   |
 | MKT_SESSION_ANCHOR_HOUR   | 8                           | UTC hour a daily session starts at    |
+| MKT_WEEKLY_SESSION_WEEKDAY | FRI                        | weekday weekly/monthly sessions start |
 | MKT_PARTITIONS_START      | 2022-01-01                  | first daily partition (UTC date)      |
 | MKT_GAP_REPAIR_LOOKBACK_DAYS | 7                        | closed days the gap repair re-checks  |
+| MKT_AUTOMATION_LOOKBACK_DAYS | 3                        | days back automation refreshes marts  |
 | BINANCE_BASE_URL          | https://api.binance.com     | Binance spot REST API                 |
 | HYPERLIQUID_BASE_URL      | https://api.hyperliquid.xyz | Hyperliquid info API (POST /info)     |
 | DERIBIT_BASE_URL          | https://www.deribit.com     | Deribit API (the last day)            |
@@ -24,7 +26,11 @@ from pathlib import Path
 
 DEFAULT_SESSION_ANCHOR_HOUR = 8
 DEFAULT_PARTITIONS_START = "2022-01-01"
+DEFAULT_WEEKLY_SESSION_WEEKDAY = "FRI"
+#: Weekday names accepted by MKT_WEEKLY_SESSION_WEEKDAY, in ISO order (MON = 1).
+WEEKDAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
 DEFAULT_GAP_REPAIR_LOOKBACK_DAYS = 7
+DEFAULT_AUTOMATION_LOOKBACK_DAYS = 3
 DEFAULT_BINANCE_BASE_URL = "https://api.binance.com"
 DEFAULT_HYPERLIQUID_BASE_URL = "https://api.hyperliquid.xyz"
 DEFAULT_DERIBIT_BASE_URL = "https://www.deribit.com"
@@ -68,6 +74,23 @@ def session_anchor_hour() -> int:
     if not 0 <= hour <= 23:
         raise SettingError(f"MKT_SESSION_ANCHOR_HOUR must be in 0..23, got {hour}")
     return hour
+
+
+def weekly_session_weekday() -> int:
+    """ISO weekday (1 = Monday .. 7 = Sunday) on which weekly sessions start, at the anchor
+    hour (env ``MKT_WEEKLY_SESSION_WEEKDAY``: MON..SUN, default FRI, Deribit's weekly expiry).
+    Monthly sessions run from the last such weekday of a month to the last of the next.
+
+    Raises:
+        SettingError: the value is not one of MON, TUE, WED, THU, FRI, SAT, SUN.
+    """
+    raw = os.environ.get("MKT_WEEKLY_SESSION_WEEKDAY", DEFAULT_WEEKLY_SESSION_WEEKDAY)
+    name = raw.strip().upper()
+    if name not in WEEKDAYS:
+        raise SettingError(
+            f"MKT_WEEKLY_SESSION_WEEKDAY must be one of {', '.join(WEEKDAYS)}, got {raw!r}"
+        )
+    return WEEKDAYS.index(name) + 1
 
 
 def partitions_start() -> str:
@@ -114,4 +137,17 @@ def gap_repair_lookback_days() -> int:
     raw = os.environ.get("MKT_GAP_REPAIR_LOOKBACK_DAYS", str(DEFAULT_GAP_REPAIR_LOOKBACK_DAYS))
     if not raw.isdigit() or int(raw) < 1:
         raise SettingError(f"MKT_GAP_REPAIR_LOOKBACK_DAYS must be a positive integer, got {raw!r}")
+    return int(raw)
+
+
+def automation_lookback_days() -> int:
+    """How far back (days before the latest partition) declarative automation refreshes a
+    derived partition whose raw data changed (env ``MKT_AUTOMATION_LOOKBACK_DAYS``, default 3).
+
+    Raises:
+        SettingError: the value is not a positive integer.
+    """
+    raw = os.environ.get("MKT_AUTOMATION_LOOKBACK_DAYS", str(DEFAULT_AUTOMATION_LOOKBACK_DAYS))
+    if not raw.isdigit() or int(raw) < 1:
+        raise SettingError(f"MKT_AUTOMATION_LOOKBACK_DAYS must be a positive integer, got {raw!r}")
     return int(raw)

@@ -102,13 +102,16 @@ def test_session_partition_maps_to_the_raw_days_it_covers(monkeypatch, anchor, s
 def test_dbt_vars_carry_the_half_open_session_window(monkeypatch):
     """Guards the --vars contract with the incremental models: ISO UTC bounds, [min, max)."""
     monkeypatch.setenv("MKT_SESSION_ANCHOR_HOUR", "8")
+    monkeypatch.setenv("MKT_WEEKLY_SESSION_WEEKDAY", "mon")
     window = dg.TimeWindow(datetime(2023, 1, 1, 8, tzinfo=UTC), datetime(2023, 1, 3, 8, tzinfo=UTC))
     assert dbt_vars(window) == {
         "session_anchor_hour": 8,
+        "session_weekday": 1,
         "session_start_min": "2023-01-01T08:00:00+00:00",
         "session_start_max": "2023-01-03T08:00:00+00:00",
     }
-    assert dbt_vars(None) == {"session_anchor_hour": 8}
+    assert dbt_vars(None) == {"session_anchor_hour": 8, "session_weekday": 1}
+    assert dbt_vars(window, "utc_hour")["options_hour_max"] == "2023-01-03T08:00:00+00:00"
     args = dbt_build_args(window)
     assert (
         args[:2] == ["build", "--vars"]
@@ -121,6 +124,13 @@ def test_dbt_fallback_anchor_hour_equals_the_platform_default():
     macros = (DBT_PROJECT_DIR / "macros" / "sessions.sql").read_text()
     (fallback,) = re.findall(r"env_var\('MKT_SESSION_ANCHOR_HOUR', '(\d+)'\)", macros)
     assert int(fallback) == settings.DEFAULT_SESSION_ANCHOR_HOUR
+
+
+@pytest.mark.parametrize("value", ["FRIDAY", "5", ""])
+def test_bad_weekday_is_a_clear_error(monkeypatch, value):
+    monkeypatch.setenv("MKT_WEEKLY_SESSION_WEEKDAY", value)
+    with pytest.raises(settings.SettingError, match="MKT_WEEKLY_SESSION_WEEKDAY"):
+        settings.weekly_session_weekday()
 
 
 @pytest.mark.parametrize("value", ["24", "-1", "8am", ""])

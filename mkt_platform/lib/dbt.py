@@ -11,6 +11,7 @@ import os
 import shutil
 import sys
 from collections.abc import Iterator, Mapping
+from datetime import timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -69,10 +70,14 @@ def dbt_vars(time_window: dg.TimeWindow | None, window: str = "session") -> dict
             session marts, ``utc_hour`` for the hourly options marts.
 
     Returns:
-        ``session_anchor_hour`` (int) always; the two window vars (ISO 8601 UTC strings,
+        ``session_anchor_hour`` (int) and ``session_weekday`` (ISO weekday, int) always; the
+        two window vars (ISO 8601 UTC strings,
         half-open ``[min, max)``) when a window is given.
     """
-    variables: dict[str, Any] = {"session_anchor_hour": settings.session_anchor_hour()}
+    variables: dict[str, Any] = {
+        "session_anchor_hour": settings.session_anchor_hour(),
+        "session_weekday": settings.weekly_session_weekday(),
+    }
     if time_window is not None:
         low, high = WINDOW_VARS[window]
         variables[low] = time_window.start.isoformat()
@@ -107,8 +112,29 @@ def stream_dbt_build(
     yield from dbt.cli(dbt_build_args(time_window, window), context=context).stream()
 
 
+def refresh_condition() -> dg.AutomationCondition:
+    """When a derived partition is refreshed: a partition of the latest time window or of the
+    ``MKT_AUTOMATION_LOOKBACK_DAYS`` before it (default 3), whose dependencies were updated
+    (or will be on this tick) since it was last handled, with none of them missing or in
+    progress, and the partition not in progress itself.
+
+    Unlike ``AutomationCondition.eager()``, an older partition is refreshed too (a raw day
+    re-pulled two days later), and a partition that was never built is not back-filled by
+    automation (that is a backfill's job).
+    """
+    lookback = timedelta(days=settings.automation_lookback_days())
+    return (
+        dg.AutomationCondition.in_latest_time_window(lookback_delta=lookback)
+        & dg.AutomationCondition.any_deps_updated().since_last_handled()
+        & ~dg.AutomationCondition.any_deps_missing()
+        & ~dg.AutomationCondition.any_deps_in_progress()
+        & ~dg.AutomationCondition.in_progress()
+    ).with_label(f"refresh when deps update (lookback {lookback.days} days)")
+
+
 class MktDbtTranslator(DagsterDbtTranslator):
-    """Asset keys are model names; groups are the dbt layer; raw sources map by time window."""
+    """Asset keys are model names; groups are the dbt layer; raw sources map by time window;
+    every model refreshes itself by declarative automation (:func:`refresh_condition`)."""
 
     def __init__(self) -> None:
         super().__init__(settings=DagsterDbtTranslatorSettings(enable_code_references=True))
@@ -118,6 +144,13 @@ class MktDbtTranslator(DagsterDbtTranslator):
         if meta_key:
             return dg.AssetKey(meta_key)
         return dg.AssetKey(dbt_resource_props["name"])
+
+    def get_automation_condition(
+        self, dbt_resource_props: Mapping[str, Any]
+    ) -> dg.AutomationCondition | None:
+        if dbt_resource_props["resource_type"] in ("model", "seed", "snapshot"):
+            return refresh_condition()
+        return None
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         fqn = dbt_resource_props.get("fqn", [])

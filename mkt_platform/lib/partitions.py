@@ -3,10 +3,14 @@
 - Raw assets: daily partitions on UTC days, including today's (still open) day, which is
   pulled again until it has closed.
 - Sessions: daily partitions whose windows are the options sessions, from the anchor hour
-  (08:00 UTC by default, ``MKT_SESSION_ANCHOR_HOUR``) to the anchor hour the next day.
+  (08:00 UTC by default, ``MKT_SESSION_ANCHOR_HOUR``) to the anchor hour the next day;
+  weekly partitions from the session weekday (Friday, ``MKT_WEEKLY_SESSION_WEEKDAY``) at the
+  anchor hour to the next one.
 """
 
 from __future__ import annotations
+
+from datetime import date, timedelta
 
 import dagster as dg
 
@@ -27,6 +31,24 @@ def session_daily_partitions_def() -> dg.DailyPartitionsDefinition:
     """
     return dg.DailyPartitionsDefinition(
         start_date=settings.partitions_start(),
+        hour_offset=settings.session_anchor_hour(),
+        timezone="UTC",
+    )
+
+
+def _first_weekday_on_or_after(day: date, iso_weekday: int) -> date:
+    return day + timedelta(days=(iso_weekday - day.isoweekday()) % 7)
+
+
+def session_weekly_partitions_def() -> dg.WeeklyPartitionsDefinition:
+    """Weekly session partitions: key ``YYYY-MM-DD`` is the session from that day (the session
+    weekday, ``MKT_WEEKLY_SESSION_WEEKDAY``, Friday by default) at the anchor hour to the same
+    weekday and hour a week later (168 hours). Only ended sessions are partitions."""
+    weekday = settings.weekly_session_weekday()
+    first = _first_weekday_on_or_after(date.fromisoformat(settings.partitions_start()), weekday)
+    return dg.WeeklyPartitionsDefinition(
+        start_date=first.isoformat(),
+        day_offset=weekday % 7,  # Dagster counts weekdays from Sunday = 0
         hour_offset=settings.session_anchor_hour(),
         timezone="UTC",
     )

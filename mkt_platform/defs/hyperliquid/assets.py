@@ -177,6 +177,7 @@ def hyperliquid_funding_rates(
 ) -> None:
     window = context.partition_time_window
     coins = funding_instruments(SOURCE)
+    pulled_at = datetime.now(UTC)
     context.log.info(
         f"pulling funding history of {', '.join(coins) or 'no perp'} for "
         f"{len(context.partition_keys)} partition(s), {window.start:%Y-%m-%d} to "
@@ -197,6 +198,7 @@ def hyperliquid_funding_rates(
         counts = {coin: day.filter(pc.equal(day["coin"], coin)).num_rows for coin in coins}
         metadata = {
             "records_per_coin": dg.MetadataValue.json(counts),
+            "window_closed": pulled_at >= _day_start(partition_key) + timedelta(days=1),
             "added_fields": dg.MetadataValue.json(sorted(set(added))),
         }
         context.add_asset_metadata(

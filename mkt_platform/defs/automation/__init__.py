@@ -1,0 +1,1 @@
+"""Keeping the platform up to date: pull schedules and the declarative-automation sensor."""

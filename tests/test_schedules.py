@@ -1,0 +1,88 @@
+"""The pull schedules: which partitions and assets a tick requests, at given times."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import dagster as dg
+import pytest
+
+from mkt_platform.definitions import build_definitions
+from mkt_platform.defs.binance.assets import build_klines_asset
+from mkt_platform.defs.binance.resources import BinanceSpotClient
+
+
+@pytest.fixture
+def defs(data_dir):
+    return build_definitions()
+
+
+def tick(defs, instance, name: str, at: str) -> list[dg.RunRequest]:
+    schedule = defs.resolve_schedule_def(name)
+    context = dg.build_schedule_context(
+        instance=instance,
+        scheduled_execution_time=datetime.fromisoformat(at).replace(tzinfo=UTC),
+        repository_def=defs.get_repository_def(),
+    )
+    return list(schedule.evaluate_tick(context).run_requests or [])
+
+
+def keys(requests) -> list[tuple[str, list[str]]]:
+    return [
+        (r.partition_key, sorted(k.to_user_string() for k in r.asset_selection)) for r in requests
+    ]
+
+
+BINANCE = ["binance_klines_1h", "binance_klines_1m"]
+HOURLY = ["deribit_option_trades", "hyperliquid_candles_1h", "hyperliquid_funding_rates"]
+
+
+def test_cron_and_default_status(defs):
+    """Every 5 minutes for Binance, hourly for the hourly sources; on by default, described."""
+    binance = defs.resolve_schedule_def("binance_klines_refresh_schedule")
+    hourly = defs.resolve_schedule_def("hourly_sources_refresh_schedule")
+    assert binance.cron_schedule == "*/5 * * * *"
+    assert hourly.cron_schedule == "2 * * * *"
+    for schedule in (binance, hourly):
+        assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+        assert schedule.execution_timezone == "UTC"
+        assert "previous day" in schedule.description
+
+
+def test_midday_tick_refreshes_today_once_yesterday_is_closed(defs, instance, replay):
+    """At 13:05 with yesterday pulled after it closed: only today's partition, both intervals."""
+    for interval in ("1h", "1m"):
+        assert dg.materialize(
+            [build_klines_asset(interval)],
+            partition_key="2023-03-20",
+            resources={"binance": BinanceSpotClient(base_url=replay.base_url("binance"))},
+            instance=instance,
+        ).success
+    requests = tick(defs, instance, "binance_klines_refresh_schedule", "2023-03-21T13:05")
+    assert keys(requests) == [("2023-03-21", BINANCE)]
+    assert requests[0].tags["mkt/reason"] == "schedule"
+
+
+def test_tick_after_midnight_also_closes_yesterday(defs, instance):
+    """At 00:05 with yesterday never pulled after its close: yesterday, then today."""
+    requests = tick(defs, instance, "binance_klines_refresh_schedule", "2023-03-21T00:05")
+    assert keys(requests) == [("2023-03-20", BINANCE), ("2023-03-21", BINANCE)]
+    assert len({r.run_key for r in requests}) == 2
+
+
+def test_hourly_sources_tick(defs, instance):
+    """The hourly schedule pulls Hyperliquid candles and funding and Deribit trades."""
+    requests = tick(defs, instance, "hourly_sources_refresh_schedule", "2022-01-02T00:02")
+    assert keys(requests) == [("2022-01-01", HOURLY), ("2022-01-02", HOURLY)]
+
+
+def test_gap_repair_and_snapshot_schedules_are_listed(defs):
+    names = {s.name for s in defs.schedules}
+    assert {
+        "binance_klines_1m_gap_repair_schedule",
+        "hyperliquid_asset_contexts_schedule",
+        "binance_klines_refresh_schedule",
+        "hourly_sources_refresh_schedule",
+    } <= names
+    sensor = defs.resolve_sensor_def("mkt_automation_sensor")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
