@@ -123,8 +123,13 @@ def refresh_condition() -> dg.AutomationCondition:
     automation (that is a backfill's job).
     """
     lookback = timedelta(days=settings.automation_lookback_days())
-    return (
+    # Dagster counts only partitions wholly inside [latest end - lookback, latest end], so a
+    # weekly partition (longer than the lookback) would never qualify: keep the latest window.
+    recent = dg.AutomationCondition.in_latest_time_window() | (
         dg.AutomationCondition.in_latest_time_window(lookback_delta=lookback)
+    )
+    return (
+        recent
         & dg.AutomationCondition.any_deps_updated().since_last_handled()
         & ~dg.AutomationCondition.any_deps_missing()
         & ~dg.AutomationCondition.any_deps_in_progress()

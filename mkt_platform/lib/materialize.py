@@ -20,7 +20,11 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
-from mkt_platform.lib.partitions import raw_daily_partitions_def, session_daily_partitions_def
+from mkt_platform.lib.partitions import (
+    raw_daily_partitions_def,
+    session_daily_partitions_def,
+    session_weekly_partitions_def,
+)
 
 #: Asset tag of raw assets that snapshot the present and can never be back-filled.
 SNAPSHOT_TAG = "mkt/snapshot"
@@ -79,10 +83,18 @@ def plan(defs: dg.Definitions, start: date, end: date) -> list[RangeStep]:
     raw_def = raw_daily_partitions_def()
     day_keys = tuple(k for k in raw_def.get_partition_keys() if k in wanted)
     raw_keys: set[str] = set(day_keys)
+    weekly_def = session_weekly_partitions_def()
     by_def: dict[str, set[dg.AssetKey]] = {}
     for key in dbt_keys:
         partitions_def = graph.get(key).partitions_def
-        by_def.setdefault("session" if partitions_def == sessions_def else "utc", set()).add(key)
+        family = (
+            "session"
+            if partitions_def == sessions_def
+            else "weekly"
+            if partitions_def == weekly_def
+            else "utc"
+        )
+        by_def.setdefault(family, set()).add(key)
     # The raw days the sessions need are the parents, through the graph's partition mapping.
     for raw in raw_assets:
         for child in graph.get(raw).child_keys & by_def.get("session", set()):
@@ -91,6 +103,21 @@ def plan(defs: dg.Definitions, start: date, end: date) -> list[RangeStep]:
     if by_def.get("session"):
         steps.append(
             RangeStep("dbt sessions", dg.AssetSelection.assets(*by_def["session"]), session_keys)
+        )
+    # Weekly sessions that lie wholly within the daily sessions of the range.
+    first = sessions_def.time_window_for_partition_key(session_keys[0]).start
+    last = sessions_def.time_window_for_partition_key(session_keys[-1]).end
+    weekly_keys = tuple(
+        k
+        for k in weekly_def.get_partition_keys()
+        if first <= weekly_def.time_window_for_partition_key(k).start
+        and weekly_def.time_window_for_partition_key(k).end <= last
+    )
+    if by_def.get("weekly") and weekly_keys:
+        steps.append(
+            RangeStep(
+                "dbt weekly sessions", dg.AssetSelection.assets(*by_def["weekly"]), weekly_keys
+            )
         )
     if by_def.get("utc") and day_keys:
         steps.append(

@@ -13,7 +13,10 @@ import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
 
 from mkt_platform.lib.dbt import MktDbtTranslator, dbt_project, stream_dbt_build
-from mkt_platform.lib.partitions import session_daily_partitions_def
+from mkt_platform.lib.partitions import (
+    session_daily_partitions_def,
+    session_weekly_partitions_def,
+)
 
 WAREHOUSE_POOL = "duckdb_warehouse"
 
@@ -36,3 +39,27 @@ def build_session_daily_dbt_assets() -> dg.AssetsDefinition:
         yield from stream_dbt_build(context, dbt, "session", "session")
 
     return _session_daily_dbt
+
+
+def build_session_weekly_dbt_assets() -> dg.AssetsDefinition:
+    """The weekly session mart, partitioned by weekly session (session weekday at the anchor
+    hour, Friday 08:00 UTC by default, to the next); it reads the daily sessions through the
+    time-window mapping, so a weekly partition depends on exactly its seven daily sessions."""
+    project = dbt_project()
+
+    @dbt_assets(
+        manifest=project.manifest_path,
+        project=project,
+        select="tag:session_weekly",
+        name="session_weekly_dbt",
+        partitions_def=session_weekly_partitions_def(),
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        dagster_dbt_translator=MktDbtTranslator(),
+        pool=WAREHOUSE_POOL,
+    )
+    def _session_weekly_dbt(
+        context: dg.AssetExecutionContext, dbt: DbtCliResource
+    ) -> Iterator[Any]:
+        yield from stream_dbt_build(context, dbt, "session", "weekly session")
+
+    return _session_weekly_dbt

@@ -1,0 +1,160 @@
+"""Weekly sessions through the platform, against Binance's own 1d klines and an independent
+computation from the hourly klines; and declarative automation over the session marts."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+
+import dagster as dg
+import duckdb
+import pytest
+
+from mkt_platform.definitions import build_definitions
+from mkt_platform.defs.binance.assets import build_klines_asset
+from mkt_platform.defs.binance.resources import BinanceSpotClient
+from tests.conftest import SYMBOLS, materialize_days, recorded_klines, rel_close
+
+pytestmark = pytest.mark.slow
+
+
+def weekly(data_dir, where: str = "true") -> list[dict]:
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
+        cursor = con.execute(
+            f"select * from marts.session_ohlc_weekly where {where} "
+            "order by source, instrument, session_start"
+        )
+        names = [c[0] for c in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def test_monday_utc_weeks_equal_binance_daily_klines(data_dir, instance, monkeypatch):
+    """Anchor 00:00 and weekday MON: every complete weekly session of 2023-01-02..2023-06-25
+    equals the aggregation of Binance's 1d klines over its 7 days (the halt week included)."""
+    monkeypatch.setenv("MKT_SESSION_ANCHOR_HOUR", "0")
+    monkeypatch.setenv("MKT_WEEKLY_SESSION_WEEKDAY", "MON")
+    results = materialize_days(date(2023, 1, 2), date(2023, 6, 25), instance)
+    assert all(r.success for r in results), [(r.step.label, r.success) for r in results]
+    rows = weekly(data_dir, "source = 'binance'")
+    assert len(rows) == 3 * 25
+    assert all(r["is_complete"] and r["day_count"] == 7 for r in rows)
+    compared = 0
+    for symbol in SYMBOLS:
+        days = {r[0]: r for r in recorded_klines(symbol, "1d")}
+        for row in (r for r in rows if r["instrument"] == symbol):
+            start = ms(row["session_start"])
+            week = [days[start + i * 86_400_000] for i in range(7)]
+            assert row["session_start"].weekday() == 0 and row["session_start"].hour == 0
+            assert row["open"] == Decimal(week[0][1]), (symbol, row["session_start"])
+            assert row["high"] == max(Decimal(d[2]) for d in week)
+            assert row["low"] == min(Decimal(d[3]) for d in week)
+            assert row["close"] == Decimal(week[-1][4])
+            assert rel_close(row["volume"], sum(Decimal(d[5]) for d in week))
+            assert row["trades"] == sum(d[8] for d in week)
+            compared += 1
+    assert compared == 75
+    halt_week = [r for r in rows if r["session_start"] == datetime(2023, 3, 20, tzinfo=UTC)]
+    assert len(halt_week) == 3 and all(r["candle_count"] == 167 for r in halt_week)
+
+
+def pct(value: Decimal, base: Decimal) -> Decimal:
+    return ((value - base) / base * 100).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
+
+
+def test_default_week_from_friday_0800_equals_hourly_computation(data_dir, instance):
+    """Defaults (Friday, 08:00): BTCUSDT's week from 2023-01-06 08:00 to 2023-01-13 08:00,
+    computed here from the 168 hourly klines."""
+    results = materialize_days(date(2023, 1, 6), date(2023, 1, 12), instance)
+    assert all(r.success for r in results)
+    (row,) = weekly(data_dir, "instrument = 'BTCUSDT'")
+    start = datetime(2023, 1, 6, 8, tzinfo=UTC)
+    hours = [
+        r
+        for r in recorded_klines("BTCUSDT", "1h")
+        if ms(start) <= r[0] < ms(start + timedelta(days=7))
+    ]
+    assert len(hours) == 168
+    opened, closed = Decimal(hours[0][1]), Decimal(hours[-1][4])
+    high = max(Decimal(h[2]) for h in hours)
+    low = min(Decimal(h[3]) for h in hours)
+    first_high = next(i for i, h in enumerate(hours) if Decimal(h[2]) == high)
+    first_low = next(i for i, h in enumerate(hours) if Decimal(h[3]) == low)
+    assert (row["session_start"], row["session_end"]) == (start, start + timedelta(days=7))
+    assert (row["open"], row["high"], row["low"], row["close"]) == (opened, high, low, closed)
+    assert row["volume"] == sum(Decimal(h[5]) for h in hours)
+    assert row["move"] == high - low
+    assert row["chhigh"] == pct(high, opened)
+    assert row["chlow"] == pct(low, opened)
+    assert row["chclose"] == pct(closed, opened)
+    assert row["chhightime"] == first_high // 24 and row["chlowtime"] == first_low // 24
+    assert row["session_hours"] == 168 and row["day_count"] == 7 and row["is_complete"]
+
+
+def requested_by(result, defs) -> set[tuple[str, str]]:
+    return {
+        (key.to_user_string(), pk)
+        for key in defs.resolve_asset_graph().get_all_asset_keys()
+        for pk in (result.get_requested_partitions(key) or set())
+    }
+
+
+def run_requested(defs, instance, requested: set[tuple[str, str]]) -> None:
+    """Execute what automation requested, as the sensor's runs would (one run per asset
+    partitions definition, over the requested key range)."""
+    from dagster._core.storage.tags import (
+        ASSET_PARTITION_RANGE_END_TAG,
+        ASSET_PARTITION_RANGE_START_TAG,
+    )
+
+    keys = sorted({pk for _, pk in requested})
+    result = dg.materialize(
+        list(defs.assets),
+        selection=dg.AssetSelection.assets(*{name for name, _ in requested}),
+        resources=defs.resources,
+        instance=instance,
+        tags={ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]},
+    )
+    assert result.success
+
+
+def test_automation_requests_exactly_the_sessions_over_a_changed_raw_day(
+    data_dir, instance, replay
+):
+    """After a full build, re-pulling raw day 2023-01-13 makes automation request the daily
+    sessions 01-12 and 01-13 (with their staging) and, once they are rebuilt, the weekly
+    session of 2023-01-06 that covers them: nothing else, and nothing more once done."""
+    assert all(r.success for r in materialize_days(date(2023, 1, 2), date(2023, 1, 14), instance))
+    defs = build_definitions()
+    at = datetime(2023, 1, 15, 9, tzinfo=UTC)
+    first = dg.evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=at)
+    assert first.total_requested == 0  # everything was built after its raw data
+    assert dg.materialize(
+        [build_klines_asset("1h")],
+        partition_key="2023-01-13",
+        resources={"binance": BinanceSpotClient(base_url=replay.base_url("binance"))},
+        instance=instance,
+    ).success
+    second = dg.evaluate_automation_conditions(
+        defs=defs, instance=instance, evaluation_time=at, cursor=first.cursor
+    )
+    daily = {
+        (name, day)
+        for name in ("stg_binance__klines", "int_candles_1h", "session_ohlc_daily")
+        for day in ("2023-01-12", "2023-01-13")
+    }
+    assert requested_by(second, defs) == daily
+    run_requested(defs, instance, daily)
+    third = dg.evaluate_automation_conditions(
+        defs=defs, instance=instance, evaluation_time=at, cursor=second.cursor
+    )
+    weekly_request = {("session_ohlc_weekly", "2023-01-06")}
+    assert requested_by(third, defs) == weekly_request
+    run_requested(defs, instance, weekly_request)
+    fourth = dg.evaluate_automation_conditions(
+        defs=defs, instance=instance, evaluation_time=at, cursor=third.cursor
+    )
+    assert fourth.total_requested == 0
