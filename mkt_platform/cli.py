@@ -98,6 +98,19 @@ def _summary(warehouse: Path) -> list[str]:
             """,
         ) + _table(
             con,
+            "Weekly sessions (marts.session_ohlc_weekly): per instrument, the latest week",
+            """
+            select source, instrument, count(*) over w as weeks,
+                   strftime(session_start, '%Y-%m-%d %H:%M') as latest_week,
+                   open, high, low, close, chclose as "chclose %", day_count as days
+            from marts.session_ohlc_weekly
+            window w as (partition by source, instrument)
+            qualify row_number() over (
+                partition by source, instrument order by session_start desc) = 1
+            order by source, instrument
+            """,
+        ) + _table(
+            con,
             "Options (marts.option_ohlc_hourly): the 8 most traded instruments of the busiest hour",
             """
             with busiest as (
