@@ -83,10 +83,11 @@ def _summary(warehouse: Path) -> list[str]:
     if not warehouse.exists():
         return []
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        return _table(
-            con,
-            "Daily sessions (marts.session_ohlc_daily): per instrument, the latest session",
-            """
+        return (
+            _table(
+                con,
+                "Daily sessions (marts.session_ohlc_daily): per instrument, the latest session",
+                """
             select source, instrument, count(*) over w as sessions,
                    strftime(session_start, '%Y-%m-%d %H:%M') as latest_session,
                    open, high, low, close, chclose as "chclose %", candle_count as candles
@@ -96,10 +97,11 @@ def _summary(warehouse: Path) -> list[str]:
                 partition by source, instrument order by session_start desc) = 1
             order by source, instrument
             """,
-        ) + _table(
-            con,
-            "Weekly sessions (marts.session_ohlc_weekly): per instrument, the latest week",
-            """
+            )
+            + _table(
+                con,
+                "Weekly sessions (marts.session_ohlc_weekly): per instrument, the latest week",
+                """
             select source, instrument, count(*) over w as weeks,
                    strftime(session_start, '%Y-%m-%d %H:%M') as latest_week,
                    open, high, low, close, chclose as "chclose %", day_count as days
@@ -109,10 +111,12 @@ def _summary(warehouse: Path) -> list[str]:
                 partition by source, instrument order by session_start desc) = 1
             order by source, instrument
             """,
-        ) + _table(
-            con,
-            "Options (marts.option_ohlc_hourly): the 8 most traded instruments of the busiest hour",
-            """
+            )
+            + _table(
+                con,
+                "Options (marts.option_ohlc_hourly): "
+                "the 8 most traded instruments of the busiest hour",
+                """
             with busiest as (
                 select hour from marts.option_ohlc_hourly
                 group by hour order by sum(trade_count) desc, hour limit 1
@@ -123,6 +127,7 @@ def _summary(warehouse: Path) -> list[str]:
             from marts.option_ohlc_hourly o join busiest using (hour)
             order by trade_count desc, volume desc, instrument_name limit 8
             """,
+            )
         )
 
 

@@ -32,6 +32,7 @@ GRAPH = {
     "int_candles_1h": ("intermediate", {"stg_binance__klines", "stg_hyperliquid__candles"}),
     "session_ohlc_daily": ("marts", {"int_candles_1h"}),
     "session_ohlc_weekly": ("marts", {"session_ohlc_daily"}),
+    "session_ohlc_monthly": ("marts", {"session_ohlc_daily"}),
     "funding_rates_daily": ("marts", {"stg_hyperliquid__funding_rates"}),
     "option_ohlc_hourly": ("marts", {"stg_deribit__option_trades"}),
     "option_expiry_hourly": ("marts", {"stg_deribit__option_trades"}),

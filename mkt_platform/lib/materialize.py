@@ -23,6 +23,7 @@ from dagster._core.storage.tags import (
 from mkt_platform.lib.partitions import (
     raw_daily_partitions_def,
     session_daily_partitions_def,
+    session_monthly_partitions_def,
     session_weekly_partitions_def,
 )
 
@@ -83,17 +84,15 @@ def plan(defs: dg.Definitions, start: date, end: date) -> list[RangeStep]:
     raw_def = raw_daily_partitions_def()
     day_keys = tuple(k for k in raw_def.get_partition_keys() if k in wanted)
     raw_keys: set[str] = set(day_keys)
-    weekly_def = session_weekly_partitions_def()
+    families = {
+        "session": sessions_def,
+        "weekly": session_weekly_partitions_def(),
+        "monthly": session_monthly_partitions_def(),
+    }
     by_def: dict[str, set[dg.AssetKey]] = {}
     for key in dbt_keys:
         partitions_def = graph.get(key).partitions_def
-        family = (
-            "session"
-            if partitions_def == sessions_def
-            else "weekly"
-            if partitions_def == weekly_def
-            else "utc"
-        )
+        family = next((f for f, d in families.items() if d == partitions_def), "utc")
         by_def.setdefault(family, set()).add(key)
     # The raw days the sessions need are the parents, through the graph's partition mapping.
     for raw in raw_assets:
@@ -104,21 +103,19 @@ def plan(defs: dg.Definitions, start: date, end: date) -> list[RangeStep]:
         steps.append(
             RangeStep("dbt sessions", dg.AssetSelection.assets(*by_def["session"]), session_keys)
         )
-    # Weekly sessions that lie wholly within the daily sessions of the range.
+    # Weekly and monthly sessions that lie wholly within the daily sessions of the range.
     first = sessions_def.time_window_for_partition_key(session_keys[0]).start
     last = sessions_def.time_window_for_partition_key(session_keys[-1]).end
-    weekly_keys = tuple(
-        k
-        for k in weekly_def.get_partition_keys()
-        if first <= weekly_def.time_window_for_partition_key(k).start
-        and weekly_def.time_window_for_partition_key(k).end <= last
-    )
-    if by_def.get("weekly") and weekly_keys:
-        steps.append(
-            RangeStep(
-                "dbt weekly sessions", dg.AssetSelection.assets(*by_def["weekly"]), weekly_keys
-            )
+    for family, label in (("weekly", "dbt weekly sessions"), ("monthly", "dbt monthly sessions")):
+        partitions_def = families[family]
+        keys = tuple(
+            k
+            for k in partitions_def.get_partition_keys()
+            if first <= partitions_def.time_window_for_partition_key(k).start
+            and partitions_def.time_window_for_partition_key(k).end <= last
         )
+        if by_def.get(family) and keys:
+            steps.append(RangeStep(label, dg.AssetSelection.assets(*by_def[family]), keys))
     if by_def.get("utc") and day_keys:
         steps.append(
             RangeStep("dbt options and funding", dg.AssetSelection.assets(*by_def["utc"]), day_keys)

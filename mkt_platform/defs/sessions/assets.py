@@ -15,6 +15,7 @@ from dagster_dbt import DbtCliResource, dbt_assets
 from mkt_platform.lib.dbt import MktDbtTranslator, dbt_project, stream_dbt_build
 from mkt_platform.lib.partitions import (
     session_daily_partitions_def,
+    session_monthly_partitions_def,
     session_weekly_partitions_def,
 )
 
@@ -63,3 +64,27 @@ def build_session_weekly_dbt_assets() -> dg.AssetsDefinition:
         yield from stream_dbt_build(context, dbt, "session", "weekly session")
 
     return _session_weekly_dbt
+
+
+def build_session_monthly_dbt_assets() -> dg.AssetsDefinition:
+    """The monthly session mart, partitioned by monthly session (last Friday 08:00 UTC of a
+    month to the last Friday of the next, by default); a partition depends on exactly its 28
+    or 35 daily sessions through the time-window mapping."""
+    project = dbt_project()
+
+    @dbt_assets(
+        manifest=project.manifest_path,
+        project=project,
+        select="tag:session_monthly",
+        name="session_monthly_dbt",
+        partitions_def=session_monthly_partitions_def(),
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        dagster_dbt_translator=MktDbtTranslator(),
+        pool=WAREHOUSE_POOL,
+    )
+    def _session_monthly_dbt(
+        context: dg.AssetExecutionContext, dbt: DbtCliResource
+    ) -> Iterator[Any]:
+        yield from stream_dbt_build(context, dbt, "session", "monthly session")
+
+    return _session_monthly_dbt

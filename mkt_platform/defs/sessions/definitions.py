@@ -7,6 +7,7 @@ from dagster_dbt import DbtCliResource
 
 from mkt_platform.defs.sessions.assets import (
     build_session_daily_dbt_assets,
+    build_session_monthly_dbt_assets,
     build_session_weekly_dbt_assets,
 )
 from mkt_platform.lib.dbt import dbt_executable, dbt_project
@@ -14,7 +15,11 @@ from mkt_platform.lib.dbt import dbt_executable, dbt_project
 
 def build_defs() -> dg.Definitions:
     return dg.Definitions(
-        assets=[build_session_daily_dbt_assets(), build_session_weekly_dbt_assets()],
+        assets=[
+            build_session_daily_dbt_assets(),
+            build_session_weekly_dbt_assets(),
+            build_session_monthly_dbt_assets(),
+        ],
         resources={
             "dbt": DbtCliResource(project_dir=dbt_project(), dbt_executable=dbt_executable())
         },

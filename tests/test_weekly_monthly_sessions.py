@@ -1,5 +1,5 @@
-"""Weekly sessions through the platform, against Binance's own 1d klines and an independent
-computation from the hourly klines; and declarative automation over the session marts."""
+"""Weekly and monthly sessions through the platform, against Binance's own 1d klines and an
+independent computation from the hourly klines; and declarative automation over them."""
 
 from __future__ import annotations
 
@@ -121,20 +121,50 @@ def run_requested(defs, instance, requested: set[tuple[str, str]]) -> None:
     assert result.success
 
 
-def test_automation_requests_exactly_the_sessions_over_a_changed_raw_day(
-    data_dir, instance, replay
-):
-    """After a full build, re-pulling raw day 2023-01-13 makes automation request the daily
-    sessions 01-12 and 01-13 (with their staging) and, once they are rebuilt, the weekly
-    session of 2023-01-06 that covers them: nothing else, and nothing more once done."""
-    assert all(r.success for r in materialize_days(date(2023, 1, 2), date(2023, 1, 14), instance))
+def monthly(data_dir, where: str) -> list[dict]:
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
+        cursor = con.execute(f"select * from marts.session_ohlc_monthly where {where}")
+        names = [c[0] for c in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def test_month_then_automation_over_a_changed_raw_day(data_dir, instance, replay):
+    """The defaults' monthly session of BTCUSDT from Friday 2023-01-27 08:00 to Friday
+    2023-02-24 08:00 equals a computation here from its 672 hourly klines. Then re-pulling raw
+    day 2023-02-23 makes automation request exactly the daily sessions over it (02-22, 02-23,
+    with their staging), and once they are rebuilt the weekly (02-17) and monthly (01-27)
+    sessions that cover them; then nothing."""
+    results = materialize_days(date(2023, 1, 27), date(2023, 2, 23), instance)
+    assert all(r.success for r in results)
+    assert "dbt monthly sessions" in [r.step.label for r in results]
+    (row,) = monthly(data_dir, "instrument = 'BTCUSDT'")
+    start, end = datetime(2023, 1, 27, 8, tzinfo=UTC), datetime(2023, 2, 24, 8, tzinfo=UTC)
+    hours = [r for r in recorded_klines("BTCUSDT", "1h") if ms(start) <= r[0] < ms(end)]
+    assert len(hours) == 672
+    opened, closed = Decimal(hours[0][1]), Decimal(hours[-1][4])
+    high = max(Decimal(h[2]) for h in hours)
+    low = min(Decimal(h[3]) for h in hours)
+    assert (row["session_start"], row["session_end"]) == (start, end)
+    assert (row["open"], row["high"], row["low"], row["close"]) == (opened, high, low, closed)
+    assert row["volume"] == sum(Decimal(h[5]) for h in hours)
+    assert row["trades"] == sum(h[8] for h in hours)
+    assert (row["chhigh"], row["chlow"], row["chclose"]) == (
+        pct(high, opened),
+        pct(low, opened),
+        pct(closed, opened),
+    )
+    assert row["chhightime"] == next(i for i, h in enumerate(hours) if Decimal(h[2]) == high) // 24
+    assert row["chlowtime"] == next(i for i, h in enumerate(hours) if Decimal(h[3]) == low) // 24
+    assert (row["counthours"], row["countdays"], row["day_count"]) == (672, 28, 28)
+    assert (row["year"], row["month"], row["is_complete"]) == (2023, 1, True)
+
     defs = build_definitions()
-    at = datetime(2023, 1, 15, 9, tzinfo=UTC)
+    at = datetime(2023, 2, 24, 9, tzinfo=UTC)
     first = dg.evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=at)
     assert first.total_requested == 0  # everything was built after its raw data
     assert dg.materialize(
         [build_klines_asset("1h")],
-        partition_key="2023-01-13",
+        partition_key="2023-02-23",
         resources={"binance": BinanceSpotClient(base_url=replay.base_url("binance"))},
         instance=instance,
     ).success
@@ -144,16 +174,18 @@ def test_automation_requests_exactly_the_sessions_over_a_changed_raw_day(
     daily = {
         (name, day)
         for name in ("stg_binance__klines", "int_candles_1h", "session_ohlc_daily")
-        for day in ("2023-01-12", "2023-01-13")
+        for day in ("2023-02-22", "2023-02-23")
     }
     assert requested_by(second, defs) == daily
     run_requested(defs, instance, daily)
     third = dg.evaluate_automation_conditions(
         defs=defs, instance=instance, evaluation_time=at, cursor=second.cursor
     )
-    weekly_request = {("session_ohlc_weekly", "2023-01-06")}
-    assert requested_by(third, defs) == weekly_request
+    weekly_request = {("session_ohlc_weekly", "2023-02-17")}
+    monthly_request = {("session_ohlc_monthly", "2023-01-27")}
+    assert requested_by(third, defs) == weekly_request | monthly_request
     run_requested(defs, instance, weekly_request)
+    run_requested(defs, instance, monthly_request)
     fourth = dg.evaluate_automation_conditions(
         defs=defs, instance=instance, evaluation_time=at, cursor=third.cursor
     )
