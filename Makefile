@@ -18,7 +18,7 @@ install: $(VENV)/.installed
 # a month of Binance, Hyperliquid candles and funding.
 demo: install
 	$(BIN)/mkt-platform materialize --start 2022-01-01 --end 2022-01-01 --replay $(SHARED_DATA)
-	$(BIN)/mkt-platform materialize --start 2023-04-24 --end 2023-05-24 --replay $(SHARED_DATA)
+	$(BIN)/mkt-platform materialize --start 2023-04-28 --end 2023-05-25 --replay $(SHARED_DATA)
 
 test: install
 	$(BIN)/ruff check mkt_platform tests benchmarks

@@ -100,16 +100,25 @@ def _summary(warehouse: Path) -> list[str]:
             )
             + _table(
                 con,
-                "Weekly sessions (marts.session_ohlc_weekly): per instrument, the latest week",
+                "Weekly and monthly sessions (marts.session_ohlc_weekly, _monthly): the latest",
                 """
-            select source, instrument, count(*) over w as weeks,
-                   strftime(session_start, '%Y-%m-%d %H:%M') as latest_week,
+            with sessions as (
+                select 'weekly' as session, source, instrument, session_start, open, high,
+                       low, close, chclose, day_count
+                from marts.session_ohlc_weekly
+                union all
+                select 'monthly', source, instrument, session_start, open, high, low, close,
+                       chclose, day_count
+                from marts.session_ohlc_monthly
+            )
+            select session, source, instrument, count(*) over w as sessions,
+                   strftime(session_start, '%Y-%m-%d %H:%M') as latest_start,
                    open, high, low, close, chclose as "chclose %", day_count as days
-            from marts.session_ohlc_weekly
-            window w as (partition by source, instrument)
+            from sessions
+            window w as (partition by session, source, instrument)
             qualify row_number() over (
-                partition by source, instrument order by session_start desc) = 1
-            order by source, instrument
+                partition by session, source, instrument order by session_start desc) = 1
+            order by session desc, source, instrument
             """,
             )
             + _table(
