@@ -190,3 +190,21 @@ def test_month_then_automation_over_a_changed_raw_day(data_dir, instance, replay
         defs=defs, instance=instance, evaluation_time=at, cursor=third.cursor
     )
     assert fourth.total_requested == 0
+
+    # An older raw day within the 3-day lookback still refreshes its sessions; one outside it
+    # (two weeks back) is left to an explicit backfill.
+    cursor = fourth.cursor
+    for day, expected in (("2023-02-21", ("2023-02-20", "2023-02-21")), ("2023-02-10", ())):
+        assert dg.materialize(
+            [build_klines_asset("1h")],
+            partition_key=day,
+            resources={"binance": BinanceSpotClient(base_url=replay.base_url("binance"))},
+            instance=instance,
+        ).success
+        result = dg.evaluate_automation_conditions(
+            defs=defs, instance=instance, evaluation_time=at, cursor=cursor
+        )
+        assert {
+            pk for name, pk in requested_by(result, defs) if name == "session_ohlc_daily"
+        } == set(expected), day
+        cursor = result.cursor

@@ -113,8 +113,9 @@ def stream_dbt_build(
 
 
 def refresh_condition() -> dg.AutomationCondition:
-    """When a derived partition is refreshed: a partition of the latest time window or of the
-    ``MKT_AUTOMATION_LOOKBACK_DAYS`` before it (default 3), whose dependencies were updated
+    """When a derived partition is refreshed: a partition of the latest time window or within
+    ``MKT_AUTOMATION_LOOKBACK_DAYS`` (default 3) plus one day before its end (so every session
+    over a raw day of the lookback qualifies), whose dependencies were updated
     (or will be on this tick) since it was last handled, with none of them missing or in
     progress, and the partition not in progress itself.
 
@@ -122,7 +123,10 @@ def refresh_condition() -> dg.AutomationCondition:
     re-pulled two days later), and a partition that was never built is not back-filled by
     automation (that is a backfill's job).
     """
-    lookback = timedelta(days=settings.automation_lookback_days())
+    days = settings.automation_lookback_days()
+    # One day more than the setting: a raw UTC day of the last N days also feeds the session
+    # that started the day before it (a session from 08:00 to 08:00 overlaps two UTC days).
+    lookback = timedelta(days=days + 1)
     # Dagster counts only partitions wholly inside [latest end - lookback, latest end], so a
     # weekly partition (longer than the lookback) would never qualify: keep the latest window.
     recent = dg.AutomationCondition.in_latest_time_window() | (
@@ -134,7 +138,7 @@ def refresh_condition() -> dg.AutomationCondition:
         & ~dg.AutomationCondition.any_deps_missing()
         & ~dg.AutomationCondition.any_deps_in_progress()
         & ~dg.AutomationCondition.in_progress()
-    ).with_label(f"refresh when deps update (lookback {lookback.days} days)")
+    ).with_label(f"refresh when deps update (raw days of the last {days} days)")
 
 
 class MktDbtTranslator(DagsterDbtTranslator):
