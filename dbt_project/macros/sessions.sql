@@ -35,3 +35,15 @@
     ((sign({{ n }})::hugeint * ((abs({{ n }}) * 2000000 + {{ d }}) // (2 * {{ d }})))::decimal(38, 0)
         * 0.0001)
 {%- endmacro %}
+
+{#- The derived columns of a session row, from its open, high, low and close: move, the exact
+    4-dp percent changes, and the exact absolute moves (same denominator) that decide chmax and
+    the first extremum without rounding. Used by the daily mart and the weekly/monthly rollup. -#}
+{% macro session_changes() -%}
+        high - low as move,
+        {{ pct_change_4dp('high', 'open') }} as chhigh,
+        {{ pct_change_4dp('low', 'open') }} as chlow,
+        {{ pct_change_4dp('close', 'open') }} as chclose,
+        high - open as up_move,
+        open - low as down_move
+{%- endmacro %}

@@ -19,22 +19,7 @@ import re
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 
-#: Candle intervals the writer supports (fixed-length Hyperliquid intervals), in ms.
-INTERVAL_MS: dict[str, int] = {
-    "1m": 60_000,
-    "3m": 180_000,
-    "5m": 300_000,
-    "15m": 900_000,
-    "30m": 1_800_000,
-    "1h": 3_600_000,
-    "2h": 7_200_000,
-    "4h": 14_400_000,
-    "8h": 28_800_000,
-    "12h": 43_200_000,
-    "1d": 86_400_000,
-    "3d": 259_200_000,
-    "1w": 604_800_000,
-}
+from mkt_platform.defs.hyperliquid.contract import INTERVAL_MS
 
 SYNTHETIC_PREFIX = "SYNTHETIC_candleSnapshot_"
 #: ``SYNTHETIC_candleSnapshot_{coin}_{interval}_{start}_{end}.json`` (the coin may contain "_").

@@ -53,13 +53,7 @@ sessions as (
 changes as (
     select
         *,
-        high - low as move,
-        {{ pct_change_4dp('high', 'open') }} as chhigh,
-        {{ pct_change_4dp('low', 'open') }} as chlow,
-        {{ pct_change_4dp('close', 'open') }} as chclose,
-        -- exact absolute changes (same denominator), to compare without rounding
-        high - open as up_move,
-        open - low as down_move
+        {{ session_changes() }}
     from sessions
 )
 

@@ -21,7 +21,6 @@ import dagster as dg
 from mkt_platform.defs.binance.assets import latest_metadata
 
 BINANCE_KLINES = (dg.AssetKey("binance_klines_1h"), dg.AssetKey("binance_klines_1m"))
-_false = dg.MetadataValue.bool(False)
 HOURLY_SOURCES = (
     dg.AssetKey("hyperliquid_candles_1h"),
     dg.AssetKey("hyperliquid_funding_rates"),
@@ -44,10 +43,7 @@ def refresh_requests(
     today = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     yesterday = (today - timedelta(days=1)).strftime("%Y-%m-%d")
     keys = [today.strftime("%Y-%m-%d")]
-    if any(
-        not (latest_metadata(instance, key, yesterday).get("window_closed") or _false).value
-        for key in assets
-    ):
+    if not all(_closed(latest_metadata(instance, key, yesterday)) for key in assets):
         keys.insert(0, yesterday)
     return [
         dg.RunRequest(
@@ -58,6 +54,12 @@ def refresh_requests(
         )
         for key in keys
     ]
+
+
+def _closed(metadata: dict) -> bool:
+    """Whether a partition's latest pull was made after its day had closed."""
+    flag = metadata.get("window_closed")
+    return bool(flag is not None and flag.value)
 
 
 def _refresh_schedule(
