@@ -12,6 +12,7 @@ from mkt_platform.defs.automation import definitions as automation
 from mkt_platform.defs.binance import definitions as binance
 from mkt_platform.defs.deribit import definitions as deribit
 from mkt_platform.defs.hyperliquid import definitions as hyperliquid
+from mkt_platform.defs.monitoring import definitions as monitoring
 from mkt_platform.defs.options import definitions as options
 from mkt_platform.defs.sessions import definitions as sessions
 
@@ -24,6 +25,7 @@ def build_definitions() -> dg.Definitions:
         sessions.build_defs(),
         options.build_defs(),
         automation.build_defs(),
+        monitoring.build_defs(),
     )
 
 

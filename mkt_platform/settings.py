@@ -12,6 +12,8 @@ another to dbt.
 | MKT_PARTITIONS_START      | 2022-01-01                  | first daily partition (UTC date)      |
 | MKT_GAP_REPAIR_LOOKBACK_DAYS | 7                        | closed days the gap repair re-checks  |
 | MKT_AUTOMATION_LOOKBACK_DAYS | 3                        | days back automation refreshes marts  |
+| MKT_LATE_DATA_LOOKBACK_DAYS | 3                         | closed days late-data sensor re-pulls |
+| MKT_ALERT_WEBHOOK_URL     | (unset: log only)           | JSON POST target of alerts (a secret) |
 | BINANCE_BASE_URL          | https://api.binance.com     | Binance spot REST API                 |
 | HYPERLIQUID_BASE_URL      | https://api.hyperliquid.xyz | Hyperliquid info API (POST /info)     |
 | DERIBIT_BASE_URL          | https://www.deribit.com     | Deribit API (the last day)            |
@@ -21,7 +23,7 @@ another to dbt.
 from __future__ import annotations
 
 import os
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 DEFAULT_SESSION_ANCHOR_HOUR = 8
@@ -31,6 +33,7 @@ DEFAULT_WEEKLY_SESSION_WEEKDAY = "FRI"
 WEEKDAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
 DEFAULT_GAP_REPAIR_LOOKBACK_DAYS = 7
 DEFAULT_AUTOMATION_LOOKBACK_DAYS = 3
+DEFAULT_LATE_DATA_LOOKBACK_DAYS = 3
 DEFAULT_BINANCE_BASE_URL = "https://api.binance.com"
 DEFAULT_HYPERLIQUID_BASE_URL = "https://api.hyperliquid.xyz"
 DEFAULT_DERIBIT_BASE_URL = "https://www.deribit.com"
@@ -134,9 +137,13 @@ def gap_repair_lookback_days() -> int:
     Raises:
         SettingError: the value is not a positive integer.
     """
-    raw = os.environ.get("MKT_GAP_REPAIR_LOOKBACK_DAYS", str(DEFAULT_GAP_REPAIR_LOOKBACK_DAYS))
+    return _positive_int("MKT_GAP_REPAIR_LOOKBACK_DAYS", DEFAULT_GAP_REPAIR_LOOKBACK_DAYS)
+
+
+def _positive_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, str(default))
     if not raw.isdigit() or int(raw) < 1:
-        raise SettingError(f"MKT_GAP_REPAIR_LOOKBACK_DAYS must be a positive integer, got {raw!r}")
+        raise SettingError(f"{name} must be a positive integer, got {raw!r}")
     return int(raw)
 
 
@@ -147,7 +154,27 @@ def automation_lookback_days() -> int:
     Raises:
         SettingError: the value is not a positive integer.
     """
-    raw = os.environ.get("MKT_AUTOMATION_LOOKBACK_DAYS", str(DEFAULT_AUTOMATION_LOOKBACK_DAYS))
-    if not raw.isdigit() or int(raw) < 1:
-        raise SettingError(f"MKT_AUTOMATION_LOOKBACK_DAYS must be a positive integer, got {raw!r}")
-    return int(raw)
+    return _positive_int("MKT_AUTOMATION_LOOKBACK_DAYS", DEFAULT_AUTOMATION_LOOKBACK_DAYS)
+
+
+def late_data_lookback_days() -> int:
+    """How many closed UTC days before today the late-data sensor re-pulls and compares
+    (env ``MKT_LATE_DATA_LOOKBACK_DAYS``, default 3).
+
+    Raises:
+        SettingError: the value is not a positive integer.
+    """
+    return _positive_int("MKT_LATE_DATA_LOOKBACK_DAYS", DEFAULT_LATE_DATA_LOOKBACK_DAYS)
+
+
+def alert_webhook_url() -> str | None:
+    """Where alerts are POSTed as JSON (env ``MKT_ALERT_WEBHOOK_URL``; unset or blank: alerts
+    are only logged). The URL often embeds a token: treat it as a secret, never log it."""
+    url = os.environ.get("MKT_ALERT_WEBHOOK_URL", "").strip()
+    return url or None
+
+
+def utcnow() -> datetime:
+    """The current time, UTC. Every "now" of the platform (pull times, freshness, lookbacks)
+    comes from here, so that tests can evaluate sensors and checks at a recorded moment."""
+    return datetime.now(UTC)

@@ -45,6 +45,12 @@ def rel_close(a: Decimal, b: Decimal, rel: Decimal = Decimal("1e-9")) -> bool:
     return abs(a - b) <= rel * max(abs(a), abs(b))
 
 
+@pytest.fixture(autouse=True)
+def _isolated_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test writes into the checkout's ./data (a quarantined payload, say)."""
+    monkeypatch.setenv("MKT_DATA_DIR", str(tmp_path / "data"))
+
+
 @pytest.fixture(scope="session")
 def replay() -> Iterator[ReplayServer]:
     with ReplayServer(SHARED_DATA) as server:

@@ -176,7 +176,19 @@ def test_malformed_response_fails_the_run_and_writes_nothing(kind, data_dir, rep
     text = failure_text(result)
     for part in ("/api/v3/klines", "ETHUSDT", "2023-01-05T00:00:00.000+00:00", expected):
         assert part in text, (part, text)
-    assert not (data_dir / "lake").exists()
+    assert "binance_klines_1h partition 2023-01-05" in text
+    assert not (data_dir / "lake" / "raw").exists()
+    # The offending body is quarantined byte for byte, with the violation beside it.
+    bodies = [
+        p
+        for p in (data_dir / "lake" / "quarantine" / "binance_klines").glob("*.json")
+        if not p.name.endswith(".error.json")
+    ]
+    assert [p.read_bytes() for p in bodies] == [bad.body]
+    violation = json.loads(bodies[0].with_name(bodies[0].stem + ".error.json").read_text())
+    assert violation["asset_key"] == "binance_klines_1h"
+    assert violation["partitions"] == ["2023-01-05"]
+    assert "ETHUSDT" in violation["source"]
 
 
 def test_body_cut_off_in_transfer_is_retried_then_named(data_dir, replay, instance):

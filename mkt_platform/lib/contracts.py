@@ -108,8 +108,10 @@ class PositionalContract:
             A table with :meth:`arrow_schema`, one row per record, in payload order.
 
         Raises:
-            ContractViolation: the payload is not a list, a record is not an array of the
-                declared length, or a field has the wrong JSON type or a non-numeric value.
+            ContractViolation: the payload is not a list, a record is not an array or is
+                shorter than the contract (a field was removed), or a field has the wrong JSON
+                type or a non-numeric value. Positions beyond the contract (a field the
+                exchange added at the end) are ignored here; :meth:`added_fields` names them.
         """
         if not isinstance(payload, list):
             raise ContractViolation(
@@ -117,7 +119,7 @@ class PositionalContract:
             )
         width = len(self.fields)
         for index, record in enumerate(payload):
-            if not isinstance(record, list) or len(record) != width:
+            if not isinstance(record, list) or len(record) < width:
                 observed = (
                     f"record {index} with {len(record)} fields: {record!r}"
                     if isinstance(record, list)
@@ -130,7 +132,7 @@ class PositionalContract:
                     f"an array of {width} fields {self.names}",
                     observed,
                 )
-        columns = list(zip(*payload, strict=True)) if payload else [()] * width
+        columns = list(zip(*(r[:width] for r in payload), strict=True)) if payload else [()] * width
         arrays = []
         for field, column in zip(self.fields, columns, strict=True):
             for index, value in enumerate(column):
@@ -144,6 +146,14 @@ class PositionalContract:
                     )
             arrays.append(_to_arrow(self.dataset, source, field, column))
         return pa.Table.from_arrays(arrays, schema=self.arrow_schema())
+
+    def added_fields(self, payload: Any) -> list[str]:
+        """Positions sent beyond the contract's fields, as ``field_<index>`` names (an
+        exchange that adds a field appends it); empty when the records have the declared
+        width. Call after :meth:`to_table` succeeded."""
+        width = len(self.fields)
+        longest = max((len(r) for r in payload if isinstance(r, list)), default=width)
+        return [f"field_{index}" for index in range(width, longest)]
 
 
 def _missing_field(contract: PositionalContract, record: Any) -> str | None:

@@ -117,7 +117,8 @@ def refresh_condition() -> dg.AutomationCondition:
     ``MKT_AUTOMATION_LOOKBACK_DAYS`` (default 3) plus one day before its end (so every session
     over a raw day of the lookback qualifies), whose dependencies were updated
     (or will be on this tick) since it was last handled, with none of them missing or in
-    progress, and the partition not in progress itself.
+    progress, every blocking data-quality check of the dependencies passed (bad raw data
+    never reaches a mart), and the partition not in progress itself.
 
     Unlike ``AutomationCondition.eager()``, an older partition is refreshed too (a raw day
     re-pulled two days later), and a partition that was never built is not back-filled by
@@ -137,6 +138,7 @@ def refresh_condition() -> dg.AutomationCondition:
         & dg.AutomationCondition.any_deps_updated().since_last_handled()
         & ~dg.AutomationCondition.any_deps_missing()
         & ~dg.AutomationCondition.any_deps_in_progress()
+        & dg.AutomationCondition.all_deps_blocking_checks_passed()
         & ~dg.AutomationCondition.in_progress()
     ).with_label(f"refresh when deps update (raw days of the last {days} days)")
 

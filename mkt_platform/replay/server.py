@@ -7,8 +7,17 @@ handler as ``GET /api/v3/klines``. So a client whose live base URL is
 change.
 
 Handlers only ever turn a request into a :class:`Response`; they do not touch sockets. That
-keeps each exchange testable on its own and lets the server put canned responses in front
-of them (:meth:`ReplayServer.inject`) for fault-injection tests.
+keeps each exchange testable on its own and lets the server change what they serve:
+
+* :meth:`ReplayServer.inject` puts one-shot canned responses in front of a handler, for
+  fault-injection tests (errors, cut-off bodies).
+* :meth:`ReplayServer.mutate` registers a persistent :data:`Mutation` that rewrites every
+  successful JSON answer of a handler until :meth:`ReplayServer.clear_mutations`, for tests
+  of late data and schema drift (a day served truncated and then complete, a changed
+  price, an added, dropped or re-typed field). Ready-made mutations that know each
+  exchange's payload shape are in :mod:`mkt_platform.replay.mutations`.
+
+With no mutation set, every answer is served byte for byte as the handler produced it.
 """
 
 from __future__ import annotations
@@ -19,12 +28,12 @@ import logging
 import socket
 import threading
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeAlias
 from urllib.parse import parse_qs, urlsplit
 
 logger = logging.getLogger(__name__)
@@ -74,6 +83,15 @@ class RecordedRequest:
         return json.loads(self.body)
 
 
+Mutation: TypeAlias = Callable[[RecordedRequest, Any], Any]
+"""Rewrites one decoded JSON answer: ``mutation(request, payload) -> new payload``.
+
+It gets the request the answer is for (path without the exchange prefix) and the decoded
+body; it may change the payload in place and return it, or return a new value. See
+:meth:`ReplayServer.mutate`.
+"""
+
+
 class ExchangeHandler(Protocol):
     """What the router needs from one emulated exchange."""
 
@@ -114,6 +132,11 @@ class ReplayServer:
         with ReplayServer("/work/shared/data") as server:
             httpx.get(server.base_url("binance") + "/api/v3/klines", params=...)
 
+    Test hooks: :meth:`inject` queues one-shot canned responses; :meth:`mutate` rewrites
+    every later successful JSON answer of an exchange (until :meth:`clear_mutations`), e.g.
+    ``server.mutate("binance", mutations.truncate_from(cutoff_ms))``; :meth:`requests` and
+    :meth:`request_count` tell what reached an exchange. All are thread-safe.
+
     Args:
         data_dir: Folder of recordings with one subfolder per exchange (``binance/`` ...).
         host: Interface to bind.
@@ -142,6 +165,7 @@ class ReplayServer:
         self._injected: dict[str, deque[Response]] = {name: deque() for name in self._handlers}
         self._counts: dict[str, int] = dict.fromkeys(self._handlers, 0)
         self._log: dict[str, list[RecordedRequest]] = {name: [] for name in self._handlers}
+        self._mutations: dict[str, list[Mutation]] = {name: [] for name in self._handlers}
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -221,6 +245,40 @@ class ReplayServer:
         with self._lock:
             self._injected[exchange].extend(responses)
 
+    def mutate(self, exchange: str, mutation: Mutation) -> None:
+        """Rewrite every later successful JSON answer of ``exchange`` with ``mutation``.
+
+        From now on each 2xx answer of the exchange's handler whose ``Content-Type`` is JSON
+        is decoded, passed through ``mutation(request, payload)`` and re-encoded compactly
+        (like :meth:`Response.json`), with the same status and headers except
+        ``Content-Length``. Several mutations compose in the order they were added. Injected
+        responses, error answers (4xx, 5xx) and non-JSON bodies are served unchanged. A
+        mutation that raises makes the request answer HTTP 500 ``replay: internal error``.
+
+        Re-encoding keeps every value but not necessarily its spelling (a float is written
+        as Python's shortest repr, e.g. ``5e-05``); the recordings in ``shared/data``
+        round-trip byte for byte.
+
+        Each request uses the mutations set when it arrived, so adding or clearing them
+        while requests are in flight is safe.
+        """
+        self._check_exchange(exchange)
+        if not callable(mutation):
+            raise TypeError(f"mutation must be callable, got {type(mutation).__name__}")
+        with self._lock:
+            self._mutations[exchange].append(mutation)
+
+    def clear_mutations(self, exchange: str | None = None) -> None:
+        """Remove the mutations of ``exchange``, or of every exchange when it is ``None``.
+
+        The answers are then served byte for byte as the handlers produce them again.
+        """
+        if exchange is not None:
+            self._check_exchange(exchange)
+        with self._lock:
+            for name in self._handlers if exchange is None else (exchange,):
+                self._mutations[name].clear()
+
     def request_count(self, exchange: str) -> int:
         """How many requests reached ``exchange`` so far, injected answers included."""
         self._check_exchange(exchange)
@@ -245,29 +303,54 @@ class ReplayServer:
                 f"replay: nothing mounted at {parts.path!r}; "
                 f"exchanges: {', '.join('/' + name for name in self._handlers)}"
             )
+        request = RecordedRequest(
+            method, "/" + rest, parse_qs(parts.query, keep_blank_values=True), body
+        )
         with self._lock:
             self._counts[exchange] += 1
-            self._log[exchange].append(
-                RecordedRequest(
-                    method, "/" + rest, parse_qs(parts.query, keep_blank_values=True), body
-                )
-            )
+            self._log[exchange].append(request)
             queue = self._injected[exchange]
             injected = queue.popleft() if queue else None
+            # A snapshot: mutate()/clear_mutations() while this request runs do not affect it.
+            mutations = tuple(self._mutations[exchange])
         if injected is not None:
             logger.debug("replay: injected %s for %s %s", injected.status, method, target)
             return injected
         query = parse_qs(parts.query, keep_blank_values=True)
         try:
-            return handler.handle(method, "/" + rest, query, body)
+            response = handler.handle(method, "/" + rest, query, body)
+            if mutations and 200 <= response.status < 300 and _is_json(response):
+                response = _mutated(response, request, mutations)
+            return response
         except Exception as exc:
-            # A broken recording must fail loudly, never look like an exchange answer.
-            logger.exception("replay: %s handler failed on %s %s", exchange, method, target)
+            # A broken recording (or mutation) must fail loudly, never look like an exchange
+            # answer.
+            logger.exception(
+                "replay: %s handler or mutation failed on %s %s", exchange, method, target
+            )
             return Response.json({"code": -1, "msg": f"replay: internal error: {exc}"}, 500)
 
     def _check_exchange(self, exchange: str) -> None:
         if exchange not in self._handlers:
             raise KeyError(f"no exchange {exchange!r} mounted; have {sorted(self._handlers)}")
+
+
+def _is_json(response: Response) -> bool:
+    """Whether the response's ``Content-Type`` is JSON (``application/json``, ``...+json``)."""
+    content_type = next((v for k, v in response.headers.items() if k.lower() == "content-type"), "")
+    media_type = content_type.partition(";")[0].strip().lower()
+    return media_type == "application/json" or media_type.endswith("+json")
+
+
+def _mutated(
+    response: Response, request: RecordedRequest, mutations: Iterable[Mutation]
+) -> Response:
+    """``response`` with its JSON body passed through ``mutations`` in order."""
+    payload = json.loads(response.body)
+    for mutation in mutations:
+        payload = mutation(request, payload)
+    headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
+    return Response.json(payload, response.status, headers)
 
 
 def _not_found(msg: str) -> Response:

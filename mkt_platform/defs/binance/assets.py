@@ -13,9 +13,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import Field
 
+from mkt_platform import settings
 from mkt_platform.defs.binance.contract import INTERVAL_MS, KLINE_CONTRACT, KLINE_LAKE_SCHEMA
 from mkt_platform.defs.binance.resources import BinanceSpotClient
-from mkt_platform.lib import lake
+from mkt_platform.lib import lake, raw
+from mkt_platform.lib.contracts import ContractViolation
 from mkt_platform.lib.gaps import format_range, missing_ranges, parse_range
 from mkt_platform.lib.instruments import symbols_for
 from mkt_platform.lib.partitions import raw_daily_partitions_def
@@ -28,13 +30,56 @@ def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
+COLUMN_DESCRIPTIONS = {
+    "symbol": "Binance spot symbol, e.g. BTCUSDT.",
+    **{f.name: f.description for f in KLINE_CONTRACT.fields},
+}
+
+
 def kline_column_schema() -> dg.TableSchema:
     """Column schema of the raw kline files, shown in the Dagster UI."""
-    columns = [dg.TableColumn("symbol", "string", "Binance spot symbol, e.g. BTCUSDT.")]
-    columns += [
-        dg.TableColumn(f.name, str(f.arrow_type), f.description) for f in KLINE_CONTRACT.fields
-    ]
-    return dg.TableSchema(columns=columns)
+    return raw.column_schema(KLINE_LAKE_SCHEMA, COLUMN_DESCRIPTIONS)
+
+
+def _day_start(partition_key: str) -> datetime:
+    return datetime.fromisoformat(partition_key).replace(tzinfo=UTC)
+
+
+def fetch_kline_range(
+    binance: BinanceSpotClient,
+    interval: str,
+    symbols: tuple[str, ...],
+    start: datetime,
+    end: datetime,
+) -> pa.Table:
+    """Klines of ``symbols`` opening in ``[start, end)``: one paginated range per symbol (a
+    backfill of many days costs ``ceil(candles / 1000)`` requests per symbol, not one per
+    day), validated before anything is written, with ``KLINE_LAKE_SCHEMA``.
+
+    Raises:
+        ContractViolation: a page broke the kline contract (it is quarantined).
+    """
+    tables = []
+    for symbol in symbols:
+        klines = binance.fetch_klines(symbol, interval, _ms(start), _ms(end) - 1)
+        tables.append(_with_symbol(klines, symbol))
+    if not tables:
+        return KLINE_LAKE_SCHEMA.empty_table()
+    return pa.concat_tables(tables).cast(KLINE_LAKE_SCHEMA)
+
+
+def kline_day_tables(
+    binance: BinanceSpotClient, interval: str, partition_keys: list[str], now: datetime
+) -> dict[str, pa.Table]:
+    """What a pull at ``now`` would write for each partition (the late-data sensor compares
+    their content hashes with the recorded ones): one range for all of them."""
+    symbols = symbols_for(SOURCE, "spot", interval)
+    first, last = _day_start(min(partition_keys)), _day_start(max(partition_keys))
+    klines = fetch_kline_range(binance, interval, symbols, first, last + timedelta(days=1))
+    return {
+        pk: split_partition(klines, _day_start(pk), interval, symbols, now)[0]
+        for pk in partition_keys
+    }
 
 
 def split_partition(
@@ -178,6 +223,7 @@ def build_klines_asset(interval: str) -> dg.AssetsDefinition:
             "and a range the exchange itself has no candles for (a trading halt) is kept as a "
             "known gap."
         ),
+        check_specs=raw.quality_check_specs(key, "candles"),
         metadata={
             "dagster/column_schema": kline_column_schema(),
             "lake_path": dg.MetadataValue.path(lake.raw_dataset_glob(SOURCE, dataset)),
@@ -185,10 +231,10 @@ def build_klines_asset(interval: str) -> dg.AssetsDefinition:
     )
     def _klines(
         context: dg.AssetExecutionContext, config: KlinePullConfig, binance: BinanceSpotClient
-    ) -> None:
+    ) -> dg.MaterializeResult:
         window = context.partition_time_window
         symbols = symbols_for(SOURCE, "spot", interval)
-        pulled_at = datetime.now(UTC)
+        pulled_at = settings.utcnow()
         mode = "gap repair of" if config.gap_repair else "pulling"
         context.log.info(
             f"{mode} {interval} klines of {', '.join(symbols)} for "
@@ -196,13 +242,20 @@ def build_klines_asset(interval: str) -> dg.AssetsDefinition:
             f"{window.start:%Y-%m-%d %H:%M} to {window.end:%Y-%m-%d %H:%M} UTC"
         )
         previous = {pk: latest_metadata(context.instance, key, pk) for pk in context.partition_keys}
-        if config.gap_repair:
-            days = {
-                pk: _repair_day(context, binance, pk, symbols, previous[pk], pulled_at)
-                for pk in context.partition_keys
-            }
-        else:
-            days = _pull_range(context, binance, symbols, window, pulled_at, previous)
+        try:
+            if config.gap_repair:
+                days = {
+                    pk: _repair_day(context, binance, pk, symbols, previous[pk], pulled_at)
+                    for pk in context.partition_keys
+                }
+            else:
+                days = _pull_range(context, binance, symbols, window, pulled_at, previous)
+        except ContractViolation as exc:
+            raise raw.contract_failure(exc, key.to_user_string(), context.partition_keys) from exc
+        added = sorted(binance.last_added_fields)
+        if added:
+            context.log.warning(f"Binance sent fields the kline contract lacks: {added}")
+        outcomes = {}
 
         for partition_key, (klines, known_gaps, repaired) in days.items():
             day_start = datetime.fromisoformat(partition_key).replace(tzinfo=UTC)
@@ -210,9 +263,23 @@ def build_klines_asset(interval: str) -> dg.AssetsDefinition:
                 klines, day_start, interval, symbols, pulled_at, known_gaps
             )
             path = lake.raw_partition_path(SOURCE, dataset, partition_key)
+            change = raw.change_summary(path, day, ["symbol", "open_time"], "open_time")
             size = lake.write_parquet_atomic(day, path)
             metadata["path"] = dg.MetadataValue.path(str(path))
             metadata["file_bytes"] = size
+            metadata["change"] = dg.MetadataValue.json(change)
+            metadata["added_fields"] = dg.MetadataValue.json(added)
+            metadata["dagster/column_schema"] = raw.column_schema(day.schema, COLUMN_DESCRIPTIONS)
+            outcomes[partition_key] = raw.candle_quality(
+                day,
+                "symbol",
+                symbols,
+                _ms(day_start),
+                interval_ms,
+                _ms(pulled_at),
+                known_gaps,
+                ("volume", "quote_volume", "trades"),
+            )
             if config.gap_repair:
                 metadata["repaired_ranges"] = dg.MetadataValue.json(repaired)
             context.add_asset_metadata(metadata, partition_key=partition_key)
@@ -221,21 +288,11 @@ def build_klines_asset(interval: str) -> dg.AssetsDefinition:
                     f"{partition_key}: {day.num_rows} of {metadata['expected_candles']} candles; "
                     f"missing {metadata['missing_candles'].value}"
                 )
+        return dg.MaterializeResult(check_results=raw.check_results(key, "candles", outcomes))
 
     def _pull_range(context, binance, symbols, window, pulled_at, previous) -> dict:
-        # One paginated range per symbol for the whole run: a single-run backfill of many
-        # days costs ceil(candles / 1000) requests per symbol, not one per partition.
-        # Every page is validated before any file is written.
-        tables = []
-        for symbol in symbols:
-            klines = binance.fetch_klines(symbol, interval, _ms(window.start), _ms(window.end) - 1)
-            context.log.info(f"{symbol}: {klines.num_rows} klines")
-            tables.append(_with_symbol(klines, symbol))
-        klines = (
-            pa.concat_tables(tables).cast(KLINE_LAKE_SCHEMA)
-            if tables
-            else KLINE_LAKE_SCHEMA.empty_table()
-        )
+        klines = fetch_kline_range(binance, interval, symbols, window.start, window.end)
+        context.log.info(f"{klines.num_rows} klines of {len(symbols)} symbol(s)")
         return {
             pk: (klines, _json_meta(previous[pk], "known_gaps"), {})
             for pk in context.partition_keys

@@ -21,6 +21,7 @@ from pydantic import PrivateAttr
 
 from mkt_platform import settings
 from mkt_platform.defs.binance.contract import KLINE_CONTRACT
+from mkt_platform.lib import quarantine
 from mkt_platform.lib.contracts import ContractViolation
 from mkt_platform.lib.http import retry_after_seconds, retrying
 
@@ -80,6 +81,13 @@ class BinanceSpotClient(dg.ConfigurableResource):
 
     _transport: httpx.BaseTransport | None = PrivateAttr(default=None)
     _sleep: Callable[[float], None] = PrivateAttr(default=time.sleep)
+    _last_added_fields: tuple[str, ...] = PrivateAttr(default=())
+
+    @property
+    def last_added_fields(self) -> tuple[str, ...]:
+        """Positions beyond the 12 contract fields seen by the last :meth:`fetch_klines`
+        (``field_12``...: Binance appended a field; it is dropped), empty if none."""
+        return self._last_added_fields
 
     def with_transport(
         self, transport: httpx.BaseTransport, sleep: Callable[[float], None] | None = None
@@ -106,17 +114,21 @@ class BinanceSpotClient(dg.ConfigurableResource):
             one that comes back empty when a page of exactly 1000 does not reach ``end_ms``.
 
         Raises:
-            ContractViolation: a response is not valid JSON, not a list of 12-field klines, has a
-                field of the wrong type, or open times that are not ascending within the range.
+            ContractViolation: a response is not valid JSON, not a list of klines of at least
+                12 fields, has a field of the wrong type, or open times that are not ascending
+                within the range. The offending body is quarantined first
+                (:mod:`mkt_platform.lib.quarantine`; the path is ``exc.quarantine_path``).
+                More than 12 fields is not an error: see :attr:`last_added_fields`.
             BinanceAPIError: Binance refused the request (e.g. code -1121, invalid symbol).
             RetryableResponse: still answered 5xx/429/418 after ``max_attempts``.
             BinanceTransportError: the connection still failed after ``max_attempts``.
         """
         pages: list[pa.Table] = []
+        added: set[str] = set()
         cursor = start_ms
         with self._http() as http:
             while cursor <= end_ms:
-                page = self._get_page(http, symbol, interval, cursor, end_ms)
+                page = self._get_page(http, symbol, interval, cursor, end_ms, added)
                 if page.num_rows == 0:
                     break
                 pages.append(page)
@@ -124,6 +136,12 @@ class BinanceSpotClient(dg.ConfigurableResource):
                 if page.num_rows < MAX_KLINES_PER_REQUEST:
                     break
                 cursor = last_open_ms + 1
+        self._last_added_fields = tuple(sorted(added))
+        if added:
+            dg.get_dagster_logger().warning(
+                f"{KLINE_CONTRACT.dataset}: Binance sent fields beyond the contract's 12 "
+                f"(dropped): {sorted(added)}"
+            )
         if not pages:
             return KLINE_CONTRACT.arrow_schema().empty_table()
         return pa.concat_tables(pages)
@@ -137,7 +155,13 @@ class BinanceSpotClient(dg.ConfigurableResource):
         )
 
     def _get_page(
-        self, http: httpx.Client, symbol: str, interval: str, start_ms: int, end_ms: int
+        self,
+        http: httpx.Client,
+        symbol: str,
+        interval: str,
+        start_ms: int,
+        end_ms: int,
+        added: set[str],
     ) -> pa.Table:
         source = _describe_request(symbol, interval, start_ms, end_ms)
         params = {
@@ -153,9 +177,11 @@ class BinanceSpotClient(dg.ConfigurableResource):
             raise BinanceTransportError(
                 f"{source}: {type(exc).__name__} on all {self.max_attempts} attempts: {exc}"
             ) from exc
-        payload = _decode_json(response, source)
-        table = KLINE_CONTRACT.to_table(payload, source)
-        _check_open_times(table, start_ms, end_ms, source)
+        with quarantine.on_violation(response.content):
+            payload = _decode_json(response, source)
+            table = KLINE_CONTRACT.to_table(payload, source)
+            _check_open_times(table, start_ms, end_ms, source)
+        added.update(KLINE_CONTRACT.added_fields(payload))
         return table
 
     def _retrying(self) -> tenacity.Retrying:

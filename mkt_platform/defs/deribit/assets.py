@@ -10,11 +10,15 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
+import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
+from mkt_platform import settings
 from mkt_platform.defs.deribit.contract import OPTION_TRADE_LAKE_SCHEMA
 from mkt_platform.defs.deribit.resources import DeribitAPIError, DeribitClient
-from mkt_platform.lib import lake
+from mkt_platform.lib import lake, raw
+from mkt_platform.lib.contracts import ContractViolation
 from mkt_platform.lib.instruments import symbols_for
 from mkt_platform.lib.partitions import raw_daily_partitions_def
 
@@ -41,8 +45,60 @@ COLUMN_DESCRIPTIONS = {
 }
 
 
+KEY = dg.AssetKey("deribit_option_trades")
+
+
 def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
+
+
+def _day_start(partition_key: str) -> datetime:
+    return datetime.fromisoformat(partition_key).replace(tzinfo=UTC)
+
+
+def option_trade_day_tables(
+    deribit: DeribitClient, partition_keys: list[str], now: datetime, log: object = None
+) -> dict[str, pa.Table]:
+    """What each closed partition's file holds when pulled at ``now``: one paginated range per
+    currency over all the partitions (the history API, as for any day that began more than
+    24 hours ago), split per UTC day in the order the asset writes them.
+
+    Raises:
+        ContractViolation: a page broke the trade contract (it is quarantined).
+        ValueError: a partition has not closed at ``now``.
+    """
+    first, last = _day_start(min(partition_keys)), _day_start(max(partition_keys))
+    end = last + timedelta(days=1)
+    if end > now:
+        raise ValueError(f"{max(partition_keys)} has not closed at {now:%Y-%m-%d %H:%M} UTC")
+    per_currency = []
+    for currency in symbols_for(SOURCE, "option"):
+        pages = [
+            page.table
+            for page in deribit.iter_option_trade_pages(
+                currency, _ms(first), _ms(end) - 1, history=first < now - LIVE_WINDOW
+            )
+        ]
+        per_currency.append(
+            pa.concat_tables(pages).cast(OPTION_TRADE_LAKE_SCHEMA)
+            if pages
+            else OPTION_TRADE_LAKE_SCHEMA.empty_table()
+        )
+    days = {}
+    for pk in partition_keys:
+        start_ms = _ms(_day_start(pk))
+        parts = []
+        for trades in per_currency:
+            times = pc.cast(trades["timestamp"], pa.int64())
+            parts.append(
+                trades.filter(
+                    pc.and_(
+                        pc.greater_equal(times, start_ms), pc.less(times, start_ms + 86_400_000)
+                    )
+                )
+            )
+        days[pk] = pa.concat_tables(parts) if parts else OPTION_TRADE_LAKE_SCHEMA.empty_table()
+    return days
 
 
 @dg.asset(
@@ -59,23 +115,33 @@ def _ms(moment: datetime) -> int:
         "left out, counted and listed in the metadata. A day with no trades yet is an empty "
         "file with a note."
     ),
+    check_specs=raw.quality_check_specs(KEY, "option_trades"),
     metadata={
-        "dagster/column_schema": dg.TableSchema(
-            columns=[
-                dg.TableColumn(f.name, str(f.type), COLUMN_DESCRIPTIONS.get(f.name, ""))
-                for f in OPTION_TRADE_LAKE_SCHEMA
-            ]
-        ),
+        "dagster/column_schema": raw.column_schema(OPTION_TRADE_LAKE_SCHEMA, COLUMN_DESCRIPTIONS),
         "lake_path": dg.MetadataValue.path(lake.raw_dataset_glob(SOURCE, DATASET)),
     },
 )
-def deribit_option_trades(context: dg.AssetExecutionContext, deribit: DeribitClient) -> None:
+def deribit_option_trades(
+    context: dg.AssetExecutionContext, deribit: DeribitClient
+) -> dg.MaterializeResult:
     currencies = symbols_for(SOURCE, "option")
-    now = datetime.now(UTC)
+    now = settings.utcnow()
+    outcomes = {}
     for partition_key in context.partition_keys:
-        day_start = datetime.fromisoformat(partition_key).replace(tzinfo=UTC)
-        metadata = _pull_day(context, deribit, currencies, day_start, now)
+        day_start = _day_start(partition_key)
+        path = lake.raw_partition_path(SOURCE, DATASET, partition_key)
+        previous = pq.read_table(path) if path.exists() else None
+        try:
+            metadata = _pull_day(context, deribit, currencies, day_start, now)
+        except ContractViolation as exc:
+            raise raw.contract_failure(exc, KEY.to_user_string(), [partition_key]) from exc
+        written = pq.read_table(path)
+        change = raw.change_summary_tables(previous, written, ["trade_id"], "timestamp")
+        metadata["change"] = dg.MetadataValue.json(change)
+        metadata["dagster/column_schema"] = raw.column_schema(written.schema, COLUMN_DESCRIPTIONS)
         context.add_asset_metadata(metadata, partition_key=partition_key)
+        outcomes[partition_key] = raw.option_trade_quality(written)
+    return dg.MaterializeResult(check_results=raw.check_results(KEY, "option_trades", outcomes))
 
 
 def _pull_day(

@@ -29,6 +29,7 @@ from mkt_platform.defs.deribit.contract import (
     decode_json,
     trades_to_table,
 )
+from mkt_platform.lib import quarantine
 from mkt_platform.lib.contracts import ContractViolation
 from mkt_platform.lib.http import retry_after_seconds, retrying
 from mkt_platform.settings import DEFAULT_DERIBIT_BASE_URL, DEFAULT_DERIBIT_HISTORY_BASE_URL
@@ -168,7 +169,8 @@ class DeribitClient(dg.ConfigurableResource):
             ContractViolation: a response is not JSON-RPC with ``result.trades`` and
                 ``result.has_more``, a trade breaks the contract (see
                 :func:`~mkt_platform.defs.deribit.contract.check_trades`), or trade times are
-                not ascending or fall outside the requested range.
+                not ascending or fall outside the requested range. The body is quarantined
+                first (``exc.quarantine_path``).
             DeribitAPIError: Deribit refused the request (e.g. code -32602 for a
                 ``start_timestamp`` in the future).
             DeribitRetryableResponse: still 5xx/429 after ``max_attempts``.
@@ -196,15 +198,16 @@ class DeribitClient(dg.ConfigurableResource):
                     "sorting": "asc",
                     "include_old": "true",
                 }
-                trades, has_more = self._get_page(http, params, source)
-                added = check_trades(trades, source)
+                trades, has_more, body = self._get_page(http, params, source)
+                with quarantine.on_violation(body):
+                    added = check_trades(trades, source)
+                    _check_times(trades, cursor, end_ms, source)
                 if set(added) - warned_fields:
                     warned_fields.update(added)
                     dg.get_dagster_logger().warning(
                         f"Deribit trades carry fields the contract does not know: {added} "
                         f"({source})"
                     )
-                _check_times(trades, cursor, end_ms, source)
                 fresh = []
                 for trade in trades:
                     if trade["trade_id"] not in seen:
@@ -234,14 +237,18 @@ class DeribitClient(dg.ConfigurableResource):
 
     def _get_page(
         self, http: httpx.Client, params: dict[str, Any], source: str
-    ) -> tuple[list[Any], bool]:
+    ) -> tuple[list[Any], bool, bytes]:
+        """``result.trades``, ``result.has_more`` and the raw body of one request; a body
+        that is not the JSON-RPC shape is quarantined before re-raising."""
         try:
             response = self._retrying()(self._get, http, params, source)
         except httpx.TransportError as exc:
             raise DeribitTransportError(
                 f"{source}: {type(exc).__name__} on all {self.max_attempts} attempts: {exc}"
             ) from exc
-        return _result(response, source)
+        with quarantine.on_violation(response.content):
+            trades, has_more = _result(response, source)
+        return trades, has_more, response.content
 
     def _retrying(self) -> tenacity.Retrying:
         return retrying(

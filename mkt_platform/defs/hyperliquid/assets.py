@@ -7,12 +7,14 @@ every Hyperliquid perp gets funding rates and asset contexts.
 """
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from mkt_platform import settings
 from mkt_platform.defs.hyperliquid.contract import (
     ASSET_CTX_LAKE_SCHEMA,
     CANDLE_LAKE_SCHEMA,
@@ -20,7 +22,8 @@ from mkt_platform.defs.hyperliquid.contract import (
     INTERVAL_MS,
 )
 from mkt_platform.defs.hyperliquid.resources import HyperliquidClient
-from mkt_platform.lib import lake
+from mkt_platform.lib import lake, raw
+from mkt_platform.lib.contracts import ContractViolation
 from mkt_platform.lib.gaps import format_range, missing_ranges
 from mkt_platform.lib.instruments import funding_instruments, symbols_for
 from mkt_platform.lib.materialize import SNAPSHOT_TAG
@@ -39,10 +42,100 @@ def _day_start(partition_key: str) -> datetime:
     return datetime.fromisoformat(partition_key).replace(tzinfo=UTC)
 
 
-def _column_schema(schema: pa.Schema, descriptions: dict[str, str]) -> dg.TableSchema:
-    return dg.TableSchema(
-        columns=[dg.TableColumn(f.name, str(f.type), descriptions.get(f.name, "")) for f in schema]
-    )
+CANDLE_COLUMNS = {
+    "coin": "Instrument as Hyperliquid spells it (BTC, @107).",
+    "open_time": "Candle open time (UTC).",
+    "close_time": "Candle close time (UTC), open + 1h - 1 ms.",
+    "interval": "Candle interval (1h).",
+    "open": "First trade price (quote currency).",
+    "high": "Highest trade price (quote currency).",
+    "low": "Lowest trade price (quote currency).",
+    "close": "Last trade price (quote currency).",
+    "volume": "Traded volume (base currency).",
+    "trades": "Number of trades.",
+}
+FUNDING_COLUMNS = {
+    "coin": "Perp coin (BTC).",
+    "time": "Funding time (UTC), as sent (with millisecond jitter).",
+    "funding_rate": "Rate paid for the funding interval (fraction, e.g. 0.0000125).",
+    "premium": "Premium of the mark over the oracle price (fraction).",
+}
+CANDLES_KEY = dg.AssetKey("hyperliquid_candles_1h")
+FUNDING_KEY = dg.AssetKey("hyperliquid_funding_rates")
+
+
+def candle_coins() -> tuple[str, ...]:
+    """The instruments whose 1h candles are pulled: perps, then spot pairs (``@107``)."""
+    return symbols_for(SOURCE, "perp", "1h") + symbols_for(SOURCE, "spot", "1h")
+
+
+def candle_day_tables(
+    hyperliquid: HyperliquidClient,
+    partition_keys: list[str],
+    now: datetime,
+    log: Any = None,
+    added: set[str] | None = None,
+) -> dict[str, pa.Table]:
+    """The 1h candles each partition's file holds when pulled at ``now``: one paginated
+    range per coin over all the partitions, candles not closed by ``now`` left out, each day
+    sorted on (coin, open time).
+
+    Raises:
+        ContractViolation: a page broke the candle contract (it is quarantined).
+    """
+    first, last = _day_start(min(partition_keys)), _day_start(max(partition_keys))
+    tables = []
+    for coin in candle_coins():
+        candles = hyperliquid.fetch_candles(
+            coin, "1h", _ms(first), _ms(last + timedelta(days=1)) - 1
+        )
+        if added is not None:
+            added.update(hyperliquid.last_added_fields)
+        if log is not None:
+            log.info(f"{coin}: {candles.num_rows} candles")
+        tables.append(candles.cast(CANDLE_LAKE_SCHEMA))
+    candles = pa.concat_tables(tables) if tables else CANDLE_LAKE_SCHEMA.empty_table()
+    candles = candles.filter(pc.less(pc.cast(candles["close_time"], pa.int64()), _ms(now)))
+    return {
+        pk: _between(
+            candles, "open_time", _ms(_day_start(pk)), _ms(_day_start(pk)) + DAY_MS
+        ).sort_by([("coin", "ascending"), ("open_time", "ascending")])
+        for pk in partition_keys
+    }
+
+
+def funding_day_tables(
+    hyperliquid: HyperliquidClient,
+    partition_keys: list[str],
+    now: datetime,
+    log: Any = None,
+    added: set[str] | None = None,
+) -> dict[str, pa.Table]:
+    """The funding records each partition's file holds: one paginated range per perp over
+    all the partitions, each day sorted on (coin, time). ``now`` is unused (funding records
+    are final when sent) but kept for the late-data sensor's common signature.
+
+    Raises:
+        ContractViolation: a page broke the funding contract (it is quarantined).
+    """
+    first, last = _day_start(min(partition_keys)), _day_start(max(partition_keys))
+    tables = []
+    for coin in funding_instruments(SOURCE):
+        funding = hyperliquid.fetch_funding_history(
+            coin, _ms(first), _ms(last + timedelta(days=1)) - 1
+        )
+        if added is not None:
+            added.update(hyperliquid.last_added_fields)
+        if log is not None:
+            log.info(f"{coin}: {funding.num_rows} funding records")
+        tables.append(funding.cast(FUNDING_LAKE_SCHEMA))
+    funding = pa.concat_tables(tables) if tables else FUNDING_LAKE_SCHEMA.empty_table()
+    return {
+        pk: _between(funding, "time", _ms(_day_start(pk)), _ms(_day_start(pk)) + DAY_MS).sort_by(
+            [("coin", "ascending"), ("time", "ascending")]
+        )
+        for pk in partition_keys
+    }
 
 
 def _between(table: pa.Table, column: str, start_ms: int, end_ms: int) -> pa.Table:
@@ -50,8 +143,21 @@ def _between(table: pa.Table, column: str, start_ms: int, end_ms: int) -> pa.Tab
     return table.filter(pc.and_(pc.greater_equal(times, start_ms), pc.less(times, end_ms)))
 
 
-def _write(partition_key: str, dataset: str, table: pa.Table, metadata: dict) -> dict:
+def _write(
+    partition_key: str,
+    dataset: str,
+    table: pa.Table,
+    metadata: dict,
+    keys: list[str] | None = None,
+    time_column: str | None = None,
+    descriptions: dict[str, str] | None = None,
+) -> dict:
     path = lake.raw_partition_path(SOURCE, dataset, partition_key)
+    if keys and time_column:
+        metadata["change"] = dg.MetadataValue.json(
+            raw.change_summary(path, table, keys, time_column)
+        )
+    metadata["dagster/column_schema"] = raw.column_schema(table.schema, descriptions)
     metadata["file_bytes"] = lake.write_parquet_atomic(table, path)
     metadata["path"] = dg.MetadataValue.path(str(path))
     metadata["content_hash"] = lake.content_hash(table)
@@ -59,8 +165,7 @@ def _write(partition_key: str, dataset: str, table: pa.Table, metadata: dict) ->
     return metadata
 
 
-def _warn_added(context: dg.AssetExecutionContext, client: HyperliquidClient, what: str) -> list:
-    added = list(client.last_added_fields)
+def _warn_added(context: dg.AssetExecutionContext, added: list[str], what: str) -> list:
     if added:
         context.log.warning(f"{what}: Hyperliquid sent fields the contract lacks: {added}")
     return added
@@ -77,52 +182,37 @@ def _warn_added(context: dg.AssetExecutionContext, client: HyperliquidClient, wh
         "per UTC day. Prices in quote currency (USDC) and base volumes as DECIMAL(38,8); "
         "open and close times as UTC timestamps; candles not closed at pull time are left out."
     ),
+    check_specs=raw.quality_check_specs(CANDLES_KEY, "candles"),
     metadata={
-        "dagster/column_schema": _column_schema(
-            CANDLE_LAKE_SCHEMA,
-            {
-                "coin": "Instrument as Hyperliquid spells it (BTC, @107).",
-                "open_time": "Candle open time (UTC).",
-                "close_time": "Candle close time (UTC), open + 1h - 1 ms.",
-                "interval": "Candle interval (1h).",
-                "open": "First trade price (quote currency).",
-                "high": "Highest trade price (quote currency).",
-                "low": "Lowest trade price (quote currency).",
-                "close": "Last trade price (quote currency).",
-                "volume": "Traded volume (base currency).",
-                "trades": "Number of trades.",
-            },
-        ),
+        "dagster/column_schema": raw.column_schema(CANDLE_LAKE_SCHEMA, CANDLE_COLUMNS),
         "lake_path": dg.MetadataValue.path(lake.raw_dataset_glob(SOURCE, "candles_1h")),
     },
 )
 def hyperliquid_candles_1h(
     context: dg.AssetExecutionContext, hyperliquid: HyperliquidClient
-) -> None:
+) -> dg.MaterializeResult:
     window = context.partition_time_window
-    coins = symbols_for(SOURCE, "perp", "1h") + symbols_for(SOURCE, "spot", "1h")
-    pulled_at = datetime.now(UTC)
+    coins = candle_coins()
+    pulled_at = settings.utcnow()
     interval_ms = INTERVAL_MS["1h"]
     context.log.info(
         f"pulling 1h candles of {', '.join(coins) or 'no instrument'} for "
         f"{len(context.partition_keys)} partition(s), {window.start:%Y-%m-%d} to "
         f"{window.end:%Y-%m-%d} UTC"
     )
-    tables, added = [], []
-    for coin in coins:
-        candles = hyperliquid.fetch_candles(coin, "1h", _ms(window.start), _ms(window.end) - 1)
-        added += _warn_added(context, hyperliquid, coin)
-        context.log.info(f"{coin}: {candles.num_rows} candles")
-        tables.append(candles.cast(CANDLE_LAKE_SCHEMA))
-    candles = pa.concat_tables(tables) if tables else CANDLE_LAKE_SCHEMA.empty_table()
-    closed = pc.less(pc.cast(candles["close_time"], pa.int64()), _ms(pulled_at))
-    candles = candles.filter(closed)
-
-    for partition_key in context.partition_keys:
-        start_ms = _ms(_day_start(partition_key))
-        day = _between(candles, "open_time", start_ms, start_ms + DAY_MS).sort_by(
-            [("coin", "ascending"), ("open_time", "ascending")]
+    try:
+        added_fields: set[str] = set()
+        days = candle_day_tables(
+            hyperliquid, context.partition_keys, pulled_at, context.log, added_fields
         )
+    except ContractViolation as exc:
+        raise raw.contract_failure(
+            exc, CANDLES_KEY.to_user_string(), context.partition_keys
+        ) from exc
+    added = _warn_added(context, sorted(added_fields), "candles")
+    outcomes = {}
+    for partition_key, day in days.items():
+        start_ms = _ms(_day_start(partition_key))
         expected = min(DAY_MS, max(0, _ms(pulled_at) - start_ms)) // interval_ms
         rows, missing = {}, {}
         for coin in coins:
@@ -139,12 +229,29 @@ def hyperliquid_candles_1h(
             "rows_per_coin": dg.MetadataValue.json(rows),
             "expected_candles": expected * len(coins),
             "missing_candles": dg.MetadataValue.json(missing),
-            "added_fields": dg.MetadataValue.json(sorted(set(added))),
+            "added_fields": dg.MetadataValue.json(added),
             "window_closed": pulled_at >= _day_start(partition_key) + timedelta(days=1),
         }
+        if day.num_rows:
+            metadata["last_open_time"] = dg.MetadataValue.timestamp(
+                pc.max(day["open_time"]).as_py()
+            )
         context.add_asset_metadata(
-            _write(partition_key, "candles_1h", day, metadata), partition_key=partition_key
+            _write(
+                partition_key,
+                "candles_1h",
+                day,
+                metadata,
+                ["coin", "open_time"],
+                "open_time",
+                CANDLE_COLUMNS,
+            ),
+            partition_key=partition_key,
         )
+        outcomes[partition_key] = raw.candle_quality(
+            day, "coin", coins, start_ms, interval_ms, _ms(pulled_at)
+        )
+    return dg.MaterializeResult(check_results=raw.check_results(CANDLES_KEY, "candles", outcomes))
 
 
 @dg.asset(
@@ -159,51 +266,57 @@ def hyperliquid_candles_1h(
         "8 hours until 2023-06-08, every hour since (staging derives the interval). "
         "Rates and premiums as DECIMAL(38,12), exactly as sent."
     ),
+    check_specs=raw.quality_check_specs(FUNDING_KEY, "funding"),
     metadata={
-        "dagster/column_schema": _column_schema(
-            FUNDING_LAKE_SCHEMA,
-            {
-                "coin": "Perp coin (BTC).",
-                "time": "Funding time (UTC), as sent (with millisecond jitter).",
-                "funding_rate": "Rate paid for the funding interval (fraction, e.g. 0.0000125).",
-                "premium": "Premium of the mark over the oracle price (fraction).",
-            },
-        ),
+        "dagster/column_schema": raw.column_schema(FUNDING_LAKE_SCHEMA, FUNDING_COLUMNS),
         "lake_path": dg.MetadataValue.path(lake.raw_dataset_glob(SOURCE, "funding_rates")),
     },
 )
 def hyperliquid_funding_rates(
     context: dg.AssetExecutionContext, hyperliquid: HyperliquidClient
-) -> None:
+) -> dg.MaterializeResult:
     window = context.partition_time_window
     coins = funding_instruments(SOURCE)
-    pulled_at = datetime.now(UTC)
+    pulled_at = settings.utcnow()
     context.log.info(
         f"pulling funding history of {', '.join(coins) or 'no perp'} for "
         f"{len(context.partition_keys)} partition(s), {window.start:%Y-%m-%d} to "
         f"{window.end:%Y-%m-%d} UTC"
     )
-    tables, added = [], []
-    for coin in coins:
-        funding = hyperliquid.fetch_funding_history(coin, _ms(window.start), _ms(window.end) - 1)
-        added += _warn_added(context, hyperliquid, coin)
-        context.log.info(f"{coin}: {funding.num_rows} funding records")
-        tables.append(funding.cast(FUNDING_LAKE_SCHEMA))
-    funding = pa.concat_tables(tables) if tables else FUNDING_LAKE_SCHEMA.empty_table()
-    for partition_key in context.partition_keys:
-        start_ms = _ms(_day_start(partition_key))
-        day = _between(funding, "time", start_ms, start_ms + DAY_MS).sort_by(
-            [("coin", "ascending"), ("time", "ascending")]
+    try:
+        added_fields: set[str] = set()
+        days = funding_day_tables(
+            hyperliquid, context.partition_keys, pulled_at, context.log, added_fields
         )
+    except ContractViolation as exc:
+        raise raw.contract_failure(
+            exc, FUNDING_KEY.to_user_string(), context.partition_keys
+        ) from exc
+    added = _warn_added(context, sorted(added_fields), "funding")
+    outcomes = {}
+    for partition_key, day in days.items():
         counts = {coin: day.filter(pc.equal(day["coin"], coin)).num_rows for coin in coins}
         metadata = {
             "records_per_coin": dg.MetadataValue.json(counts),
             "window_closed": pulled_at >= _day_start(partition_key) + timedelta(days=1),
-            "added_fields": dg.MetadataValue.json(sorted(set(added))),
+            "added_fields": dg.MetadataValue.json(added),
         }
+        if day.num_rows:
+            metadata["last_funding_time"] = dg.MetadataValue.timestamp(pc.max(day["time"]).as_py())
         context.add_asset_metadata(
-            _write(partition_key, "funding_rates", day, metadata), partition_key=partition_key
+            _write(
+                partition_key,
+                "funding_rates",
+                day,
+                metadata,
+                ["coin", "time"],
+                "time",
+                FUNDING_COLUMNS,
+            ),
+            partition_key=partition_key,
         )
+        outcomes[partition_key] = raw.funding_quality(day)
+    return dg.MaterializeResult(check_results=raw.check_results(FUNDING_KEY, "funding", outcomes))
 
 
 @dg.asset(
@@ -225,7 +338,7 @@ def hyperliquid_funding_rates(
 def hyperliquid_asset_contexts(
     context: dg.AssetExecutionContext, hyperliquid: HyperliquidClient
 ) -> dg.MaterializeResult:
-    now = datetime.now(UTC)
+    now = settings.utcnow()
     today = now.strftime("%Y-%m-%d")
     if context.partition_key != today:
         raise dg.Failure(
@@ -235,7 +348,7 @@ def hyperliquid_asset_contexts(
         )
     coins = set(symbols_for(SOURCE, "perp"))
     contexts = hyperliquid.fetch_asset_contexts()
-    added = _warn_added(context, hyperliquid, "asset contexts")
+    added = _warn_added(context, list(hyperliquid.last_added_fields), "asset contexts")
     contexts = contexts.filter(pc.is_in(contexts["coin"], pa.array(sorted(coins))))
     absent = sorted(coins - set(contexts["coin"].to_pylist()))
     if absent:

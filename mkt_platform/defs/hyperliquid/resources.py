@@ -18,7 +18,7 @@ import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import dagster as dg
 import httpx
@@ -35,11 +35,14 @@ from mkt_platform.defs.hyperliquid.contract import (
     INTERVAL_MS,
     INTERVALS,
 )
+from mkt_platform.lib import quarantine
 from mkt_platform.lib.contracts import ContractViolation
 from mkt_platform.lib.http import retry_after_seconds, retrying
 
 #: The live API; deployments set ``base_url`` from env ``HYPERLIQUID_BASE_URL``.
 from mkt_platform.settings import DEFAULT_HYPERLIQUID_BASE_URL
+
+T = TypeVar("T")
 
 INFO_PATH = "/info"
 #: Hyperliquid answers at most 5000 candles a ``candleSnapshot`` request.
@@ -182,12 +185,18 @@ class HyperliquidClient(dg.ConfigurableResource):
                         "endTime": end_ms,
                     },
                 }
-                validated = CANDLE_CONTRACT.to_table(self._post(http, body, source), source)
+
+                def validate(payload: Any, source: str = source, cursor: int = cursor) -> Any:
+                    validated = CANDLE_CONTRACT.to_table(payload, source)
+                    if validated.table.num_rows:
+                        _check_candles(validated.table, coin, interval, cursor, end_ms, source)
+                    return validated
+
+                validated = self._post(http, body, source, validate)
                 added.update(validated.added_fields)
                 page = validated.table
                 if page.num_rows == 0:
                     break
-                _check_candles(page, coin, interval, cursor, end_ms, source)
                 pages.append(page)
                 next_cursor = page["close_time"][-1].value + 1
                 if page.num_rows < MAX_CANDLES_PER_REQUEST:
@@ -240,12 +249,18 @@ class HyperliquidClient(dg.ConfigurableResource):
                     "startTime": cursor,
                     "endTime": end_ms,
                 }
-                validated = FUNDING_CONTRACT.to_table(self._post(http, body, source), source)
+
+                def validate(payload: Any, source: str = source, cursor: int = cursor) -> Any:
+                    validated = FUNDING_CONTRACT.to_table(payload, source)
+                    if validated.table.num_rows:
+                        _check_funding(validated.table, coin, cursor, end_ms, source)
+                    return validated
+
+                validated = self._post(http, body, source, validate)
                 added.update(validated.added_fields)
                 page = validated.table
                 if page.num_rows == 0:
                     break
-                _check_funding(page, coin, cursor, end_ms, source)
                 pages.append(page)
                 last_time = page["time"][-1].value
                 if page.num_rows < MAX_FUNDING_PER_REQUEST or last_time >= end_ms:
@@ -277,42 +292,11 @@ class HyperliquidClient(dg.ConfigurableResource):
         """
         source = describe_request("metaAndAssetCtxs")
         with self._http() as http:
-            payload = self._post(http, {"type": "metaAndAssetCtxs"}, source)
-        dataset = ASSET_CTX_CONTRACT.dataset
-        if not (isinstance(payload, list) and len(payload) == 2 and isinstance(payload[0], dict)):
-            raise ContractViolation(
-                dataset, source, None, "a JSON array [meta, assetCtxs]", _describe(payload)
+            table, added = self._post(
+                http, {"type": "metaAndAssetCtxs"}, source, lambda p: _asset_contexts(p, source)
             )
-        meta, ctxs = payload
-        universe = meta.get("universe")
-        if not isinstance(universe, list):
-            raise ContractViolation(
-                dataset, source, "universe", "a JSON array in meta", _describe(universe)
-            )
-        coins: list[str] = []
-        for index, asset in enumerate(universe):
-            name = asset.get("name") if isinstance(asset, dict) else None
-            if type(name) is not str:
-                raise ContractViolation(
-                    dataset,
-                    source,
-                    "universe.name",
-                    "a string coin name",
-                    f"universe entry {index}: {_describe(asset)}",
-                )
-            coins.append(name)
-        validated = ASSET_CTX_CONTRACT.to_table(ctxs, source)
-        if validated.table.num_rows != len(coins):
-            raise ContractViolation(
-                dataset,
-                source,
-                None,
-                f"one asset context per universe coin ({len(coins)})",
-                f"{validated.table.num_rows} asset contexts",
-            )
-        self._report_added(dataset, set(validated.added_fields))
-        coin_column = pa.array(coins, type=pa.string())
-        return validated.table.add_column(0, ASSET_CTX_LAKE_SCHEMA.field("coin"), coin_column)
+        self._report_added(ASSET_CTX_CONTRACT.dataset, added)
+        return table
 
     # -- HTTP ----------------------------------------------------------------------------
 
@@ -324,15 +308,23 @@ class HyperliquidClient(dg.ConfigurableResource):
             transport=self._transport,
         )
 
-    def _post(self, http: httpx.Client, body: dict[str, Any], source: str) -> Any:
-        """POST ``body`` to /info with retries; the decoded JSON answer."""
+    def _post(
+        self,
+        http: httpx.Client,
+        body: dict[str, Any],
+        source: str,
+        validate: Callable[[Any], T],
+    ) -> T:
+        """POST ``body`` to /info with retries and validate the decoded answer; a body that
+        breaks the contract is quarantined (``exc.quarantine_path``) before re-raising."""
         try:
             response = self._retrying()(self._send, http, body, source)
         except httpx.TransportError as exc:
             raise HyperliquidTransportError(
                 f"{source}: {type(exc).__name__} on all {self.max_attempts} attempts: {exc}"
             ) from exc
-        return _decode_json(response, source, _dataset_of(body["type"]))
+        with quarantine.on_violation(response.content):
+            return validate(_decode_json(response, source, _dataset_of(body["type"])))
 
     def _retrying(self) -> tenacity.Retrying:
         return retrying(
@@ -368,6 +360,45 @@ class HyperliquidClient(dg.ConfigurableResource):
                 f"{dataset}: Hyperliquid sent fields the contract does not declare "
                 f"(dropped): {sorted(added)}"
             )
+
+
+def _asset_contexts(payload: Any, source: str) -> tuple[pa.Table, set[str]]:
+    """The ``[meta, ctxs]`` answer as an asset-context table and its undeclared keys."""
+    dataset = ASSET_CTX_CONTRACT.dataset
+    if not (isinstance(payload, list) and len(payload) == 2 and isinstance(payload[0], dict)):
+        raise ContractViolation(
+            dataset, source, None, "a JSON array [meta, assetCtxs]", _describe(payload)
+        )
+    meta, ctxs = payload
+    universe = meta.get("universe")
+    if not isinstance(universe, list):
+        raise ContractViolation(
+            dataset, source, "universe", "a JSON array in meta", _describe(universe)
+        )
+    coins: list[str] = []
+    for index, asset in enumerate(universe):
+        name = asset.get("name") if isinstance(asset, dict) else None
+        if type(name) is not str:
+            raise ContractViolation(
+                dataset,
+                source,
+                "universe.name",
+                "a string coin name",
+                f"universe entry {index}: {_describe(asset)}",
+            )
+        coins.append(name)
+    validated = ASSET_CTX_CONTRACT.to_table(ctxs, source)
+    if validated.table.num_rows != len(coins):
+        raise ContractViolation(
+            dataset,
+            source,
+            None,
+            f"one asset context per universe coin ({len(coins)})",
+            f"{validated.table.num_rows} asset contexts",
+        )
+    coin_column = pa.array(coins, type=pa.string())
+    table = validated.table.add_column(0, ASSET_CTX_LAKE_SCHEMA.field("coin"), coin_column)
+    return table, set(validated.added_fields)
 
 
 def _dataset_of(kind: str) -> str:

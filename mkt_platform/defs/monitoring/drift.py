@@ -1,0 +1,122 @@
+"""Schema drift: reported once per change, through the same alert path as freshness.
+
+Three signals, all recorded by the raw assets themselves:
+
+* a payload that broke its contract (a field removed, renamed or re-typed): the pull failed,
+  nothing was written, and the payload is in the lake's quarantine with its violation
+  (:mod:`mkt_platform.lib.quarantine`);
+* a field the exchange added: the pull went on, and the materialization's ``added_fields``
+  metadata names it;
+* a column schema that changed between two materializations (``dagster/column_schema``):
+  Dagster's column schema change checks flag it in the UI; a failed one is reported here too.
+
+``schema_drift_sensor`` keeps the drift signatures it already reported in its cursor, so a
+drift that repeats on every pull is alerted once, and a new one (another field, another
+dataset) again.
+"""
+
+import json
+
+import dagster as dg
+
+from mkt_platform.lib import quarantine
+from mkt_platform.lib.alerts import Alert, send_alert
+
+RAW_ASSETS = (
+    dg.AssetKey("binance_klines_1h"),
+    dg.AssetKey("binance_klines_1m"),
+    dg.AssetKey("hyperliquid_candles_1h"),
+    dg.AssetKey("hyperliquid_funding_rates"),
+    dg.AssetKey("hyperliquid_asset_contexts"),
+    dg.AssetKey("deribit_option_trades"),
+)
+
+
+def column_schema_change_checks() -> list[dg.AssetChecksDefinition]:
+    """Dagster's column schema change checks over every raw asset (they compare the
+    ``dagster/column_schema`` of the latest two materializations)."""
+    return list(dg.build_column_schema_change_checks(assets=list(RAW_ASSETS)))
+
+
+def current_drift(instance: dg.DagsterInstance) -> dict[str, Alert]:
+    """Every drift visible now, by signature."""
+    found: dict[str, Alert] = {}
+    for item in quarantine.list_quarantined():
+        v = item.violation
+        signature = "violation|" + v["signature"]
+        found[signature] = Alert(
+            kind="schema_drift",
+            asset_key=v.get("asset_key"),
+            summary=(
+                f"{v['dataset']}: field {v['field'] or '(payload)'} breaks the contract: "
+                f"expected {v['expected']}, observed {v['observed']}; pull failed, nothing "
+                f"written"
+            ),
+            details={
+                "dataset": v["dataset"],
+                "field": v["field"],
+                "expected": v["expected"],
+                "observed": v["observed"],
+                "source": v["source"],
+                "partitions": v.get("partitions"),
+                "quarantined_payload": str(item.path),
+            },
+        )
+    for key in RAW_ASSETS:
+        records = instance.fetch_materializations(key, limit=1).records
+        if not records or records[0].asset_materialization is None:
+            continue
+        materialization = records[0].asset_materialization
+        added = materialization.metadata.get("added_fields")
+        fields = sorted(added.value) if added is not None else []
+        if fields:
+            name = key.to_user_string()
+            found[f"added|{name}|{','.join(fields)}"] = Alert(
+                kind="schema_drift",
+                severity="warning",
+                asset_key=name,
+                summary=(
+                    f"{name}: the exchange added field(s) {', '.join(fields)}; the pull went "
+                    "on without them"
+                ),
+                details={"added_fields": fields, "partition": materialization.partition},
+            )
+    for check in column_schema_change_checks():
+        for check_key in check.check_keys:
+            record = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+                [check_key]
+            ).get(check_key)
+            evaluation = record.evaluation if record is not None else None
+            if evaluation is not None and not evaluation.passed:
+                name = check_key.asset_key.to_user_string()
+                text = evaluation.description or "column schema changed"
+                found[f"columns|{name}|{text}"] = Alert(
+                    kind="schema_drift",
+                    severity="warning",
+                    asset_key=name,
+                    summary=f"{name}: {text}",
+                    details={"check": check_key.name},
+                )
+    return found
+
+
+@dg.sensor(
+    name="schema_drift_sensor",
+    minimum_interval_seconds=300,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=(
+        "Reports schema drift of the raw payloads once per change: quarantined payloads that "
+        "broke their contract, fields an exchange added, and failed column schema change "
+        "checks, as a log line and a JSON POST to MKT_ALERT_WEBHOOK_URL when set."
+    ),
+)
+def schema_drift_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    reported = set(json.loads(context.cursor)["reported"]) if context.cursor else set()
+    drift = current_drift(context.instance)
+    new = [signature for signature in drift if signature not in reported]
+    for signature in new:
+        send_alert(drift[signature], context.log)
+    return dg.SensorResult(
+        cursor=json.dumps({"reported": sorted(reported | set(drift))}),
+        skip_reason=None if new else "no new schema drift",
+    )

@@ -1,0 +1,283 @@
+"""Freshness of every raw asset and daily/weekly/monthly mart, as asset checks, with alerts.
+
+Two rules per raw asset (tolerances: 15 minutes for Binance klines, 2 hours for the hourly
+sources; marts get 2 hours after their window closed):
+
+* **partition**: the latest closed partition (whose window ended at least the tolerance ago)
+  was materialized after its window closed. The lag is from the window's end to that
+  materialization, or to now when it has not happened.
+* **data** (raw assets): the newest candle, funding record or trade in the latest partitions
+  is no older than its interval plus the tolerance (a pull that ran but brought nothing new
+  is stale too).
+
+Dagster's ``FreshnessPolicy`` is not partition-aware, so these are asset checks named
+``freshness``. ``freshness_sensor`` evaluates them every 5 minutes and records the results
+as check evaluations (with the measured lags in their metadata), and raises an alert
+(:mod:`mkt_platform.lib.alerts`: a log line, and a JSON POST to ``MKT_ALERT_WEBHOOK_URL``
+when set) when an asset turns stale, once until it is fresh again. The same checks can be
+executed from the UI.
+"""
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import dagster as dg
+
+from mkt_platform import settings
+from mkt_platform.lib.alerts import Alert, send_alert
+
+CHECK_NAME = "freshness"
+RAW_TOLERANCE = {"binance": timedelta(minutes=15), "hourly": timedelta(hours=2)}
+MART_TOLERANCE = timedelta(hours=2)
+
+
+@dataclass(frozen=True)
+class FreshnessRule:
+    """The freshness rule of one asset.
+
+    Attributes:
+        key: the asset.
+        tolerance: how late the latest closed partition (and the newest record) may be.
+        interval: the data's own interval (a candle's length; one hour for trades and
+            funding); ``None`` for marts, which are judged on their partitions only.
+        newest_field: the materialization metadata entry holding the newest record's time.
+    """
+
+    key: dg.AssetKey
+    tolerance: timedelta
+    interval: timedelta | None = None
+    newest_field: str | None = None
+
+
+RULES = (
+    FreshnessRule(
+        dg.AssetKey("binance_klines_1h"),
+        RAW_TOLERANCE["binance"],
+        timedelta(hours=1),
+        "last_open_time",
+    ),
+    FreshnessRule(
+        dg.AssetKey("binance_klines_1m"),
+        RAW_TOLERANCE["binance"],
+        timedelta(minutes=1),
+        "last_open_time",
+    ),
+    FreshnessRule(
+        dg.AssetKey("hyperliquid_candles_1h"),
+        RAW_TOLERANCE["hourly"],
+        timedelta(hours=1),
+        "last_open_time",
+    ),
+    FreshnessRule(
+        dg.AssetKey("hyperliquid_funding_rates"),
+        RAW_TOLERANCE["hourly"],
+        timedelta(hours=1),
+        "last_funding_time",
+    ),
+    FreshnessRule(
+        dg.AssetKey("deribit_option_trades"),
+        RAW_TOLERANCE["hourly"],
+        timedelta(hours=1),
+        "last_trade_time",
+    ),
+    FreshnessRule(dg.AssetKey("session_ohlc_daily"), MART_TOLERANCE),
+    FreshnessRule(dg.AssetKey("session_ohlc_weekly"), MART_TOLERANCE),
+    FreshnessRule(dg.AssetKey("session_ohlc_monthly"), MART_TOLERANCE),
+    FreshnessRule(dg.AssetKey("option_ohlc_hourly"), MART_TOLERANCE),
+    FreshnessRule(dg.AssetKey("funding_rates_daily"), MART_TOLERANCE),
+)
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """The outcome of one rule: passed, a one-line summary, and metadata (lags in seconds)."""
+
+    key: dg.AssetKey
+    passed: bool
+    summary: str
+    metadata: dict[str, Any]
+
+    def evaluation(self) -> dg.AssetCheckEvaluation:
+        return dg.AssetCheckEvaluation(
+            asset_key=self.key,
+            check_name=CHECK_NAME,
+            passed=self.passed,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description=self.summary,
+            metadata=self.metadata,
+        )
+
+
+def _duration(seconds: float) -> str:
+    minutes = int(seconds // 60)
+    if minutes >= 60 * 48:
+        return f"{minutes // 1440}d{(minutes % 1440) // 60:02d}h"
+    return f"{minutes // 60}h{minutes % 60:02d}m"
+
+
+def _latest(instance: dg.DagsterInstance, key: dg.AssetKey, partition: str) -> Any:
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition]), limit=1
+    ).records
+    return records[0] if records else None
+
+
+def evaluate(
+    instance: dg.DagsterInstance,
+    rule: FreshnessRule,
+    partitions_def: dg.TimeWindowPartitionsDefinition,
+    now: datetime,
+) -> Freshness:
+    """Judge one asset at ``now`` (see the module docstring for the two rules)."""
+    name = rule.key.to_user_string()
+    due = now - rule.tolerance
+    current = partitions_def.time_window_for_partition_key(
+        partitions_def.get_partition_key_for_timestamp(due.timestamp())
+    )
+    window = partitions_def.get_prev_partition_window(current.start)
+    metadata: dict[str, Any] = {"tolerance_seconds": rule.tolerance.total_seconds()}
+    problems = []
+    if window is not None:
+        partition = partitions_def.get_partition_key_for_timestamp(window.start.timestamp())
+        record = _latest(instance, rule.key, partition)
+        closed_at = (
+            record.timestamp
+            if record is not None and record.timestamp >= window.end.timestamp()
+            else None
+        )
+        lag = (closed_at if closed_at is not None else now.timestamp()) - window.end.timestamp()
+        metadata.update(
+            {
+                "latest_closed_partition": partition,
+                "window_end": dg.MetadataValue.timestamp(window.end),
+                "partition_lag_seconds": round(lag, 1),
+                "partition_materialized_after_close": closed_at is not None,
+            }
+        )
+        if closed_at is None:
+            problems.append(
+                f"latest closed partition {partition} not materialized after its window "
+                f"closed: {_duration(lag)} late "
+                f"(tolerance {_duration(rule.tolerance.total_seconds())})"
+            )
+    if rule.newest_field is not None and rule.interval is not None:
+        newest = None
+        today = partitions_def.get_partition_key_for_timestamp(now.timestamp())
+        for partition in (today, *([metadata["latest_closed_partition"]] if window else [])):
+            record = _latest(instance, rule.key, partition)
+            value = (
+                record.asset_materialization.metadata.get(rule.newest_field)
+                if record is not None and record.asset_materialization is not None
+                else None
+            )
+            if value is not None:
+                newest = max(newest or value.value, value.value)
+        if newest is None:
+            problems.append("no record in the latest partitions")
+        else:
+            data_lag = now.timestamp() - (newest + rule.interval.total_seconds())
+            metadata["newest_record"] = dg.MetadataValue.timestamp(newest)
+            metadata["data_lag_seconds"] = round(data_lag, 1)
+            if data_lag > rule.tolerance.total_seconds():
+                problems.append(
+                    f"newest record is {_duration(data_lag)} past its interval "
+                    f"(tolerance {_duration(rule.tolerance.total_seconds())})"
+                )
+    passed = not problems
+    summary = f"{name}: " + ("fresh" if passed else "; ".join(problems))
+    return Freshness(rule.key, passed, summary, metadata)
+
+
+def _partitions_defs(defs_or_graph: Any) -> dict[dg.AssetKey, Any]:
+    graph = defs_or_graph
+    return {
+        rule.key: graph.get(rule.key).partitions_def
+        for rule in RULES
+        if graph.has(rule.key) and graph.get(rule.key).partitions_def is not None
+    }
+
+
+def evaluate_all(instance: dg.DagsterInstance, asset_graph: Any, now: datetime) -> list[Freshness]:
+    """Every rule whose asset is defined, at ``now``."""
+    defs = _partitions_defs(asset_graph)
+    return [evaluate(instance, rule, defs[rule.key], now) for rule in RULES if rule.key in defs]
+
+
+@dg.multi_asset_check(
+    specs=[
+        dg.AssetCheckSpec(
+            CHECK_NAME,
+            asset=rule.key,
+            description=(
+                f"The latest closed partition was materialized within "
+                f"{_duration(rule.tolerance.total_seconds())} of its window closing"
+                + (
+                    ", and the newest record is no older than its interval plus that"
+                    if rule.newest_field
+                    else ""
+                )
+                + "."
+            ),
+        )
+        for rule in RULES
+    ],
+    can_subset=True,
+    name="freshness_checks",
+)
+def freshness_checks(context: dg.AssetCheckExecutionContext):
+    """Evaluate freshness now (the same rules the sensor applies)."""
+    graph = context.repository_def.asset_graph
+    wanted = {key.asset_key for key in context.selected_asset_check_keys}
+    for result in evaluate_all(context.instance, graph, settings.utcnow()):
+        if result.key in wanted:
+            yield dg.AssetCheckResult(
+                asset_key=result.key,
+                check_name=CHECK_NAME,
+                passed=result.passed,
+                severity=dg.AssetCheckSeverity.ERROR,
+                description=result.summary,
+                metadata=result.metadata,
+            )
+
+
+@dg.sensor(
+    name="freshness_sensor",
+    minimum_interval_seconds=300,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=(
+        "Every 5 minutes, evaluates the freshness of every raw asset and mart and records it "
+        "as their 'freshness' check; when one turns stale it raises an alert (a log line, and "
+        "a JSON POST to MKT_ALERT_WEBHOOK_URL when set), once until it is fresh again."
+    ),
+)
+def freshness_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    now = settings.utcnow()
+    results = evaluate_all(context.instance, context.repository_def.asset_graph, now)
+    stale_before = set(json.loads(context.cursor)["stale"]) if context.cursor else set()
+    stale_now = set()
+    for result in results:
+        name = result.key.to_user_string()
+        if result.passed:
+            if name in stale_before:
+                context.log.info(f"freshness recovered: {result.summary}")
+            continue
+        stale_now.add(name)
+        if name not in stale_before:
+            send_alert(
+                Alert(
+                    kind="freshness",
+                    summary=result.summary,
+                    asset_key=name,
+                    details={
+                        k: (v.value if isinstance(v, dg.MetadataValue) else v)
+                        for k, v in result.metadata.items()
+                    },
+                ),
+                context.log,
+            )
+    return dg.SensorResult(
+        asset_events=[result.evaluation() for result in results],
+        cursor=json.dumps({"stale": sorted(stale_now)}),
+    )

@@ -1,0 +1,319 @@
+"""What every raw asset reports about a partition it writes, whatever the exchange.
+
+* :func:`column_schema`: the ``dagster/column_schema`` of the written file, so Dagster's column
+  schema change checks compare one materialization with the previous one.
+* :func:`change_summary`: what a re-pull changed compared with the file it replaces (rows
+  added, removed and changed, and the time range they span): the late-data sensor's runs
+  show it in their metadata.
+* :func:`contract_failure`: the ``dg.Failure`` of a pull whose payload broke its contract,
+  naming the asset, the partitions, the dataset, the field, what was expected and observed,
+  and where the payload was quarantined.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from mkt_platform.lib import quarantine
+from mkt_platform.lib.contracts import ContractViolation
+
+
+def column_schema(
+    schema: pa.Schema, descriptions: Mapping[str, str] | None = None
+) -> dg.TableSchema:
+    """A Dagster column schema from an Arrow schema: names, Arrow types, and descriptions
+    (with units) where given."""
+    descriptions = descriptions or {}
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                field.name,
+                str(field.type),
+                descriptions.get(field.name),
+                constraints=dg.TableColumnConstraints(nullable=field.nullable),
+            )
+            for field in schema
+        ]
+    )
+
+
+def _iso(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+def change_summary(
+    previous_path: Path, new: pa.Table, keys: Sequence[str], time_column: str
+) -> dict[str, Any]:
+    """How ``new`` differs from the partition file at ``previous_path``, matched on ``keys``.
+
+    Returns:
+        ``{"previous_rows", "rows", "rows_added", "rows_removed", "rows_changed",
+        "first_changed", "last_changed"}``: counts of keys only in the new table, only in the
+        old file, and in both with any other column different (NULL equals NULL), and the
+        earliest and latest ``time_column`` value (ISO-8601 UTC) among those rows, or
+        ``None`` when nothing changed. With no previous file every row counts as added.
+    """
+    old = pq.read_table(previous_path) if previous_path.exists() else None
+    return change_summary_tables(old, new, keys, time_column)
+
+
+def change_summary_tables(
+    old: pa.Table | None, new: pa.Table, keys: Sequence[str], time_column: str
+) -> dict[str, Any]:
+    """:func:`change_summary` of two tables (``old`` is ``None`` for a first pull)."""
+    if old is None:
+        old = new.schema.empty_table()
+    if old.schema.names != new.schema.names:
+        # A schema change: compare on the columns both have.
+        common = [name for name in new.schema.names if name in old.schema.names]
+        old, new = old.select(common), new.select(common)
+    new_i = new.append_column("__new", pa.array(range(new.num_rows), pa.int64()))
+    old_i = old.append_column("__old", pa.array(range(old.num_rows), pa.int64()))
+    joined = new_i.select([*keys, "__new"]).join(
+        old_i.select([*keys, "__old"]), keys=list(keys), join_type="full outer"
+    )
+    new_idx, old_idx = joined["__new"], joined["__old"]
+    added = pc.and_(pc.is_valid(new_idx), pc.is_null(old_idx))
+    removed = pc.and_(pc.is_null(new_idx), pc.is_valid(old_idx))
+    both = joined.filter(pc.and_(pc.is_valid(new_idx), pc.is_valid(old_idx)))
+    changed = pa.array([False] * both.num_rows, pa.bool_())
+    for name in new.schema.names:
+        if name in keys:
+            continue
+        a = new[name].take(both["__new"])
+        b = old[name].take(both["__old"])
+        same = pc.or_kleene(
+            pc.fill_null(pc.equal(a, b), False), pc.and_(pc.is_null(a), pc.is_null(b))
+        )
+        changed = pc.or_(changed, pc.invert(same))
+    times = []
+    for table, idx in (
+        (new, joined.filter(added)["__new"]),
+        (old, joined.filter(removed)["__old"]),
+        (new, both.filter(changed)["__new"]),
+    ):
+        if len(idx):
+            times.append(table[time_column].take(idx))
+    all_times = pa.chunked_array(
+        [c for t in times for c in t.chunks], type=new.schema.field(time_column).type
+    )
+    return {
+        "previous_rows": old.num_rows,
+        "rows": new.num_rows,
+        "rows_added": pc.sum(added).as_py() or 0,
+        "rows_removed": pc.sum(removed).as_py() or 0,
+        "rows_changed": pc.sum(changed).as_py() or 0,
+        "first_changed": _iso(pc.min(all_times).as_py()) if len(all_times) else None,
+        "last_changed": _iso(pc.max(all_times).as_py()) if len(all_times) else None,
+    }
+
+
+def contract_failure(
+    exc: ContractViolation, asset_key: str, partition_keys: Sequence[str]
+) -> dg.Failure:
+    """The failure of a pull whose payload broke its contract (nothing was written).
+
+    Records the asset and partitions beside the quarantined payload, and returns a
+    ``dg.Failure`` whose description names them, the dataset, the field, the expected and
+    observed values, and the quarantine path (also in its metadata).
+    """
+    quarantine.annotate(exc, asset_key, partition_keys)
+    path = getattr(exc, "quarantine_path", None)
+    partitions = (
+        partition_keys[0]
+        if len(partition_keys) == 1
+        else f"{partition_keys[0]}..{partition_keys[-1]}"
+    )
+    metadata: dict[str, Any] = {
+        "dataset": exc.dataset,
+        "field": exc.field or "(payload)",
+        "expected": exc.expected,
+        "observed": exc.observed,
+        "source": exc.source,
+    }
+    if path is not None:
+        metadata["quarantined_payload"] = dg.MetadataValue.path(str(path))
+    return dg.Failure(
+        description=(
+            f"{asset_key} partition {partitions}: schema drift, nothing written. {exc}"
+            + (f" Payload quarantined at {path}." if path is not None else "")
+        ),
+        metadata=metadata,
+    )
+
+
+#: The data-quality checks of each kind of raw dataset: (name, blocking, description).
+#: A blocking check that fails stops the marts from refreshing over the asset (declarative
+#: automation waits for ``all_deps_blocking_checks_passed``); a warning only shows in the UI.
+QUALITY_CHECKS: dict[str, tuple[tuple[str, bool, str], ...]] = {
+    "candles": (
+        ("no_duplicate_keys", True, "No two rows share (instrument, open time)."),
+        (
+            "times_monotonic_and_aligned",
+            True,
+            "Open times strictly increase per instrument and sit on the interval grid (UTC).",
+        ),
+        ("ohlc_sane", True, "low <= open, close <= high; prices positive and not null."),
+        ("non_negative_volumes", True, "Volumes (and trade counts) are never negative."),
+        (
+            "expected_candles",
+            False,
+            "Every candle of the elapsed day is there; missing ranges are listed per "
+            "instrument, and a confirmed exchange gap (a trading halt) is reported, not failed.",
+        ),
+    ),
+    "funding": (
+        ("no_duplicate_keys", True, "No two funding records share (coin, time)."),
+        ("times_monotonic", True, "Funding times strictly increase per coin."),
+    ),
+    "option_trades": (
+        ("no_duplicate_keys", True, "No two trades share a trade_id."),
+        ("times_monotonic", True, "Trade times never decrease (same millisecond allowed)."),
+        (
+            "option_trades_sane",
+            True,
+            "Prices and amounts positive; implied volatility, when sent, within a sane range.",
+        ),
+        (
+            "instrument_names_parse",
+            True,
+            "Every instrument name parses, and its expiry, strike and type equal the columns.",
+        ),
+    ),
+}
+
+
+def quality_check_specs(key: dg.AssetKey, kind: str) -> list[dg.AssetCheckSpec]:
+    """The data-quality check specs of a raw asset of ``kind`` (see :data:`QUALITY_CHECKS`)."""
+    return [
+        dg.AssetCheckSpec(name, asset=key, blocking=blocking, description=description)
+        for name, blocking, description in QUALITY_CHECKS[kind]
+    ]
+
+
+def check_results(
+    key: dg.AssetKey, kind: str, outcomes: Mapping[str, Sequence[Any]]
+) -> list[dg.AssetCheckResult]:
+    """One result per check of ``kind`` for a run, from each partition's outcomes.
+
+    Args:
+        key: the raw asset.
+        kind: its kind in :data:`QUALITY_CHECKS`.
+        outcomes: per partition key, the :class:`~mkt_platform.lib.quality.CheckOutcome` of
+            each check (matched by name).
+
+    Returns:
+        Results that pass only if the check passed on every partition of the run; their
+        metadata gives the failures per partition and up to 10 examples naming the key.
+    """
+    from mkt_platform.lib import quality
+
+    results = []
+    for name, blocking, _ in QUALITY_CHECKS[kind]:
+        per_partition = {
+            pk: outcome
+            for pk, partition_outcomes in outcomes.items()
+            for outcome in partition_outcomes
+            if outcome.name == name
+        }
+        merged = quality.merge(name, per_partition)
+        results.append(
+            dg.AssetCheckResult(
+                asset_key=key,
+                check_name=name,
+                passed=merged.passed,
+                severity=dg.AssetCheckSeverity.ERROR if blocking else dg.AssetCheckSeverity.WARN,
+                metadata={
+                    "failures": merged.failures,
+                    "partitions": dg.MetadataValue.json(sorted(per_partition)),
+                    "examples": dg.MetadataValue.json(list(merged.examples)),
+                    "details": dg.MetadataValue.json(merged.metadata),
+                },
+            )
+        )
+    return results
+
+
+def _named(outcome: Any, name: str) -> Any:
+    from dataclasses import replace
+
+    return replace(outcome, name=name)
+
+
+def candle_quality(
+    day: pa.Table,
+    group: str,
+    groups: Sequence[str],
+    day_start_ms: int,
+    interval_ms: int,
+    pulled_at_ms: int,
+    known_gaps: Mapping[str, Sequence[str]] | None = None,
+    volumes: Sequence[str] = ("volume",),
+) -> list[Any]:
+    """The ``candles`` checks of :data:`QUALITY_CHECKS` on one day's candles.
+
+    Expected candles run from the day's start to its end, or to the last candle closed at
+    ``pulled_at_ms`` for today's partial day. ``known_gaps`` (per instrument, ``HH:MM-HH:MM``)
+    are the exchange's own confirmed gaps: reported, not failed.
+    """
+    from mkt_platform.lib import quality
+
+    elapsed = min(86_400_000, max(0, pulled_at_ms - day_start_ms)) // interval_ms * interval_ms
+    return [
+        quality.no_duplicate_keys(day, [group, "open_time"]),
+        quality.times_monotonic_and_aligned(day, group, "open_time", interval_ms),
+        quality.ohlc_sane(day, keys=[group, "open_time"]),
+        _named(
+            quality.non_negative(day, list(volumes), keys=[group, "open_time"]),
+            "non_negative_volumes",
+        ),
+        quality.expected_candles(
+            day,
+            group,
+            "open_time",
+            groups,
+            day_start_ms,
+            day_start_ms + elapsed,
+            interval_ms,
+            known_gaps,
+        ),
+    ]
+
+
+def funding_quality(day: pa.Table) -> list[Any]:
+    """The ``funding`` checks of :data:`QUALITY_CHECKS` on one day's funding records."""
+    from mkt_platform.lib import quality
+
+    return [
+        quality.no_duplicate_keys(day, ["coin", "time"]),
+        _named(
+            quality.times_monotonic_and_aligned(day, "coin", "time", None, strict=True),
+            "times_monotonic",
+        ),
+    ]
+
+
+def option_trade_quality(day: pa.Table) -> list[Any]:
+    """The ``option_trades`` checks of :data:`QUALITY_CHECKS` on one day's trades."""
+    from mkt_platform.lib import quality
+
+    return [
+        quality.no_duplicate_keys(day, ["trade_id"]),
+        _named(
+            quality.times_monotonic_and_aligned(
+                day, "instrument_name", "timestamp", None, strict=False
+            ),
+            "times_monotonic",
+        ),
+        quality.option_trades_sane(day),
+        quality.instrument_names_parse(day),
+    ]
