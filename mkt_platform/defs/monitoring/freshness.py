@@ -7,8 +7,9 @@ sources; marts get 2 hours after their window closed):
   was materialized after its window closed. The lag is from the window's end to that
   materialization, or to now when it has not happened.
 * **data** (raw assets): the newest candle, funding record or trade in the latest partitions
-  is no older than its interval plus the tolerance (a pull that ran but brought nothing new
-  is stale too).
+  ended no longer ago than its interval plus the tolerance (a candle's end is its open plus
+  the interval; a trade or funding record counts as one hour): a pull that ran but brought
+  nothing new is stale too. ``data_lag_seconds`` is now minus that end.
 
 Dagster's ``FreshnessPolicy`` is not partition-aware, so these are asset checks named
 ``freshness``. ``freshness_sensor`` evaluates them every 5 minutes and records the results
@@ -142,11 +143,13 @@ def evaluate(
     if window is not None:
         partition = partitions_def.get_partition_key_for_timestamp(window.start.timestamp())
         record = _latest(instance, rule.key, partition)
-        closed_at = (
-            record.timestamp
-            if record is not None and record.timestamp >= window.end.timestamp()
-            else None
-        )
+        closed_at = None
+        if record is not None and record.asset_materialization is not None:
+            # Raw assets record whether the pull saw the window closed; marts were built
+            # after it closed if their materialization is later than the window's end.
+            flag = record.asset_materialization.metadata.get("window_closed")
+            if flag.value if flag is not None else record.timestamp >= window.end.timestamp():
+                closed_at = max(record.timestamp, window.end.timestamp())
         lag = (closed_at if closed_at is not None else now.timestamp()) - window.end.timestamp()
         metadata.update(
             {
@@ -180,10 +183,11 @@ def evaluate(
             data_lag = now.timestamp() - (newest + rule.interval.total_seconds())
             metadata["newest_record"] = dg.MetadataValue.timestamp(newest)
             metadata["data_lag_seconds"] = round(data_lag, 1)
-            if data_lag > rule.tolerance.total_seconds():
+            allowed = (rule.interval + rule.tolerance).total_seconds()
+            if data_lag > allowed:
                 problems.append(
-                    f"newest record is {_duration(data_lag)} past its interval "
-                    f"(tolerance {_duration(rule.tolerance.total_seconds())})"
+                    f"newest record ended {_duration(data_lag)} ago "
+                    f"(allowed: interval + tolerance = {_duration(allowed)})"
                 )
     passed = not problems
     summary = f"{name}: " + ("fresh" if passed else "; ".join(problems))
