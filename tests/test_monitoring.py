@@ -369,3 +369,68 @@ def test_quality_checks_run_in_the_materialization_and_block_bad_data(data_dir, 
         defs=defs, instance=instance, evaluation_time=when, cursor=tick.cursor
     )
     assert {"2023-03-24", "2023-03-25"} <= sessions(tick)  # the same change, now clean
+
+
+def test_dbt_materializations_carry_the_warehouse_column_schema(data_dir, instance, webhook):
+    """Each dbt model's materialization carries the columns the warehouse has after the run
+    (DuckDB's types, in order, the dbt yml's descriptions); the column schema change check
+    of a mart passes while its schema holds, and fails naming the column when a model drops
+    one (here a materialization reported as if the model had been edited), which the drift
+    sensor reports once."""
+    import yaml
+
+    daily = dg.AssetKey("session_ohlc_daily")
+    materialize_days(date(2023, 2, 21), date(2023, 2, 22), instance)
+    (record,) = instance.fetch_materializations(daily, limit=1).records
+    schema = record.asset_materialization.metadata["dagster/column_schema"].value
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
+        warehouse = con.execute(
+            "select column_name, data_type from information_schema.columns where "
+            "table_schema = 'marts' and table_name = 'session_ohlc_daily' "
+            "order by ordinal_position"
+        ).fetchall()
+    assert [(c.name, c.type) for c in schema.columns] == warehouse
+    assert ("open", "DECIMAL(38,8)") in warehouse
+    yml = yaml.safe_load(
+        (Path(__file__).parents[1] / "dbt_project/models/marts/session_ohlc_daily.yml").read_text()
+    )
+    described = {c["name"]: c["description"] for c in yml["models"][0]["columns"]}
+    assert {c.name: c.description for c in schema.columns} == {
+        name: described.get(name) for name, _ in warehouse
+    }
+    staging = instance.fetch_materializations(dg.AssetKey("stg_binance__klines"), limit=1)
+    assert "dagster/column_schema" in staging.records[0].asset_materialization.metadata
+
+    defs = build_definitions()
+    checks = [
+        c
+        for c in defs.asset_checks
+        if any(k.name == "column_schema_change" and k.asset_key == daily for k in c.check_keys)
+    ]
+    assert len(checks) == 1
+
+    def run_check() -> dg.AssetCheckEvaluation:
+        result = dg.materialize(
+            checks,
+            instance=instance,
+            selection=dg.AssetSelection.checks(dg.AssetCheckKey(daily, "column_schema_change")),
+        )
+        (evaluation,) = result.get_asset_check_evaluations()
+        return evaluation
+
+    assert run_check().passed
+    dropped = [c for c in schema.columns if c.name != "trades"]
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization(
+            daily,
+            partition="2023-02-22",
+            metadata={"dagster/column_schema": dg.TableSchema(columns=dropped)},
+        )
+    )
+    changed = run_check()
+    assert not changed.passed and "Removed columns: trades" in changed.description
+    first = schema_drift_sensor(dg.build_sensor_context(instance=instance))
+    alerts = [a for a in webhook if a["asset_key"] == "session_ohlc_daily"]
+    assert len(alerts) == 1 and alerts[0]["kind"] == "schema_drift"
+    schema_drift_sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor))
+    assert len([a for a in webhook if a["asset_key"] == "session_ohlc_daily"]) == 1

@@ -10,7 +10,7 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import timedelta
 from functools import cache
 from pathlib import Path
@@ -109,7 +109,103 @@ def stream_dbt_build(
         f"dbt build for {len(context.partition_keys)} {unit}(s) "
         f"{time_window.start:%Y-%m-%d %H:%M} to {time_window.end:%Y-%m-%d %H:%M} UTC"
     )
-    yield from dbt.cli(dbt_build_args(time_window, window), context=context).stream()
+    # The warehouse allows one process at a time, and dbt holds it until it exits: the events
+    # are kept until then, so that each model's materialization can carry the column schema
+    # the warehouse now has (``dagster/column_schema``, for the column schema change checks).
+    events: list[Any] = []
+    try:
+        for event in dbt.cli(dbt_build_args(time_window, window), context=context).stream():
+            events.append(event)
+    except Exception:
+        # dbt failed part-way: what it did build is still recorded, then the failure raised.
+        yield from with_column_schemas(context, events)
+        raise
+    yield from with_column_schemas(context, events)
+
+
+def warehouse_column_schemas(relations: Iterable[str]) -> dict[str, dg.TableSchema]:
+    """The columns the DuckDB warehouse has now, per relation, in ordinal order.
+
+    Args:
+        relations: dbt relations as ``<catalog>.<schema>.<table>`` (``dagster/table_name``).
+
+    Returns:
+        ``{relation: TableSchema}`` for each relation the warehouse holds (a view or a table);
+        a relation the warehouse lacks is left out. Types are DuckDB's (``DOUBLE``,
+        ``TIMESTAMP WITH TIME ZONE``, ``DECIMAL(38,18)``...).
+
+    Raises:
+        duckdb.Error: the warehouse cannot be opened read-only (it is missing or locked).
+    """
+    import duckdb
+
+    wanted = {tuple(name.split(".")[-2:]): name for name in relations}
+    with duckdb.connect(str(settings.warehouse_path()), read_only=True) as con:
+        rows = con.execute(
+            "select table_schema, table_name, column_name, data_type, is_nullable "
+            "from information_schema.columns order by table_schema, table_name, ordinal_position"
+        ).fetchall()
+    columns: dict[str, list[dg.TableColumn]] = {}
+    for schema, table, column, data_type, nullable in rows:
+        relation = wanted.get((schema, table))
+        if relation is not None:
+            columns.setdefault(relation, []).append(
+                dg.TableColumn(
+                    name=column,
+                    type=data_type,
+                    constraints=dg.TableColumnConstraints(nullable=nullable == "YES"),
+                )
+            )
+    return {relation: dg.TableSchema(columns=cols) for relation, cols in columns.items()}
+
+
+def with_column_schemas(context: dg.AssetExecutionContext, events: list[Any]) -> Iterator[Any]:
+    """``events`` as dbt streamed them, each model's output or materialization carrying the
+    ``dagster/column_schema`` the warehouse has after the run (types from DuckDB, descriptions
+    from the dbt yml). Other events pass unchanged; if the warehouse cannot be read, a warning
+    is logged and the events pass without a schema."""
+    specs = context.assets_def.specs_by_key
+
+    def key_of(event: Any) -> dg.AssetKey | None:
+        if isinstance(event, dg.Output):
+            return context.asset_key_for_output(event.output_name)
+        if isinstance(event, dg.AssetMaterialization):
+            return event.asset_key
+        return None
+
+    relations = {
+        key: str(specs[key].metadata["dagster/table_name"])
+        for key in filter(None, map(key_of, events))
+        if key in specs and "dagster/table_name" in specs[key].metadata
+    }
+    schemas: dict[str, dg.TableSchema] = {}
+    if relations:
+        try:
+            schemas = warehouse_column_schemas(set(relations.values()))
+        except Exception as exc:  # the run's outcome must not depend on this metadata
+            context.log.warning(f"column schemas not read from the warehouse: {exc}")
+    for event in events:
+        key = key_of(event)
+        schema = schemas.get(relations.get(key, "")) if key is not None else None
+        if schema is None:
+            yield event
+            continue
+        # The spec keeps dagster-dbt's TableSchema as given (names and yml descriptions).
+        declared = specs[key].metadata.get("dagster/column_schema")
+        declared = getattr(declared, "value", declared)
+        descriptions = {c.name: c.description for c in declared.columns} if declared else {}
+        schema = dg.TableSchema(
+            columns=[
+                dg.TableColumn(
+                    name=c.name,
+                    type=c.type,
+                    description=descriptions.get(c.name),
+                    constraints=c.constraints,
+                )
+                for c in schema.columns
+            ]
+        )
+        yield event.with_metadata({**event.metadata, "dagster/column_schema": schema})
 
 
 def refresh_condition() -> dg.AutomationCondition:
@@ -179,3 +275,14 @@ class MktDbtTranslator(DagsterDbtTranslator):
         if dbt_parent_resource_props.get("resource_type") == "source":
             return dg.TimeWindowPartitionMapping()
         return super().get_partition_mapping(dbt_resource_props, dbt_parent_resource_props)
+
+
+def dbt_model_keys() -> list[dg.AssetKey]:
+    """The asset key of every dbt model of the project (from its manifest), sorted."""
+    manifest = json.loads(dbt_project().manifest_path.read_text())
+    translator = MktDbtTranslator()
+    return sorted(
+        translator.get_asset_key(node)
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "model"
+    )

@@ -7,7 +7,8 @@ Three signals, all recorded by the raw assets themselves:
   (:mod:`mkt_platform.lib.quarantine`);
 * a field the exchange added: the pull went on, and the materialization's ``added_fields``
   metadata names it;
-* a column schema that changed between two materializations (``dagster/column_schema``):
+* a column schema that changed between two materializations (``dagster/column_schema``) of a
+  raw asset or a dbt model:
   Dagster's column schema change checks flag it in the UI; a failed one is reported here too.
 
 ``schema_drift_sensor`` keeps the drift signatures it already reported in its cursor, so a
@@ -21,6 +22,7 @@ import dagster as dg
 
 from mkt_platform.lib import quarantine
 from mkt_platform.lib.alerts import Alert, send_alert
+from mkt_platform.lib.dbt import dbt_model_keys
 
 RAW_ASSETS = (
     dg.AssetKey("binance_klines_1h"),
@@ -33,9 +35,11 @@ RAW_ASSETS = (
 
 
 def column_schema_change_checks() -> list[dg.AssetChecksDefinition]:
-    """Dagster's column schema change checks over every raw asset (they compare the
-    ``dagster/column_schema`` of the latest two materializations)."""
-    return list(dg.build_column_schema_change_checks(assets=list(RAW_ASSETS)))
+    """Dagster's column schema change checks over every raw asset and dbt model (they compare
+    the ``dagster/column_schema`` of the latest two materializations: the written Parquet's
+    for a raw asset, the warehouse's for a model)."""
+    keys = [*RAW_ASSETS, *dbt_model_keys()]
+    return list(dg.build_column_schema_change_checks(assets=keys))
 
 
 def current_drift(instance: dg.DagsterInstance) -> dict[str, Alert]:
