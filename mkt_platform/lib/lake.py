@@ -12,7 +12,10 @@ import hashlib
 import io
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -31,8 +34,56 @@ def raw_dataset_glob(source: str, dataset: str) -> str:
     return str(settings.lake_dir() / "raw" / source / dataset / "date=*" / "part.parquet")
 
 
+@contextmanager
+def atomic_file(path: Path, *, prefix: str = ".tmp-", suffix: str = "") -> Iterator[BinaryIO]:
+    """Open a temporary file beside ``path`` for writing bytes; on success it replaces ``path``.
+
+    The temporary file is created in ``path``'s folder (created if missing) and named
+    ``<prefix><random><suffix>``, so the final rename stays on one file system. When the
+    ``with`` block ends normally, the file is flushed, fsynced, closed and renamed over
+    ``path`` (``os.replace``): a reader, or a run killed mid-write, sees either the previous
+    file or the new one, never a torn file. When the block raises, the temporary file is
+    removed, ``path`` is left as it was, and the exception propagates.
+
+    Args:
+        path: the file to write.
+        prefix: start of the temporary file's name (a leading dot keeps it hidden).
+        suffix: end of the temporary file's name.
+
+    Yields:
+        The temporary file, open in binary write mode.
+
+    Raises:
+        OSError: the folder cannot be created or the file cannot be written, synced or
+            renamed; the previous file at ``path``, if any, is then left as it was.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+def write_bytes_atomic(data: bytes, path: Path, *, prefix: str = ".tmp-") -> None:
+    """Write ``data`` to ``path`` byte for byte, atomically (see :func:`atomic_file`).
+
+    Raises:
+        OSError: the folder cannot be created or the file cannot be written; the previous
+            file at ``path``, if any, is then left as it was.
+    """
+    with atomic_file(path, prefix=prefix) as handle:
+        handle.write(data)
+
+
 def write_parquet_atomic(table: pa.Table, path: Path) -> int:
-    """Write ``table`` to ``path`` atomically (temp file in the same folder, fsync, rename).
+    """Write ``table`` to ``path`` atomically (temp file in the same folder, fsync, rename;
+    see :func:`atomic_file`), zstd-compressed, with column statistics.
 
     The output is deterministic: the same table always gives the same bytes.
 
@@ -43,17 +94,8 @@ def write_parquet_atomic(table: pa.Table, path: Path) -> int:
         OSError: the folder cannot be created or the file cannot be written; the previous
             file at ``path``, if any, is then left as it was.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=".part-", suffix=".parquet.tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            pq.write_table(table, handle, compression="zstd", write_statistics=True)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with atomic_file(path, prefix=".part-", suffix=".parquet.tmp") as handle:
+        pq.write_table(table, handle, compression="zstd", write_statistics=True)
     return path.stat().st_size
 
 

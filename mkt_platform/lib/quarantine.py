@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,7 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from mkt_platform import settings
+from mkt_platform.lib import lake
 from mkt_platform.lib.contracts import ContractViolation
+
+# Temporary files of an atomic write start with this (hidden, never matching "*.json").
+_TMP_PREFIX = ".q-"
 
 
 def quarantine_dir() -> Path:
@@ -42,19 +44,6 @@ def signature(exc: ContractViolation) -> str:
     return f"{exc.dataset}|{exc.field or '(payload)'}|{exc.expected}"
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".q-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save(exc: ContractViolation, body: bytes) -> Path:
     """Save an offending response body and its violation; returns the body's path.
 
@@ -66,7 +55,7 @@ def save(exc: ContractViolation, body: bytes) -> Path:
     digest = hashlib.sha256(body).hexdigest()[:12]
     existing = sorted(folder.glob(f"*-{digest}.json"))
     path = existing[0] if existing else folder / f"{now:%Y%m%dT%H%M%S}Z-{digest}.json"
-    _write_atomic(path, body)
+    lake.write_bytes_atomic(body, path, prefix=_TMP_PREFIX)
     violation = {
         "dataset": exc.dataset,
         "source": exc.source,
@@ -78,7 +67,9 @@ def save(exc: ContractViolation, body: bytes) -> Path:
         "detected_at": now.isoformat(),
         "payload": path.name,
     }
-    _write_atomic(_error_path(path), json.dumps(violation, indent=2).encode())
+    lake.write_bytes_atomic(
+        json.dumps(violation, indent=2).encode(), _error_path(path), prefix=_TMP_PREFIX
+    )
     return path
 
 
@@ -109,7 +100,9 @@ def annotate(exc: ContractViolation, asset_key: str, partitions: Sequence[str]) 
     violation = json.loads(error_path.read_text())
     violation["asset_key"] = asset_key
     violation["partitions"] = list(partitions)
-    _write_atomic(error_path, json.dumps(violation, indent=2).encode())
+    lake.write_bytes_atomic(
+        json.dumps(violation, indent=2).encode(), error_path, prefix=_TMP_PREFIX
+    )
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ Source: ``POST /info`` (see ``resources.py``). The instruments come from
 every Hyperliquid perp gets funding rates and asset contexts.
 """
 
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -83,25 +84,18 @@ def candle_day_tables(
     Raises:
         ContractViolation: a page broke the candle contract (it is quarantined).
     """
-    first, last = _day_start(min(partition_keys)), _day_start(max(partition_keys))
-    tables = []
-    for coin in candle_coins():
-        candles = hyperliquid.fetch_candles(
-            coin, "1h", _ms(first), _ms(last + timedelta(days=1)) - 1
-        )
-        if added is not None:
-            added.update(hyperliquid.last_added_fields)
-        if log is not None:
-            log.info(f"{coin}: {candles.num_rows} candles")
-        tables.append(candles.cast(CANDLE_LAKE_SCHEMA))
-    candles = pa.concat_tables(tables) if tables else CANDLE_LAKE_SCHEMA.empty_table()
-    candles = candles.filter(pc.less(pc.cast(candles["close_time"], pa.int64()), _ms(now)))
-    return {
-        pk: _between(
-            candles, "open_time", _ms(_day_start(pk)), _ms(_day_start(pk)) + DAY_MS
-        ).sort_by([("coin", "ascending"), ("open_time", "ascending")])
-        for pk in partition_keys
-    }
+    return _day_tables(
+        hyperliquid,
+        candle_coins(),
+        lambda coin, start_ms, end_ms: hyperliquid.fetch_candles(coin, "1h", start_ms, end_ms),
+        CANDLE_LAKE_SCHEMA,
+        "open_time",
+        partition_keys,
+        "candles",
+        log,
+        added,
+        keep=lambda candles: pc.less(pc.cast(candles["close_time"], pa.int64()), _ms(now)),
+    )
 
 
 def funding_day_tables(
@@ -118,21 +112,70 @@ def funding_day_tables(
     Raises:
         ContractViolation: a page broke the funding contract (it is quarantined).
     """
+    return _day_tables(
+        hyperliquid,
+        funding_instruments(SOURCE),
+        hyperliquid.fetch_funding_history,
+        FUNDING_LAKE_SCHEMA,
+        "time",
+        partition_keys,
+        "funding records",
+        log,
+        added,
+    )
+
+
+def _day_tables(
+    hyperliquid: HyperliquidClient,
+    coins: Sequence[str],
+    fetch: Callable[[str, int, int], pa.Table],
+    schema: pa.Schema,
+    time_column: str,
+    partition_keys: list[str],
+    what: str,
+    log: Any = None,
+    added: set[str] | None = None,
+    keep: Callable[[pa.Table], pa.ChunkedArray] | None = None,
+) -> dict[str, pa.Table]:
+    """Pull one range per coin covering all the partitions, then split it per UTC day.
+
+    Args:
+        hyperliquid: the client ``fetch`` calls; its ``last_added_fields`` are read after
+            each fetch.
+        coins: the coins to pull, in order.
+        fetch: ``(coin, start_ms, end_ms) -> table`` for an inclusive range of epoch
+            milliseconds (one of the client's paginated ``fetch_*`` methods).
+        schema: the lake schema every coin's table is cast to.
+        time_column: the timestamp column that places a row in a UTC day; each day is
+            sorted on (``coin``, ``time_column``).
+        partition_keys: the UTC days (``YYYY-MM-DD``) to return.
+        what: what the rows are, for the log line per coin (``"candles"``).
+        log: a logger whose ``info`` gets one line per coin, or None.
+        added: if given, gains the undeclared fields the exchange sent.
+        keep: if given, a row mask over the pulled table (e.g. closed candles only),
+            applied before the split.
+
+    Returns:
+        Each partition key's table, days with no row included (empty, with ``schema``).
+
+    Raises:
+        ContractViolation: a page broke the contract (it is quarantined).
+    """
     first, last = _day_start(min(partition_keys)), _day_start(max(partition_keys))
     tables = []
-    for coin in funding_instruments(SOURCE):
-        funding = hyperliquid.fetch_funding_history(
-            coin, _ms(first), _ms(last + timedelta(days=1)) - 1
-        )
+    for coin in coins:
+        pulled = fetch(coin, _ms(first), _ms(last + timedelta(days=1)) - 1)
         if added is not None:
             added.update(hyperliquid.last_added_fields)
         if log is not None:
-            log.info(f"{coin}: {funding.num_rows} funding records")
-        tables.append(funding.cast(FUNDING_LAKE_SCHEMA))
-    funding = pa.concat_tables(tables) if tables else FUNDING_LAKE_SCHEMA.empty_table()
+            log.info(f"{coin}: {pulled.num_rows} {what}")
+        tables.append(pulled.cast(schema))
+    rows = pa.concat_tables(tables) if tables else schema.empty_table()
+    if keep is not None:
+        rows = rows.filter(keep(rows))
     return {
-        pk: _between(funding, "time", _ms(_day_start(pk)), _ms(_day_start(pk)) + DAY_MS).sort_by(
-            [("coin", "ascending"), ("time", "ascending")]
+        pk: _between(rows, time_column, _ms(_day_start(pk)), _ms(_day_start(pk)) + DAY_MS).sort_by(
+            [("coin", "ascending"), (time_column, "ascending")]
         )
         for pk in partition_keys
     }

@@ -194,8 +194,7 @@ def evaluate(
     return Freshness(rule.key, passed, summary, metadata)
 
 
-def _partitions_defs(defs_or_graph: Any) -> dict[dg.AssetKey, Any]:
-    graph = defs_or_graph
+def _partitions_defs(graph: Any) -> dict[dg.AssetKey, Any]:
     return {
         rule.key: graph.get(rule.key).partitions_def
         for rule in RULES
