@@ -19,6 +19,10 @@ from mkt_platform.defs.sessions import definitions as sessions
 
 def build_definitions() -> dg.Definitions:
     return dg.Definitions.merge(
+        # Runs execute in one process: every run is one asset (or one dbt invocation) and
+        # its checks, so a process per step would only add start-up time (about 10 s a
+        # step); runs go in parallel with each other instead, up to the run queue's limit.
+        dg.Definitions(executor=dg.in_process_executor),
         binance.build_defs(),
         hyperliquid.build_defs(),
         deribit.build_defs(),

@@ -60,13 +60,17 @@ def test_asset_graph_snapshot(graph):
 
 
 def test_partitions_and_policies(graph):
-    """Raw assets: UTC days including today; dbt: sessions from 08:00; all single-run
-    backfills, and every dbt asset in the one-writer warehouse pool."""
+    """Raw assets: UTC days including today, backfilled a week per run (runs in parallel);
+    dbt: sessions from 08:00, single-run backfills, every dbt asset in the one-writer
+    warehouse pool."""
     raw = graph.get(dg.AssetKey("binance_klines_1h"))
     assert raw.partitions_def == dg.DailyPartitionsDefinition(
         "2022-01-01", timezone="UTC", end_offset=1
     )
-    assert raw.backfill_policy == dg.BackfillPolicy.single_run()
+    assert raw.backfill_policy == dg.BackfillPolicy.multi_run(max_partitions_per_run=7)
+    for name in ("hyperliquid_candles_1h", "hyperliquid_funding_rates", "deribit_option_trades"):
+        assert graph.get(dg.AssetKey(name)).backfill_policy == raw.backfill_policy
+    assert raw.pools == set()
     assert raw.description and "GET /api/v3/klines" in raw.description
     for name in ("stg_binance__klines", "int_candles_1h", "session_ohlc_daily"):
         node = graph.get(dg.AssetKey(name))

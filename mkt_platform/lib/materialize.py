@@ -3,7 +3,8 @@
 Raw assets are partitioned by UTC day and the session marts by session (anchor hour to
 anchor hour), so one range of days becomes two runs: the raw days the sessions need (found
 through the partition mapping of the asset graph), then the sessions. Each run covers its
-whole range at once (single-run backfill), so the clients fetch in few paginated requests.
+whole range at once (a partition-range run, whatever the asset's backfill policy), so the
+clients fetch in few paginated requests.
 """
 
 from __future__ import annotations

@@ -83,3 +83,14 @@ def session_monthly_partitions_def() -> dg.TimeWindowPartitionsDefinition:
         fmt="%Y-%m-%d",
         timezone="UTC",
     )
+
+
+#: Raw partitions (UTC days) per run of a backfill. A run pulls its days as one paginated
+#: range, so a week per run keeps the requests few, while the runs of a long backfill go in
+#: parallel up to the deployment's run limit, and a failure costs a week, not the backfill.
+RAW_PARTITIONS_PER_RUN = 7
+
+
+def raw_backfill_policy() -> dg.BackfillPolicy:
+    """Backfill policy of every raw asset: runs of up to ``RAW_PARTITIONS_PER_RUN`` days."""
+    return dg.BackfillPolicy.multi_run(max_partitions_per_run=RAW_PARTITIONS_PER_RUN)

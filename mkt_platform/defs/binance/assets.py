@@ -20,7 +20,7 @@ from mkt_platform.lib import lake, raw
 from mkt_platform.lib.contracts import ContractViolation
 from mkt_platform.lib.gaps import format_range, missing_ranges, parse_range
 from mkt_platform.lib.instruments import symbols_for
-from mkt_platform.lib.partitions import raw_daily_partitions_def
+from mkt_platform.lib.partitions import raw_backfill_policy, raw_daily_partitions_def
 
 SOURCE = "binance"
 DAY_MS = 86_400_000
@@ -213,7 +213,7 @@ def build_klines_asset(interval: str) -> dg.AssetsDefinition:
         group_name="raw_binance",
         kinds={"python", "parquet"},
         partitions_def=raw_daily_partitions_def(),
-        backfill_policy=dg.BackfillPolicy.single_run(),
+        backfill_policy=raw_backfill_policy(),
         description=(
             f"Binance spot {interval} klines (GET /api/v3/klines) of the configured instruments, "
             "one Parquet file per UTC day. Prices in quote currency and volumes as "

@@ -20,7 +20,7 @@ from mkt_platform.defs.deribit.resources import DeribitAPIError, DeribitClient
 from mkt_platform.lib import lake, raw
 from mkt_platform.lib.contracts import ContractViolation
 from mkt_platform.lib.instruments import symbols_for
-from mkt_platform.lib.partitions import raw_daily_partitions_def
+from mkt_platform.lib.partitions import raw_backfill_policy, raw_daily_partitions_def
 
 SOURCE = "deribit"
 DATASET = "option_trades"
@@ -105,7 +105,7 @@ def option_trade_day_tables(
     group_name="raw_deribit",
     kinds={"python", "parquet"},
     partitions_def=raw_daily_partitions_def(),
-    backfill_policy=dg.BackfillPolicy.single_run(),
+    backfill_policy=raw_backfill_policy(),
     description=(
         "Deribit option trades (GET /api/v2/public/get_last_trades_by_currency_and_time, "
         "kind=option) of the configured currencies, one Parquet file per UTC day, streamed page "

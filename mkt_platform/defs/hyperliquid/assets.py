@@ -28,7 +28,7 @@ from mkt_platform.lib.contracts import ContractViolation
 from mkt_platform.lib.gaps import format_range, missing_ranges
 from mkt_platform.lib.instruments import funding_instruments, symbols_for
 from mkt_platform.lib.materialize import SNAPSHOT_TAG
-from mkt_platform.lib.partitions import raw_daily_partitions_def
+from mkt_platform.lib.partitions import raw_backfill_policy, raw_daily_partitions_def
 
 SOURCE = "hyperliquid"
 DAY_MS = 86_400_000
@@ -218,7 +218,7 @@ def _warn_added(context: dg.AssetExecutionContext, added: list[str], what: str) 
     group_name=GROUP,
     kinds={"python", "parquet"},
     partitions_def=raw_daily_partitions_def(),
-    backfill_policy=dg.BackfillPolicy.single_run(),
+    backfill_policy=raw_backfill_policy(),
     description=(
         "Hyperliquid 1h candles (POST /info candleSnapshot) of the configured instruments (perp "
         "coins such as BTC, spot pairs as @index such as @107 = HYPE/USDC), one Parquet file "
@@ -301,7 +301,7 @@ def hyperliquid_candles_1h(
     group_name=GROUP,
     kinds={"python", "parquet"},
     partitions_def=raw_daily_partitions_def(),
-    backfill_policy=dg.BackfillPolicy.single_run(),
+    backfill_policy=raw_backfill_policy(),
     description=(
         "Hyperliquid funding rates of the configured perps (POST /info fundingHistory, "
         "paginated by time), one Parquet file per UTC day of funding time. funding_rate is "
