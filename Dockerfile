@@ -1,11 +1,30 @@
-# Image of the code server, webserver and daemon: the project installed, the dbt manifest
-# parsed at build time so nothing is compiled at start.
+# One image for every service of docker-compose.yml: the project installed (editable, so the
+# package finds dbt_project/ beside it), the dbt manifest parsed and the dbt docs generated at
+# build time, so no service compiles anything when it starts.
 FROM python:3.11-slim
+
+ENV PIP_NO_CACHE_DIR=1 \
+    PYTHONUNBUFFERED=1 \
+    DAGSTER_HOME=/opt/dagster/home \
+    MKT_DATA_DIR=/data
+
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY mkt_platform ./mkt_platform
 COPY dbt_project ./dbt_project
-RUN pip install --no-cache-dir . \
-    && dbt parse --project-dir dbt_project --profiles-dir dbt_project
-COPY deploy/dagster.yaml deploy/workspace.yaml /opt/dagster/home/
-ENV DAGSTER_HOME=/opt/dagster/home MKT_DATA_DIR=/data
+COPY deploy ./deploy
+
+RUN pip install -e . \
+    && mkdir -p "$DAGSTER_HOME" /data \
+    && cp deploy/dagster.yaml "$DAGSTER_HOME/dagster.yaml"
+
+# The manifest (read by the code server) and the docs site (index.html, manifest.json,
+# catalog.json, served by the `docs` service). The catalog is built against an empty
+# warehouse here: the docs carry every description, and the column types of the relations
+# once `make docs` is run against a real warehouse (README, "dbt docs").
+RUN mkdir -p /tmp/build \
+    && MKT_DATA_DIR=/tmp/build dbt parse --project-dir dbt_project --profiles-dir dbt_project \
+    && MKT_DATA_DIR=/tmp/build dbt docs generate --project-dir dbt_project --profiles-dir dbt_project \
+    && rm -rf /tmp/build dbt_project/logs
+
+EXPOSE 3000 4000 8080

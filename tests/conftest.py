@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
@@ -10,11 +11,15 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import psycopg2
 import pytest
 
 from mkt_platform.replay import ReplayServer
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+#: The PostgreSQL of the machine (trust auth); tests create and drop their own databases.
+PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "postgres"}
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 RECORDED_INSTRUMENTS = (
     Path(__file__).resolve().parents[1] / "mkt_platform" / "replay" / "recorded_instruments.yaml"
@@ -90,3 +95,24 @@ def materialize_days(start: date, end: date, instance: dg.DagsterInstance) -> li
 
     defs = build_definitions()
     return run_plan(defs, plan(defs, start, end), instance, progress=lambda _: None)
+
+
+@pytest.fixture
+def postgres_db(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh PostgreSQL database, dropped afterwards; ``DAGSTER_POSTGRES_*`` point at it
+    (the variables deploy/dagster.yaml reads). Yields its name."""
+    name = f"mkt_test_{uuid.uuid4().hex[:10]}"
+    admin = psycopg2.connect(**PG)
+    admin.autocommit = True
+    admin.cursor().execute(f'create database "{name}"')
+    for key, value in {
+        "DAGSTER_POSTGRES_HOST": PG["host"],
+        "DAGSTER_POSTGRES_PORT": str(PG["port"]),
+        "DAGSTER_POSTGRES_USER": PG["user"],
+        "DAGSTER_POSTGRES_PASSWORD": "unused-with-trust-auth",
+        "DAGSTER_POSTGRES_DB": name,
+    }.items():
+        monkeypatch.setenv(key, value)
+    yield name
+    admin.cursor().execute(f'drop database "{name}" with (force)')
+    admin.close()

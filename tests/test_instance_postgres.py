@@ -7,12 +7,9 @@ deploy/dagster.yaml must leave its run and materialization in PostgreSQL.
 from __future__ import annotations
 
 import shutil
-import uuid
-from pathlib import Path
 
 import dagster as dg
 import psycopg2
-import pytest
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
@@ -20,28 +17,7 @@ from dagster._core.storage.tags import (
 
 from mkt_platform.defs.binance.assets import build_klines_asset
 from mkt_platform.defs.binance.resources import BinanceSpotClient
-
-REPO = Path(__file__).resolve().parents[1]
-PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "postgres"}
-
-
-@pytest.fixture
-def postgres_db(monkeypatch):
-    name = f"mkt_test_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(**PG)
-    admin.autocommit = True
-    admin.cursor().execute(f'create database "{name}"')
-    for key, value in {
-        "DAGSTER_POSTGRES_HOST": PG["host"],
-        "DAGSTER_POSTGRES_PORT": str(PG["port"]),
-        "DAGSTER_POSTGRES_USER": PG["user"],
-        "DAGSTER_POSTGRES_PASSWORD": "unused-with-trust-auth",
-        "DAGSTER_POSTGRES_DB": name,
-    }.items():
-        monkeypatch.setenv(key, value)
-    yield name
-    admin.cursor().execute(f'drop database "{name}" with (force)')
-    admin.close()
+from tests.conftest import PG, REPO
 
 
 def test_deployment_instance_stores_runs_in_postgres(postgres_db, data_dir, replay, tmp_path):

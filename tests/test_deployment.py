@@ -1,0 +1,367 @@
+"""Issue 6: the deployment's services, run natively (no Docker engine here) against the
+PostgreSQL at 127.0.0.1:5432, and docker-compose.yml checked to run the same commands.
+
+The slow test starts the code server, the webserver and the daemon with deploy/dagster.yaml
+on a fresh database, launches a backfill of 120 raw partitions and the 59 daily sessions over
+them through the webserver's GraphQL API, kills the daemon mid-backfill and starts it again,
+and then reads the run records: every run succeeded, the runs reached the run limit in
+parallel, no two warehouse-writing runs overlapped, and every partition was materialized once.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import dagster as dg
+import httpx
+import pytest
+import yaml
+from dagster._core.execution.backfill import BulkActionStatus
+from dagster._grpc.client import DagsterGrpcClient
+
+from mkt_platform.definitions import build_definitions
+from tests.conftest import REPO
+
+#: What each service runs, natively here and in docker-compose.yml (the compose test below
+#: holds the file to these). Listen addresses and ports come from the environment
+#: (DAGSTER_GRPC_*, DAGSTER_WEBSERVER_*, DBT_HOST), never from the command.
+COMMANDS = {
+    "init": ["dagster", "instance", "concurrency", "set", "duckdb_warehouse", "1"],
+    "code": ["dagster", "api", "grpc", "--module-name", "mkt_platform.definitions"],
+    "webserver": ["dagster-webserver", "--workspace", "deploy/workspace.yaml"],
+    "daemon": ["dagster-daemon", "run", "--workspace", "deploy/workspace.yaml"],
+    "docs": [
+        "dbt",
+        "docs",
+        "serve",
+        "--project-dir",
+        "dbt_project",
+        "--profiles-dir",
+        "dbt_project",
+        "--no-browser",
+        "--port",
+        "8080",
+    ],
+}
+DOCS_PORT = 8080
+BIN = Path(sys.executable).parent
+
+RAW = ("binance_klines_1h", "hyperliquid_candles_1h")
+RAW_RANGE = ("2023-01-01", "2023-03-01")  # 60 UTC days per raw asset
+SESSION_RANGE = ("2023-01-01", "2023-02-28")  # 59 daily sessions, each over two raw days
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(what: str, ready: Callable[[], bool], timeout: float, proc=None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"{what} exited with {proc.returncode} before it was ready")
+        try:
+            if ready():
+                return
+        except Exception:  # not up yet
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"{what} not ready after {timeout} s")
+
+
+def compose_config(tmp_path: Path) -> dict:
+    """docker-compose.yml as Debian's docker-compose resolves it (`docker-compose config`),
+    with a .env of placeholder values for the names .env.example lists."""
+    folder = tmp_path / "compose"
+    folder.mkdir()
+    shutil.copy(REPO / "docker-compose.yml", folder)
+    names = re.findall(r"^#* *([A-Z][A-Z0-9_]*)=", (REPO / ".env.example").read_text(), re.M)
+    (folder / ".env").write_text("".join(f"{name}=placeholder\n" for name in names))
+    out = subprocess.run(
+        ["docker-compose", "config"], cwd=folder, capture_output=True, text=True, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    return yaml.safe_load(out.stdout)
+
+
+@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose not installed")
+def test_compose_services_run_the_native_commands(tmp_path):
+    """`docker-compose config` accepts the file; each service runs the command the native
+    test runs; PostgreSQL is healthy-checked, on a named volume and not published; the UI and
+    the docs are published on 127.0.0.1 only; the code server (which runs every run) mounts
+    the one volume of the lake and the warehouse."""
+    services = compose_config(tmp_path)["services"]
+    assert set(services) == {"postgres", *COMMANDS}
+    for name, command in COMMANDS.items():
+        assert services[name]["command"] == command, name
+    postgres = services["postgres"]
+    assert "ports" not in postgres and "healthcheck" in postgres
+    assert postgres["volumes"][0].startswith("pgdata:/var/lib/postgresql/data")
+    for name, port in (("webserver", 3000), ("docs", DOCS_PORT)):
+        (published,) = services[name]["ports"]
+        assert published.startswith(f"127.0.0.1:{port}:"), published
+    assert "data:/data:rw" in services["code"]["volumes"]
+    assert services["code"]["environment"]["MKT_DATA_DIR"] == "/data"
+    daemon_needs = services["daemon"]["depends_on"]["init"]["condition"]
+    assert daemon_needs == "service_completed_successfully"
+    for name in ("webserver", "daemon"):
+        assert services[name]["depends_on"]["code"]["condition"] == "service_healthy"
+        env = services[name]["environment"]
+        assert (env["DAGSTER_CODE_SERVER_HOST"], env["DAGSTER_CODE_SERVER_PORT"]) == (
+            "code",
+            "4000",
+        )
+    assert services["code"]["environment"]["DAGSTER_GRPC_PORT"] == "4000"
+    # No secret in the file: PostgreSQL's credentials are the .env's placeholders.
+    assert postgres["environment"]["POSTGRES_PASSWORD"] == "placeholder"
+
+
+class Services:
+    """The deployment's processes, started from ``COMMANDS`` in the repository root."""
+
+    def __init__(self, env: dict[str, str], logs: Path) -> None:
+        self.env = env
+        self.logs = logs
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.started = 0
+
+    def start(self, name: str) -> subprocess.Popen:
+        command = [str(BIN / COMMANDS[name][0]), *COMMANDS[name][1:]]
+        self.started += 1
+        log = open(self.logs / f"{self.started:02d}-{name}.log", "ab")  # noqa: SIM115
+        proc = subprocess.Popen(
+            command, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+        self.procs[name] = proc
+        return proc
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        proc = self.procs.pop(name)
+        if proc.poll() is None:
+            os.killpg(proc.pid, sig)
+        proc.wait(timeout=60)
+
+    def stop_all(self) -> None:
+        for name in list(self.procs):
+            self.kill(name, signal.SIGTERM)
+
+
+@pytest.fixture
+def deployment(postgres_db, data_dir, tmp_path) -> Iterator[tuple[Services, Path, int]]:
+    """Code server, webserver and daemon on a fresh PostgreSQL database with the deployment's
+    dagster.yaml; yields the services, DAGSTER_HOME and the webserver's port."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO / "deploy" / "dagster.yaml", home / "dagster.yaml")
+    grpc_port, web_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        "DAGSTER_HOME": str(home),
+        "DAGSTER_GRPC_HOST": "127.0.0.1",
+        "DAGSTER_GRPC_PORT": str(grpc_port),
+        "DAGSTER_CODE_SERVER_HOST": "127.0.0.1",
+        "DAGSTER_CODE_SERVER_PORT": str(grpc_port),
+        "DAGSTER_WEBSERVER_HOST": "127.0.0.1",
+        "DAGSTER_WEBSERVER_PORT": str(web_port),
+    }
+    env.pop("DAGSTER_IS_DEV_CLI", None)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    services = Services(env, logs)
+    try:
+        code = services.start("code")
+        client = DagsterGrpcClient(port=grpc_port, host="127.0.0.1")
+
+        def serving() -> bool:
+            socket.create_connection(("127.0.0.1", grpc_port), timeout=1).close()
+            return client.health_check_query() == "SERVING"
+
+        wait_for("code server", serving, 180, code)
+        web = services.start("webserver")
+        wait_for(
+            "webserver",
+            lambda: httpx.get(f"http://127.0.0.1:{web_port}/server_info").status_code == 200,
+            180,
+            web,
+        )
+        assert stop_schedules_and_sensors(web_port) >= 5
+        assert services.start("init").wait(timeout=120) == 0
+        services.procs.pop("init")
+        services.start("daemon")
+        yield services, home, web_port
+    finally:
+        services.stop_all()
+        for log in sorted(logs.glob("*.log")):
+            tail = log.read_text(errors="replace").splitlines()[-15:]
+            print(f"--- {log.name}\n" + "\n".join(tail))
+
+
+LAUNCH = """
+mutation($params: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $params) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PythonError { message stack }
+    ... on InvalidSubsetError { message }
+    ... on UnauthorizedError { message }
+  }
+}
+"""
+
+
+INSTIGATORS = """
+{ repositoriesOrError { ... on RepositoryConnection { nodes {
+    schedules { id name } sensors { id name } } } } }
+"""
+STOP = """
+mutation($schedule: String, $sensor: String, $isSchedule: Boolean!) {
+  stopRunningSchedule(id: $schedule) @include(if: $isSchedule) { __typename }
+  stopSensor(id: $sensor) @skip(if: $isSchedule) { __typename }
+}
+"""
+
+
+def graphql(web_port: int, query: str, variables: dict | None = None) -> dict:
+    answer = httpx.post(
+        f"http://127.0.0.1:{web_port}/graphql",
+        json={"query": query, "variables": variables or {}},
+        timeout=120,
+    ).json()
+    assert "errors" not in answer, answer["errors"]
+    return answer["data"]
+
+
+def stop_schedules_and_sensors(web_port: int) -> int:
+    """Turn every schedule and sensor off through the API (as an operator would for a
+    controlled backfill), so that the run records hold the backfill's runs alone."""
+    (repository,) = graphql(web_port, INSTIGATORS)["repositoriesOrError"]["nodes"]
+    for kind in ("schedules", "sensors"):
+        for instigator in repository[kind]:
+            ids = {"schedule": instigator["id"], "sensor": instigator["id"]}
+            answer = graphql(web_port, STOP, {**ids, "isSchedule": kind == "schedules"})
+            assert all("Error" not in v["__typename"] for v in answer.values()), answer
+    return len(repository["schedules"]) + len(repository["sensors"])
+
+
+def launch_backfill(web_port: int, selection: dict[str, tuple[str, str]]) -> str:
+    params = {
+        "title": "deployment test: 60 days of raw candles and their daily sessions",
+        "partitionsByAssets": [
+            {"assetKey": {"path": [key]}, "partitions": {"range": {"start": lo, "end": hi}}}
+            for key, (lo, hi) in selection.items()
+        ],
+    }
+    result = graphql(web_port, LAUNCH, {"params": params})["launchPartitionBackfill"]
+    assert result["__typename"] == "LaunchBackfillSuccess", result
+    return result["backfillId"]
+
+
+def max_overlap(intervals: list[tuple[float, float]]) -> int:
+    """The most intervals open at one moment (an end and a start at the same time: apart)."""
+    edges = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals])
+    most = current = 0
+    for _, step in edges:
+        current += step
+        most = max(most, current)
+    return most
+
+
+@pytest.mark.slow
+def test_parallel_backfill_survives_a_daemon_kill(deployment, data_dir, monkeypatch):
+    services, home, web_port = deployment
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    defs = build_definitions()
+    session_keys = defs.get_assets_def(dg.AssetKey("session_ohlc_daily")).keys
+    graph = defs.resolve_asset_graph()
+    dbt_keys = {
+        key for key in graph.get_all_asset_keys() if "duckdb_warehouse" in graph.get(key).pools
+    }
+    selection = {key: RAW_RANGE for key in RAW}
+    selection |= {key.to_user_string(): SESSION_RANGE for key in session_keys}
+    expected = {}
+    for key, (lo, hi) in selection.items():
+        partitions_def = defs.get_assets_def(dg.AssetKey(key)).partitions_def
+        keys = partitions_def.get_partition_keys_in_range(dg.PartitionKeyRange(lo, hi))
+        expected[dg.AssetKey(key)] = set(keys)
+    assert sum(len(expected[dg.AssetKey(k)]) for k in RAW) == 120
+
+    backfill_id = launch_backfill(web_port, selection)
+    with dg.DagsterInstance.get() as instance:
+        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        limit = instance.get_concurrency_config().run_queue_config.max_concurrent_runs
+        assert limit == 4  # deploy/dagster.yaml
+        assert instance.event_log_storage.get_concurrency_info("duckdb_warehouse").slot_count == 1
+        runs_filter = dg.RunsFilter(tags={"dagster/backfill": backfill_id})
+
+        # Kill the daemon once some runs are done and others are still to come.
+        wait_for(
+            "first successful runs",
+            lambda: (
+                instance.get_runs_count(
+                    dg.RunsFilter(tags=runs_filter.tags, statuses=[dg.DagsterRunStatus.SUCCESS])
+                )
+                >= 2
+            ),
+            600,
+        )
+        assert instance.get_backfill(backfill_id).status == BulkActionStatus.REQUESTED
+        services.kill("daemon")
+        killed_at = time.time()
+        time.sleep(5)
+        services.start("daemon")
+
+        wait_for(
+            "backfill completion",
+            lambda: instance.get_backfill(backfill_id).status != BulkActionStatus.REQUESTED,
+            1500,
+        )
+        backfill = instance.get_backfill(backfill_id)
+        assert backfill.status == BulkActionStatus.COMPLETED_SUCCESS, backfill.status
+
+        records = instance.get_run_records(runs_filter)
+        statuses = Counter(r.dagster_run.status for r in records)
+        assert statuses == {dg.DagsterRunStatus.SUCCESS: len(records)}, statuses
+        # None failed (on a lock or otherwise), inside the backfill or outside it (sensors).
+        every_run = instance.get_run_records()
+        assert all(r.dagster_run.status == dg.DagsterRunStatus.SUCCESS for r in every_run), [
+            (r.dagster_run.run_id, r.dagster_run.status) for r in every_run
+        ]
+        # Runs were submitted after the restart: the new daemon carried the backfill on.
+        assert any(r.create_timestamp.timestamp() > killed_at for r in records)
+
+        intervals = {r.dagster_run.run_id: (r.start_time, r.end_time) for r in records}
+        assert max_overlap(list(intervals.values())) == limit
+        warehouse = [
+            intervals[r.dagster_run.run_id]
+            for r in records
+            if set(r.dagster_run.asset_selection or ()) & dbt_keys
+        ]
+        raw = len(records) - len(warehouse)
+        assert len(warehouse) >= 2 and raw >= limit
+        assert max_overlap(warehouse) == 1, sorted(warehouse)
+
+        print(
+            f"\nbackfill {backfill_id}: {len(records)} runs ({raw} raw, {len(warehouse)} "
+            f"warehouse), at most {max_overlap(list(intervals.values()))} at once, "
+            f"{min(r.start_time for r in records):.0f}..{max(r.end_time for r in records):.0f}"
+            f" ({max(r.end_time for r in records) - min(r.start_time for r in records):.0f} s)"
+        )
+        for key, partitions in expected.items():
+            events = instance.fetch_materializations(key, limit=10_000).records
+            counts = Counter(e.partition_key for e in events)
+            assert set(counts) == partitions, key
+            assert set(counts.values()) == {1}, (key, counts.most_common(3))
