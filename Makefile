@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SHARED_DATA ?= ../shared/data
 
-.PHONY: install demo test lint benchmark
+.PHONY: install demo test lint benchmark docs
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,3 +28,11 @@ benchmark: install
 	$(BIN)/python benchmarks/backfill.py --replay $(SHARED_DATA)
 	$(BIN)/python benchmarks/deribit_ingest.py
 	$(BIN)/python benchmarks/options_marts.py
+
+# The dbt docs of the local warehouse (every description, and the column types of what has
+# been built), served on http://127.0.0.1:8080 until Ctrl-C. No Docker needed.
+MKT_DATA_DIR ?= $(CURDIR)/data
+docs: install
+	mkdir -p $(MKT_DATA_DIR)
+	cd dbt_project && MKT_DATA_DIR=$(MKT_DATA_DIR) ../$(BIN)/dbt docs generate --profiles-dir .
+	cd dbt_project && MKT_DATA_DIR=$(MKT_DATA_DIR) ../$(BIN)/dbt docs serve --profiles-dir . --no-browser --port 8080

@@ -14,6 +14,7 @@ another to dbt.
 | MKT_AUTOMATION_LOOKBACK_DAYS | 3                        | days back automation refreshes marts  |
 | MKT_LATE_DATA_LOOKBACK_DAYS | 3                         | closed days late-data sensor re-pulls |
 | MKT_ALERT_WEBHOOK_URL     | (unset: log only)           | JSON POST target of alerts (a secret) |
+| MKT_DBT_DOCS_URL          | http://127.0.0.1:8080       | dbt docs site the dbt assets link to  |
 | BINANCE_BASE_URL          | https://api.binance.com     | Binance spot REST API                 |
 | HYPERLIQUID_BASE_URL      | https://api.hyperliquid.xyz | Hyperliquid info API (POST /info)     |
 | DERIBIT_BASE_URL          | https://www.deribit.com     | Deribit API (the last day)            |
@@ -38,6 +39,7 @@ DEFAULT_BINANCE_BASE_URL = "https://api.binance.com"
 DEFAULT_HYPERLIQUID_BASE_URL = "https://api.hyperliquid.xyz"
 DEFAULT_DERIBIT_BASE_URL = "https://www.deribit.com"
 DEFAULT_DERIBIT_HISTORY_BASE_URL = "https://history.deribit.com"
+DEFAULT_DBT_DOCS_URL = "http://127.0.0.1:8080"
 
 
 class SettingError(ValueError):
@@ -172,6 +174,12 @@ def alert_webhook_url() -> str | None:
     are only logged). The URL often embeds a token: treat it as a secret, never log it."""
     url = os.environ.get("MKT_ALERT_WEBHOOK_URL", "").strip()
     return url or None
+
+
+def dbt_docs_url() -> str:
+    """Root of the dbt docs site (env ``MKT_DBT_DOCS_URL``, default the docker-compose
+    ``docs`` service as published, ``http://127.0.0.1:8080``), without a trailing slash."""
+    return (os.environ.get("MKT_DBT_DOCS_URL", "").strip() or DEFAULT_DBT_DOCS_URL).rstrip("/")
 
 
 def utcnow() -> datetime:

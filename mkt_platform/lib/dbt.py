@@ -241,7 +241,8 @@ def refresh_condition() -> dg.AutomationCondition:
 
 class MktDbtTranslator(DagsterDbtTranslator):
     """Asset keys are model names; groups are the dbt layer; raw sources map by time window;
-    every model refreshes itself by declarative automation (:func:`refresh_condition`)."""
+    every model refreshes itself by declarative automation (:func:`refresh_condition`) and
+    links to its page in the dbt docs."""
 
     def __init__(self) -> None:
         super().__init__(settings=DagsterDbtTranslatorSettings(enable_code_references=True))
@@ -251,6 +252,16 @@ class MktDbtTranslator(DagsterDbtTranslator):
         if meta_key:
             return dg.AssetKey(meta_key)
         return dg.AssetKey(dbt_resource_props["name"])
+
+    def get_metadata(self, dbt_resource_props: Mapping[str, Any]) -> Mapping[str, Any]:
+        """dagster-dbt's metadata (column schema, relation), plus ``dbt_docs``: the link to
+        the node's page in the dbt docs site (``MKT_DBT_DOCS_URL``)."""
+        metadata = dict(super().get_metadata(dbt_resource_props))
+        kind = dbt_resource_props["resource_type"]
+        if kind in ("model", "seed", "snapshot", "source"):
+            page = f"{settings.dbt_docs_url()}/#!/{kind}/{dbt_resource_props['unique_id']}"
+            metadata["dbt_docs"] = dg.MetadataValue.url(page)
+        return metadata
 
     def get_automation_condition(
         self, dbt_resource_props: Mapping[str, Any]
