@@ -6,6 +6,7 @@ on a fresh database, launches a backfill of 120 raw partitions and the 59 daily 
 them through the webserver's GraphQL API, kills the daemon mid-backfill and starts it again,
 and then reads the run records: every run succeeded, the runs reached the run limit in
 parallel, no two warehouse-writing runs overlapped, and every partition was materialized once.
+Last, it kills a run's process and sees the run failed and retried successfully.
 """
 
 from __future__ import annotations
@@ -67,7 +68,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for(what: str, ready: Callable[[], bool], timeout: float, proc=None) -> None:
+def wait_for(
+    what: str, ready: Callable[[], object], timeout: float, proc=None, interval: float = 0.5
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
@@ -77,7 +80,7 @@ def wait_for(what: str, ready: Callable[[], bool], timeout: float, proc=None) ->
                 return
         except Exception:  # not up yet
             pass
-        time.sleep(0.5)
+        time.sleep(interval)
     raise AssertionError(f"{what} not ready after {timeout} s")
 
 
@@ -270,6 +273,43 @@ def launch_backfill(web_port: int, selection: dict[str, tuple[str, str]]) -> str
     return result["backfillId"]
 
 
+RUN = """
+mutation($params: ExecutionParams!) {
+  launchRun(executionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+  }
+}
+"""
+
+
+def launch_run(web_port: int, asset: str, partition: str) -> str:
+    """A run of one asset partition, as the UI's "Materialize" launches it (queued)."""
+    params = {
+        "selector": {
+            "repositoryLocationName": "mkt_platform",
+            "repositoryName": "__repository__",
+            "jobName": "__ASSET_JOB",
+            "assetSelection": [{"path": [asset]}],
+        },
+        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": partition}]},
+    }
+    result = graphql(web_port, RUN, {"params": params})["launchRun"]
+    assert result["__typename"] == "LaunchRunSuccess", result
+    return result["run"]["runId"]
+
+
+def run_worker_pid(instance: dg.DagsterInstance, run_id: str) -> int:
+    """The pid of a run's process, from the engine event the code server logs on launch
+    (0 while there is none yet)."""
+    for entry in instance.all_logs(run_id):
+        found = re.search(r"Started process for run \(pid: (\d+)\)", entry.message or "")
+        if found:
+            return int(found.group(1))
+    return 0
+
+
 def max_overlap(intervals: list[tuple[float, float]]) -> int:
     """The most intervals open at one moment (an end and a start at the same time: apart)."""
     edges = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals])
@@ -365,3 +405,23 @@ def test_parallel_backfill_survives_a_daemon_kill(deployment, data_dir, monkeypa
             counts = Counter(e.partition_key for e in events)
             assert set(counts) == partitions, key
             assert set(counts.values()) == {1}, (key, counts.most_common(3))
+
+        # A run whose process dies is failed by the code server and retried by the daemon
+        # (run_retries), and the retry succeeds.
+        doomed = launch_run(web_port, "binance_klines_1h", "2023-03-02")
+        wait_for("its process", lambda: run_worker_pid(instance, doomed), 120, interval=0.1)
+        os.kill(run_worker_pid(instance, doomed), signal.SIGKILL)
+        wait_for(
+            "the killed run to fail",
+            lambda: instance.get_run_by_id(doomed).status == dg.DagsterRunStatus.FAILURE,
+            120,
+        )
+        retries = dg.RunsFilter(tags={"dagster/parent_run_id": doomed})
+        wait_for(
+            "its retry to succeed",
+            lambda: [r.status for r in instance.get_runs(retries)] == [dg.DagsterRunStatus.SUCCESS],
+            180,
+        )
+        (retry,) = instance.get_runs(retries)
+        assert retry.tags["dagster/retry_number"] == "1"
+        assert retry.tags["dagster/partition"] == "2023-03-02"
