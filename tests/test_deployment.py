@@ -231,9 +231,9 @@ INSTIGATORS = """
     schedules { id name } sensors { id name } } } } }
 """
 STOP = """
-mutation($schedule: String, $sensor: String, $isSchedule: Boolean!) {
-  stopRunningSchedule(id: $schedule) @include(if: $isSchedule) { __typename }
-  stopSensor(id: $sensor) @skip(if: $isSchedule) { __typename }
+mutation($id: String, $isSchedule: Boolean!) {
+  stopRunningSchedule(id: $id) @include(if: $isSchedule) { __typename }
+  stopSensor(id: $id) @skip(if: $isSchedule) { __typename }
 }
 """
 
@@ -254,8 +254,8 @@ def stop_schedules_and_sensors(web_port: int) -> int:
     (repository,) = graphql(web_port, INSTIGATORS)["repositoriesOrError"]["nodes"]
     for kind in ("schedules", "sensors"):
         for instigator in repository[kind]:
-            ids = {"schedule": instigator["id"], "sensor": instigator["id"]}
-            answer = graphql(web_port, STOP, {**ids, "isSchedule": kind == "schedules"})
+            variables = {"id": instigator["id"], "isSchedule": kind == "schedules"}
+            answer = graphql(web_port, STOP, variables)
             assert all("Error" not in v["__typename"] for v in answer.values()), answer
     return len(repository["schedules"]) + len(repository["sensors"])
 
@@ -380,6 +380,8 @@ def test_parallel_backfill_survives_a_daemon_kill(deployment, data_dir, monkeypa
         assert all(r.dagster_run.status == dg.DagsterRunStatus.SUCCESS for r in every_run), [
             (r.dagster_run.run_id, r.dagster_run.status) for r in every_run
         ]
+        # Schedules and sensors were off: the backfill's runs are all the runs there are.
+        assert len(every_run) == len(records)
         # Runs were submitted after the restart: the new daemon carried the backfill on.
         assert any(r.create_timestamp.timestamp() > killed_at for r in records)
 
