@@ -288,12 +288,16 @@ class MktDbtTranslator(DagsterDbtTranslator):
         return super().get_partition_mapping(dbt_resource_props, dbt_parent_resource_props)
 
 
-def dbt_model_keys() -> list[dg.AssetKey]:
-    """The asset key of every dbt model of the project (from its manifest), sorted."""
+@cache
+def dbt_model_keys() -> tuple[dg.AssetKey, ...]:
+    """The asset key of every dbt model of the project (from its manifest), sorted; read
+    once per process (the drift sensor asks at every tick)."""
     manifest = json.loads(dbt_project().manifest_path.read_text())
     translator = MktDbtTranslator()
-    return sorted(
-        translator.get_asset_key(node)
-        for node in manifest["nodes"].values()
-        if node["resource_type"] == "model"
+    return tuple(
+        sorted(
+            translator.get_asset_key(node)
+            for node in manifest["nodes"].values()
+            if node["resource_type"] == "model"
+        )
     )

@@ -214,6 +214,35 @@ def _warn_added(context: dg.AssetExecutionContext, added: list[str], what: str) 
     return added
 
 
+def _pull_days(
+    context: dg.AssetExecutionContext,
+    key: dg.AssetKey,
+    what: str,
+    coins: list[str],
+    day_tables: Callable[..., dict[str, pa.Table]],
+    hyperliquid: HyperliquidClient,
+    pulled_at: datetime,
+) -> tuple[dict[str, pa.Table], list[str]]:
+    """The run's days of one dataset (``candle_day_tables`` or ``funding_day_tables``), with
+    the fields Hyperliquid added (logged as a warning), and a progress line first.
+
+    Raises:
+        dagster.Failure: a payload broke its contract (see :func:`raw.contract_failure`).
+    """
+    window = context.partition_time_window
+    context.log.info(
+        f"pulling {what} of {', '.join(coins) or 'no instrument'} for "
+        f"{len(context.partition_keys)} partition(s), {window.start:%Y-%m-%d} to "
+        f"{window.end:%Y-%m-%d} UTC"
+    )
+    added_fields: set[str] = set()
+    try:
+        days = day_tables(hyperliquid, context.partition_keys, pulled_at, context.log, added_fields)
+    except ContractViolation as exc:
+        raise raw.contract_failure(exc, key.to_user_string(), context.partition_keys) from exc
+    return days, _warn_added(context, sorted(added_fields), what)
+
+
 @dg.asset(
     group_name=GROUP,
     kinds={"python", "parquet"},
@@ -234,25 +263,12 @@ def _warn_added(context: dg.AssetExecutionContext, added: list[str], what: str) 
 def hyperliquid_candles_1h(
     context: dg.AssetExecutionContext, hyperliquid: HyperliquidClient
 ) -> dg.MaterializeResult:
-    window = context.partition_time_window
     coins = candle_coins()
     pulled_at = settings.utcnow()
     interval_ms = INTERVAL_MS["1h"]
-    context.log.info(
-        f"pulling 1h candles of {', '.join(coins) or 'no instrument'} for "
-        f"{len(context.partition_keys)} partition(s), {window.start:%Y-%m-%d} to "
-        f"{window.end:%Y-%m-%d} UTC"
+    days, added = _pull_days(
+        context, CANDLES_KEY, "1h candles", coins, candle_day_tables, hyperliquid, pulled_at
     )
-    try:
-        added_fields: set[str] = set()
-        days = candle_day_tables(
-            hyperliquid, context.partition_keys, pulled_at, context.log, added_fields
-        )
-    except ContractViolation as exc:
-        raise raw.contract_failure(
-            exc, CANDLES_KEY.to_user_string(), context.partition_keys
-        ) from exc
-    added = _warn_added(context, sorted(added_fields), "candles")
     outcomes = {}
     for partition_key, day in days.items():
         start_ms = _ms(_day_start(partition_key))
@@ -318,24 +334,11 @@ def hyperliquid_candles_1h(
 def hyperliquid_funding_rates(
     context: dg.AssetExecutionContext, hyperliquid: HyperliquidClient
 ) -> dg.MaterializeResult:
-    window = context.partition_time_window
     coins = funding_instruments(SOURCE)
     pulled_at = settings.utcnow()
-    context.log.info(
-        f"pulling funding history of {', '.join(coins) or 'no perp'} for "
-        f"{len(context.partition_keys)} partition(s), {window.start:%Y-%m-%d} to "
-        f"{window.end:%Y-%m-%d} UTC"
+    days, added = _pull_days(
+        context, FUNDING_KEY, "funding history", coins, funding_day_tables, hyperliquid, pulled_at
     )
-    try:
-        added_fields: set[str] = set()
-        days = funding_day_tables(
-            hyperliquid, context.partition_keys, pulled_at, context.log, added_fields
-        )
-    except ContractViolation as exc:
-        raise raw.contract_failure(
-            exc, FUNDING_KEY.to_user_string(), context.partition_keys
-        ) from exc
-    added = _warn_added(context, sorted(added_fields), "funding")
     outcomes = {}
     for partition_key, day in days.items():
         counts = {coin: day.filter(pc.equal(day["coin"], coin)).num_rows for coin in coins}
