@@ -85,7 +85,8 @@ def run_request(replay, instance, request: dg.RunRequest):
 
 def freqtrade_minutes(symbol: str) -> dict[int, list]:
     base = symbol.removesuffix("USDT")
-    (path,) = (SHARED_DATA / "binance").glob(f"freqtrade_{base}_USDT-1m_*.json")
+    # The 2023 recording (SOURCES.md section 2); later windows of the same pair are other files.
+    path = SHARED_DATA / "binance" / f"freqtrade_{base}_USDT-1m_2023-03-16_to_2023-05-01.json"
     return {row[0]: row for row in json.loads(path.read_text())}
 
 

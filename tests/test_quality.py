@@ -123,7 +123,8 @@ def freqtrade_1m_day(symbol: str, day: str) -> tuple[list, ...]:
     """The freqtrade ``[t, o, h, l, c, v]`` rows of one day, as 12-field Binance klines with
     the six fields freqtrade did not keep as null (what the replay serves)."""
     base = symbol.removesuffix("USDT")
-    (path,) = BINANCE.glob(f"freqtrade_{base}_USDT-1m_*.json")
+    # The 2023 recording (SOURCES.md section 2), which holds the 2023-03-24 halt.
+    path = BINANCE / f"freqtrade_{base}_USDT-1m_2023-03-16_to_2023-05-01.json"
     rows = [row for row in json.loads(path.read_text()) if ms(day) <= row[0] < ms(day) + DAY]
     return tuple(
         [row[0], *(f"{Decimal(repr(v)):.8f}" for v in row[1:]), *([None] * 6)] for row in rows

@@ -31,9 +31,24 @@ def recorded(name: str) -> list[list[object]]:
     return json.loads((BINANCE_DIR / name).read_text())
 
 
+#: The recordings these tests mean: Binance's 1h klines of 2023-01..06 and the 1d klines of
+#: 2022-01..2023-12 for BTC/ETH/SOLUSDT (SOURCES.md section 1). shared/data grows (later 1h
+#: months, more 1m windows), so the "latest klines" and "outside the recording" answers are
+#: asked of a folder that holds exactly these files.
+RECORDINGS_2023 = tuple(
+    f"klines_{symbol}_{span}.json"
+    for symbol in ("BTCUSDT", "ETHUSDT", "SOLUSDT")
+    for span in (*(f"1h_2023-0{m}" for m in range(1, 7)), "1d_2022-01_to_2023-12")
+)
+
+
 @pytest.fixture(scope="module")
-def shared_server() -> Iterator[ReplayServer]:
-    with ReplayServer(DATA_DIR) as server:
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReplayServer]:
+    data_dir = tmp_path_factory.mktemp("recordings_2023")
+    (data_dir / "binance").mkdir()
+    for name in RECORDINGS_2023:
+        (data_dir / "binance" / name).symlink_to(BINANCE_DIR / name)
+    with ReplayServer(data_dir) as server:
         yield server
 
 
@@ -214,9 +229,12 @@ def test_invalid_interval(client: httpx.Client) -> None:
     assert_error(resp, 400, -1120, "Invalid interval.")
 
 
-def test_valid_but_unrecorded_interval_is_a_replay_404(client: httpx.Client) -> None:
+def test_valid_but_unrecorded_interval_is_a_replay_404(
+    client: httpx.Client, shared_server: ReplayServer
+) -> None:
     resp = klines(client, symbol="BTCUSDT", interval="4h")
-    assert_error(resp, 404, -1, f"replay: no recording of BTCUSDT 4h in {BINANCE_DIR}")
+    folder = shared_server.data_dir / "binance"
+    assert_error(resp, 404, -1, f"replay: no recording of BTCUSDT 4h in {folder}")
 
 
 @pytest.mark.parametrize("missing", ["symbol", "interval"])
