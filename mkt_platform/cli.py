@@ -158,8 +158,16 @@ def materialize(args: argparse.Namespace) -> int:
         import dagster as dg
 
         from mkt_platform.definitions import build_definitions
+        from mkt_platform.lib.instruments import InstrumentsFileError, load_instruments
         from mkt_platform.lib.materialize import RangeError, plan, run_plan
 
+        try:
+            universe = load_instruments()
+        except InstrumentsFileError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        if not universe:
+            print(f"warning: {os.environ.get('MKT_INSTRUMENTS_FILE')} lists no instrument")
         defs = build_definitions()
         try:
             steps = plan(defs, args.start, args.end)

@@ -15,6 +15,8 @@ another to dbt.
 | MKT_LATE_DATA_LOOKBACK_DAYS | 3                         | closed days late-data sensor re-pulls |
 | MKT_ALERT_WEBHOOK_URL     | (unset: log only)           | JSON POST target of alerts (a secret) |
 | MKT_DBT_DOCS_URL          | http://127.0.0.1:8080       | dbt docs site the dbt assets link to  |
+| MKT_INSTRUMENTS_FILE      | mkt_platform/instruments.yaml | the instrument universe (YAML)      |
+| MKT_ALLOW_UNIVERSE_SHRINK | 0                           | 1: re-pulls may drop instruments      |
 | BINANCE_BASE_URL          | https://api.binance.com     | Binance spot REST API                 |
 | HYPERLIQUID_BASE_URL      | https://api.hyperliquid.xyz | Hyperliquid info API (POST /info)     |
 | DERIBIT_BASE_URL          | https://www.deribit.com     | Deribit API (the last day)            |
@@ -180,6 +182,20 @@ def dbt_docs_url() -> str:
     """Root of the dbt docs site (env ``MKT_DBT_DOCS_URL``, default the docker-compose
     ``docs`` service as published, ``http://127.0.0.1:8080``), without a trailing slash."""
     return (os.environ.get("MKT_DBT_DOCS_URL", "").strip() or DEFAULT_DBT_DOCS_URL).rstrip("/")
+
+
+def allow_universe_shrink() -> bool:
+    """Whether a re-pull may overwrite a raw partition that holds instruments the universe no
+    longer lists, dropping them (env ``MKT_ALLOW_UNIVERSE_SHRINK``: ``1`` or ``0``, default
+    ``0``). Off by default: a misspelled or truncated instruments file must not empty the lake.
+
+    Raises:
+        SettingError: the value is neither ``0`` nor ``1``.
+    """
+    raw = os.environ.get("MKT_ALLOW_UNIVERSE_SHRINK", "0").strip()
+    if raw not in ("0", "1"):
+        raise SettingError(f"MKT_ALLOW_UNIVERSE_SHRINK must be 0 or 1, got {raw!r}")
+    return raw == "1"
 
 
 def utcnow() -> datetime:

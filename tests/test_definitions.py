@@ -170,7 +170,7 @@ def test_default_universe_and_one_line_to_add_an_instrument(tmp_path, monkeypatc
     custom.write_text(
         "instruments:\n  - {venue: binance, instrument: X, base: X, quote: Y, market: swap, intervals: [1h]}\n"
     )
-    with pytest.raises(ValueError, match="market 'swap'"):
+    with pytest.raises(ValueError, match=r"line 2: instruments\.0\.market: .*'swap'"):
         load_instruments()
 
 

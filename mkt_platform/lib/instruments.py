@@ -2,7 +2,10 @@
 
 The universe is configuration, not a partition dimension (see ARCHITECTURE.md): it lives in
 ``mkt_platform/instruments.yaml`` (or the file named by env ``MKT_INSTRUMENTS_FILE``), one line
-per instrument.
+per instrument. The file is validated against a schema (:class:`InstrumentEntry`) before
+anything is pulled: an unknown key, venue, market or interval is an error naming the file,
+the line and the key, never a silently smaller universe (a smaller universe would overwrite
+the lake's partitions with fewer instruments).
 """
 
 from __future__ import annotations
@@ -10,15 +13,24 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 DEFAULT_INSTRUMENTS_FILE = Path(__file__).resolve().parents[1] / "instruments.yaml"
 
 Market = Literal["spot", "perp", "option"]
+#: What the platform collects: per venue, the markets it has raw assets for and, per market,
+#: the candle intervals those assets pull (an interval outside these has no raw asset, so a
+#: line asking for it would silently collect nothing).
+COLLECTED: dict[str, dict[str, frozenset[str]]] = {
+    "binance": {"spot": frozenset({"1h", "1m"})},
+    "hyperliquid": {"spot": frozenset({"1h"}), "perp": frozenset({"1h"})},
+    "deribit": {"option": frozenset()},
+}
 #: The venues the platform has clients and raw assets for.
-VENUES = ("binance", "hyperliquid", "deribit")
+VENUES = tuple(COLLECTED)
 
 
 @dataclass(frozen=True)
@@ -44,52 +56,155 @@ class Instrument:
     funding: bool = False
 
 
+class InstrumentEntry(BaseModel):
+    """The schema of one line of the instruments file (unknown keys are errors)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    venue: str
+    instrument: str = Field(min_length=1)
+    base: str = Field(min_length=1)
+    quote: str = Field(min_length=1)
+    market: Market
+    intervals: list[str] = Field(default_factory=list)
+    funding: bool | None = None
+
+
+class InstrumentsFile(BaseModel):
+    """The schema of the whole file: one key, ``instruments``, a list of entries."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    instruments: list[InstrumentEntry]
+
+
 class InstrumentsFileError(ValueError):
-    """The instrument universe file is malformed."""
+    """The instrument universe file is malformed; the message names the file, line and key."""
+
+
+def instruments_file() -> Path:
+    """The instruments file in force: env ``MKT_INSTRUMENTS_FILE`` or the packaged file."""
+    return Path(os.environ.get("MKT_INSTRUMENTS_FILE", DEFAULT_INSTRUMENTS_FILE))
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+    """1-based line of the YAML node at ``loc`` (keys and list indexes), or of the deepest
+    node found on the way."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next(((k, v) for k, v in node.value if k.value == part), None)
+            if match is None:
+                break
+            key, node = match
+            line = key.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                break
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+def _where(path: Path, node: yaml.Node | None, loc: tuple[Any, ...]) -> str:
+    line = _line_of(node, loc)
+    return f"{path}, line {line}" if line else str(path)
 
 
 def load_instruments(path: Path | None = None) -> tuple[Instrument, ...]:
-    """Read the instrument universe.
+    """Read and validate the instrument universe.
 
     Args:
-        path: the YAML file; default env ``MKT_INSTRUMENTS_FILE`` or the packaged file.
+        path: the YAML file; default :func:`instruments_file`.
+
+    Returns:
+        The instruments in file order (possibly none: an explicit ``instruments: []``).
 
     Raises:
-        InstrumentsFileError: an entry misses a key or has a bad market type, naming the entry.
+        InstrumentsFileError: the file is missing or not YAML, has a key other than
+            ``instruments`` (a misspelling such as ``instrument:``), or an entry with an
+            unknown key, a missing key, a value of the wrong type, a venue, market or interval
+            the platform does not collect, or a repeated instrument. The message names the
+            file, the line and the key.
     """
-    path = path or Path(os.environ.get("MKT_INSTRUMENTS_FILE", DEFAULT_INSTRUMENTS_FILE))
-    entries = (yaml.safe_load(path.read_text()) or {}).get("instruments") or []
-    instruments = []
-    for index, entry in enumerate(entries):
-        try:
-            instrument = Instrument(
-                venue=str(entry["venue"]),
-                instrument=str(entry["instrument"]),
-                base=str(entry["base"]),
-                quote=str(entry["quote"]),
-                market=entry["market"],
-                intervals=tuple(str(i) for i in entry.get("intervals") or ()),
-                funding=bool(entry.get("funding", entry.get("market") == "perp")),
+    path = path or instruments_file()
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise InstrumentsFileError(f"{path}: cannot read the instruments file: {exc}") from None
+    try:
+        root = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}, line {mark.line + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise InstrumentsFileError(f"{where}: not valid YAML: {problem}") from None
+    if data is None:
+        raise InstrumentsFileError(f"{path}, line 1: the file is empty; expected 'instruments:'")
+    try:
+        parsed = InstrumentsFile.model_validate(data)
+    except ValidationError as exc:
+        # An unknown key says more than the missing one it was probably meant to be.
+        error = min(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+        loc = tuple(error["loc"])
+        key = ".".join(str(p) for p in loc) or "(top level)"
+        if error["type"] == "extra_forbidden":
+            message = f"unknown key {loc[-1]!r}"
+            if len(loc) == 1:
+                message += " (the file's one key is 'instruments')"
+            else:
+                message += f" (known keys: {', '.join(InstrumentEntry.model_fields)})"
+        elif error["type"] == "missing":
+            message = f"missing key {loc[-1]!r}"
+        else:
+            message = f"{error['msg']} (got {error.get('input')!r})"
+        raise InstrumentsFileError(f"{_where(path, root, loc)}: {key}: {message}") from None
+    instruments: list[Instrument] = []
+    for index, entry in enumerate(parsed.instruments):
+        loc: tuple[Any, ...] = ("instruments", index)
+
+        def fail(key: str, message: str, loc: tuple[Any, ...] = loc) -> InstrumentsFileError:
+            return InstrumentsFileError(
+                f"{_where(path, root, (*loc, key))}: instruments.{loc[1]}.{key}: {message}"
             )
-        except (KeyError, TypeError) as exc:
-            raise InstrumentsFileError(f"{path}: entry {index} ({entry!r}) lacks {exc}") from None
-        if instrument.market not in ("spot", "perp", "option"):
-            raise InstrumentsFileError(
-                f"{path}: entry {index} has market {instrument.market!r}, "
-                "expected spot, perp or option"
+
+        if entry.venue not in COLLECTED:
+            raise fail("venue", f"unknown venue {entry.venue!r}, expected one of {VENUES}")
+        markets = COLLECTED[entry.venue]
+        if entry.market not in markets:
+            raise fail(
+                "market",
+                f"{entry.venue} has no {entry.market!r} market here, expected one of "
+                f"{tuple(markets)}",
             )
-        if instrument.venue not in VENUES:
-            raise InstrumentsFileError(
-                f"{path}: entry {index} has venue {instrument.venue!r}, expected one of {VENUES}"
-            )
+        for position, interval in enumerate(entry.intervals):
+            if interval not in markets[entry.market]:
+                allowed = sorted(markets[entry.market]) or "none"
+                raise InstrumentsFileError(
+                    f"{_where(path, root, (*loc, 'intervals', position))}: "
+                    f"instruments.{index}.intervals: unknown interval {interval!r} for "
+                    f"{entry.venue} {entry.market} (collected: {allowed})"
+                )
+        if entry.funding and entry.market != "perp":
+            raise fail("funding", "funding rates exist for perps only")
+        instrument = Instrument(
+            venue=entry.venue,
+            instrument=entry.instrument,
+            base=entry.base,
+            quote=entry.quote,
+            market=entry.market,
+            intervals=tuple(entry.intervals),
+            funding=entry.funding if entry.funding is not None else entry.market == "perp",
+        )
         if any(
             (i.venue, i.instrument, i.market)
             == (instrument.venue, instrument.instrument, instrument.market)
             for i in instruments
         ):
-            raise InstrumentsFileError(
-                f"{path}: entry {index} repeats {instrument.venue} {instrument.instrument}"
-            )
+            raise fail("instrument", f"repeats {instrument.venue} {instrument.instrument}")
         instruments.append(instrument)
     return tuple(instruments)
 
@@ -100,15 +215,6 @@ def symbols_for(venue: str, market: Market, interval: str | None = None) -> tupl
         i.instrument
         for i in load_instruments()
         if i.venue == venue and i.market == market and (interval is None or interval in i.intervals)
-    )
-
-
-def instruments_for(venue: str, interval: str | None = None) -> tuple[Instrument, ...]:
-    """Instruments of ``venue`` of every market type (that collect ``interval``, if given)."""
-    return tuple(
-        i
-        for i in load_instruments()
-        if i.venue == venue and (interval is None or interval in i.intervals)
     )
 
 

@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +21,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from mkt_platform import settings
 from mkt_platform.lib import quarantine
 from mkt_platform.lib.contracts import ContractViolation
+from mkt_platform.lib.instruments import instruments_file
 
 
 def column_schema(
@@ -149,6 +151,59 @@ def contract_failure(
         ),
         metadata=metadata,
     )
+
+
+def refuse_universe_shrink(
+    asset_key: str,
+    paths: Mapping[str, Path],
+    column: str,
+    universe: Sequence[str],
+    instrument_of: Callable[[str], str] | None = None,
+) -> None:
+    """Refuse to re-pull partitions whose files hold instruments the universe no longer lists.
+
+    A re-pull overwrites a partition with what the current universe pulls: an instruments
+    file that lost lines (a misspelled key, a bad merge) would otherwise replace every
+    partition of the range with fewer instruments, silently. Called before anything is pulled.
+
+    Args:
+        asset_key: the raw asset, for the message.
+        paths: each partition key's Parquet file (missing files are skipped).
+        column: the file's instrument column (``symbol``, ``coin``, ``instrument_name``).
+        universe: the instruments the asset pulls now.
+        instrument_of: maps a column value to a universe entry (Deribit: option name to
+            currency); identity when ``None``.
+
+    Raises:
+        dagster.Failure: a partition holds an instrument outside ``universe`` and
+            ``MKT_ALLOW_UNIVERSE_SHRINK`` is not ``1``; names the asset, the partitions, the
+            instruments, the instruments file, and how to force the re-pull.
+    """
+    if settings.allow_universe_shrink():
+        return
+    dropped: dict[str, list[str]] = {}
+    for partition_key, path in paths.items():
+        if not path.exists():
+            continue
+        held = pc.unique(pq.read_table(path, columns=[column])[column]).to_pylist()
+        held = {instrument_of(v) if instrument_of else v for v in held if v is not None}
+        missing = sorted(held - set(universe))
+        if missing:
+            dropped[partition_key] = missing
+    if dropped:
+        keys = sorted(dropped)
+        names = sorted({name for names in dropped.values() for name in names})
+        raise dg.Failure(
+            description=(
+                f"{asset_key}: refusing to overwrite {len(keys)} partition(s) "
+                f"({keys[0]}..{keys[-1]}) that hold {', '.join(names)}, which the instrument "
+                f"universe ({instruments_file()}) no longer lists"
+                + (f" (it lists {', '.join(universe)})" if universe else " (it lists none)")
+                + ". Nothing was pulled or written. If the universe is meant to shrink, set "
+                "MKT_ALLOW_UNIVERSE_SHRINK=1 for this run."
+            ),
+            metadata={"dropped_instruments": dg.MetadataValue.json(dropped)},
+        )
 
 
 #: The data-quality checks of each kind of raw dataset: (name, blocking, description).

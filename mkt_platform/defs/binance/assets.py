@@ -234,6 +234,12 @@ def build_klines_asset(interval: str) -> dg.AssetsDefinition:
     ) -> dg.MaterializeResult:
         window = context.partition_time_window
         symbols = symbols_for(SOURCE, "spot", interval)
+        raw.refuse_universe_shrink(
+            key.to_user_string(),
+            {pk: lake.raw_partition_path(SOURCE, dataset, pk) for pk in context.partition_keys},
+            "symbol",
+            symbols,
+        )
         pulled_at = settings.utcnow()
         mode = "gap repair of" if config.gap_repair else "pulling"
         context.log.info(

@@ -125,6 +125,13 @@ def deribit_option_trades(
     context: dg.AssetExecutionContext, deribit: DeribitClient
 ) -> dg.MaterializeResult:
     currencies = symbols_for(SOURCE, "option")
+    raw.refuse_universe_shrink(
+        KEY.to_user_string(),
+        {pk: lake.raw_partition_path(SOURCE, DATASET, pk) for pk in context.partition_keys},
+        "instrument_name",
+        currencies,
+        instrument_of=lambda name: name.split("-", 1)[0],
+    )
     now = settings.utcnow()
     outcomes = {}
     for partition_key in context.partition_keys:

@@ -217,6 +217,7 @@ def _warn_added(context: dg.AssetExecutionContext, added: list[str], what: str) 
 def _pull_days(
     context: dg.AssetExecutionContext,
     key: dg.AssetKey,
+    dataset: str,
     what: str,
     coins: list[str],
     day_tables: Callable[..., dict[str, pa.Table]],
@@ -227,8 +228,16 @@ def _pull_days(
     the fields Hyperliquid added (logged as a warning), and a progress line first.
 
     Raises:
-        dagster.Failure: a payload broke its contract (see :func:`raw.contract_failure`).
+        dagster.Failure: a partition holds coins the universe no longer lists (see
+            :func:`raw.refuse_universe_shrink`), or a payload broke its contract (see
+            :func:`raw.contract_failure`).
     """
+    raw.refuse_universe_shrink(
+        key.to_user_string(),
+        {pk: lake.raw_partition_path(SOURCE, dataset, pk) for pk in context.partition_keys},
+        "coin",
+        coins,
+    )
     window = context.partition_time_window
     context.log.info(
         f"pulling {what} of {', '.join(coins) or 'no instrument'} for "
@@ -267,7 +276,14 @@ def hyperliquid_candles_1h(
     pulled_at = settings.utcnow()
     interval_ms = INTERVAL_MS["1h"]
     days, added = _pull_days(
-        context, CANDLES_KEY, "1h candles", coins, candle_day_tables, hyperliquid, pulled_at
+        context,
+        CANDLES_KEY,
+        "candles_1h",
+        "1h candles",
+        coins,
+        candle_day_tables,
+        hyperliquid,
+        pulled_at,
     )
     outcomes = {}
     for partition_key, day in days.items():
@@ -337,7 +353,14 @@ def hyperliquid_funding_rates(
     coins = funding_instruments(SOURCE)
     pulled_at = settings.utcnow()
     days, added = _pull_days(
-        context, FUNDING_KEY, "funding history", coins, funding_day_tables, hyperliquid, pulled_at
+        context,
+        FUNDING_KEY,
+        "funding_rates",
+        "funding history",
+        coins,
+        funding_day_tables,
+        hyperliquid,
+        pulled_at,
     )
     outcomes = {}
     for partition_key, day in days.items():

@@ -1,0 +1,128 @@
+"""Faults in the settings: a misspelled instruments file must never empty the lake.
+
+Issue 12, fault 3: with the key misspelled (``instrument:``) the universe was empty, and the CLI
+overwrote every raw partition of its range with empty Parquet, exit 0. The file is now
+validated against a schema (errors name the file, line and key), and a re-pull never drops
+instruments a partition holds unless told to.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from mkt_platform import cli, settings
+from mkt_platform.lib.instruments import InstrumentsFileError, load_instruments
+from tests.conftest import RECORDED_INSTRUMENTS, SHARED_DATA, SYMBOLS
+from tests.test_binance_asset import failure_text, pull
+
+LINE = "  - {venue: binance, instrument: BTCUSDT, base: BTC, quote: USDT, market: spot, intervals: [1h]}\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "says"),
+    [
+        # The fault as found: the top-level key misspelled.
+        (
+            "instrument:\n" + LINE,
+            1,
+            "unknown key 'instrument' (the file's one key is 'instruments')",
+        ),
+        # A misspelled interval was silently dropped.
+        (
+            "instruments:\n" + LINE.replace("[1h]", "[1h, 1H]"),
+            2,
+            "unknown interval '1H' for binance spot",
+        ),
+        (
+            "instruments:\n" + LINE + LINE.replace("intervals", "interval"),
+            3,
+            "unknown key 'interval'",
+        ),
+        ("instruments:\n" + LINE.replace("binance", "kraken"), 2, "unknown venue 'kraken'"),
+        ("instruments:\n" + LINE.replace("spot", "perp"), 2, "binance has no 'perp' market"),
+        ("instruments:\n" + LINE.replace(", quote: USDT", ""), 2, "missing key 'quote'"),
+        ("instruments:\n" + LINE + LINE, 3, "repeats binance BTCUSDT"),
+        ("instruments:\n" + LINE.replace("[1h]}", "[1h]"), 3, "not valid YAML"),
+        ("# nothing but a comment\n", 1, "the file is empty"),
+        ("- {venue: binance}\n", 1, "Input should be a valid dictionary"),
+    ],
+)
+def test_instruments_file_errors_name_the_file_line_and_key(tmp_path, text, line, says):
+    path = tmp_path / "instruments.yaml"
+    path.write_text(text)
+    with pytest.raises(InstrumentsFileError) as error:
+        load_instruments(path)
+    assert str(error.value).startswith(f"{path}, line {line}: "), str(error.value)
+    assert says in str(error.value)
+
+
+def test_the_shipped_universes_validate():
+    assert (
+        len(load_instruments(settings_default := Path(cli.__file__).parent / "instruments.yaml"))
+        >= 8
+    ), settings_default
+    recorded = load_instruments(RECORDED_INSTRUMENTS)
+    assert [i.instrument for i in recorded if i.venue == "binance"] == list(SYMBOLS)
+
+
+def test_cli_refuses_a_misspelled_instruments_file_before_any_run(tmp_path, monkeypatch, capsys):
+    """The reported fault end to end: the CLI exits 2 naming the file and line, and the lake
+    and the instance stay untouched."""
+    bad = tmp_path / "instruments.yaml"
+    bad.write_text("instrument:\n" + LINE)
+    monkeypatch.setenv("MKT_INSTRUMENTS_FILE", str(bad))
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    code = cli.main(
+        [
+            "materialize",
+            "--start",
+            "2023-01-02",
+            "--end",
+            "2023-01-02",
+            "--replay",
+            str(SHARED_DATA),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"{bad}, line 1: instrument: unknown key 'instrument'" in err
+    assert not (settings.lake_dir()).exists()
+
+
+def test_a_shrunk_universe_never_overwrites_a_partition(
+    data_dir, replay, instance, tmp_path, monkeypatch
+):
+    """Three symbols pulled, then the universe loses two: the re-pull is refused before any
+    request, naming the asset, partitions, instruments and how to force it; the files keep
+    their 72 rows. With MKT_ALLOW_UNIVERSE_SHRINK=1 the same re-pull is allowed."""
+    assert pull(replay, instance, "2023-01-02", "2023-01-03").success
+    files = [
+        data_dir / f"lake/raw/binance/klines_1h/date=2023-01-0{d}/part.parquet" for d in (2, 3)
+    ]
+    before = [f.read_bytes() for f in files]
+    assert [pq.read_table(f).num_rows for f in files] == [72, 72]
+
+    shrunk = tmp_path / "shrunk.yaml"
+    shrunk.write_text("instruments:\n" + LINE)
+    monkeypatch.setenv("MKT_INSTRUMENTS_FILE", str(shrunk))
+    requests = replay.request_count("binance")
+    result = pull(replay, instance, "2023-01-02", "2023-01-03")
+    assert not result.success
+    text = failure_text(result)
+    assert (
+        "binance_klines_1h: refusing to overwrite 2 partition(s) (2023-01-02..2023-01-03)" in text
+    )
+    assert "ETHUSDT, SOLUSDT" in text and str(shrunk) in text
+    assert "MKT_ALLOW_UNIVERSE_SHRINK=1" in text
+    assert replay.request_count("binance") == requests, "nothing may be pulled"
+    assert [f.read_bytes() for f in files] == before
+
+    monkeypatch.setenv("MKT_ALLOW_UNIVERSE_SHRINK", "1")
+    assert pull(replay, instance, "2023-01-02", "2023-01-03").success
+    assert [pq.read_table(f).num_rows for f in files] == [24, 24]
+    monkeypatch.setenv("MKT_ALLOW_UNIVERSE_SHRINK", "yes")
+    with pytest.raises(settings.SettingError, match="MKT_ALLOW_UNIVERSE_SHRINK must be 0 or 1"):
+        settings.allow_universe_shrink()
