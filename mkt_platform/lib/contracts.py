@@ -79,6 +79,23 @@ class ContractViolation(ValueError):
         )
 
 
+def check_page_size(dataset: str, source: str, records: int, limit: int, what: str) -> None:
+    """A page must not hold more records than the request's page size asked for.
+
+    Raises:
+        ContractViolation: ``records`` > ``limit`` (the server ignored the page size: paging
+            on would never end, or skip records).
+    """
+    if records > limit:
+        raise ContractViolation(
+            dataset,
+            source,
+            None,
+            f"at most {limit} {what} (the page size asked for)",
+            f"{records} {what}: the server ignored the page size",
+        )
+
+
 @dataclass(frozen=True)
 class PositionalContract:
     """The contract of a dataset whose records are JSON arrays with fields by position."""

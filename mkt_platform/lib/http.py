@@ -1,18 +1,110 @@
-"""The retry policy every exchange client shares (tenacity), and ``Retry-After`` parsing.
+"""What every exchange client shares: bounded requests, the retry policy, ``Retry-After``.
 
-Each client raises its own "retryable" exception for an answer worth retrying (5xx, 429, a
-venue's rate-limit code) with a ``retry_after`` attribute; timeouts and connection errors are
-retried too. The wait is ``Retry-After`` when the exchange sent it, else exponential backoff
-with jitter. Every retry is logged as a warning on the Dagster logger.
+* :class:`ExchangeClient`: the base of each venue's client resource: its settings (timeouts,
+  the overall deadline and body cap of a request, retries), an ``httpx.Client`` factory and
+  :meth:`ExchangeClient._request`, which bounds every request.
+* A request is bounded in time and size whatever the server does: ``deadline_seconds`` caps
+  connect, headers and body together (a body trickling at one byte a second no longer holds a
+  pull for an hour: httpx's own timeout is per read), and ``max_response_bytes`` caps the body
+  (a server that ignores ``limit`` cannot grow memory without end).
+* Each client raises its own "retryable" exception for an answer worth retrying (5xx, 429, a
+  venue's rate-limit code) with a ``retry_after`` attribute; timeouts, deadlines and connection
+  errors are retried too. The wait is ``Retry-After`` when the exchange sent it (a longer one
+  than ``retry_after_max_seconds`` fails at once), else exponential backoff with jitter. Every
+  retry is logged as a warning on the Dagster logger with its wait.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 import dagster as dg
 import httpx
 import tenacity
+from pydantic import PrivateAttr
+
+
+class DeadlineExceeded(httpx.TimeoutException):
+    """A request (connect, headers and body) took longer than its overall deadline.
+
+    A timeout, so it is retried like one."""
+
+
+class ResponseTooLarge(RuntimeError):
+    """A response body exceeded the client's ``max_response_bytes``: not retried (a server
+    that ignores the page size would send the same again).
+
+    Attributes:
+        limit: the cap in bytes.
+        source: the request.
+    """
+
+    def __init__(self, source: str, limit: int, declared: int | None) -> None:
+        self.source, self.limit = source, limit
+        seen = f"declared {declared} bytes" if declared is not None else f"over {limit} bytes"
+        super().__init__(
+            f"{source}: response body too large ({seen}; the cap is {limit} bytes, "
+            "max_response_bytes): the server ignored the page size, or this is not the API"
+        )
+
+
+def bounded_request(
+    http: httpx.Client,
+    method: str,
+    url: str,
+    *,
+    deadline_seconds: float,
+    max_bytes: int,
+    source: str,
+    **kwargs: Any,
+) -> httpx.Response:
+    """Send one request and read its whole body within ``deadline_seconds`` and
+    ``max_bytes``.
+
+    The body is streamed chunk by chunk: the deadline is checked as each chunk arrives (a
+    silent server is cut by the client's read timeout), and reading stops as soon as the body
+    passes ``max_bytes`` (or at once, when ``Content-Length`` says so).
+
+    Returns:
+        The response, its body read (``.content`` works, decoded).
+
+    Raises:
+        DeadlineExceeded: the deadline passed before the body was complete.
+        ResponseTooLarge: the body is larger than ``max_bytes``.
+        httpx.TransportError: as httpx raises it (connect, read timeout, cut-off body).
+    """
+    started = time.monotonic()
+    request = http.build_request(method, url, **kwargs)
+    response = http.send(request, stream=True)
+    try:
+        declared = response.headers.get("Content-Length")
+        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+            raise ResponseTooLarge(source, max_bytes, int(declared))
+        chunks, size = [], 0
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > max_bytes:
+                raise ResponseTooLarge(source, max_bytes, None)
+            if time.monotonic() - started > deadline_seconds:
+                raise DeadlineExceeded(
+                    f"{source}: no complete answer within {deadline_seconds:.0f}s "
+                    f"(deadline_seconds; {size} bytes received)",
+                    request=request,
+                )
+            chunks.append(chunk)
+    finally:
+        response.close()
+    headers = [
+        (k, v)
+        for k, v in response.headers.multi_items()
+        if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+    ]
+    return httpx.Response(
+        response.status_code, headers=headers, content=b"".join(chunks), request=request
+    )
 
 
 def retry_after_seconds(response: httpx.Response) -> float | None:
@@ -57,9 +149,11 @@ def retrying(
 
     def log_retry(state: tenacity.RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
+        seconds = state.next_action.sleep if state.next_action else 0
+        why = "Retry-After" if getattr(error, "retry_after", None) is not None else "backoff"
         dg.get_dagster_logger().warning(
             f"attempt {state.attempt_number}/{max_attempts} failed ({error}); "
-            f"retrying in {state.next_action.sleep if state.next_action else 0:.1f}s"
+            f"waiting {seconds:.1f}s ({why}) before the next"
         )
 
     return tenacity.Retrying(
@@ -72,3 +166,104 @@ def retrying(
         sleep=sleep,
         reraise=True,
     )
+
+
+class PullProgress:
+    """Logs a paginated pull's progress (pages, rows, the newest time reached) at most every
+    ``every_seconds``, so a long pull is never silent."""
+
+    def __init__(self, what: str, every_seconds: float = 10.0) -> None:
+        self.what, self.every = what, every_seconds
+        self.pages = self.rows = 0
+        self._started = self._logged = time.monotonic()
+
+    def page(self, rows: int, newest_ms: int | None = None) -> None:
+        """Count one page of ``rows``, whose newest record is at ``newest_ms`` (UTC ms)."""
+        self.pages += 1
+        self.rows += rows
+        now = time.monotonic()
+        if now - self._logged >= self.every:
+            self._logged = now
+            newest = (
+                f", up to {datetime.fromtimestamp(newest_ms / 1000, UTC):%Y-%m-%d %H:%M} UTC"
+                if newest_ms is not None
+                else ""
+            )
+            dg.get_dagster_logger().info(
+                f"{self.what}: {self.pages} pages, {self.rows} rows in "
+                f"{now - self._started:.0f}s{newest}"
+            )
+
+
+class ExchangeClient(dg.ConfigurableResource):
+    """The settings and plumbing every exchange client resource shares (subclass it).
+
+    Every request goes through :meth:`_request`: bounded by ``deadline_seconds`` and
+    ``max_response_bytes``, retried per :func:`retrying` on the subclass's retryable exception.
+    """
+
+    #: Per-phase httpx timeout (connect is at most 5 s), seconds.
+    timeout_seconds: float = 10.0
+    #: Overall time for one request: connect, headers and the whole body, seconds.
+    deadline_seconds: float = 30.0
+    #: The largest response body accepted, bytes (a page of the largest endpoint is < 2 MB).
+    max_response_bytes: int = 16 * 1024 * 1024
+    max_attempts: int = 5
+    backoff_initial_seconds: float = 0.5
+    backoff_max_seconds: float = 30.0
+    #: A ``Retry-After`` longer than this fails the request at once instead of stalling the run.
+    retry_after_max_seconds: float = 30.0
+
+    _transport: httpx.BaseTransport | None = PrivateAttr(default=None)
+    _sleep: Callable[[float], None] = PrivateAttr(default=time.sleep)
+
+    def with_transport(
+        self,
+        transport: httpx.BaseTransport | None,
+        sleep: Callable[[float], None] | None = None,
+    ) -> Any:
+        """This client talking through ``transport`` (tests use ``httpx.MockTransport``;
+        ``None``: httpx's default), waiting between retries with ``sleep`` (tests record the
+        waits instead). Returns ``self``."""
+        self._transport = transport
+        if sleep is not None:
+            self._sleep = sleep
+        return self
+
+    def _client(self, base_url: str) -> httpx.Client:
+        return httpx.Client(
+            base_url=base_url,
+            timeout=httpx.Timeout(self.timeout_seconds, connect=min(self.timeout_seconds, 5.0)),
+            headers={"User-Agent": "mkt-platform/0.1", "Accept": "application/json"},
+            transport=self._transport,
+        )
+
+    def _retrying_on(self, retryable: type[Exception]) -> tenacity.Retrying:
+        return retrying(
+            retryable,
+            max_attempts=self.max_attempts,
+            backoff_initial_seconds=self.backoff_initial_seconds,
+            backoff_max_seconds=self.backoff_max_seconds,
+            sleep=self._sleep,
+        )
+
+    def _request(
+        self, http: httpx.Client, method: str, path: str, source: str, **kwargs: Any
+    ) -> httpx.Response:
+        """One bounded request (see :func:`bounded_request`)."""
+        return bounded_request(
+            http,
+            method,
+            path,
+            deadline_seconds=self.deadline_seconds,
+            max_bytes=self.max_response_bytes,
+            source=source,
+            **kwargs,
+        )
+
+    def _retry_after_too_long(self, response: httpx.Response) -> float | None:
+        """The response's ``Retry-After`` when it exceeds ``retry_after_max_seconds``."""
+        retry_after = retry_after_seconds(response)
+        if retry_after is not None and retry_after > self.retry_after_max_seconds:
+            return retry_after
+        return None

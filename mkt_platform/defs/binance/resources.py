@@ -8,22 +8,19 @@ from __future__ import annotations
 
 import itertools
 import json
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
 import httpx
 import pyarrow as pa
-import tenacity
 from pydantic import PrivateAttr
 
 from mkt_platform import settings
 from mkt_platform.defs.binance.contract import KLINE_CONTRACT
 from mkt_platform.lib import quarantine
-from mkt_platform.lib.contracts import ContractViolation
-from mkt_platform.lib.http import retry_after_seconds, retrying
+from mkt_platform.lib.contracts import ContractViolation, check_page_size
+from mkt_platform.lib.http import ExchangeClient, PullProgress, retry_after_seconds
 
 KLINES_PATH = "/api/v3/klines"
 #: Binance serves at most 1000 klines a request.
@@ -63,7 +60,7 @@ def _describe_request(symbol: str, interval: str, start_ms: int, end_ms: int) ->
     return f"GET {KLINES_PATH} symbol={symbol} interval={interval} [{iso(start_ms)}, {iso(end_ms)}]"
 
 
-class BinanceSpotClient(dg.ConfigurableResource):
+class BinanceSpotClient(ExchangeClient):
     """Binance spot market-data client (public endpoints; no API key needed).
 
     Retries, with exponential backoff and jitter, timeouts, connection errors, 5xx answers and
@@ -72,15 +69,7 @@ class BinanceSpotClient(dg.ConfigurableResource):
     """
 
     base_url: str = settings.DEFAULT_BINANCE_BASE_URL
-    timeout_seconds: float = 10.0
-    max_attempts: int = 5
-    backoff_initial_seconds: float = 0.5
-    backoff_max_seconds: float = 30.0
-    #: A ``Retry-After`` longer than this fails the request instead of stalling the run.
-    retry_after_max_seconds: float = 120.0
 
-    _transport: httpx.BaseTransport | None = PrivateAttr(default=None)
-    _sleep: Callable[[float], None] = PrivateAttr(default=time.sleep)
     _last_added_fields: tuple[str, ...] = PrivateAttr(default=())
 
     @property
@@ -88,16 +77,6 @@ class BinanceSpotClient(dg.ConfigurableResource):
         """Positions beyond the 12 contract fields seen by the last :meth:`fetch_klines`
         (``field_12``...: Binance appended a field; it is dropped), empty if none."""
         return self._last_added_fields
-
-    def with_transport(
-        self, transport: httpx.BaseTransport, sleep: Callable[[float], None] | None = None
-    ) -> BinanceSpotClient:
-        """This client talking through ``transport`` (tests use ``httpx.MockTransport``),
-        waiting between retries with ``sleep`` (tests record the waits instead)."""
-        self._transport = transport
-        if sleep is not None:
-            self._sleep = sleep
-        return self
 
     def fetch_klines(self, symbol: str, interval: str, start_ms: int, end_ms: int) -> pa.Table:
         """All klines of ``symbol`` opening in ``[start_ms, end_ms]``, paginated.
@@ -126,6 +105,7 @@ class BinanceSpotClient(dg.ConfigurableResource):
         pages: list[pa.Table] = []
         added: set[str] = set()
         cursor = start_ms
+        progress = PullProgress(f"{symbol} {interval} klines")
         with self._http() as http:
             while cursor <= end_ms:
                 page = self._get_page(http, symbol, interval, cursor, end_ms, added)
@@ -133,6 +113,7 @@ class BinanceSpotClient(dg.ConfigurableResource):
                     break
                 pages.append(page)
                 last_open_ms = page["open_time"][-1].value
+                progress.page(page.num_rows, last_open_ms)
                 if page.num_rows < MAX_KLINES_PER_REQUEST:
                     break
                 cursor = last_open_ms + 1
@@ -147,12 +128,7 @@ class BinanceSpotClient(dg.ConfigurableResource):
         return pa.concat_tables(pages)
 
     def _http(self) -> httpx.Client:
-        return httpx.Client(
-            base_url=self.base_url,
-            timeout=httpx.Timeout(self.timeout_seconds, connect=min(self.timeout_seconds, 5.0)),
-            headers={"User-Agent": "mkt-platform/0.1", "Accept": "application/json"},
-            transport=self._transport,
-        )
+        return self._client(self.base_url)
 
     def _get_page(
         self,
@@ -172,7 +148,7 @@ class BinanceSpotClient(dg.ConfigurableResource):
             "limit": MAX_KLINES_PER_REQUEST,
         }
         try:
-            response = self._retrying()(self._get, http, params, source)
+            response = self._retrying_on(RetryableResponse)(self._get, http, params, source)
         except httpx.TransportError as exc:
             raise BinanceTransportError(
                 f"{source}: {type(exc).__name__} on all {self.max_attempts} attempts: {exc}"
@@ -180,30 +156,25 @@ class BinanceSpotClient(dg.ConfigurableResource):
         with quarantine.on_violation(response.content):
             payload = _decode_json(response, source)
             table = KLINE_CONTRACT.to_table(payload, source)
+            check_page_size(
+                KLINE_CONTRACT.dataset, source, table.num_rows, MAX_KLINES_PER_REQUEST, "klines"
+            )
             _check_open_times(table, start_ms, end_ms, source)
         added.update(KLINE_CONTRACT.added_fields(payload))
         return table
 
-    def _retrying(self) -> tenacity.Retrying:
-        return retrying(
-            RetryableResponse,
-            max_attempts=self.max_attempts,
-            backoff_initial_seconds=self.backoff_initial_seconds,
-            backoff_max_seconds=self.backoff_max_seconds,
-            sleep=self._sleep,
-        )
-
     def _get(self, http: httpx.Client, params: dict[str, Any], source: str) -> httpx.Response:
-        response = http.get(KLINES_PATH, params=params)
+        response = self._request(http, "GET", KLINES_PATH, source, params=params)
         if response.status_code in (418, 429) or response.status_code >= 500:
-            retry_after = retry_after_seconds(response)
-            if retry_after is not None and retry_after > self.retry_after_max_seconds:
+            too_long = self._retry_after_too_long(response)
+            if too_long is not None:
                 raise BinanceAPIError(
                     response.status_code,
                     None,
-                    f"Retry-After {retry_after:.0f}s exceeds {self.retry_after_max_seconds:.0f}s",
+                    f"Retry-After {too_long:.0f}s exceeds {self.retry_after_max_seconds:.0f}s",
                     source,
                 )
+            retry_after = retry_after_seconds(response)
             raise RetryableResponse(response.status_code, retry_after, source, response.text)
         if response.status_code >= 400:
             code, msg = _binance_error(response)

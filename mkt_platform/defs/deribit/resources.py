@@ -10,8 +10,7 @@ from ``https://history.deribit.com`` (same path and answer). The caller chooses 
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,8 +18,6 @@ from typing import Any
 import dagster as dg
 import httpx
 import pyarrow as pa
-import tenacity
-from pydantic import PrivateAttr
 
 from mkt_platform.defs.deribit.contract import (
     DATASET,
@@ -30,8 +27,8 @@ from mkt_platform.defs.deribit.contract import (
     trades_to_table,
 )
 from mkt_platform.lib import quarantine
-from mkt_platform.lib.contracts import ContractViolation
-from mkt_platform.lib.http import retry_after_seconds, retrying
+from mkt_platform.lib.contracts import ContractViolation, check_page_size
+from mkt_platform.lib.http import ExchangeClient, retry_after_seconds
 from mkt_platform.settings import DEFAULT_DERIBIT_BASE_URL, DEFAULT_DERIBIT_HISTORY_BASE_URL
 
 TRADES_PATH = "/api/v2/public/get_last_trades_by_currency_and_time"
@@ -111,7 +108,7 @@ def _describe_request(currency: str, start_ms: int, end_ms: int, history: bool) 
     )
 
 
-class DeribitClient(dg.ConfigurableResource):
+class DeribitClient(ExchangeClient):
     """Deribit public market-data client (no API key needed).
 
     Retries, with exponential backoff and jitter, timeouts, connection errors, 5xx answers,
@@ -122,27 +119,8 @@ class DeribitClient(dg.ConfigurableResource):
 
     base_url: str = DEFAULT_DERIBIT_BASE_URL
     history_base_url: str = DEFAULT_DERIBIT_HISTORY_BASE_URL
-    timeout_seconds: float = 10.0
-    max_attempts: int = 5
-    backoff_initial_seconds: float = 0.5
-    backoff_max_seconds: float = 30.0
-    #: A ``Retry-After`` longer than this fails the request instead of stalling the run.
-    retry_after_max_seconds: float = 120.0
     #: Trades per request (``count``), 1..1000.
     page_size: int = MAX_TRADES_PER_REQUEST
-
-    _transport: httpx.BaseTransport | None = PrivateAttr(default=None)
-    _sleep: Callable[[float], None] = PrivateAttr(default=time.sleep)
-
-    def with_transport(
-        self, transport: httpx.BaseTransport, sleep: Callable[[float], None] | None = None
-    ) -> DeribitClient:
-        """This client talking through ``transport`` (tests use ``httpx.MockTransport``),
-        waiting between retries with ``sleep`` (tests record the waits instead)."""
-        self._transport = transport
-        if sleep is not None:
-            self._sleep = sleep
-        return self
 
     def iter_option_trade_pages(
         self, currency: str, start_ms: int, end_ms: int, *, history: bool
@@ -200,6 +178,7 @@ class DeribitClient(dg.ConfigurableResource):
                 }
                 trades, has_more, body = self._get_page(http, params, source)
                 with quarantine.on_violation(body):
+                    check_page_size(DATASET, source, len(trades), self.page_size, "trades")
                     added = check_trades(trades, source)
                     _check_times(trades, cursor, end_ms, source)
                 if set(added) - warned_fields:
@@ -228,12 +207,7 @@ class DeribitClient(dg.ConfigurableResource):
                 cursor = last_ms
 
     def _http(self, base_url: str) -> httpx.Client:
-        return httpx.Client(
-            base_url=base_url,
-            timeout=httpx.Timeout(self.timeout_seconds, connect=min(self.timeout_seconds, 5.0)),
-            headers={"User-Agent": "mkt-platform/0.1", "Accept": "application/json"},
-            transport=self._transport,
-        )
+        return self._client(base_url)
 
     def _get_page(
         self, http: httpx.Client, params: dict[str, Any], source: str
@@ -241,7 +215,7 @@ class DeribitClient(dg.ConfigurableResource):
         """``result.trades``, ``result.has_more`` and the raw body of one request; a body
         that is not the JSON-RPC shape is quarantined before re-raising."""
         try:
-            response = self._retrying()(self._get, http, params, source)
+            response = self._retrying_on(DeribitRetryableResponse)(self._get, http, params, source)
         except httpx.TransportError as exc:
             raise DeribitTransportError(
                 f"{source}: {type(exc).__name__} on all {self.max_attempts} attempts: {exc}"
@@ -250,28 +224,20 @@ class DeribitClient(dg.ConfigurableResource):
             trades, has_more = _result(response, source)
         return trades, has_more, response.content
 
-    def _retrying(self) -> tenacity.Retrying:
-        return retrying(
-            DeribitRetryableResponse,
-            max_attempts=self.max_attempts,
-            backoff_initial_seconds=self.backoff_initial_seconds,
-            backoff_max_seconds=self.backoff_max_seconds,
-            sleep=self._sleep,
-        )
-
     def _get(self, http: httpx.Client, params: dict[str, Any], source: str) -> httpx.Response:
-        response = http.get(TRADES_PATH, params=params)
+        response = self._request(http, "GET", TRADES_PATH, source, params=params)
         status = response.status_code
         code, message = _deribit_error(response) if status >= 400 else (None, "")
         if status == 429 or status >= 500 or code == TOO_MANY_REQUESTS_CODE:
-            retry_after = retry_after_seconds(response)
-            if retry_after is not None and retry_after > self.retry_after_max_seconds:
+            too_long = self._retry_after_too_long(response)
+            if too_long is not None:
                 raise DeribitAPIError(
                     status,
                     code,
-                    f"Retry-After {retry_after:.0f}s exceeds {self.retry_after_max_seconds:.0f}s",
+                    f"Retry-After {too_long:.0f}s exceeds {self.retry_after_max_seconds:.0f}s",
                     source,
                 )
+            retry_after = retry_after_seconds(response)
             raise DeribitRetryableResponse(status, retry_after, source, response.text)
         if status >= 400:
             raise DeribitAPIError(status, code, message, source)

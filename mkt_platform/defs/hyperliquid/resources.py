@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -24,7 +23,6 @@ import dagster as dg
 import httpx
 import pyarrow as pa
 import pyarrow.compute as pc
-import tenacity
 from pydantic import PrivateAttr
 
 from mkt_platform.defs.hyperliquid.contract import (
@@ -36,8 +34,8 @@ from mkt_platform.defs.hyperliquid.contract import (
     INTERVALS,
 )
 from mkt_platform.lib import quarantine
-from mkt_platform.lib.contracts import ContractViolation
-from mkt_platform.lib.http import retry_after_seconds, retrying
+from mkt_platform.lib.contracts import ContractViolation, check_page_size
+from mkt_platform.lib.http import ExchangeClient, PullProgress, retry_after_seconds
 
 #: The live API; deployments set ``base_url`` from env ``HYPERLIQUID_BASE_URL``.
 from mkt_platform.settings import DEFAULT_HYPERLIQUID_BASE_URL
@@ -93,7 +91,7 @@ def describe_request(kind: str, coin: str | None = None, **extra: Any) -> str:
     return " ".join(parts)
 
 
-class HyperliquidClient(dg.ConfigurableResource):
+class HyperliquidClient(ExchangeClient):
     """Hyperliquid perpetuals market-data client (public info endpoint; no key needed).
 
     Retries, with exponential backoff and jitter, timeouts, connection errors, 5xx answers
@@ -107,28 +105,8 @@ class HyperliquidClient(dg.ConfigurableResource):
     """
 
     base_url: str = DEFAULT_HYPERLIQUID_BASE_URL
-    timeout_seconds: float = 10.0
-    max_attempts: int = 5
-    backoff_initial_seconds: float = 0.5
-    backoff_max_seconds: float = 30.0
-    #: A ``Retry-After`` longer than this fails the request instead of stalling the run.
-    retry_after_max_seconds: float = 120.0
 
-    _transport: httpx.BaseTransport | None = PrivateAttr(default=None)
-    _sleep: Callable[[float], None] = PrivateAttr(default=time.sleep)
     _last_added_fields: tuple[str, ...] = PrivateAttr(default=())
-
-    def with_transport(
-        self,
-        transport: httpx.BaseTransport | None,
-        sleep: Callable[[float], None] | None = None,
-    ) -> HyperliquidClient:
-        """This client talking through ``transport`` (``None``: httpx's default), waiting
-        between retries with ``sleep`` (tests record the waits instead)."""
-        self._transport = transport
-        if sleep is not None:
-            self._sleep = sleep
-        return self
 
     @property
     def last_added_fields(self) -> tuple[str, ...]:
@@ -171,6 +149,7 @@ class HyperliquidClient(dg.ConfigurableResource):
         pages: list[pa.Table] = []
         added: set[str] = set()
         cursor = start_ms
+        progress = PullProgress(f"{coin} {interval} candles")
         with self._http() as http:
             while cursor <= end_ms:
                 source = describe_request(
@@ -187,6 +166,14 @@ class HyperliquidClient(dg.ConfigurableResource):
                 }
 
                 def validate(payload: Any, source: str = source, cursor: int = cursor) -> Any:
+                    if isinstance(payload, list):
+                        check_page_size(
+                            CANDLE_CONTRACT.dataset,
+                            source,
+                            len(payload),
+                            MAX_CANDLES_PER_REQUEST,
+                            "candles",
+                        )
                     validated = CANDLE_CONTRACT.to_table(payload, source)
                     if validated.table.num_rows:
                         _check_candles(validated.table, coin, interval, cursor, end_ms, source)
@@ -198,6 +185,7 @@ class HyperliquidClient(dg.ConfigurableResource):
                 if page.num_rows == 0:
                     break
                 pages.append(page)
+                progress.page(page.num_rows, page["open_time"][-1].value)
                 next_cursor = page["close_time"][-1].value + 1
                 if page.num_rows < MAX_CANDLES_PER_REQUEST:
                     break
@@ -240,6 +228,7 @@ class HyperliquidClient(dg.ConfigurableResource):
         pages: list[pa.Table] = []
         added: set[str] = set()
         cursor = start_ms
+        progress = PullProgress(f"{coin} funding history")
         with self._http() as http:
             while cursor <= end_ms:
                 source = describe_request("fundingHistory", coin, start_ms=cursor, end_ms=end_ms)
@@ -251,6 +240,14 @@ class HyperliquidClient(dg.ConfigurableResource):
                 }
 
                 def validate(payload: Any, source: str = source, cursor: int = cursor) -> Any:
+                    if isinstance(payload, list):
+                        check_page_size(
+                            FUNDING_CONTRACT.dataset,
+                            source,
+                            len(payload),
+                            MAX_FUNDING_PER_REQUEST,
+                            "funding records",
+                        )
                     validated = FUNDING_CONTRACT.to_table(payload, source)
                     if validated.table.num_rows:
                         _check_funding(validated.table, coin, cursor, end_ms, source)
@@ -263,6 +260,7 @@ class HyperliquidClient(dg.ConfigurableResource):
                     break
                 pages.append(page)
                 last_time = page["time"][-1].value
+                progress.page(page.num_rows, last_time)
                 if page.num_rows < MAX_FUNDING_PER_REQUEST or last_time >= end_ms:
                     break
                 cursor = last_time + 1
@@ -301,12 +299,7 @@ class HyperliquidClient(dg.ConfigurableResource):
     # -- HTTP ----------------------------------------------------------------------------
 
     def _http(self) -> httpx.Client:
-        return httpx.Client(
-            base_url=self.base_url,
-            timeout=httpx.Timeout(self.timeout_seconds, connect=min(self.timeout_seconds, 5.0)),
-            headers={"User-Agent": "mkt-platform/0.1", "Accept": "application/json"},
-            transport=self._transport,
-        )
+        return self._client(self.base_url)
 
     def _post(
         self,
@@ -318,7 +311,9 @@ class HyperliquidClient(dg.ConfigurableResource):
         """POST ``body`` to /info with retries and validate the decoded answer; a body that
         breaks the contract is quarantined (``exc.quarantine_path``) before re-raising."""
         try:
-            response = self._retrying()(self._send, http, body, source)
+            response = self._retrying_on(HyperliquidRetryableResponse)(
+                self._send, http, body, source
+            )
         except httpx.TransportError as exc:
             raise HyperliquidTransportError(
                 f"{source}: {type(exc).__name__} on all {self.max_attempts} attempts: {exc}"
@@ -326,26 +321,18 @@ class HyperliquidClient(dg.ConfigurableResource):
         with quarantine.on_violation(response.content):
             return validate(_decode_json(response, source, _dataset_of(body["type"])))
 
-    def _retrying(self) -> tenacity.Retrying:
-        return retrying(
-            HyperliquidRetryableResponse,
-            max_attempts=self.max_attempts,
-            backoff_initial_seconds=self.backoff_initial_seconds,
-            backoff_max_seconds=self.backoff_max_seconds,
-            sleep=self._sleep,
-        )
-
     def _send(self, http: httpx.Client, body: dict[str, Any], source: str) -> httpx.Response:
-        response = http.post(INFO_PATH, json=body)
+        response = self._request(http, "POST", INFO_PATH, source, json=body)
         if response.status_code == 429 or response.status_code >= 500:
-            retry_after = retry_after_seconds(response)
-            if retry_after is not None and retry_after > self.retry_after_max_seconds:
+            too_long = self._retry_after_too_long(response)
+            if too_long is not None:
                 raise HyperliquidAPIError(
                     response.status_code,
-                    f"Retry-After {retry_after:.0f}s exceeds {self.retry_after_max_seconds:.0f}s"
+                    f"Retry-After {too_long:.0f}s exceeds {self.retry_after_max_seconds:.0f}s"
                     f": {response.text}",
                     source,
                 )
+            retry_after = retry_after_seconds(response)
             raise HyperliquidRetryableResponse(
                 response.status_code, retry_after, source, response.text
             )
