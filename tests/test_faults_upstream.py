@@ -8,6 +8,7 @@ read); a server that ignores ``limit`` and sends huge pages was paged without en
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -50,10 +51,8 @@ class Hostile:
 
             def do_GET(self) -> None:
                 outer.requests += 1
-                try:
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     behaviour(self)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
 
             do_POST = do_GET
 
@@ -150,9 +149,8 @@ def test_a_trickling_body_is_cut_at_the_deadline_and_retried_then_fails(binance,
 
 @pytest.mark.parametrize("behaviour", [endless, declared_huge], ids=["chunked", "content-length"])
 def test_an_oversized_body_fails_at_the_cap_without_reading_it(binance, behaviour):
-    with Hostile(behaviour) as server:
-        with pytest.raises(ResponseTooLarge) as error:
-            fetch(binance(server.url, max_response_bytes=1024 * 1024))
+    with Hostile(behaviour) as server, pytest.raises(ResponseTooLarge) as error:
+        fetch(binance(server.url, max_response_bytes=1024 * 1024))
     assert "response body too large" in str(error.value)
     assert "GET /api/v3/klines symbol=BTCUSDT" in str(error.value)
     assert server.requests == 1, "a body too large is not retried"
@@ -163,9 +161,8 @@ def test_a_page_with_more_klines_than_limit_is_a_contract_error(binance):
     """1,001 klines to a request for 1,000: the server ignores ``limit``; paging on would
     never end (or skip klines)."""
     rows = [[KLINE[0] + i * HOUR_MS, *KLINE[1:]] for i in range(1001)]
-    with Hostile(json_answer(rows)) as server:
-        with pytest.raises(ContractViolation) as error:
-            binance(server.url).fetch_klines("BTCUSDT", "1h", KLINE[0], KLINE[0] + 2000 * HOUR_MS)
+    with Hostile(json_answer(rows)) as server, pytest.raises(ContractViolation) as error:
+        binance(server.url).fetch_klines("BTCUSDT", "1h", KLINE[0], KLINE[0] + 2000 * HOUR_MS)
     assert "expected at most 1000 klines" in str(error.value)
     assert "observed 1001 klines: the server ignored the page size" in str(error.value)
 
@@ -173,9 +170,11 @@ def test_a_page_with_more_klines_than_limit_is_a_contract_error(binance):
 def test_hyperliquid_and_deribit_pages_over_their_size_are_contract_errors():
     candle = {"t": 0, "T": 1, "s": "BTC", "i": "1h", "o": "1", "c": "1", "h": "1", "l": "1",
               "v": "1", "n": 1}  # fmt: skip
-    with Hostile(json_answer([candle] * 5001)) as server:
-        with pytest.raises(ContractViolation, match="at most 5000 candles"):
-            HyperliquidClient(base_url=server.url).fetch_candles("BTC", "1h", 0, HOUR_MS * 6000)
+    with (
+        Hostile(json_answer([candle] * 5001)) as server,
+        pytest.raises(ContractViolation, match="at most 5000 candles"),
+    ):
+        HyperliquidClient(base_url=server.url).fetch_candles("BTC", "1h", 0, HOUR_MS * 6000)
     trades = {"jsonrpc": "2.0", "result": {"trades": [{}] * 11, "has_more": True}}
     with Hostile(json_answer(trades)) as server:
         client = DeribitClient(base_url=server.url, history_base_url=server.url, page_size=10)
