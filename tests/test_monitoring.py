@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -434,3 +435,63 @@ def test_dbt_materializations_carry_the_warehouse_column_schema(data_dir, instan
     assert len(alerts) == 1 and alerts[0]["kind"] == "schema_drift"
     schema_drift_sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor))
     assert len([a for a in webhook if a["asset_key"] == "session_ohlc_daily"]) == 1
+
+
+@pytest.fixture
+def hanging_webhook(monkeypatch) -> Iterator[list[float]]:
+    """A webhook that accepts every POST and never answers (issue 12, fault 5). Yields the
+    times the requests arrived."""
+    arrived: list[float] = []
+    release = threading.Event()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            arrived.append(time.monotonic())
+            release.wait(60)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("MKT_ALERT_WEBHOOK_URL", f"http://127.0.0.1:{server.server_port}/hook/T0K")
+    yield arrived
+    release.set()
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_hanging_webhook_costs_the_freshness_tick_a_fixed_budget(
+    data_dir, instance, monkeypatch, hanging_webhook
+):
+    """A webhook that accepts and never answers once cost ~17 s an alert, so a tick with
+    several stale assets passed Dagster's 60 s sensor limit, recorded no freshness result and
+    re-sent its first alerts every tick. Now the tick's alerts share a budget (3 s here): the
+    tick ends, every asset's freshness result is recorded, the stale ones are in the cursor,
+    and the next tick sends nothing again."""
+    from mkt_platform.defs.monitoring import freshness
+
+    monkeypatch.setattr(freshness, "TICK_BUDGET_SECONDS", 3.0)
+    defs = build_definitions()
+    at(monkeypatch, datetime(2023, 2, 23, 10, 20, tzinfo=UTC))
+    assert pull(defs, instance, KLINES_1H, "2023-02-23").success
+    at(monkeypatch, datetime(2023, 2, 24, 12, tzinfo=UTC))
+
+    started = time.monotonic()
+    context = dg.build_sensor_context(instance=instance, definitions=defs)
+    result = freshness_sensor(context)
+    elapsed = time.monotonic() - started
+    events = {e.asset_key: e for e in result.asset_events}
+    stale = json.loads(result.cursor)["stale"]
+    assert len(stale) >= 3, stale  # several alerts were due in this one tick
+    assert "binance_klines_1h" in stale and not events[KLINES_1H].passed
+    assert len(events) == len(freshness.RULES), "every freshness result is recorded"
+    assert 1 <= len(hanging_webhook) <= 2
+    assert elapsed < 3.0 + 8, f"the tick took {elapsed:.1f}s"
+
+    posts = len(hanging_webhook)
+    context = dg.build_sensor_context(instance=instance, cursor=result.cursor, definitions=defs)
+    again = freshness_sensor(context)
+    assert json.loads(again.cursor)["stale"] == stale
+    assert len(hanging_webhook) == posts, "no alert is sent a second time"

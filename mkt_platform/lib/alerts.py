@@ -40,7 +40,7 @@ from typing import Any, Final, Literal
 import httpx
 
 from mkt_platform import settings
-from mkt_platform.lib.http import retrying
+from mkt_platform.lib.http import ResponseTooLarge, bounded_request, retrying
 
 #: ``source`` of every webhook body.
 ALERT_SOURCE: Final = "mkt_platform"
@@ -48,6 +48,25 @@ ALERT_SOURCE: Final = "mkt_platform"
 SEVERITIES: Final = ("error", "warning")
 #: Cap of one backoff wait between webhook attempts, seconds.
 BACKOFF_MAX_SECONDS: Final = 30.0
+#: The most time one :func:`send_alert` takes when no budget is given, seconds.
+DEFAULT_BUDGET_SECONDS: Final = 10.0
+#: The most time a sensor tick's alerts take together, seconds. Dagster ends a sensor tick
+#: after 60 s: a webhook that accepts and never answers must not take the tick with it.
+TICK_BUDGET_SECONDS: Final = 15.0
+
+
+class AlertBudget:
+    """The time a caller (a sensor tick) lets its alerts take, shared by every
+    :func:`send_alert` it passes the budget to: each attempt's timeout and each backoff wait
+    is cut to what remains, and once it is spent the remaining alerts are logged only."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._deadline = time.monotonic() + seconds
+
+    def remaining(self) -> float:
+        """Seconds left (0 when spent)."""
+        return max(0.0, self._deadline - time.monotonic())
 
 
 class _Default(enum.Enum):
@@ -142,6 +161,7 @@ def send_alert(
     backoff_initial_seconds: float = 0.5,
     timeout_seconds: float = 5.0,
     sleep: Callable[[float], None] = time.sleep,
+    budget: AlertBudget | None = None,
 ) -> bool:
     """Log ``alert`` and, when a webhook is configured, POST it there as JSON. Never raises.
 
@@ -160,6 +180,10 @@ def send_alert(
             capped at ``BACKOFF_MAX_SECONDS``).
         timeout_seconds: timeout of each HTTP attempt (connect, write, read).
         sleep: how to wait between attempts (tests pass a recorder).
+        budget: the time this delivery may take, shared with the caller's other alerts (a
+            sensor tick's :class:`AlertBudget`); default :data:`DEFAULT_BUDGET_SECONDS` for
+            this call alone. Each attempt (connect, headers and body) and each backoff wait is
+            cut to what remains; when nothing remains the alert is logged, not POSTed.
 
     Returns:
         ``True`` when the alert was delivered (a 2xx answer) or when no webhook is configured
@@ -170,7 +194,8 @@ def send_alert(
 
     * retried, up to ``max_attempts``: timeouts and transport errors (refused connection,
       DNS failure, reset), HTTP 5xx and 429;
-    * not retried: any other non-2xx answer (4xx, and 3xx: redirects are not followed), an
+    * not retried: the budget spent (``alert budget of N s spent``), any other non-2xx
+      answer (4xx, and 3xx: redirects are not followed), an
       invalid URL or one whose scheme is not http(s), a body that cannot be encoded as JSON
       (non-serialisable ``details`` are sent through ``str``, so this is rare), and any other
       unexpected exception.
@@ -193,6 +218,7 @@ def send_alert(
         return True
 
     attempts = 0
+    budget = budget or AlertBudget(DEFAULT_BUDGET_SECONDS)
     try:
         _hide_from_httpx_log(url)
         body = json.dumps(alert.payload(), default=str).encode()
@@ -201,14 +227,17 @@ def send_alert(
             max_attempts=max(1, int(max_attempts)),
             backoff_initial_seconds=backoff_initial_seconds,
             backoff_max_seconds=BACKOFF_MAX_SECONDS,
-            sleep=sleep,
+            sleep=lambda seconds: sleep(min(seconds, budget.remaining())),
         )
         with httpx.Client(timeout=timeout_seconds, follow_redirects=False) as http:
 
             def attempt() -> None:
                 nonlocal attempts
+                remaining = budget.remaining()
+                if remaining <= 0.05:
+                    raise _WebhookRejected(f"alert budget of {budget.seconds:.0f}s spent")
                 attempts += 1
-                _post(http, url, body)
+                _post(http, url, body, min(timeout_seconds, remaining))
 
             policy(attempt)
     except (_WebhookRetryable, _WebhookRejected) as exc:
@@ -223,11 +252,24 @@ def send_alert(
     return True
 
 
-def _post(http: httpx.Client, url: str, body: bytes) -> None:
-    """One POST of ``body``; returns on 2xx, raises :class:`_WebhookRetryable` or
-    :class:`_WebhookRejected` (messages without the URL) otherwise."""
+def _post(http: httpx.Client, url: str, body: bytes, seconds: float) -> None:
+    """One POST of ``body`` that takes at most ``seconds`` in all; returns on 2xx, raises
+    :class:`_WebhookRetryable` or :class:`_WebhookRejected` (messages without the URL)
+    otherwise."""
     try:
-        response = http.post(url, content=body, headers={"Content-Type": "application/json"})
+        response = bounded_request(
+            http,
+            "POST",
+            url,
+            deadline_seconds=seconds,
+            max_bytes=1024 * 1024,
+            source="alert webhook",
+            content=body,
+            headers={"Content-Type": "application/json"},
+            timeout=seconds,
+        )
+    except ResponseTooLarge:
+        raise _WebhookRejected("the webhook's answer is over 1 MiB") from None
     except httpx.UnsupportedProtocol as exc:  # e.g. "ftp://": retrying cannot help
         raise _WebhookRejected(_redact(f"{type(exc).__name__}: {exc}", url)) from None
     except (httpx.TimeoutException, httpx.TransportError) as exc:

@@ -21,7 +21,7 @@ import json
 import dagster as dg
 
 from mkt_platform.lib import quarantine
-from mkt_platform.lib.alerts import Alert, send_alert
+from mkt_platform.lib.alerts import TICK_BUDGET_SECONDS, Alert, AlertBudget, send_alert
 from mkt_platform.lib.dbt import dbt_model_keys
 
 RAW_ASSETS = (
@@ -118,8 +118,9 @@ def schema_drift_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     reported = set(json.loads(context.cursor)["reported"]) if context.cursor else set()
     drift = current_drift(context.instance)
     new = [signature for signature in drift if signature not in reported]
+    budget = AlertBudget(TICK_BUDGET_SECONDS)
     for signature in new:
-        send_alert(drift[signature], context.log)
+        send_alert(drift[signature], context.log, budget=budget)
     return dg.SensorResult(
         cursor=json.dumps({"reported": sorted(reported | set(drift))}),
         skip_reason=None if new else "no new schema drift",

@@ -27,7 +27,7 @@ from typing import Any
 import dagster as dg
 
 from mkt_platform import settings
-from mkt_platform.lib.alerts import Alert, send_alert
+from mkt_platform.lib.alerts import TICK_BUDGET_SECONDS, Alert, AlertBudget, send_alert
 
 CHECK_NAME = "freshness"
 RAW_TOLERANCE = {"binance": timedelta(minutes=15), "hourly": timedelta(hours=2)}
@@ -260,6 +260,7 @@ def freshness_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     results = evaluate_all(context.instance, context.repository_def.asset_graph, now)
     stale_before = set(json.loads(context.cursor)["stale"]) if context.cursor else set()
     stale_now = set()
+    budget = AlertBudget(TICK_BUDGET_SECONDS)
     for result in results:
         name = result.key.to_user_string()
         if result.passed:
@@ -279,6 +280,7 @@ def freshness_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
                     },
                 ),
                 context.log,
+                budget=budget,
             )
     return dg.SensorResult(
         asset_events=[result.evaluation() for result in results],
