@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import sys
 import warnings
 from contextlib import ExitStack
@@ -182,13 +183,31 @@ def materialize(args: argparse.Namespace) -> int:
         print(
             f"session anchor {settings.session_anchor_hour():02d}:00 UTC; Dagster instance {home}"
         )
+        from mkt_platform.lib import runs
+
         with dg.DagsterInstance.get() as instance:
-            results = run_plan(defs, steps, instance)
+            for orphan in runs.reap_orphaned_runs(instance):
+                print(
+                    f"run {orphan.run_id} ({orphan.job_name}) was left {orphan.status} by a "
+                    f"process that is gone (pid {orphan.pid}): marked failed"
+                    + (", its warehouse pool slot freed" if orphan.freed_slots else "")
+                )
+            try:
+                results = run_plan(
+                    defs, steps, instance, pool_wait_seconds=settings.pool_wait_seconds()
+                )
+            except runs.PoolWaitTimeout as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 1
     failed = [r for r in results if not r.success] or len(results) < len(steps)
     print()
     print(f"lake:      {settings.lake_dir()}")
     print(f"warehouse: {settings.warehouse_path()} (schemas staging, intermediate, marts)")
-    for line in _summary(settings.warehouse_path()):
+    try:
+        summary = _summary(settings.warehouse_path())
+    except Exception as exc:  # the warehouse is held by another process, or unreadable
+        summary = [f"(no summary: the warehouse cannot be read now: {exc})"]
+    for line in summary:
         print(line)
     dagster = Path(sys.executable).parent / "dagster"
     print(f"Dagster UI: DAGSTER_HOME={home} {dagster} dev   (then open http://127.0.0.1:3000)")
@@ -222,7 +241,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.end < args.start:
         parser.error("--end is before --start")
-    return materialize(args)
+    # SIGTERM stops the CLI as Ctrl-C does: the running step is interrupted (its dbt process
+    # gets SIGINT), the run is marked failed, and nothing waits on.
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        return materialize(args)
+    except KeyboardInterrupt:
+        print("interrupted: stopped (the interrupted run is marked failed)", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ another to dbt.
 | MKT_DBT_DOCS_URL          | http://127.0.0.1:8080       | dbt docs site the dbt assets link to  |
 | MKT_INSTRUMENTS_FILE      | mkt_platform/instruments.yaml | the instrument universe (YAML)      |
 | MKT_ALLOW_UNIVERSE_SHRINK | 0                           | 1: re-pulls may drop instruments      |
+| MKT_POOL_WAIT_SECONDS     | 900                         | CLI's wait for the warehouse pool     |
 | BINANCE_BASE_URL          | https://api.binance.com     | Binance spot REST API                 |
 | HYPERLIQUID_BASE_URL      | https://api.hyperliquid.xyz | Hyperliquid info API (POST /info)     |
 | DERIBIT_BASE_URL          | https://www.deribit.com     | Deribit API (the last day)            |
@@ -182,6 +183,17 @@ def dbt_docs_url() -> str:
     """Root of the dbt docs site (env ``MKT_DBT_DOCS_URL``, default the docker-compose
     ``docs`` service as published, ``http://127.0.0.1:8080``), without a trailing slash."""
     return (os.environ.get("MKT_DBT_DOCS_URL", "").strip() or DEFAULT_DBT_DOCS_URL).rstrip("/")
+
+
+def pool_wait_seconds() -> int:
+    """How long ``mkt-platform materialize`` waits for the warehouse pool while live runs of
+    other processes hold it, before giving up with a message (env ``MKT_POOL_WAIT_SECONDS``,
+    default 900).
+
+    Raises:
+        SettingError: the value is not a positive integer.
+    """
+    return _positive_int("MKT_POOL_WAIT_SECONDS", 900)
 
 
 def allow_universe_shrink() -> bool:

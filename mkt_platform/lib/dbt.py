@@ -30,9 +30,14 @@ DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
 
 
 def dbt_executable() -> str:
-    """The ``dbt`` installed beside this Python (a venv need not be activated), else PATH's."""
-    beside = Path(sys.executable).parent / "dbt"
-    return str(beside) if beside.exists() else (shutil.which("dbt") or "dbt")
+    """The dbt to run: ``mkt-dbt`` beside this Python (dbt, killed when the run process that
+    started it dies; see :mod:`mkt_platform.lib.dbt_child`), else the ``dbt`` beside this
+    Python (a venv need not be activated), else PATH's."""
+    for name in ("mkt-dbt", "dbt"):
+        beside = Path(sys.executable).parent / name
+        if beside.exists():
+            return str(beside)
+    return shutil.which("dbt") or "dbt"
 
 
 @cache

@@ -21,6 +21,8 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
+from mkt_platform.lib import runs
+from mkt_platform.lib.dbt_assets import WAREHOUSE_POOL
 from mkt_platform.lib.partitions import (
     raw_daily_partitions_def,
     session_daily_partitions_def,
@@ -39,6 +41,8 @@ class RangeStep:
     label: str
     selection: dg.AssetSelection
     partition_keys: tuple[str, ...]
+    #: The concurrency pool the step's assets are in (the warehouse pool for dbt steps).
+    pool: str | None = None
 
 
 @dataclass(frozen=True)
@@ -102,7 +106,12 @@ def plan(defs: dg.Definitions, start: date, end: date) -> list[RangeStep]:
     steps = [RangeStep("raw pulls", dg.AssetSelection.assets(*raw_assets), tuple(sorted(raw_keys)))]
     if by_def.get("session"):
         steps.append(
-            RangeStep("dbt sessions", dg.AssetSelection.assets(*by_def["session"]), session_keys)
+            RangeStep(
+                "dbt sessions",
+                dg.AssetSelection.assets(*by_def["session"]),
+                session_keys,
+                WAREHOUSE_POOL,
+            )
         )
     # Weekly and monthly sessions that lie wholly within the daily sessions of the range.
     first = sessions_def.time_window_for_partition_key(session_keys[0]).start
@@ -116,10 +125,17 @@ def plan(defs: dg.Definitions, start: date, end: date) -> list[RangeStep]:
             and partitions_def.time_window_for_partition_key(k).end <= last
         )
         if by_def.get(family) and keys:
-            steps.append(RangeStep(label, dg.AssetSelection.assets(*by_def[family]), keys))
+            steps.append(
+                RangeStep(label, dg.AssetSelection.assets(*by_def[family]), keys, WAREHOUSE_POOL)
+            )
     if by_def.get("utc") and day_keys:
         steps.append(
-            RangeStep("dbt options and funding", dg.AssetSelection.assets(*by_def["utc"]), day_keys)
+            RangeStep(
+                "dbt options and funding",
+                dg.AssetSelection.assets(*by_def["utc"]),
+                day_keys,
+                WAREHOUSE_POOL,
+            )
         )
     return steps
 
@@ -142,8 +158,17 @@ def run_plan(
     instance: dg.DagsterInstance,
     progress: Callable[[str], None] = print,
     log_level: str = "WARNING",
+    pool_wait_seconds: float = 900,
 ) -> list[StepResult]:
-    """Run each step in order as one in-process run on ``instance``; stop at a failure."""
+    """Run each step in order as one in-process run on ``instance``; stop at a failure.
+
+    Runs are tagged with this host (``mkt/host``), so a later start can tell whether their
+    process is gone. Before a step in a pool, waits (saying so) until the pool has a slot,
+    failing the runs that hold it if their process died (:func:`runs.wait_for_pool`).
+
+    Raises:
+        runs.PoolWaitTimeout: a pool stayed full of live runs for ``pool_wait_seconds``.
+    """
     assets = list(defs.assets or [])
     results = []
     for number, step in enumerate(steps, start=1):
@@ -151,6 +176,13 @@ def run_plan(
         progress(
             f"[{number}/{len(steps)}] {step.label}: {len(keys)} partition(s) {keys[0]}..{keys[-1]}"
         )
+        if step.pool is not None:
+            runs.wait_for_pool(
+                instance,
+                step.pool,
+                timeout_seconds=pool_wait_seconds,
+                say=lambda line: progress(f"    {line}"),
+            )
         started = time.perf_counter()
         result = dg.materialize(
             assets,
@@ -160,6 +192,7 @@ def run_plan(
             tags={
                 ASSET_PARTITION_RANGE_START_TAG: keys[0],
                 ASSET_PARTITION_RANGE_END_TAG: keys[-1],
+                runs.HOST_TAG: runs.this_host(),
             },
             run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
             raise_on_error=False,

@@ -1,0 +1,196 @@
+"""Faults of runs: a CLI killed during its dbt step, and a CLI waiting for the warehouse pool.
+
+Issue 12, fault 1: a CLI run killed with ``kill -9`` during dbt stayed STARTED and kept its
+``duckdb_warehouse`` slot; every later ``mkt-platform materialize`` then hung at its dbt step,
+ignoring Ctrl-C and SIGTERM, and the orphaned dbt kept writing. Each test runs the real CLI
+as a process against the replay of the recorded data.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from dagster._core.events import EngineEventData
+from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
+
+from tests.conftest import SHARED_DATA, read_sessions
+
+CLI = str(Path(sys.executable).parent / "mkt-platform")
+POOL = "duckdb_warehouse"
+
+
+def cli_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "MKT_"))}
+    env.update(MKT_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1", **extra)
+    return env
+
+
+def start_cli(data_dir: Path, day: str = "2023-01-02", **extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [CLI, "materialize", "--start", day, "--end", day, "--replay", str(SHARED_DATA)],
+        env=cli_env(data_dir, **extra),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def read_until(proc: subprocess.Popen, marker: str, timeout: float = 240) -> list[str]:
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            raise AssertionError(f"CLI ended before {marker!r}:\n{''.join(lines)[-3000:]}")
+        lines.append(line)
+        if marker in line:
+            return lines
+    raise AssertionError(f"no {marker!r} within {timeout}s:\n{''.join(lines)[-3000:]}")
+
+
+def children(pid: int) -> list[tuple[int, str]]:
+    """(pid, command line) of the live child processes of ``pid``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[0] != "Z" and int(fields[1]) == pid:
+            found.append((int(entry.name), cmdline))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def instance_at(data_dir: Path) -> dg.DagsterInstance:
+    return dg.DagsterInstance.from_config(str(data_dir / "dagster_home"))
+
+
+@pytest.mark.slow
+def test_a_cli_killed_during_dbt_frees_its_run_and_slot_at_the_next_start(tmp_path):
+    data_dir = tmp_path / "data"
+    first = start_cli(data_dir)
+    try:
+        read_until(first, "dbt sessions")
+        deadline = time.monotonic() + 120
+        dbt = []
+        while not dbt and time.monotonic() < deadline:
+            dbt = [(p, c) for p, c in children(first.pid) if "build" in c and "dbt" in c]
+            time.sleep(0.05)
+        assert dbt, "dbt never started"
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    ((dbt_pid, _),) = dbt
+    deadline = time.monotonic() + 5
+    while alive(dbt_pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(dbt_pid), "the orphaned dbt must die with its run's process"
+
+    with instance_at(data_dir) as instance:
+        (stuck,) = instance.get_runs(
+            dg.RunsFilter(statuses=[DagsterRunStatus.STARTED])
+        )  # the fault as found: left STARTED, holding the pool
+        assert stuck.run_id in instance.event_log_storage.get_concurrency_run_ids()
+
+    second = subprocess.run(
+        [CLI, "materialize", "--start", "2023-01-02", "--end", "2023-01-02", "--replay",
+         str(SHARED_DATA)],
+        env=cli_env(data_dir, MKT_POOL_WAIT_SECONDS="60"),
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )  # fmt: skip
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert f"run {stuck.run_id}" in second.stdout
+    assert "marked failed, its warehouse pool slot freed" in second.stdout
+    with instance_at(data_dir) as instance:
+        assert instance.get_run_by_id(stuck.run_id).status == DagsterRunStatus.FAILURE
+        assert not instance.get_runs(dg.RunsFilter(statuses=[DagsterRunStatus.STARTED]))
+        assert not instance.event_log_storage.get_concurrency_run_ids()
+    sessions = read_sessions(data_dir, "session_start = timestamp '2023-01-02 08:00'")
+    assert {s["instrument"] for s in sessions if s["source"] == "binance"} == {
+        "BTCUSDT", "ETHUSDT", "SOLUSDT"
+    }  # fmt: skip
+
+
+def hold_pool(data_dir: Path, pid: int) -> str:
+    """Make a run of a live process ``pid`` hold the warehouse pool, as a run of another
+    CLI or of the daemon would."""
+    (data_dir / "dagster_home").mkdir(parents=True)
+    (data_dir / "dagster_home" / "dagster.yaml").write_text(
+        (Path(__file__).resolve().parents[1] / "dagster.yaml").read_text()
+    )
+    run_id = str(uuid.uuid4())
+    with instance_at(data_dir) as instance:
+        run = instance.add_run(
+            DagsterRun(job_name="holder", run_id=run_id, status=DagsterRunStatus.STARTED)
+        )
+        instance.report_engine_event(
+            f"Executing steps in process (pid: {pid})", run, EngineEventData.in_process(pid)
+        )
+        storage = instance.event_log_storage
+        storage.set_concurrency_slots(POOL, 1)
+        assert storage.claim_concurrency_slot(POOL, run_id, "holder_step").is_claimed
+    return run_id
+
+
+@pytest.mark.slow
+def test_a_cli_waiting_for_the_pool_says_so_gives_up_and_stops_on_sigterm(tmp_path):
+    """A live run of another process holds the warehouse pool: the CLI names it and how long
+    it has waited, gives up after MKT_POOL_WAIT_SECONDS with a clear message (exit 1), and a
+    second CLI stops at once on SIGTERM (exit 130); the holder's run is left alone."""
+    data_dir = tmp_path / "data"
+    holder = subprocess.Popen(["sleep", "300"])
+    try:
+        run_id = hold_pool(data_dir, holder.pid)
+        started = time.monotonic()
+        done = subprocess.run(
+            [CLI, "materialize", "--start", "2023-01-02", "--end", "2023-01-02", "--replay",
+             str(SHARED_DATA)],
+            env=cli_env(data_dir, MKT_POOL_WAIT_SECONDS="5"),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )  # fmt: skip
+        assert done.returncode == 1, done.stdout[-2000:] + done.stderr[-2000:]
+        assert "waiting for pool 'duckdb_warehouse'" in done.stdout
+        assert f"held by run {run_id} (pid {holder.pid})" in done.stdout
+        assert re.search(r"gave up after [56]s waiting for pool 'duckdb_warehouse'", done.stderr)
+        assert "MKT_POOL_WAIT_SECONDS" in done.stderr
+        assert time.monotonic() - started < 200
+
+        waiting = start_cli(data_dir)
+        read_until(waiting, "waiting for pool")
+        sent = time.monotonic()
+        waiting.send_signal(signal.SIGTERM)
+        output, _ = waiting.communicate(timeout=30)
+        assert waiting.returncode == 130, output
+        assert "interrupted" in output
+        assert time.monotonic() - sent < 10
+        with instance_at(data_dir) as instance:
+            assert instance.get_run_by_id(run_id).status == DagsterRunStatus.STARTED
+    finally:
+        holder.kill()
