@@ -199,7 +199,8 @@ def materialize(args: argparse.Namespace) -> int:
             except runs.PoolWaitTimeout as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return 1
-    failed = [r for r in results if not r.success] or len(results) < len(steps)
+    failed = {name: why for r in results for name, why in r.failed.items()}
+    skipped = sorted({name for r in results for name in r.skipped})
     print()
     print(f"lake:      {settings.lake_dir()}")
     print(f"warehouse: {settings.warehouse_path()} (schemas staging, intermediate, marts)")
@@ -211,8 +212,13 @@ def materialize(args: argparse.Namespace) -> int:
         print(line)
     dagster = Path(sys.executable).parent / "dagster"
     print(f"Dagster UI: DAGSTER_HOME={home} {dagster} dev   (then open http://127.0.0.1:3000)")
-    if failed:
-        print("FAILED: see the run logs in the Dagster UI", file=sys.stderr)
+    if failed or skipped or len(results) < len(steps):
+        print(file=sys.stderr)
+        for name, why in failed.items():
+            print(f"FAILED: {name}: {why}", file=sys.stderr)
+        if skipped:
+            print(f"SKIPPED (an upstream asset failed): {', '.join(skipped)}", file=sys.stderr)
+        print("The run logs are in the Dagster UI (command above).", file=sys.stderr)
         return 1
     return 0
 

@@ -28,6 +28,7 @@ import httpx
 import pytest
 import yaml
 from dagster._core.execution.backfill import BulkActionStatus
+from dagster._core.storage.dagster_run import NOT_FINISHED_STATUSES
 from dagster._grpc.client import DagsterGrpcClient
 
 from mkt_platform.definitions import build_definitions
@@ -248,12 +249,20 @@ def graphql(web_port: int, query: str, variables: dict | None = None) -> dict:
     return answer["data"]
 
 
+#: Sensors that launch no run of their own and keep the platform healthy: left running.
+KEEP_RUNNING = ("orphaned_run_sensor",)
+
+
 def stop_schedules_and_sensors(web_port: int) -> int:
     """Turn every schedule and sensor off through the API (as an operator would for a
-    controlled backfill), so that the run records hold the backfill's runs alone."""
+    controlled backfill), so that the run records hold the backfill's runs alone; the
+    orphaned-run sensor, which launches nothing, stays on."""
     (repository,) = graphql(web_port, INSTIGATORS)["repositoriesOrError"]["nodes"]
+    assert set(KEEP_RUNNING) <= {sensor["name"] for sensor in repository["sensors"]}
     for kind in ("schedules", "sensors"):
         for instigator in repository[kind]:
+            if instigator["name"] in KEEP_RUNNING:
+                continue
             variables = {"id": instigator["id"], "isSchedule": kind == "schedules"}
             answer = graphql(web_port, STOP, variables)
             assert all("Error" not in v["__typename"] for v in answer.values()), answer
@@ -320,8 +329,29 @@ def max_overlap(intervals: list[tuple[float, float]]) -> int:
     return most
 
 
+def retried_to_success(instance: dg.DagsterInstance, run_id: str) -> bool:
+    """Whether a failed run was launched again (run_retries), and a retry succeeded."""
+    children = instance.get_runs(dg.RunsFilter(tags={"dagster/parent_run_id": run_id}))
+    return any(
+        child.status == dg.DagsterRunStatus.SUCCESS
+        or (
+            child.status == dg.DagsterRunStatus.FAILURE
+            and retried_to_success(instance, child.run_id)
+        )
+        for child in children
+    )
+
+
 @pytest.mark.slow
-def test_parallel_backfill_survives_a_daemon_kill(deployment, data_dir, monkeypatch):
+def test_parallel_backfill_survives_a_daemon_kill_and_a_code_server_outage(
+    deployment, data_dir, monkeypatch
+):
+    """The backfill goes on through a SIGKILLed daemon (restarted 5 s later) and then a
+    SIGKILLed code server, with the runs it was executing (restarted 5 s later: issue 12,
+    fault 2): launches that found no code server are queued again, runs whose process died
+    with it are failed by the orphaned-run sensor and launched again, and in the end every
+    partition has exactly one materialization from a successful run, no run is left
+    unfinished, and the backfill succeeds, with no manual step."""
     services, home, web_port = deployment
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     defs = build_definitions()
@@ -364,6 +394,26 @@ def test_parallel_backfill_survives_a_daemon_kill(deployment, data_dir, monkeypa
         time.sleep(5)
         services.start("daemon")
 
+        # Then the code server, with the run processes it started, while runs are in flight.
+        started = dg.RunsFilter(tags=runs_filter.tags, statuses=[dg.DagsterRunStatus.STARTED])
+        wait_for(
+            "runs in flight after the daemon's restart",
+            lambda: (
+                instance.get_runs_count(
+                    dg.RunsFilter(tags=runs_filter.tags, statuses=[dg.DagsterRunStatus.SUCCESS])
+                )
+                >= 4
+                and instance.get_runs_count(started) >= 1
+            ),
+            600,
+            interval=0.2,
+        )
+        in_flight = {run.run_id for run in instance.get_runs(started)}
+        assert instance.get_backfill(backfill_id).status == BulkActionStatus.REQUESTED
+        services.kill("code")
+        time.sleep(5)
+        services.start("code")
+
         wait_for(
             "backfill completion",
             lambda: instance.get_backfill(backfill_id).status != BulkActionStatus.REQUESTED,
@@ -371,22 +421,36 @@ def test_parallel_backfill_survives_a_daemon_kill(deployment, data_dir, monkeypa
         )
         backfill = instance.get_backfill(backfill_id)
         assert backfill.status == BulkActionStatus.COMPLETED_SUCCESS, backfill.status
+        # No run is left unfinished (none holds a run slot or a pool slot).
+        wait_for(
+            "no unfinished run",
+            lambda: not instance.get_runs(dg.RunsFilter(statuses=list(NOT_FINISHED_STATUSES))),
+            120,
+        )
+        assert not instance.event_log_storage.get_concurrency_run_ids()
 
-        records = instance.get_run_records(runs_filter)
-        statuses = Counter(r.dagster_run.status for r in records)
-        assert statuses == {dg.DagsterRunStatus.SUCCESS: len(records)}, statuses
-        # None failed (on a lock or otherwise), inside the backfill or outside it (sensors).
         every_run = instance.get_run_records()
-        assert all(r.dagster_run.status == dg.DagsterRunStatus.SUCCESS for r in every_run), [
-            (r.dagster_run.run_id, r.dagster_run.status) for r in every_run
-        ]
-        # Schedules and sensors were off: the backfill's runs are all the runs there are.
+        statuses = Counter(r.dagster_run.status for r in every_run)
+        assert set(statuses) <= {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE}
+        failed = [r.dagster_run for r in every_run if r.dagster_run.status != dg.DagsterRunStatus.SUCCESS]
+        # The runs that died with the code server failed, and each was run again to success.
+        assert {run.run_id for run in failed} <= in_flight | {
+            child.run_id for run in failed for child in instance.get_runs(
+                dg.RunsFilter(tags={"dagster/parent_run_id": run.run_id}))
+        }, failed  # fmt: skip
+        for run in failed:
+            assert retried_to_success(instance, run.run_id), (run.run_id, run.tags)
+        # Schedules and sensors were off (but the orphaned-run sensor, which launches
+        # nothing): the backfill's runs and their retries are all the runs there are.
+        records = instance.get_run_records(runs_filter)
         assert len(every_run) == len(records)
         # Runs were submitted after the restart: the new daemon carried the backfill on.
         assert any(r.create_timestamp.timestamp() > killed_at for r in records)
+        print(f"\ncode server killed with {len(in_flight)} run(s) in flight; {statuses}")
 
+        records = [r for r in records if r.dagster_run.status == dg.DagsterRunStatus.SUCCESS]
         intervals = {r.dagster_run.run_id: (r.start_time, r.end_time) for r in records}
-        assert max_overlap(list(intervals.values())) == limit
+        assert 2 <= max_overlap(list(intervals.values())) <= limit
         warehouse = [
             intervals[r.dagster_run.run_id]
             for r in records
@@ -402,9 +466,10 @@ def test_parallel_backfill_survives_a_daemon_kill(deployment, data_dir, monkeypa
             f"{min(r.start_time for r in records):.0f}..{max(r.end_time for r in records):.0f}"
             f" ({max(r.end_time for r in records) - min(r.start_time for r in records):.0f} s)"
         )
+        succeeded = set(intervals)
         for key, partitions in expected.items():
             events = instance.fetch_materializations(key, limit=10_000).records
-            counts = Counter(e.partition_key for e in events)
+            counts = Counter(e.partition_key for e in events if e.run_id in succeeded)
             assert set(counts) == partitions, key
             assert set(counts.values()) == {1}, (key, counts.most_common(3))
 

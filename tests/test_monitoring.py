@@ -348,10 +348,24 @@ def test_quality_checks_run_in_the_materialization_and_block_bad_data(data_dir, 
         ),
     )
     bad = pull(defs, instance, KLINES_1H, "2023-03-25")
-    checks = {e.check_name: e for e in bad.get_asset_check_evaluations()}
-    assert not checks["ohlc_sane"].passed
-    assert checks["ohlc_sane"].severity == dg.AssetCheckSeverity.ERROR
-    assert "BTCUSDT 2023-03-25T05:00Z" in checks["ohlc_sane"].metadata["examples"].value[0]
+    # The blocking check fails before anything is written (issue 12, fault 6): the lake has
+    # no 2023-03-25 file for dbt to read, the rows are quarantined, the failure names them.
+    assert not bad.success
+    (failure,) = bad.get_step_failure_events()
+    text = failure.step_failure_data.user_failure_data.description
+    assert text.startswith("binance_klines_1h: 1 partition(s) failed blocking data-quality")
+    assert (
+        "2023-03-25 ohlc_sane: 1 row(s) at fault, first: BTCUSDT 2023-03-25T05:00Z: high 1" in text
+    )
+    assert not bad.get_asset_materialization_events()
+    assert not (data_dir / "lake/raw/binance/klines_1h/date=2023-03-25").exists()
+    (kept,) = (data_dir / "lake/quarantine/rejected/binance_klines_1h/date=2023-03-25").glob(
+        "*.parquet"
+    )
+    rows = pq.read_table(kept).to_pylist()
+    assert len(rows) == 72 and {
+        r["high"] for r in rows if r["open_time"].hour == 5 and r["symbol"] == "BTCUSDT"
+    } == {Decimal(1)}
     blocking = {s.name for s in defs.get_assets_def(KLINES_1H).check_specs if s.blocking}
     assert "ohlc_sane" in blocking and "expected_candles" not in blocking
 

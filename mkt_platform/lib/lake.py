@@ -12,7 +12,7 @@ import hashlib
 import io
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
@@ -155,8 +155,14 @@ class StreamingPartitionWriter:
         self._hash.update(buffer.getvalue())
         self.rows += table.num_rows
 
-    def commit(self) -> int:
-        """Close, fsync and rename the file over ``path``. Returns its size in bytes."""
+    def commit(self, check: Callable[[pa.Table], None] | None = None) -> int:
+        """Close, fsync and rename the file over ``path``. Returns its size in bytes.
+
+        Args:
+            check: called with the whole written table before the rename; if it raises,
+                nothing replaces ``path`` (the temporary file is removed on leaving the
+                ``with`` block) and the exception propagates.
+        """
         assert self._writer is not None and self._tmp is not None
         if self.rows == 0:
             buffer = io.BytesIO()
@@ -164,6 +170,8 @@ class StreamingPartitionWriter:
             self._hash.update(buffer.getvalue())
         self._writer.close()
         self._writer = None
+        if check is not None:
+            check(pq.read_table(self._tmp))
         with open(self._tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(self._tmp, self.path)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 import dagster as dg
@@ -47,10 +47,22 @@ class RangeStep:
 
 @dataclass(frozen=True)
 class StepResult:
+    """How one step of the plan ended.
+
+    Attributes:
+        run_id: its run (empty when the step was skipped).
+        success: every selected asset was materialized (a skipped step is not a success).
+        failed: the assets of the step that failed (raw pulls of one venue, say), with the
+            first line of each failure.
+        skipped: the assets left out because an upstream asset failed.
+    """
+
     step: RangeStep
     run_id: str
     success: bool
     seconds: float
+    failed: dict[str, str] = field(default_factory=dict)
+    skipped: tuple[str, ...] = ()
 
 
 class RangeError(ValueError):
@@ -160,7 +172,11 @@ def run_plan(
     log_level: str = "WARNING",
     pool_wait_seconds: float = 900,
 ) -> list[StepResult]:
-    """Run each step in order as one in-process run on ``instance``; stop at a failure.
+    """Run each step in order as one in-process run on ``instance``.
+
+    An asset that fails does not stop the others: the later steps leave out only what is
+    downstream of it (one venue's bad trade stops that venue's marts, not every mart), and
+    each result lists what failed and what was skipped.
 
     Runs are tagged with this host (``mkt/host``), so a later start can tell whether their
     process is gone. Before a step in a pool, waits (saying so) until the pool has a slot,
@@ -170,12 +186,28 @@ def run_plan(
         runs.PoolWaitTimeout: a pool stayed full of live runs for ``pool_wait_seconds``.
     """
     assets = list(defs.assets or [])
-    results = []
+    graph = defs.resolve_asset_graph()
+    results: list[StepResult] = []
+    failed_assets: set[dg.AssetKey] = set()
     for number, step in enumerate(steps, start=1):
         keys = step.partition_keys
         progress(
             f"[{number}/{len(steps)}] {step.label}: {len(keys)} partition(s) {keys[0]}..{keys[-1]}"
         )
+        selection = step.selection
+        selected = selection.resolve(graph)
+        if failed_assets:
+            blocked = dg.AssetSelection.assets(*failed_assets).downstream().resolve(graph)
+            skipped = tuple(sorted(k.to_user_string() for k in selected & blocked))
+            selected = selected - blocked
+            if skipped:
+                progress(f"    skipping {', '.join(skipped)}: an upstream asset failed")
+            if not selected:
+                results.append(StepResult(step, "", False, 0.0, skipped=skipped))
+                continue
+            selection = dg.AssetSelection.assets(*selected)
+        else:
+            skipped = ()
         if step.pool is not None:
             runs.wait_for_pool(
                 instance,
@@ -186,7 +218,7 @@ def run_plan(
         started = time.perf_counter()
         result = dg.materialize(
             assets,
-            selection=step.selection,
+            selection=selection,
             resources=defs.resources,
             instance=instance,
             tags={
@@ -198,10 +230,35 @@ def run_plan(
             raise_on_error=False,
         )
         seconds = time.perf_counter() - started
-        results.append(StepResult(step, result.run_id, result.success, seconds))
+        failed = {} if result.success else _failures(result, selected)
+        failed_assets |= {dg.AssetKey.from_user_string(k) for k in failed}
+        results.append(
+            StepResult(
+                step, result.run_id, result.success and not skipped, seconds, failed, skipped
+            )
+        )
         progress(
             f"    {'done' if result.success else 'FAILED'} in {seconds:.1f}s, run {result.run_id}"
         )
-        if not result.success:
-            break
+        for name, why in failed.items():
+            progress(f"    failed: {name}: {why}")
     return results
+
+
+def _failures(result: dg.ExecuteInProcessResult, selected: set[dg.AssetKey]) -> dict[str, str]:
+    """The selected assets a failed run did not materialize, each with its step's failure."""
+    done = {e.asset_key for e in result.get_asset_materialization_events()}
+    reasons: dict[str, str] = {}
+    for event in result.get_step_failure_events():
+        data = event.step_failure_data
+        user = data.user_failure_data
+        text = (user.description if user and user.description else None) or (
+            data.error.message.strip() if data.error else "failed"
+        )
+        reasons[event.step_key] = text
+    failed = {}
+    for key in sorted(selected - done, key=lambda k: k.to_user_string()):
+        name = key.to_user_string()
+        why = next((r for step, r in reasons.items() if name in step), None)
+        failed[name] = why or next(iter(reasons.values()), "not materialized")
+    return failed or reasons or {"(run)": "failed"}

@@ -7,6 +7,13 @@ written to the raw partition::
     $MKT_DATA_DIR/lake/quarantine/<dataset>/<UTC time>-<sha256[:12]>.json        the body
     $MKT_DATA_DIR/lake/quarantine/<dataset>/<UTC time>-<sha256[:12]>.error.json  the violation
 
+Rows that arrived intact but failed a blocking data-quality check (high below low, a
+negative volume...) are kept apart, as the Parquet partition that was refused, so they never
+reach the lake that dbt reads (and are not schema drift)::
+
+    $MKT_DATA_DIR/lake/quarantine/rejected/<dataset>/date=<partition>/<UTC time>.parquet
+    $MKT_DATA_DIR/lake/quarantine/rejected/<dataset>/date=<partition>/<UTC time>.json
+
 The violation file holds ``dataset``, ``source`` (the request), ``field``, ``expected``,
 ``observed``, ``signature`` (what identifies the drift, for alerting once per change),
 ``detected_at`` and, once the asset has added them, ``asset_key`` and ``partitions``.
@@ -123,3 +130,27 @@ def list_quarantined() -> list[QuarantinedPayload]:
         body = error_path.with_name(error_path.name.removesuffix(".error.json") + ".json")
         found.append(QuarantinedPayload(body, json.loads(error_path.read_text())))
     return sorted(found, key=lambda q: q.violation.get("detected_at", ""))
+
+
+def save_rejected(
+    dataset: str, partition_key: str, table: Any, failures: Sequence[dict[str, Any]]
+) -> Path:
+    """Keep a partition's rows that failed blocking data-quality checks; returns the Parquet
+    file's path. Beside it, a JSON file lists the failed checks (``failures``)."""
+    now = settings.utcnow()
+    folder = quarantine_dir() / "rejected" / dataset / f"date={partition_key}"
+    path = folder / f"{now:%Y%m%dT%H%M%S}Z.parquet"
+    lake.write_parquet_atomic(table, path)
+    record = {
+        "dataset": dataset,
+        "partition": partition_key,
+        "rows": table.num_rows,
+        "failed_checks": list(failures),
+        "rejected_at": now.isoformat(),
+    }
+    lake.write_bytes_atomic(
+        json.dumps(record, indent=2, default=str).encode(),
+        path.with_suffix(".json"),
+        prefix=_TMP_PREFIX,
+    )
+    return path

@@ -247,6 +247,56 @@ QUALITY_CHECKS: dict[str, tuple[tuple[str, bool, str], ...]] = {
 }
 
 
+def refuse_failing_partitions(
+    asset_key: str,
+    dataset: str,
+    kind: str,
+    outcomes: Mapping[str, Sequence[Any]],
+    tables: Mapping[str, pa.Table],
+) -> None:
+    """Keep partitions that fail a blocking data-quality check out of the lake.
+
+    Called after the quality checks ran on the pulled tables and before anything is written:
+    when any partition fails a blocking check of ``kind``, nothing of the run is written (the
+    lake keeps what it had, so dbt never reads the bad rows), the failing partitions' rows are
+    kept in the quarantine (:func:`quarantine.save_rejected`), and the run fails.
+
+    Raises:
+        dagster.Failure: naming the asset, each failing partition, check and count, and the
+            first offending rows (key and values), and where the rows were quarantined.
+    """
+    blocking = {name for name, is_blocking, _ in QUALITY_CHECKS[kind] if is_blocking}
+    failing = {
+        pk: [o for o in partition_outcomes if o.name in blocking and not o.passed]
+        for pk, partition_outcomes in outcomes.items()
+    }
+    failing = {pk: found for pk, found in failing.items() if found}
+    if not failing:
+        return
+    lines, kept = [], {}
+    for pk, found in sorted(failing.items()):
+        records = [{"check": o.name, "failures": o.failures, "examples": o.examples} for o in found]
+        kept[pk] = str(quarantine.save_rejected(dataset, pk, tables[pk], records))
+        for o in found:
+            lines.append(
+                f"{pk} {o.name}: {o.failures} row(s) at fault, first: " + "; ".join(o.examples[:3])
+            )
+    raise dg.Failure(
+        description=(
+            f"{asset_key}: {len(failing)} partition(s) failed blocking data-quality "
+            f"checks, so nothing of this run was written to the lake (dbt keeps reading what "
+            f"was there). " + " | ".join(lines) + f" | The pulled rows are quarantined under "
+            f"{quarantine.quarantine_dir() / 'rejected' / dataset}."
+        ),
+        metadata={
+            "failed_checks": dg.MetadataValue.json(
+                {pk: [o.name for o in found] for pk, found in failing.items()}
+            ),
+            "quarantined": dg.MetadataValue.json(kept),
+        },
+    )
+
+
 def quality_check_specs(key: dg.AssetKey, kind: str) -> list[dg.AssetCheckSpec]:
     """The data-quality check specs of a raw asset of ``kind`` (see :data:`QUALITY_CHECKS`)."""
     return [

@@ -261,21 +261,13 @@ def build_klines_asset(interval: str) -> dg.AssetsDefinition:
         added = sorted(binance.last_added_fields)
         if added:
             context.log.warning(f"Binance sent fields the kline contract lacks: {added}")
-        outcomes = {}
-
+        outcomes, prepared = {}, {}
         for partition_key, (klines, known_gaps, repaired) in days.items():
             day_start = datetime.fromisoformat(partition_key).replace(tzinfo=UTC)
             day, metadata = split_partition(
                 klines, day_start, interval, symbols, pulled_at, known_gaps
             )
-            path = lake.raw_partition_path(SOURCE, dataset, partition_key)
-            change = raw.change_summary(path, day, ["symbol", "open_time"], "open_time")
-            size = lake.write_parquet_atomic(day, path)
-            metadata["path"] = dg.MetadataValue.path(str(path))
-            metadata["file_bytes"] = size
-            metadata["change"] = dg.MetadataValue.json(change)
-            metadata["added_fields"] = dg.MetadataValue.json(added)
-            metadata["dagster/column_schema"] = raw.column_schema(day.schema, COLUMN_DESCRIPTIONS)
+            prepared[partition_key] = (day, metadata, repaired)
             outcomes[partition_key] = raw.candle_quality(
                 day,
                 "symbol",
@@ -286,6 +278,23 @@ def build_klines_asset(interval: str) -> dg.AssetsDefinition:
                 known_gaps,
                 ("volume", "quote_volume", "trades"),
             )
+        # Rows that fail a blocking check never reach the lake that dbt reads.
+        raw.refuse_failing_partitions(
+            key.to_user_string(),
+            f"{SOURCE}_{dataset}",
+            "candles",
+            outcomes,
+            {pk: day for pk, (day, _, _) in prepared.items()},
+        )
+        for partition_key, (day, metadata, repaired) in prepared.items():
+            path = lake.raw_partition_path(SOURCE, dataset, partition_key)
+            change = raw.change_summary(path, day, ["symbol", "open_time"], "open_time")
+            size = lake.write_parquet_atomic(day, path)
+            metadata["path"] = dg.MetadataValue.path(str(path))
+            metadata["file_bytes"] = size
+            metadata["change"] = dg.MetadataValue.json(change)
+            metadata["added_fields"] = dg.MetadataValue.json(added)
+            metadata["dagster/column_schema"] = raw.column_schema(day.schema, COLUMN_DESCRIPTIONS)
             if config.gap_repair:
                 metadata["repaired_ranges"] = dg.MetadataValue.json(repaired)
             context.add_asset_metadata(metadata, partition_key=partition_key)

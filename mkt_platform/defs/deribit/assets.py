@@ -203,7 +203,16 @@ def _pull_day(
                     context.log.info(note)
                     continue
                 raise
-        size = writer.commit()
+        # Rows that fail a blocking check never reach the lake that dbt reads.
+        size = writer.commit(
+            check=lambda table: raw.refuse_failing_partitions(
+                KEY.to_user_string(),
+                f"{SOURCE}_{DATASET}",
+                "option_trades",
+                {partition_key: raw.option_trade_quality(table)},
+                {partition_key: table},
+            )
+        )
     for name, count in rejected.items():
         context.log.warning(
             f"{partition_key}: {count} trade(s) of unparseable instrument {name!r} left out "

@@ -285,7 +285,14 @@ def hyperliquid_candles_1h(
         hyperliquid,
         pulled_at,
     )
-    outcomes = {}
+    outcomes = {
+        pk: raw.candle_quality(day, "coin", coins, _ms(_day_start(pk)), interval_ms, _ms(pulled_at))
+        for pk, day in days.items()
+    }
+    # Rows that fail a blocking check never reach the lake that dbt reads.
+    raw.refuse_failing_partitions(
+        CANDLES_KEY.to_user_string(), f"{SOURCE}_candles_1h", "candles", outcomes, days
+    )
     for partition_key, day in days.items():
         start_ms = _ms(_day_start(partition_key))
         expected = min(DAY_MS, max(0, _ms(pulled_at) - start_ms)) // interval_ms
@@ -323,9 +330,6 @@ def hyperliquid_candles_1h(
             ),
             partition_key=partition_key,
         )
-        outcomes[partition_key] = raw.candle_quality(
-            day, "coin", coins, start_ms, interval_ms, _ms(pulled_at)
-        )
     return dg.MaterializeResult(check_results=raw.check_results(CANDLES_KEY, "candles", outcomes))
 
 
@@ -362,7 +366,10 @@ def hyperliquid_funding_rates(
         hyperliquid,
         pulled_at,
     )
-    outcomes = {}
+    outcomes = {pk: raw.funding_quality(day) for pk, day in days.items()}
+    raw.refuse_failing_partitions(
+        FUNDING_KEY.to_user_string(), f"{SOURCE}_funding_rates", "funding", outcomes, days
+    )
     for partition_key, day in days.items():
         counts = {coin: day.filter(pc.equal(day["coin"], coin)).num_rows for coin in coins}
         metadata = {
@@ -384,7 +391,6 @@ def hyperliquid_funding_rates(
             ),
             partition_key=partition_key,
         )
-        outcomes[partition_key] = raw.funding_quality(day)
     return dg.MaterializeResult(check_results=raw.check_results(FUNDING_KEY, "funding", outcomes))
 
 
