@@ -183,7 +183,11 @@ def materialize(args: argparse.Namespace) -> int:
         print(
             f"session anchor {settings.session_anchor_hour():02d}:00 UTC; Dagster instance {home}"
         )
-        from mkt_platform.lib import runs
+        from mkt_platform.lib import lake, runs
+
+        swept = lake.sweep_stale_temp_files(settings.lake_dir())
+        if swept:
+            print(f"swept {len(swept)} temporary file(s) left in the lake by writes that died")
 
         with dg.DagsterInstance.get() as instance:
             for orphan in runs.reap_orphaned_runs(instance):
@@ -223,6 +227,22 @@ def materialize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _disk_problem(exc: BaseException) -> str | None:
+    """ "disk full ..." or "read-only ..." when the data dir's or the instance's disk is the
+    cause of ``exc`` (see :func:`mkt_platform.lib.lake.disk_problem`), else ``None``."""
+    from mkt_platform import settings
+    from mkt_platform.lib.lake import disk_problem
+
+    folders = [settings.data_dir()]
+    if os.environ.get("DAGSTER_HOME"):
+        folders.append(Path(os.environ["DAGSTER_HOME"]))
+    for folder in folders:
+        problem = disk_problem(folder, exc if isinstance(exc, OSError) else None)
+        if problem is not None:
+            return problem
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     # backfill_policy and pools are marked beta; the warning says nothing a user can act on.
     warnings.filterwarnings("ignore", message=".*(beta|preview).*", category=Warning)
@@ -252,6 +272,14 @@ def main(argv: list[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         return materialize(args)
+    except Exception as exc:
+        # A full or read-only disk surfaces as SQLite's "disk I/O error", DuckDB's or
+        # pyarrow's own words: say it plainly when that is the cause.
+        problem = _disk_problem(exc)
+        if problem is None:
+            raise
+        print(f"error: {problem} ({type(exc).__name__}: {str(exc)[:300]})", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted: stopped (the interrupted run is marked failed)", file=sys.stderr)
         return 130

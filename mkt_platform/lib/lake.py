@@ -8,10 +8,13 @@ torn file, and writing the same table twice gives the same bytes.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
+import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +25,100 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from mkt_platform import settings
+
+#: Names of the platform's own temporary files in the lake (atomic writes in progress):
+#: ``.part-*.parquet.tmp`` (Parquet), ``.tmp-*`` (bytes), ``.q-*`` (quarantine records).
+TEMP_PATTERNS = (".part-*.parquet.tmp", ".tmp-*", ".q-*")
+#: A temporary file older than this belongs to a write that died: it is swept.
+STALE_TEMP_SECONDS = 3600
+
+
+def _file_mode() -> int:
+    """The mode a new file gets under this process's umask (0644 under the usual 022);
+    ``mkstemp`` alone would make every lake file 0600, unreadable to other users."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def _mkstemp(folder: Path, prefix: str, suffix: str) -> tuple[int, str]:
+    # A write that died left its temporary file here: sweep it before adding ours.
+    sweep_stale_temp_files(folder, recursive=False)
+    fd, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
+    os.fchmod(fd, _file_mode())
+    return fd, name
+
+
+def sweep_stale_temp_files(
+    root: Path, older_than_seconds: float = STALE_TEMP_SECONDS, *, recursive: bool = True
+) -> list[Path]:
+    """Delete the platform's own temporary files (:data:`TEMP_PATTERNS`) in ``root`` (and its
+    sub-folders when ``recursive``) that are older than ``older_than_seconds``: debris of
+    writes whose process died. A younger one may be a write in progress and is kept; no
+    other file is touched. Every atomic write sweeps its own folder first; the CLI sweeps the
+    whole lake when it starts.
+
+    Returns:
+        The files deleted.
+    """
+    if not root.is_dir():
+        return []
+    cutoff = time.time() - older_than_seconds
+    swept = []
+    for pattern in TEMP_PATTERNS:
+        for path in root.rglob(pattern) if recursive else root.glob(pattern):
+            try:
+                if path.is_file() and path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    swept.append(path)
+            except FileNotFoundError:  # swept by another process meanwhile
+                continue
+    return swept
+
+
+class LakeWriteError(OSError):
+    """A lake file could not be written, said plainly: the disk is full, the file system is
+    read-only, or permission is denied (the previous file, if any, is left as it was)."""
+
+
+#: Free bytes under which a failed write is reported as "disk full".
+FULL_DISK_BYTES = 1024 * 1024
+
+
+def disk_problem(path: Path, error: BaseException | None = None) -> str | None:
+    """What is wrong with the disk under ``path`` (``"disk full ..."`` or ``"read-only ..."``),
+    judged from ``error``'s errno and from the free space, or ``None`` when nothing is."""
+    folder = path if path.is_dir() else next((p for p in path.parents if p.exists()), path)
+    errno_ = getattr(error, "errno", None)
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        free = None
+    if errno_ in (errno.ENOSPC, errno.EDQUOT) or (free is not None and free < FULL_DISK_BYTES):
+        return f"disk full: {free if free is not None else '?'} bytes free under {folder}"
+    if errno_ == errno.EROFS or (error is not None and not os.access(folder, os.W_OK)):
+        return f"read-only: {folder} cannot be written (read-only file system or permissions)"
+    if errno_ in (errno.EACCES, errno.EPERM):
+        return f"permission denied writing under {folder}"
+    return None
+
+
+@contextmanager
+def _said_plainly(path: Path) -> Iterator[None]:
+    """Turn an OSError of a lake write into a :class:`LakeWriteError` that says "disk full"
+    or "read-only" when that is the cause (pyarrow's own messages and SQLite's "disk I/O
+    error" do not)."""
+    try:
+        yield
+    except LakeWriteError:
+        raise
+    except OSError as exc:
+        problem = disk_problem(path, exc)
+        if problem is None:
+            raise
+        raise LakeWriteError(
+            exc.errno, f"cannot write {path}: {problem}; the previous file is kept ({exc})"
+        ) from exc
 
 
 def raw_partition_path(source: str, dataset: str, partition_key: str) -> Path:
@@ -57,17 +154,18 @@ def atomic_file(path: Path, *, prefix: str = ".tmp-", suffix: str = "") -> Itera
         OSError: the folder cannot be created or the file cannot be written, synced or
             renamed; the previous file at ``path``, if any, is then left as it was.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with _said_plainly(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = _mkstemp(path.parent, prefix, suffix)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                yield handle
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp_name, path)
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
 
 
 def write_bytes_atomic(data: bytes, path: Path, *, prefix: str = ".tmp-") -> None:
@@ -133,15 +231,14 @@ class StreamingPartitionWriter:
         self._writer: pq.ParquetWriter | None = None
 
     def __enter__(self) -> StreamingPartitionWriter:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(
-            prefix=".part-", suffix=".parquet.tmp", dir=self.path.parent
-        )
-        os.close(fd)
-        self._tmp = Path(tmp_name)
-        self._writer = pq.ParquetWriter(
-            self._tmp, self.schema, compression="zstd", write_statistics=True
-        )
+        with _said_plainly(self.path):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = _mkstemp(self.path.parent, ".part-", ".parquet.tmp")
+            os.close(fd)
+            self._tmp = Path(tmp_name)
+            self._writer = pq.ParquetWriter(
+                self._tmp, self.schema, compression="zstd", write_statistics=True
+            )
         return self
 
     def write(self, table: pa.Table) -> None:
@@ -149,7 +246,8 @@ class StreamingPartitionWriter:
         if table.num_rows == 0 or self._writer is None:
             return
         table = table.cast(self.schema)
-        self._writer.write_table(table)
+        with _said_plainly(self.path):
+            self._writer.write_table(table)
         buffer = io.BytesIO()
         pacsv.write_csv(table, buffer, pacsv.WriteOptions(include_header=self.rows == 0))
         self._hash.update(buffer.getvalue())
@@ -168,13 +266,15 @@ class StreamingPartitionWriter:
             buffer = io.BytesIO()
             pacsv.write_csv(self.schema.empty_table(), buffer)
             self._hash.update(buffer.getvalue())
-        self._writer.close()
-        self._writer = None
+        with _said_plainly(self.path):
+            self._writer.close()
+            self._writer = None
         if check is not None:
             check(pq.read_table(self._tmp))
-        with open(self._tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(self._tmp, self.path)
+        with _said_plainly(self.path):
+            with open(self._tmp, "rb+") as handle:
+                os.fsync(handle.fileno())
+            os.replace(self._tmp, self.path)
         self._tmp = None
         self.content_hash = self._hash.hexdigest()
         return self.path.stat().st_size
