@@ -20,6 +20,7 @@ import warnings
 from contextlib import ExitStack
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 #: The embedded default instance configuration (SQLite), at the repository root.
 EMBEDDED_DAGSTER_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
@@ -47,6 +48,30 @@ def _dagster_home() -> Path:
         shutil.copyfile(EMBEDDED_DAGSTER_YAML, config)
     os.environ["DAGSTER_HOME"] = str(home)
     return home
+
+
+def open_instance() -> Any:
+    """The Dagster instance of ``DAGSTER_HOME``, its storage created under a file lock.
+
+    Two CLIs started at once on a fresh instance would otherwise both create the SQLite
+    schema and one would crash (``table secondary_indexes already exists``, or alembic's
+    "more than one head"). The lock (``$DAGSTER_HOME/.mkt-instance.lock``) is held only
+    while the storages are opened, not during runs.
+    """
+    import fcntl
+
+    import dagster as dg
+
+    home = Path(os.environ["DAGSTER_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    with open(home / ".mkt-instance.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        instance = dg.DagsterInstance.get()
+        # Touch each storage, so that whatever it creates on first use is created now.
+        instance.get_runs_count()
+        instance.event_log_storage.get_concurrency_keys()
+        instance.all_instigator_state()
+    return instance
 
 
 def _table(con, title: str, sql: str) -> list[str]:
@@ -156,7 +181,6 @@ def materialize(args: argparse.Namespace) -> int:
             print(f"instrument universe: {os.environ['MKT_INSTRUMENTS_FILE']}")
         home = _dagster_home()
 
-        import dagster as dg
 
         from mkt_platform.definitions import build_definitions
         from mkt_platform.lib.instruments import InstrumentsFileError, load_instruments
@@ -189,7 +213,7 @@ def materialize(args: argparse.Namespace) -> int:
         if swept:
             print(f"swept {len(swept)} temporary file(s) left in the lake by writes that died")
 
-        with dg.DagsterInstance.get() as instance:
+        with open_instance() as instance:
             for orphan in runs.reap_orphaned_runs(instance):
                 print(
                     f"run {orphan.run_id} ({orphan.job_name}) was left {orphan.status} by a "

@@ -194,3 +194,32 @@ def test_a_cli_waiting_for_the_pool_says_so_gives_up_and_stops_on_sigterm(tmp_pa
             assert instance.get_run_by_id(run_id).status == DagsterRunStatus.STARTED
     finally:
         holder.kill()
+
+
+@pytest.mark.slow
+def test_clis_started_at_once_on_a_fresh_instance_all_open_it(tmp_path):
+    """Issue 12, fault 7: two CLIs started at once on a fresh instance crashed creating the
+    SQLite schema (``table secondary_indexes already exists``; here also seen as alembic's
+    "more than one head"). Four processes open a fresh instance at the same moment, twice
+    over: all succeed."""
+    code = (
+        "import sys, time; from mkt_platform.cli import open_instance\n"
+        "time.sleep(max(0, float(sys.argv[1]) - time.time()))\n"
+        "with open_instance() as instance: print(instance.get_runs_count())\n"
+    )
+    for attempt in range(2):
+        home = tmp_path / f"home{attempt}"
+        home.mkdir()
+        (home / "dagster.yaml").write_text(
+            (Path(__file__).resolve().parents[1] / "dagster.yaml").read_text()
+        )
+        env = {**cli_env(tmp_path / "data"), "DAGSTER_HOME": str(home)}
+        at = str(time.time() + 4)
+        procs = [
+            subprocess.Popen([sys.executable, "-c", code, at], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+            for _ in range(4)
+        ]  # fmt: skip
+        outcomes = [proc.communicate(timeout=120) for proc in procs]
+        assert [proc.returncode for proc in procs] == [0] * 4, [err[-800:] for _, err in outcomes]
+        assert [out.strip() for out, _ in outcomes] == ["0"] * 4
