@@ -118,10 +118,24 @@ def test_record_with_13_fields_is_an_added_field(row: Row) -> None:
     assert KLINE_CONTRACT.added_fields([row]) == []
 
 
-@pytest.mark.parametrize(("length", "field"), [(11, "ignore"), (1, "open"), (0, "open_time")])
-def test_short_record_names_first_missing_field(row: Row, length: int, field: str) -> None:
-    """Guards against a short record shifting fields into the wrong columns."""
-    error = violation([row[:length]])
+@pytest.mark.parametrize(
+    ("record", "field"),
+    [
+        # The last three fields are all numeric strings: any one of them may be the missing one.
+        (lambda r: r[:11], "taker_buy_base_volume|taker_buy_quote_volume|ignore"),
+        # Issue 12, fault 7: a missing close was reported as field 'ignore' (the last position).
+        (lambda r: r[:4] + r[5:], "open|high|low|close|volume"),
+        (lambda r: r[:5] + r[6:], "open|high|low|close|volume"),
+        (lambda r: r[:6] + r[7:], "close_time"),  # the only integer among its neighbours
+        (lambda r: r[:1], "open"),
+        (lambda r: r[:0], "open_time"),
+    ],
+    ids=["last", "close", "volume", "close_time", "all-but-one", "empty"],
+)
+def test_short_record_names_the_missing_field(row: Row, record, field: str) -> None:
+    """Guards against a short record shifting fields into the wrong columns, and against
+    naming the last position when a field in the middle was removed."""
+    error = violation([record(row)])
     assert error.field == field
     assert f"field {field!r}" in str(error)
 

@@ -174,10 +174,30 @@ class PositionalContract:
 
 
 def _missing_field(contract: PositionalContract, record: Any) -> str | None:
-    """The first declared field a too-short record lacks (for the error message)."""
-    if isinstance(record, list) and len(record) < len(contract.fields):
+    """The declared field a record one field short lacks, judged by the types of the others.
+
+    A field removed from the middle shifts the rest left, so the last position is not the
+    missing one: each field is tried as the missing one, and those for which every other
+    value has its declared type remain. Returns that field, or the candidates joined with
+    ``|`` when several fit (``open|high|low|close|volume`` for a Binance kline lacking one
+    of its prices). A record short of several fields names the first position it lacks;
+    ``None`` when the record is not a list.
+    """
+    if not isinstance(record, list) or len(record) >= len(contract.fields):
+        return None
+    if len(record) < len(contract.fields) - 1:  # several missing: name the first position
         return contract.fields[len(record)].name
-    return None
+    fits = [
+        field.name
+        for index, field in enumerate(contract.fields)
+        if all(
+            other.accepts(value)
+            for other, value in zip(
+                contract.fields[:index] + contract.fields[index + 1 :], record, strict=True
+            )
+        )
+    ]
+    return "|".join(fits) if fits else None
 
 
 def _to_arrow(dataset: str, source: str, field: ContractField, column: Sequence[Any]) -> pa.Array:
