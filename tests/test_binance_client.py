@@ -27,7 +27,7 @@ from mkt_platform.defs.binance.resources import (
     BinanceTransportError,
     RetryableResponse,
 )
-from mkt_platform.lib.contracts import ContractViolation
+from mkt_platform.lib.contracts import ContractViolation, MalformedResponse
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 BINANCE_DIR = DATA_DIR / "binance"
@@ -536,7 +536,11 @@ def with_field(rows: list[Row], index: int, value: Any) -> list[Row]:
 @pytest.mark.parametrize(
     ("mutate", "field"),
     [
-        pytest.param(lambda rows: [*rows[:5], rows[5][:11], *rows[6:]], "ignore", id="11-fields"),
+        pytest.param(
+            lambda rows: [*rows[:5], rows[5][:11], *rows[6:]],
+            "taker_buy_base_volume|taker_buy_quote_volume|ignore",
+            id="11-fields",
+        ),
         pytest.param(lambda rows: with_field(rows, 2, "abc"), "high", id="non-numeric-high"),
         pytest.param(lambda rows: with_field(rows, 1, 16541.77), "open", id="float-open"),
         pytest.param(
@@ -601,14 +605,31 @@ def test_more_than_8_decimals_is_rejected_not_rounded(
 def test_malformed_body_is_a_payload_violation(
     client: BinanceSpotClient, fake: FakeBinance, response: httpx.Response, observed: str
 ) -> None:
-    """Guards against a non-array 200 body crashing with a bare JSON/Type error."""
-    fake.canned.append(response)
+    """Guards against a non-array 200 body crashing with a bare JSON/Type error. A body that
+    is not JSON at all (an HTML page from a proxy, an empty body) is a malformed response,
+    not drift: it is retried, and fails once every attempt got it."""
+    malformed = observed in ("text/html", "empty body")
+    fake.canned.extend([response] * (4 if malformed else 1))
     with pytest.raises(ContractViolation) as info:
         client.fetch_klines("BTCUSDT", "1h", *JAN_1)
     assert_violation(info.value, "BTCUSDT", *JAN_1, None)
     assert "payload" in str(info.value)
     assert observed in info.value.observed
-    assert len(fake.requests) == 1
+    assert isinstance(info.value, MalformedResponse) == malformed
+    assert len(fake.requests) == (4 if malformed else 1)
+
+
+def test_an_html_page_from_a_proxy_is_retried(
+    client: BinanceSpotClient, fake: FakeBinance, recorded: dict[str, list[Row]]
+) -> None:
+    """Issue 12, fault 7: a 200 HTML page (a proxy's error page) deserves a retry, and the
+    next answer's klines are returned."""
+    fake.canned.append(
+        httpx.Response(200, content=b"<html>502</html>", headers={"Content-Type": "text/html"})
+    )
+    table = client.fetch_klines("BTCUSDT", "1h", *JAN_1)
+    assert table_rows(table) == rows_between(recorded, "BTCUSDT", *JAN_1)
+    assert len(fake.requests) == 2
 
 
 @pytest.mark.parametrize("cut", [1, 4096, 40_000])
@@ -619,10 +640,10 @@ def test_truncated_real_page_is_a_payload_violation(
     body = month_file("BTCUSDT", "2023-01").read_bytes()
     assert len(body) > cut
     start, end = ms("2023-01-01T00:00"), ms("2023-01-31T23:00")
-    fake.canned.append(
-        httpx.Response(200, content=body[:cut], headers={"Content-Type": "application/json"})
+    fake.canned.extend(
+        [httpx.Response(200, content=body[:cut], headers={"Content-Type": "application/json"})] * 4
     )
-    with pytest.raises(ContractViolation) as info:
+    with pytest.raises(MalformedResponse) as info:
         client.fetch_klines("BTCUSDT", "1h", start, end)
     assert_violation(info.value, "BTCUSDT", start, end, None)
     assert "application/json" in info.value.observed

@@ -32,7 +32,7 @@ from mkt_platform.defs.hyperliquid.resources import (
     HyperliquidRetryableResponse,
     HyperliquidTransportError,
 )
-from mkt_platform.lib.contracts import PRICE, ContractViolation
+from mkt_platform.lib.contracts import PRICE, ContractViolation, MalformedResponse
 from mkt_platform.replay import ReplayServer, Response
 from mkt_platform.replay.hyperliquid import HyperliquidHandler
 from mkt_platform.replay.synthetic_hyperliquid import write_synthetic_candles
@@ -581,8 +581,10 @@ def test_added_fields_are_reported_not_errors(
 def test_malformed_body_is_a_payload_violation(
     client: HyperliquidClient, server: ReplayServer, response: Response
 ) -> None:
-    server.inject("hyperliquid", [response])
+    malformed = response.body in (b"<html>502</html>", b"")  # not JSON: retried
+    server.inject("hyperliquid", [response] * (4 if malformed else 1))
     with pytest.raises(ContractViolation) as info:
         client.fetch_candles("kPEPE", "1h", FIRST_OPEN, LAST_OPEN)
+    assert isinstance(info.value, MalformedResponse) == malformed
     assert info.value.field is None
     assert info.value.dataset == "hyperliquid_candles"

@@ -67,6 +67,9 @@ class ContractViolation(ValueError):
         observed: what arrived (truncated to 200 characters).
     """
 
+    #: ``drift`` (the exchange changed its payload) or ``malformed`` (a bad response).
+    kind = "drift"
+
     def __init__(
         self, dataset: str, source: str, field: str | None, expected: str, observed: str
     ) -> None:
@@ -77,6 +80,18 @@ class ContractViolation(ValueError):
             f"{dataset}: {where} breaks the contract in {source}: "
             f"expected {expected}, observed {self.observed}"
         )
+
+
+class MalformedResponse(ContractViolation):
+    """An answer that is not the API's data at all (an HTML page from a proxy, an empty or
+    undecodable body) or whose records are out of order: a bad response, not schema drift.
+
+    The clients retry it like a 5xx (a proxy's error page often passes), and the asset's
+    failure says "malformed response"; it is quarantined like a violation for inspection,
+    but the drift sensor does not alert on it.
+    """
+
+    kind = "malformed"
 
 
 def check_page_size(dataset: str, source: str, records: int, limit: int, what: str) -> None:

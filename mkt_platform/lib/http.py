@@ -19,12 +19,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import dagster as dg
 import httpx
 import tenacity
 from pydantic import PrivateAttr
+
+from mkt_platform.lib import quarantine
+from mkt_platform.lib.contracts import MalformedResponse
+
+T = TypeVar("T")
 
 
 class DeadlineExceeded(httpx.TimeoutException):
@@ -117,7 +122,7 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
 
 
 def retrying(
-    retryable: type[Exception],
+    retryable: type[Exception] | tuple[type[Exception], ...],
     *,
     max_attempts: int,
     backoff_initial_seconds: float,
@@ -238,7 +243,9 @@ class ExchangeClient(dg.ConfigurableResource):
             transport=self._transport,
         )
 
-    def _retrying_on(self, retryable: type[Exception]) -> tenacity.Retrying:
+    def _retrying_on(
+        self, retryable: type[Exception] | tuple[type[Exception], ...]
+    ) -> tenacity.Retrying:
         return retrying(
             retryable,
             max_attempts=self.max_attempts,
@@ -260,6 +267,42 @@ class ExchangeClient(dg.ConfigurableResource):
             source=source,
             **kwargs,
         )
+
+    def _fetch(
+        self,
+        retryable: type[Exception],
+        send: Callable[[], httpx.Response],
+        decode: Callable[[httpx.Response], T],
+        transport_error: type[Exception],
+        source: str,
+    ) -> tuple[httpx.Response, T]:
+        """Send and decode one request, retrying retryable answers, transport errors and
+        malformed bodies (an HTML page from a proxy: :class:`MalformedResponse`).
+
+        Raises:
+            transport_error: the connection failed on every attempt.
+            MalformedResponse: still malformed after every attempt (the last body is
+                quarantined first).
+            retryable: still answered with a retryable status after every attempt.
+        """
+
+        def attempt() -> tuple[httpx.Response, T]:
+            response = send()
+            try:
+                return response, decode(response)
+            except MalformedResponse as exc:
+                exc.body = response.content  # type: ignore[attr-defined]
+                raise
+
+        try:
+            return self._retrying_on((retryable, MalformedResponse))(attempt)
+        except httpx.TransportError as exc:
+            raise transport_error(
+                f"{source}: {type(exc).__name__} on all {self.max_attempts} attempts: {exc}"
+            ) from exc
+        except MalformedResponse as exc:
+            with quarantine.on_violation(getattr(exc, "body", b"")):
+                raise
 
     def _retry_after_too_long(self, response: httpx.Response) -> float | None:
         """The response's ``Retry-After`` when it exceeds ``retry_after_max_seconds``."""

@@ -64,6 +64,7 @@ def save(exc: ContractViolation, body: bytes) -> Path:
     path = existing[0] if existing else folder / f"{now:%Y%m%dT%H%M%S}Z-{digest}.json"
     lake.write_bytes_atomic(body, path, prefix=_TMP_PREFIX)
     violation = {
+        "kind": exc.kind,
         "dataset": exc.dataset,
         "source": exc.source,
         "field": exc.field,

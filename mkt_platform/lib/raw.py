@@ -136,6 +136,7 @@ def contract_failure(
         else f"{partition_keys[0]}..{partition_keys[-1]}"
     )
     metadata: dict[str, Any] = {
+        "kind": exc.kind,
         "dataset": exc.dataset,
         "field": exc.field or "(payload)",
         "expected": exc.expected,
@@ -146,7 +147,9 @@ def contract_failure(
         metadata["quarantined_payload"] = dg.MetadataValue.path(str(path))
     return dg.Failure(
         description=(
-            f"{asset_key} partition {partitions}: schema drift, nothing written. {exc}"
+            f"{asset_key} partition {partitions}: "
+            + ("malformed response" if exc.kind == "malformed" else "schema drift")
+            + f", nothing written. {exc}"
             + (f" Payload quarantined at {path}." if path is not None else "")
         ),
         metadata=metadata,

@@ -19,7 +19,7 @@ from pydantic import PrivateAttr
 from mkt_platform import settings
 from mkt_platform.defs.binance.contract import KLINE_CONTRACT
 from mkt_platform.lib import quarantine
-from mkt_platform.lib.contracts import ContractViolation, check_page_size
+from mkt_platform.lib.contracts import MalformedResponse, check_page_size
 from mkt_platform.lib.http import ExchangeClient, PullProgress, retry_after_seconds
 
 KLINES_PATH = "/api/v3/klines"
@@ -147,14 +147,14 @@ class BinanceSpotClient(ExchangeClient):
             "endTime": end_ms,
             "limit": MAX_KLINES_PER_REQUEST,
         }
-        try:
-            response = self._retrying_on(RetryableResponse)(self._get, http, params, source)
-        except httpx.TransportError as exc:
-            raise BinanceTransportError(
-                f"{source}: {type(exc).__name__} on all {self.max_attempts} attempts: {exc}"
-            ) from exc
+        response, payload = self._fetch(
+            RetryableResponse,
+            lambda: self._get(http, params, source),
+            lambda response: _decode_json(response, source),
+            BinanceTransportError,
+            source,
+        )
         with quarantine.on_violation(response.content):
-            payload = _decode_json(response, source)
             table = KLINE_CONTRACT.to_table(payload, source)
             check_page_size(
                 KLINE_CONTRACT.dataset, source, table.num_rows, MAX_KLINES_PER_REQUEST, "klines"
@@ -195,14 +195,14 @@ def _binance_error(response: httpx.Response) -> tuple[int | None, str]:
 
 def _decode_json(response: httpx.Response, source: str) -> Any:
     if not response.content.strip():
-        raise ContractViolation(
+        raise MalformedResponse(
             KLINE_CONTRACT.dataset, source, None, "a JSON array", "an empty body"
         )
     try:
         return json.loads(response.content)
     except ValueError as exc:
         content_type = response.headers.get("Content-Type", "no content type")
-        raise ContractViolation(
+        raise MalformedResponse(
             KLINE_CONTRACT.dataset,
             source,
             None,
@@ -216,7 +216,7 @@ def _check_open_times(table: pa.Table, start_ms: int, end_ms: int, source: str) 
     opens = table["open_time"].cast(pa.int64()).to_pylist()
     for index, (before, after) in enumerate(itertools.pairwise(opens)):
         if after <= before:
-            raise ContractViolation(
+            raise MalformedResponse(
                 KLINE_CONTRACT.dataset,
                 source,
                 "open_time",
@@ -224,7 +224,7 @@ def _check_open_times(table: pa.Table, start_ms: int, end_ms: int, source: str) 
                 f"{after} after {before} at record {index + 1}",
             )
     if opens and (opens[0] < start_ms or opens[-1] > end_ms):
-        raise ContractViolation(
+        raise MalformedResponse(
             KLINE_CONTRACT.dataset,
             source,
             "open_time",

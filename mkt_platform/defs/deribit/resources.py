@@ -27,7 +27,7 @@ from mkt_platform.defs.deribit.contract import (
     trades_to_table,
 )
 from mkt_platform.lib import quarantine
-from mkt_platform.lib.contracts import ContractViolation, check_page_size
+from mkt_platform.lib.contracts import ContractViolation, MalformedResponse, check_page_size
 from mkt_platform.lib.http import ExchangeClient, retry_after_seconds
 from mkt_platform.settings import DEFAULT_DERIBIT_BASE_URL, DEFAULT_DERIBIT_HISTORY_BASE_URL
 
@@ -214,14 +214,22 @@ class DeribitClient(ExchangeClient):
     ) -> tuple[list[Any], bool, bytes]:
         """``result.trades``, ``result.has_more`` and the raw body of one request; a body
         that is not the JSON-RPC shape is quarantined before re-raising."""
-        try:
-            response = self._retrying_on(DeribitRetryableResponse)(self._get, http, params, source)
-        except httpx.TransportError as exc:
-            raise DeribitTransportError(
-                f"{source}: {type(exc).__name__} on all {self.max_attempts} attempts: {exc}"
-            ) from exc
-        with quarantine.on_violation(response.content):
-            trades, has_more = _result(response, source)
+        def decoded(response: httpx.Response) -> tuple[list[Any], bool]:
+            try:
+                return _result(response, source)
+            except MalformedResponse:
+                raise  # retried, and quarantined by _fetch if it persists
+            except ContractViolation:
+                with quarantine.on_violation(response.content):
+                    raise
+
+        response, (trades, has_more) = self._fetch(
+            DeribitRetryableResponse,
+            lambda: self._get(http, params, source),
+            decoded,
+            DeribitTransportError,
+            source,
+        )
         return trades, has_more, response.content
 
     def _get(self, http: httpx.Client, params: dict[str, Any], source: str) -> httpx.Response:
@@ -264,12 +272,12 @@ def _deribit_error(response: httpx.Response) -> tuple[int | None, str]:
 def _result(response: httpx.Response, source: str) -> tuple[list[Any], bool]:
     """``result.trades`` and ``result.has_more`` of a 2xx JSON-RPC answer, decoded exactly."""
     if not response.content.strip():
-        raise ContractViolation(DATASET, source, None, "a JSON-RPC object", "an empty body")
+        raise MalformedResponse(DATASET, source, None, "a JSON-RPC object", "an empty body")
     try:
         body = decode_json(response.content)
     except ValueError as exc:
         content_type = response.headers.get("Content-Type", "no content type")
-        raise ContractViolation(
+        raise MalformedResponse(
             DATASET,
             source,
             None,
@@ -301,7 +309,7 @@ def _check_times(trades: list[dict[str, Any]], start_ms: int, end_ms: int, sourc
     for index, trade in enumerate(trades):
         ts = trade["timestamp"]
         if ts < start_ms:
-            raise ContractViolation(
+            raise MalformedResponse(
                 DATASET,
                 source,
                 "timestamp",
@@ -309,7 +317,7 @@ def _check_times(trades: list[dict[str, Any]], start_ms: int, end_ms: int, sourc
                 f"{ts} in trade {index}",
             )
         if ts < previous:
-            raise ContractViolation(
+            raise MalformedResponse(
                 DATASET,
                 source,
                 "timestamp",
@@ -317,7 +325,7 @@ def _check_times(trades: list[dict[str, Any]], start_ms: int, end_ms: int, sourc
                 f"{ts} after {previous} in trade {index}",
             )
         if ts > end_ms:
-            raise ContractViolation(
+            raise MalformedResponse(
                 DATASET,
                 source,
                 "timestamp",

@@ -34,7 +34,7 @@ from mkt_platform.defs.hyperliquid.contract import (
     INTERVALS,
 )
 from mkt_platform.lib import quarantine
-from mkt_platform.lib.contracts import ContractViolation, check_page_size
+from mkt_platform.lib.contracts import ContractViolation, MalformedResponse, check_page_size
 from mkt_platform.lib.http import ExchangeClient, PullProgress, retry_after_seconds
 
 #: The live API; deployments set ``base_url`` from env ``HYPERLIQUID_BASE_URL``.
@@ -310,16 +310,15 @@ class HyperliquidClient(ExchangeClient):
     ) -> T:
         """POST ``body`` to /info with retries and validate the decoded answer; a body that
         breaks the contract is quarantined (``exc.quarantine_path``) before re-raising."""
-        try:
-            response = self._retrying_on(HyperliquidRetryableResponse)(
-                self._send, http, body, source
-            )
-        except httpx.TransportError as exc:
-            raise HyperliquidTransportError(
-                f"{source}: {type(exc).__name__} on all {self.max_attempts} attempts: {exc}"
-            ) from exc
+        response, payload = self._fetch(
+            HyperliquidRetryableResponse,
+            lambda: self._send(http, body, source),
+            lambda response: _decode_json(response, source, _dataset_of(body["type"])),
+            HyperliquidTransportError,
+            source,
+        )
         with quarantine.on_violation(response.content):
-            return validate(_decode_json(response, source, _dataset_of(body["type"])))
+            return validate(payload)
 
     def _send(self, http: httpx.Client, body: dict[str, Any], source: str) -> httpx.Response:
         response = self._request(http, "POST", INFO_PATH, source, json=body)
@@ -401,12 +400,12 @@ def _describe(value: Any) -> str:
 
 def _decode_json(response: httpx.Response, source: str, dataset: str) -> Any:
     if not response.content.strip():
-        raise ContractViolation(dataset, source, None, "a JSON body", "an empty body")
+        raise MalformedResponse(dataset, source, None, "a JSON body", "an empty body")
     try:
         return json.loads(response.content)
     except ValueError as exc:
         content_type = response.headers.get("Content-Type", "no content type")
-        raise ContractViolation(
+        raise MalformedResponse(
             dataset,
             source,
             None,
@@ -422,7 +421,7 @@ def _ints(table: pa.Table, column: str) -> list[int]:
 def _check_ascending(values: list[int], dataset: str, source: str, field: str, what: str) -> None:
     for index, (before, after) in enumerate(itertools.pairwise(values)):
         if after <= before:
-            raise ContractViolation(
+            raise MalformedResponse(
                 dataset,
                 source,
                 field,
