@@ -181,7 +181,6 @@ def materialize(args: argparse.Namespace) -> int:
             print(f"instrument universe: {os.environ['MKT_INSTRUMENTS_FILE']}")
         home = _dagster_home()
 
-
         from mkt_platform.definitions import build_definitions
         from mkt_platform.lib.instruments import InstrumentsFileError, load_instruments
         from mkt_platform.lib.materialize import RangeError, plan, run_plan

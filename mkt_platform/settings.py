@@ -18,6 +18,7 @@ another to dbt.
 | MKT_INSTRUMENTS_FILE      | mkt_platform/instruments.yaml | the instrument universe (YAML)      |
 | MKT_ALLOW_UNIVERSE_SHRINK | 0                           | 1: re-pulls may drop instruments      |
 | MKT_POOL_WAIT_SECONDS     | 900                         | CLI's wait for the warehouse pool     |
+| MKT_WAREHOUSE_LOCK_WAIT_SECONDS | 300                   | dbt's wait for another DuckDB holder  |
 | BINANCE_BASE_URL          | https://api.binance.com     | Binance spot REST API                 |
 | HYPERLIQUID_BASE_URL      | https://api.hyperliquid.xyz | Hyperliquid info API (POST /info)     |
 | DERIBIT_BASE_URL          | https://www.deribit.com     | Deribit API (the last day)            |
@@ -194,6 +195,17 @@ def pool_wait_seconds() -> int:
         SettingError: the value is not a positive integer.
     """
     return _positive_int("MKT_POOL_WAIT_SECONDS", 900)
+
+
+def warehouse_lock_wait_seconds() -> int:
+    """How long a dbt step waits while another process (a notebook, the DuckDB CLI, a BI
+    tool) holds the DuckDB warehouse, before failing with a message naming it (env
+    ``MKT_WAREHOUSE_LOCK_WAIT_SECONDS``, default 300).
+
+    Raises:
+        SettingError: the value is not a positive integer.
+    """
+    return _positive_int("MKT_WAREHOUSE_LOCK_WAIT_SECONDS", 300)
 
 
 def allow_universe_shrink() -> bool:

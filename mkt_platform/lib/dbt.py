@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import timedelta
 from functools import cache
@@ -95,6 +97,57 @@ def dbt_build_args(time_window: dg.TimeWindow | None, window: str = "session") -
     return ["build", "--vars", json.dumps(dbt_vars(time_window, window), sort_keys=True)]
 
 
+_LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<program>.*?) \(PID (?P<pid>\d+)\)")
+
+
+def wait_for_warehouse(
+    path: Path, timeout_seconds: float, log: Any, poll_seconds: float = 1.0
+) -> float:
+    """Wait until no other process holds the DuckDB warehouse, saying who holds it.
+
+    DuckDB lets one process write a database file only while no other has it open, even
+    read-only: a notebook left open would make dbt fail at once with "Conflicting lock". The
+    warehouse is opened read-write and closed again until that succeeds.
+
+    Returns:
+        The seconds waited.
+
+    Raises:
+        dagster.Failure: still held after ``timeout_seconds``; names the holder's program
+            and PID, and the setting.
+    """
+    import duckdb
+
+    started = time.monotonic()
+    said = None
+    while True:
+        try:
+            duckdb.connect(str(path)).close()
+            return time.monotonic() - started
+        except duckdb.IOException as exc:
+            holder = _LOCK_HOLDER.search(str(exc))
+            if holder is None:
+                raise
+            who = f"PID {holder['pid']} ({holder['program']})"
+        waited = time.monotonic() - started
+        if waited >= timeout_seconds:
+            raise dg.Failure(
+                description=(
+                    f"the warehouse {path} is held by another process, {who}, and was still "
+                    f"after {waited:.0f}s: dbt needs it alone (DuckDB allows one writer and no "
+                    "reader beside it). Close that connection (a notebook, the DuckDB CLI, a BI "
+                    "tool) and run again; MKT_WAREHOUSE_LOCK_WAIT_SECONDS sets the wait."
+                )
+            )
+        if said is None or time.monotonic() - said >= 10:
+            said = time.monotonic()
+            log.warning(
+                f"the warehouse {path} is held by {who}: waiting ({waited:.0f}s of at most "
+                f"{timeout_seconds:.0f}s)"
+            )
+        time.sleep(poll_seconds)
+
+
 def stream_dbt_build(
     context: dg.AssetExecutionContext, dbt: DbtCliResource, window: str, unit: str
 ) -> Iterator[Any]:
@@ -109,6 +162,9 @@ def stream_dbt_build(
     os.environ["MKT_DATA_DIR"] = str(settings.data_dir())
     # DuckDB creates the warehouse file but not its folder.
     settings.data_dir().mkdir(parents=True, exist_ok=True)
+    wait_for_warehouse(
+        settings.warehouse_path(), settings.warehouse_lock_wait_seconds(), context.log
+    )
     time_window = context.partition_time_window
     context.log.info(
         f"dbt build for {len(context.partition_keys)} {unit}(s) "

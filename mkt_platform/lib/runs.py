@@ -167,7 +167,7 @@ def wait_for_pool(
         if waited >= timeout_seconds:
             raise PoolWaitTimeout(
                 f"gave up after {waited:.0f}s waiting for pool {pool!r}, held by {names}. "
-                "Let that run finish, or stop it (dagster run terminate / the UI); "
+                "Let that run finish, or terminate it in the Dagster UI (Runs, Terminate); "
                 "MKT_POOL_WAIT_SECONDS sets how long to wait"
             )
         if said is None or time.monotonic() - said >= say_every_seconds:

@@ -214,6 +214,7 @@ class DeribitClient(ExchangeClient):
     ) -> tuple[list[Any], bool, bytes]:
         """``result.trades``, ``result.has_more`` and the raw body of one request; a body
         that is not the JSON-RPC shape is quarantined before re-raising."""
+
         def decoded(response: httpx.Response) -> tuple[list[Any], bool]:
             try:
                 return _result(response, source)
