@@ -105,16 +105,16 @@ def compose_config(tmp_path: Path) -> dict:
 def test_compose_services_run_the_native_commands(tmp_path):
     """`docker-compose config` accepts the file; each service runs the command the native
     test runs; PostgreSQL is healthy-checked, on a named volume and not published; the UI and
-    the docs are published on 127.0.0.1 only; the code server (which runs every run) mounts
+    the docs are published on 127.0.0.1 only (the UI through the authenticating proxy); the code server (which runs every run) mounts
     the one volume of the lake and the warehouse."""
     services = compose_config(tmp_path)["services"]
-    assert set(services) == {"postgres", *COMMANDS}
+    assert set(services) == {"postgres", "proxy", *COMMANDS}
     for name, command in COMMANDS.items():
         assert services[name]["command"] == command, name
     postgres = services["postgres"]
     assert "ports" not in postgres and "healthcheck" in postgres
     assert postgres["volumes"][0].startswith("pgdata:/var/lib/postgresql/data")
-    for name, port in (("webserver", 3000), ("docs", DOCS_PORT)):
+    for name, port in (("proxy", 3000), ("docs", DOCS_PORT)):
         (published,) = services[name]["ports"]
         assert published.startswith(f"127.0.0.1:{port}:"), published
     assert "data:/data:rw" in services["code"]["volumes"]
