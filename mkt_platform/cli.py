@@ -213,7 +213,7 @@ def materialize(args: argparse.Namespace) -> int:
             print(f"swept {len(swept)} temporary file(s) left in the lake by writes that died")
 
         with open_instance() as instance:
-            for orphan in runs.reap_orphaned_runs(instance):
+            for orphan in runs.reap_orphaned_runs(instance, untagged=False):
                 print(
                     f"run {orphan.run_id} ({orphan.job_name}) was left {orphan.status} by a "
                     f"process that is gone (pid {orphan.pid}): marked failed"

@@ -34,14 +34,26 @@ def cli_env(data_dir: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def start_cli(data_dir: Path, day: str = "2023-01-02", **extra: str) -> subprocess.Popen:
+def cli_args(day: str = "2023-01-02") -> list[str]:
+    """The main job for one day against the replay of the recordings."""
+    return [CLI, "materialize", "--start", day, "--end", day, "--replay", str(SHARED_DATA)]
+
+
+def start_cli(data_dir: Path, **extra: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [CLI, "materialize", "--start", day, "--end", day, "--replay", str(SHARED_DATA)],
+        cli_args(),
         env=cli_env(data_dir, **extra),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+def run_cli(data_dir: Path, timeout: float = 400, **extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        cli_args(), env=cli_env(data_dir, **extra), capture_output=True, text=True,
+        timeout=timeout,
+    )  # fmt: skip
 
 
 def read_until(proc: subprocess.Popen, marker: str, timeout: float = 240) -> list[str]:
@@ -115,14 +127,7 @@ def test_a_cli_killed_during_dbt_frees_its_run_and_slot_at_the_next_start(tmp_pa
         )  # the fault as found: left STARTED, holding the pool
         assert stuck.run_id in instance.event_log_storage.get_concurrency_run_ids()
 
-    second = subprocess.run(
-        [CLI, "materialize", "--start", "2023-01-02", "--end", "2023-01-02", "--replay",
-         str(SHARED_DATA)],
-        env=cli_env(data_dir, MKT_POOL_WAIT_SECONDS="60"),
-        capture_output=True,
-        text=True,
-        timeout=400,
-    )  # fmt: skip
+    second = run_cli(data_dir, MKT_POOL_WAIT_SECONDS="60")
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     assert f"run {stuck.run_id}" in second.stdout
     assert "marked failed, its warehouse pool slot freed" in second.stdout
@@ -167,14 +172,7 @@ def test_a_cli_waiting_for_the_pool_says_so_gives_up_and_stops_on_sigterm(tmp_pa
     try:
         run_id = hold_pool(data_dir, holder.pid)
         started = time.monotonic()
-        done = subprocess.run(
-            [CLI, "materialize", "--start", "2023-01-02", "--end", "2023-01-02", "--replay",
-             str(SHARED_DATA)],
-            env=cli_env(data_dir, MKT_POOL_WAIT_SECONDS="5"),
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )  # fmt: skip
+        done = run_cli(data_dir, timeout=300, MKT_POOL_WAIT_SECONDS="5")
         assert done.returncode == 1, done.stdout[-2000:] + done.stderr[-2000:]
         assert "waiting for pool 'duckdb_warehouse'" in done.stdout
         assert f"held by run {run_id} (pid {holder.pid})" in done.stdout
@@ -223,3 +221,51 @@ def test_clis_started_at_once_on_a_fresh_instance_all_open_it(tmp_path):
         outcomes = [proc.communicate(timeout=120) for proc in procs]
         assert [proc.returncode for proc in procs] == [0] * 4, [err[-800:] for _, err in outcomes]
         assert [out.strip() for out, _ in outcomes] == ["0"] * 4
+
+
+def test_only_runs_whose_process_is_gone_on_this_host_are_reaped(tmp_path):
+    """The judgement of :func:`runs.reap_orphaned_runs`: a run is failed (and its pool slot
+    freed) only when its process is dead and its host is this one; untagged runs (launched by
+    the code server) only where the caller says they run beside it."""
+    from mkt_platform.lib import runs
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    live = subprocess.Popen(["sleep", "60"])
+    try:
+        with dg.instance_for_test() as instance:
+            storage = instance.event_log_storage
+            storage.set_concurrency_slots(POOL, 4)
+            made = {}
+            for name, pid, tags in [
+                ("cli_dead", dead.pid, {runs.HOST_TAG: runs.this_host()}),
+                ("cli_live", live.pid, {runs.HOST_TAG: runs.this_host()}),
+                ("elsewhere_dead", dead.pid, {runs.HOST_TAG: "another-host"}),
+                ("untagged_dead", dead.pid, {}),
+            ]:
+                run = instance.add_run(
+                    DagsterRun(job_name=name, run_id=str(uuid.uuid4()), tags=tags,
+                               status=DagsterRunStatus.STARTED)
+                )  # fmt: skip
+                instance.report_engine_event(
+                    f"Executing steps in process (pid: {pid})", run, EngineEventData.in_process(pid)
+                )
+                assert storage.claim_concurrency_slot(POOL, run.run_id, "step").is_claimed
+                made[name] = run.run_id
+
+            by_cli = runs.reap_orphaned_runs(instance, untagged=False)
+            assert [(o.job_name, o.pid, o.freed_slots) for o in by_cli] == [
+                ("cli_dead", dead.pid, True)
+            ]
+            by_code_server = runs.reap_orphaned_runs(instance, untagged=True)
+            assert [o.job_name for o in by_code_server] == ["untagged_dead"]
+            status = {n: instance.get_run_by_id(r).status for n, r in made.items()}
+            assert status == {
+                "cli_dead": DagsterRunStatus.FAILURE,
+                "cli_live": DagsterRunStatus.STARTED,
+                "elsewhere_dead": DagsterRunStatus.STARTED,
+                "untagged_dead": DagsterRunStatus.FAILURE,
+            }
+            assert storage.get_concurrency_run_ids() == {made["cli_live"], made["elsewhere_dead"]}
+    finally:
+        live.kill()

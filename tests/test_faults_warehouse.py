@@ -17,8 +17,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.conftest import SHARED_DATA, materialize_days, read_sessions
-from tests.test_faults_runs import cli_env
+from tests.conftest import materialize_days, read_sessions
+from tests.test_faults_runs import run_cli
 
 HOLD = (
     "import duckdb, sys, time\n"
@@ -86,12 +86,7 @@ def test_the_cli_with_a_writer_holding_the_warehouse_fails_clearly(tmp_path):
     )  # fmt: skip
     try:
         assert writer.stdout.readline().strip() == "holding"
-        done = subprocess.run(
-            [str(Path(sys.executable).parent / "mkt-platform"), "materialize", "--start",
-             "2023-01-02", "--end", "2023-01-02", "--replay", str(SHARED_DATA)],
-            env=cli_env(data_dir, MKT_WAREHOUSE_LOCK_WAIT_SECONDS="2"),
-            capture_output=True, text=True, timeout=600,
-        )  # fmt: skip
+        done = run_cli(data_dir, timeout=600, MKT_WAREHOUSE_LOCK_WAIT_SECONDS="2")
     finally:
         writer.kill()
         writer.wait()

@@ -77,15 +77,18 @@ class OrphanedRun:
 
 
 def reap_orphaned_runs(
-    instance: dg.DagsterInstance, *, host: str | None = None
+    instance: dg.DagsterInstance, *, untagged: bool, host: str | None = None
 ) -> list[OrphanedRun]:
     """Fail every unfinished run of this host whose process is gone, and free its pool slots.
 
     Args:
         instance: the Dagster instance.
+        untagged: whether runs without a ``mkt/host`` tag are judged here too. True in the
+            code server (``orphaned_run_sensor``): the default run launcher runs them beside
+            it. False in the CLI, which may share an instance with processes it cannot see
+            (a deployment's containers), so it judges only runs tagged with its own host.
         host: the host whose runs may be judged (default this one). Runs tagged with another
-            ``mkt/host`` are left alone; untagged runs are judged here (the code server's and
-            the CLI's own machine: with the default run launcher, runs execute beside it).
+            ``mkt/host`` are always left alone.
 
     Returns:
         The runs failed (with the pid found dead).
@@ -94,7 +97,7 @@ def reap_orphaned_runs(
     reaped = []
     for record in instance.get_run_records(RunsFilter(statuses=UNFINISHED)):
         run = record.dagster_run
-        if run.tags.get(HOST_TAG, host) != host:
+        if run.tags.get(HOST_TAG, host if untagged else None) != host:
             continue
         pid = run_pid(instance, run.run_id)
         if pid is None or process_alive(pid):
@@ -154,7 +157,7 @@ def wait_for_pool(
     started = time.monotonic()
     said = None
     while True:
-        for orphan in reap_orphaned_runs(instance):
+        for orphan in reap_orphaned_runs(instance, untagged=False):
             say(
                 f"run {orphan.run_id} ({orphan.job_name}) was {orphan.status} but its process "
                 f"{orphan.pid} is gone: marked failed and its pool slots freed"

@@ -30,7 +30,7 @@ def orphaned_run_sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
     if not isinstance(context.instance.run_launcher, DefaultRunLauncher):
         # Other launchers run elsewhere (a pod); Dagster's run monitoring watches those.
         return dg.SkipReason("runs are not launched on this host")
-    reaped = reap_orphaned_runs(context.instance)
+    reaped = reap_orphaned_runs(context.instance, untagged=True)
     for orphan in reaped:
         context.log.warning(
             f"run {orphan.run_id} ({orphan.job_name}) was {orphan.status} but its process "
