@@ -509,3 +509,30 @@ def test_a_hanging_webhook_costs_the_freshness_tick_a_fixed_budget(
     again = freshness_sensor(context)
     assert json.loads(again.cursor)["stale"] == stale
     assert len(hanging_webhook) == posts, "no alert is sent a second time"
+
+
+def test_drift_sensor_ticks_while_a_check_is_only_planned(data_dir, instance):
+    """Regression (issue 14): while a run is in progress, the latest record of a column
+    schema change check is only planned; the drift sensor's tick failed on it with
+    ``'AssetCheckEvaluationPlanned' object has no attribute 'passed'``. A planned check is
+    no drift; the tick goes on."""
+    from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+        AssetCheckEvaluationPlanned,
+    )
+    from dagster._core.events import DagsterEvent, DagsterEventType
+    from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
+
+    run = instance.add_run(DagsterRun(job_name="in_progress", status=DagsterRunStatus.STARTED))
+    instance.report_dagster_event(
+        DagsterEvent(
+            event_type_value=DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED.value,
+            job_name=run.job_name,
+            event_specific_data=AssetCheckEvaluationPlanned(
+                asset_key=KLINES_1H, check_name="column_schema_change"
+            ),
+        ),
+        run_id=run.run_id,
+    )
+    context = dg.build_sensor_context(instance=instance, definitions=build_definitions())
+    result = schema_drift_sensor(context)
+    assert json.loads(result.cursor)["reported"] == []

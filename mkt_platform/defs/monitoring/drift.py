@@ -19,6 +19,7 @@ dataset) again.
 import json
 
 import dagster as dg
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from mkt_platform.lib import quarantine
 from mkt_platform.lib.alerts import TICK_BUDGET_SECONDS, Alert, AlertBudget, send_alert
@@ -92,8 +93,12 @@ def current_drift(instance: dg.DagsterInstance) -> dict[str, Alert]:
             record = instance.event_log_storage.get_latest_asset_check_execution_by_key(
                 [check_key]
             ).get(check_key)
-            evaluation = record.evaluation if record is not None else None
-            if evaluation is not None and not evaluation.passed:
+            # While a run is in progress its check is only planned (no evaluation yet): only
+            # a completed, failed execution is drift.
+            if record is None or record.status != AssetCheckExecutionRecordStatus.FAILED:
+                continue
+            evaluation = record.evaluation
+            if evaluation is not None:
                 name = check_key.asset_key.to_user_string()
                 text = evaluation.description or "column schema changed"
                 found[f"columns|{name}|{text}"] = Alert(
