@@ -440,11 +440,15 @@ def test_parallel_backfill_survives_a_daemon_kill_and_a_code_server_outage(
         failed = [
             r.dagster_run for r in every_run if r.dagster_run.status != dg.DagsterRunStatus.SUCCESS
         ]
-        # The runs that died with the code server were failed by the orphaned-run sensor
-        # (the ones in flight when it died, and none other), and each was run again to success.
+        # The runs that died with the code server (the ones in flight when it died, and none
+        # other) were failed by the orphaned-run sensor, or, when their process died before it
+        # reported its pid, by the daemon's run monitoring (start timeout, deploy/dagster.yaml);
+        # each was run again to success.
         for run in failed:
             (failure,) = instance.all_logs(run.run_id, of_type=DagsterEventType.RUN_FAILURE)
-            assert "orphaned-run check" in failure.message, (run.run_id, failure.message)
+            assert "orphaned-run check" in failure.message or (
+                "to start" in failure.message and "timed out" in failure.message
+            ), (run.run_id, failure.message)
         assert {run.run_id for run in failed} <= in_flight
         for run in failed:
             assert retried_to_success(instance, run.run_id), (run.run_id, run.tags)
