@@ -9,19 +9,17 @@ from decimal import Decimal
 import dagster as dg
 import pyarrow as pa
 import pytest
-from dagster_dbt import DbtCliResource
 
 from mkt_platform.defs.binance.contract import KLINE_CONTRACT, KLINE_LAKE_SCHEMA
 from mkt_platform.lib import lake
-from mkt_platform.lib.dbt import dbt_build_args, dbt_executable, dbt_project
+from mkt_platform.lib.dbt import dbt_build_args, dbt_resource, dbt_window_env, environment
 from tests.conftest import recorded_klines
 
 pytestmark = pytest.mark.slow
 
 
 def dbt(*args: str):
-    resource = DbtCliResource(project_dir=dbt_project(), dbt_executable=dbt_executable())
-    invocation = resource.cli(list(args), raise_on_error=False)
+    invocation = dbt_resource().cli(list(args), raise_on_error=False)
     invocation.wait()
     return invocation
 
@@ -44,10 +42,12 @@ def day_of_btc(day_number: int) -> list[list]:
 
 def test_session_metric_unit_tests_pass_within_a_build(data_dir):
     """The dbt unit tests of rounding, tie and gap rules run in `dbt build` and pass, also
-    with the session window Dagster passes in --vars (which must not filter their rows)."""
+    with the session window Dagster sets in the environment (which must not filter their
+    rows)."""
     write_day("2023-01-05", day_of_btc(19362))
     window = dg.TimeWindow(datetime(2023, 1, 5, 8, tzinfo=UTC), datetime(2023, 1, 6, 8, tzinfo=UTC))
-    invocation = dbt(*dbt_build_args(window))
+    with environment(dbt_window_env(window)):
+        invocation = dbt(*dbt_build_args())
     statuses = results(invocation)
     unit = {uid: status for uid, status in statuses.items() if uid.startswith("unit_test.")}
     assert len([uid for uid in unit if ".session_ohlc_daily." in uid]) == 3

@@ -13,7 +13,13 @@ import pytest
 
 from mkt_platform import settings
 from mkt_platform.definitions import build_definitions
-from mkt_platform.lib.dbt import DBT_PROJECT_DIR, dbt_build_args, dbt_vars
+from mkt_platform.lib.dbt import (
+    DBT_PROJECT_DIR,
+    WINDOW_ENV,
+    dbt_build_args,
+    dbt_vars,
+    dbt_window_env,
+)
 from mkt_platform.lib.instruments import load_instruments, symbols_for
 
 GRAPH = {
@@ -105,24 +111,33 @@ def test_session_partition_maps_to_the_raw_days_it_covers(monkeypatch, anchor, s
     assert sorted(mapped.partitions_subset.get_partition_keys()) == raw_days
 
 
-def test_dbt_vars_carry_the_half_open_session_window(monkeypatch):
-    """Guards the --vars contract with the incremental models: ISO UTC bounds, [min, max)."""
+def test_dbt_window_env_carries_the_half_open_session_window(monkeypatch):
+    """Guards the contract with the incremental models: the settings in --vars (the same
+    from run to run, so dbt keeps its saved parse), the window in the environment as ISO UTC
+    bounds [min, max), and every other window variable emptied."""
     monkeypatch.setenv("MKT_SESSION_ANCHOR_HOUR", "8")
     monkeypatch.setenv("MKT_WEEKLY_SESSION_WEEKDAY", "mon")
     window = dg.TimeWindow(datetime(2023, 1, 1, 8, tzinfo=UTC), datetime(2023, 1, 3, 8, tzinfo=UTC))
-    assert dbt_vars(window) == {
-        "session_anchor_hour": 8,
-        "session_weekday": 1,
-        "session_start_min": "2023-01-01T08:00:00+00:00",
-        "session_start_max": "2023-01-03T08:00:00+00:00",
+    assert dbt_window_env(window) == {
+        "MKT_DBT_SESSION_START_MIN": "2023-01-01T08:00:00+00:00",
+        "MKT_DBT_SESSION_START_MAX": "2023-01-03T08:00:00+00:00",
+        "MKT_DBT_OPTIONS_HOUR_MIN": "",
+        "MKT_DBT_OPTIONS_HOUR_MAX": "",
     }
-    assert dbt_vars(None) == {"session_anchor_hour": 8, "session_weekday": 1}
-    assert dbt_vars(window, "utc_hour")["options_hour_max"] == "2023-01-03T08:00:00+00:00"
-    args = dbt_build_args(window)
-    assert (
-        args[:2] == ["build", "--vars"]
-        and '"session_start_max": "2023-01-03T08:00:00+00:00"' in args[2]
+    assert dbt_window_env(window, "utc_hour")["MKT_DBT_OPTIONS_HOUR_MAX"] == (
+        "2023-01-03T08:00:00+00:00"
     )
+    assert set(dbt_window_env(None).values()) == {""}
+    assert dbt_vars() == {"session_anchor_hour": 8, "session_weekday": 1}
+    assert dbt_build_args() == [
+        "build",
+        "--vars",
+        '{"session_anchor_hour": 8, "session_weekday": 1}',
+    ]
+    # The macros read exactly these variables.
+    macros = "".join(p.read_text() for p in (DBT_PROJECT_DIR / "macros").glob("*.sql"))
+    for name in (n for names in WINDOW_ENV.values() for n in names):
+        assert f"env_var('{name}', '')" in macros, name
 
 
 def test_dbt_fallback_anchor_hour_equals_the_platform_default():

@@ -3,6 +3,7 @@ independent computation from the hourly klines; and declarative automation over 
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -128,6 +129,24 @@ def monthly(data_dir, where: str) -> list[dict]:
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
+def assert_partial_parse_with_window(
+    data_dir, dbt_asset: str, model: str, bounds: tuple[str, str]
+) -> None:
+    """The latest dbt invocation of ``dbt_asset`` (the only target folder kept for it) re-used
+    the saved parse (dbt's log says so, and never that it could not), and the compiled SQL
+    of ``model`` filters on the run's window."""
+    folders = [p for p in (data_dir / "dbt" / "runs").iterdir() if p.name.startswith(dbt_asset)]
+    assert len(folders) == 1, folders
+    events = [json.loads(line)["info"] for line in (folders[0] / "dbt.log").open()]
+    names = {e["name"] for e in events}
+    assert "PartialParsingEnabled" in names and "UnableToPartialParse" not in names
+    parsed = next(e["msg"] for e in events if e["name"] == "PartialParsingEnabled")
+    assert "0 files added" in parsed, parsed
+    compiled = next(folders[0].glob(f"compiled/**/{model}.sql")).read_text()
+    assert all(f"'{bound}'" in compiled for bound in bounds), compiled
+    assert (data_dir / "dbt" / "partial_parse.msgpack").exists()
+
+
 def test_month_then_automation_over_a_changed_raw_day(data_dir, instance, replay):
     """The defaults' monthly session of BTCUSDT from Friday 2023-01-27 08:00 to Friday
     2023-02-24 08:00 equals a computation here from its 672 hourly klines. Then re-pulling raw
@@ -186,6 +205,12 @@ def test_month_then_automation_over_a_changed_raw_day(data_dir, instance, replay
     assert requested_by(third, defs) == weekly_request | monthly_request
     run_requested(defs, instance, weekly_request)
     run_requested(defs, instance, monthly_request)
+    assert_partial_parse_with_window(
+        data_dir,
+        "session_monthly_dbt",
+        "session_ohlc_monthly",
+        ("2023-01-27T08:00:00+00:00", "2023-02-24T08:00:00+00:00"),
+    )
     fourth = dg.evaluate_automation_conditions(
         defs=defs, instance=instance, evaluation_time=at, cursor=third.cursor
     )

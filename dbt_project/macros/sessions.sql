@@ -13,12 +13,23 @@
         + interval ({{ session_anchor_hour() }}) hour)
 {%- endmacro %}
 
+{#- The session window of this run, [session_start_min, session_start_max), each an ISO UTC
+    timestamp string or none. Dagster sets it in the environment (MKT_DBT_SESSION_START_MIN,
+    MKT_DBT_SESSION_START_MAX: dbt keeps its saved parse when an environment variable changes,
+    not when --vars do); a var of the same name, from --vars or a unit test, wins. -#}
+{% macro session_window() -%}
+    {%- set lo = var('session_start_min', env_var('MKT_DBT_SESSION_START_MIN', '')) -%}
+    {%- set hi = var('session_start_max', env_var('MKT_DBT_SESSION_START_MAX', '')) -%}
+    {{ return((lo if lo else none, hi if hi else none)) }}
+{%- endmacro %}
+
 {#- Half-open filter on a timestamp column for the session window of this run:
-    session_start_min <= col < session_start_max. No filter when the vars are unset. -#}
+    session_start_min <= col < session_start_max. No filter when the window is unset. -#}
 {% macro session_window_filter(column) -%}
-    {%- if var('session_start_min') is not none and var('session_start_max') is not none -%}
-    {{ column }} >= timestamptz '{{ var("session_start_min") }}'
-    and {{ column }} < timestamptz '{{ var("session_start_max") }}'
+    {%- set lo, hi = session_window() -%}
+    {%- if lo is not none and hi is not none -%}
+    {{ column }} >= timestamptz '{{ lo }}'
+    and {{ column }} < timestamptz '{{ hi }}'
     {%- else -%}
     true
     {%- endif -%}

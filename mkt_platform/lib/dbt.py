@@ -12,9 +12,11 @@ import re
 import shutil
 import sys
 import time
+import uuid
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import timedelta
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,36 @@ def dbt_executable() -> str:
     return shutil.which("dbt") or "dbt"
 
 
+class MktDbtCliResource(DbtCliResource):
+    """dagster-dbt's dbt resource without the work it does before every invocation that this
+    platform does not use.
+
+    dagster-dbt asks the executable for its version (a ``dbt --version`` subprocess, about
+    4.5 s here) on each new resource, and builds a dbt adapter (about 3 s) on every
+    invocation, only to fetch column metadata or row counts through it. Our dbt is the one
+    installed beside this Python (:func:`dbt_executable`), so its version is the imported
+    ``dbt.version``; and the column schemas are read from the warehouse after dbt has closed
+    it (:func:`with_column_schemas`), so no adapter is built.
+    """
+
+    @cached_property
+    def _cli_version(self):  # type: ignore[override]
+        if Path(self.dbt_executable).parent == Path(sys.executable).parent:
+            from dbt.version import __version__
+            from packaging import version
+
+            return version.parse(__version__)
+        return super()._cli_version
+
+    def _initialize_dbt_core_adapter(self, args):  # type: ignore[override]
+        return None
+
+
+def dbt_resource() -> MktDbtCliResource:
+    """The ``dbt`` resource of every dbt asset: this project, the dbt beside this Python."""
+    return MktDbtCliResource(project_dir=dbt_project(), dbt_executable=dbt_executable())
+
+
 @cache
 def dbt_project() -> DbtProject:
     """The dbt project, with its manifest prepared.
@@ -59,42 +91,131 @@ def dbt_project() -> DbtProject:
     return project
 
 
-#: The window vars each family of partitioned dbt models filters on: session marts by
-#: session start, the UTC-daily marts (options, funding) by hour.
-WINDOW_VARS = {
-    "session": ("session_start_min", "session_start_max"),
-    "utc_hour": ("options_hour_min", "options_hour_max"),
+#: The environment variables that carry a run's window to the models, per family of
+#: partitioned dbt models: session marts by session start, the UTC-daily marts (options,
+#: funding) by hour. Each is half-open ``[min, max)``, an ISO 8601 UTC timestamp; unset or
+#: empty, the incremental models rebuild everything. The macros read them as the default of
+#: the dbt var of the same name in lower case without the prefix (``--vars`` still wins, for a
+#: person running dbt by hand). They are environment variables, not ``--vars``, because dbt
+#: throws away its saved parse whenever ``--vars`` change, and re-parses only the files that
+#: read an environment variable whose value changed (see :func:`partial_parse_cache`).
+WINDOW_ENV = {
+    "session": ("MKT_DBT_SESSION_START_MIN", "MKT_DBT_SESSION_START_MAX"),
+    "utc_hour": ("MKT_DBT_OPTIONS_HOUR_MIN", "MKT_DBT_OPTIONS_HOUR_MAX"),
 }
 
 
-def dbt_vars(time_window: dg.TimeWindow | None, window: str = "session") -> dict[str, Any]:
-    """The ``--vars`` of a dbt run: the platform settings and the partition window.
+def dbt_vars() -> dict[str, Any]:
+    """The ``--vars`` of every dbt run: the platform's session settings.
+
+    Returns:
+        ``session_anchor_hour`` (int) and ``session_weekday`` (ISO weekday, int). They change
+        only with the settings, so dbt's saved parse stays valid from run to run.
+    """
+    return {
+        "session_anchor_hour": settings.session_anchor_hour(),
+        "session_weekday": settings.weekly_session_weekday(),
+    }
+
+
+def dbt_window_env(time_window: dg.TimeWindow | None, window: str = "session") -> dict[str, str]:
+    """The environment of a dbt run that carries its partition window (every window variable
+    of :data:`WINDOW_ENV`, so none is left over from another run).
 
     Args:
         time_window: the run's partition window ``[start, end)`` (aware UTC datetimes), or
             ``None`` for an unpartitioned run, which rebuilds everything.
-        window: which window vars to set (a key of ``WINDOW_VARS``): ``session`` for the
-            session marts, ``utc_hour`` for the hourly options marts.
+        window: which family's variables to set (a key of ``WINDOW_ENV``): ``session`` for
+            the session marts, ``utc_hour`` for the hourly options and funding marts.
 
     Returns:
-        ``session_anchor_hour`` (int) and ``session_weekday`` (ISO weekday, int) always; the
-        two window vars (ISO 8601 UTC strings,
-        half-open ``[min, max)``) when a window is given.
+        ``{variable: ISO 8601 UTC string}`` for the family's two bounds, and ``""`` for
+        every other window variable.
     """
-    variables: dict[str, Any] = {
-        "session_anchor_hour": settings.session_anchor_hour(),
-        "session_weekday": settings.weekly_session_weekday(),
-    }
+    env = {name: "" for names in WINDOW_ENV.values() for name in names}
     if time_window is not None:
-        low, high = WINDOW_VARS[window]
-        variables[low] = time_window.start.isoformat()
-        variables[high] = time_window.end.isoformat()
-    return variables
+        low, high = WINDOW_ENV[window]
+        env[low] = time_window.start.isoformat()
+        env[high] = time_window.end.isoformat()
+    return env
 
 
-def dbt_build_args(time_window: dg.TimeWindow | None, window: str = "session") -> list[str]:
-    """Arguments of ``dbt build`` for a partition window (see :func:`dbt_vars`)."""
-    return ["build", "--vars", json.dumps(dbt_vars(time_window, window), sort_keys=True)]
+def dbt_build_args() -> list[str]:
+    """Arguments of the ``dbt build`` of a partition run (the window goes in the environment,
+    :func:`dbt_window_env`)."""
+    return ["build", "--vars", json.dumps(dbt_vars(), sort_keys=True)]
+
+
+@contextmanager
+def environment(values: Mapping[str, str]) -> Iterator[None]:
+    """``os.environ`` with ``values`` set for the block, restored after (dagster-dbt passes
+    this process's environment to dbt)."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+PARTIAL_PARSE_FILE = "partial_parse.msgpack"
+
+
+def dbt_runs_dir() -> Path:
+    """The target folders of the dbt invocations of this data directory
+    (``$MKT_DATA_DIR/dbt/runs/<dbt asset>-<run id>-<suffix>``)."""
+    return settings.data_dir() / "dbt" / "runs"
+
+
+def partial_parse_cache() -> Path:
+    """Where dbt's saved parse is kept between runs: beside the warehouse.
+
+    dbt keeps its parse in ``<target>/partial_parse.msgpack`` and re-uses it only when the
+    profile is unchanged; the profile's warehouse path comes from ``MKT_DATA_DIR``, so a
+    parse saved for one data directory is worthless for another (the project's own target
+    folder is shared by every data directory, and an image parses in another folder than it
+    runs in). Kept per data directory, the parse survives from run to run, and only the
+    first dbt run of a data directory parses the whole project.
+    """
+    return settings.data_dir() / "dbt" / PARTIAL_PARSE_FILE
+
+
+@contextmanager
+def invocation_target(name: str, run_id: str) -> Iterator[Path]:
+    """A fresh target folder for one dbt invocation, primed with the saved parse.
+
+    dagster-dbt gives every invocation its own target folder (so that runs keep their
+    artifacts apart), where dbt finds no saved parse; this one starts with the data
+    directory's (:func:`partial_parse_cache`). When the block ends, the parse dbt saved is
+    kept for the next run (an atomic replace), and the older folders of the same dbt asset
+    are removed: the latest invocation's artifacts and ``dbt.log`` stay for a person to
+    read, and folders never pile up.
+
+    Args:
+        name: the dbt asset (op) name, e.g. ``session_daily_dbt``.
+        run_id: the Dagster run.
+    """
+    runs_dir = dbt_runs_dir()
+    target = runs_dir / f"{name}-{run_id[:8]}-{uuid.uuid4().hex[:6]}"
+    target.mkdir(parents=True)
+    cache_file = partial_parse_cache()
+    if cache_file.exists():
+        shutil.copyfile(cache_file, target / PARTIAL_PARSE_FILE)
+    try:
+        yield target
+    finally:
+        saved = target / PARTIAL_PARSE_FILE
+        if saved.exists():
+            temporary = cache_file.with_name(f".{PARTIAL_PARSE_FILE}.{uuid.uuid4().hex}")
+            shutil.copyfile(saved, temporary)
+            os.replace(temporary, cache_file)
+        for older in runs_dir.glob(f"{name}-*"):
+            if older != target and older.is_dir():
+                shutil.rmtree(older, ignore_errors=True)
 
 
 _LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<program>.*?) \(PID (?P<pid>\d+)\)")
@@ -175,8 +296,13 @@ def stream_dbt_build(
     # the warehouse now has (``dagster/column_schema``, for the column schema change checks).
     events: list[Any] = []
     try:
-        for event in dbt.cli(dbt_build_args(time_window, window), context=context).stream():
-            events.append(event)
+        with (
+            environment(dbt_window_env(time_window, window)),
+            invocation_target(context.op_execution_context.op.name, context.run.run_id) as target,
+        ):
+            invocation = dbt.cli(dbt_build_args(), context=context, target_path=target)
+            for event in invocation.stream():
+                events.append(event)
     except Exception:
         # dbt failed part-way: what it did build is still recorded, then the failure raised.
         yield from with_column_schemas(context, events)

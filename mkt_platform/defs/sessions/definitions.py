@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import dagster as dg
-from dagster_dbt import DbtCliResource
 
 from mkt_platform.defs.sessions.assets import (
     build_session_daily_dbt_assets,
     build_session_monthly_dbt_assets,
     build_session_weekly_dbt_assets,
 )
-from mkt_platform.lib.dbt import dbt_executable, dbt_project
+from mkt_platform.lib.dbt import dbt_resource
 
 
 def build_defs() -> dg.Definitions:
@@ -20,7 +19,5 @@ def build_defs() -> dg.Definitions:
             build_session_weekly_dbt_assets(),
             build_session_monthly_dbt_assets(),
         ],
-        resources={
-            "dbt": DbtCliResource(project_dir=dbt_project(), dbt_executable=dbt_executable())
-        },
+        resources={"dbt": dbt_resource()},
     )
