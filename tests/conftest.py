@@ -46,6 +46,19 @@ def read_sessions(data_dir: Path, where: str = "true") -> list[dict]:
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
+def files_read(warehouse: Path, sql: str) -> set[int]:
+    """How many Parquet files each scan of ``sql`` on the warehouse opens ("Total Files Read"
+    in its ``EXPLAIN ANALYZE``): ``{n}`` when every scan (a view may scan the lake more than
+    once) opens ``n`` files."""
+    import re
+
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        plan = "".join(row[1] for row in con.execute(f"explain analyze {sql}").fetchall())
+    counts = re.findall(r"Total Files Read: (\d+)", plan)
+    assert counts, plan
+    return {int(n) for n in counts}
+
+
 def rel_close(a: Decimal, b: Decimal, rel: Decimal = Decimal("1e-9")) -> bool:
     return abs(a - b) <= rel * max(abs(a), abs(b))
 

@@ -7,13 +7,14 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import dagster as dg
+import duckdb
 import pyarrow as pa
 import pytest
 
 from mkt_platform.defs.binance.contract import KLINE_CONTRACT, KLINE_LAKE_SCHEMA
 from mkt_platform.lib import lake
 from mkt_platform.lib.dbt import dbt_build_args, dbt_resource, dbt_window_env, environment
-from tests.conftest import recorded_klines
+from tests.conftest import files_read, recorded_klines
 
 pytestmark = pytest.mark.slow
 
@@ -73,3 +74,27 @@ def test_ohlc_sanity_rejects_a_corrupted_candle(data_dir):
     failed = {uid for uid, status in results(broken).items() if status == "fail"}
     assert len(failed) == 1
     assert "ohlc_sanity_stg_binance__klines" in failed.pop()
+
+
+def test_a_one_session_build_reads_only_the_lake_files_of_its_window(data_dir):
+    """Five days of real BTCUSDT klines in the lake; the window of the session 2023-01-05
+    08:00 to 01-06 08:00 makes the staging view open the files of those two UTC days only
+    (hive partition pruning before the dedupe), with all their 48 candles; with no window it
+    opens all five."""
+    for day_number in range(19360, 19365):  # 2023-01-03 .. 2023-01-07
+        day = datetime.fromtimestamp(day_number * 86_400, UTC).date().isoformat()
+        write_day(day, day_of_btc(day_number))
+    view = "select * from staging.stg_binance__klines"
+    warehouse = data_dir / "warehouse.duckdb"
+    assert dbt("build", "--select", "stg_binance__klines").is_successful()
+    assert files_read(warehouse, view) == {5}
+    window = dg.TimeWindow(datetime(2023, 1, 5, 8, tzinfo=UTC), datetime(2023, 1, 6, 8, tzinfo=UTC))
+    with environment(dbt_window_env(window)):
+        assert dbt("build", "--select", "stg_binance__klines").is_successful()
+    assert files_read(warehouse, view) == {2}
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        days = con.execute(
+            "select partition_date::varchar, count(*) from staging.stg_binance__klines "
+            "group by all order by 1"
+        ).fetchall()
+    assert days == [("2023-01-05", 24), ("2023-01-06", 24)]

@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import SHARED_DATA
+from tests.conftest import SHARED_DATA, files_read
 
 pytestmark = pytest.mark.slow
 
@@ -517,6 +517,35 @@ def test_staging_dedupes_trades_across_partition_files(tmp_path: Path, trades: l
     for t in copied:
         assert price[t.trade_id] == (t.price, "2022-01-01")
     assert price[orphan.trade_id] == (Decimal(2), "2022-01-02")
+
+
+def test_a_one_day_build_reads_only_that_days_lake_file(tmp_path: Path, trades: list[Trade]):
+    """With the window of one UTC day, the staging view opens that day's file only (hive
+    partition pruning before the dedupe), however many days the lake holds, and still dedupes
+    within it; with no window it reads them all."""
+    data_dir = tmp_path / "data"
+    write_partition(data_dir, "2022-01-01", trades)
+    for day in ("2021-12-30", "2021-12-31", "2022-01-02", "2022-01-03"):
+        write_partition(
+            data_dir, day, [replace(t, trade_id=f"{day}-{t.trade_id}") for t in trades[:5]]
+        )
+    select = "select * from staging.stg_deribit__option_trades"
+    dbt(data_dir, "build", "--select", "stg_deribit__option_trades")
+    assert files_read(data_dir / "warehouse.duckdb", select) == {5}
+    dbt(
+        data_dir,
+        "build",
+        "--select",
+        "stg_deribit__option_trades",
+        hour_min="2022-01-01T00:00:00+00:00",
+        hour_max="2022-01-02T00:00:00+00:00",
+    )
+    assert files_read(data_dir / "warehouse.duckdb", select) == {1}
+    rows = query(
+        data_dir, "select trade_id, partition_date from staging.stg_deribit__option_trades"
+    )
+    assert len(rows) == len({r["trade_id"] for r in rows}) == len({t.trade_id for t in trades})
+    assert {r["partition_date"].isoformat() for r in rows} == {"2022-01-01"}
 
 
 def test_platform_path_replay_to_marts_equals_independent_computation(

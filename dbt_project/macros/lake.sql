@@ -15,3 +15,29 @@
     {%- set result = run_query("select count(*) from glob('" ~ lake_glob(source_name, dataset) ~ "')") -%}
     {{ return(result.columns[0].values()[0] > 0) }}
 {%- endmacro %}
+
+{#- Filter on a lake partition column (the hive `date`, a UTC date) to the days this run's
+    window overlaps, so that DuckDB opens only those files (hive partition pruning) instead of
+    every file of the lake before the dedupe: a one-day build reads one or two days of files
+    however large the lake. The window is the session window (macros/sessions.sql) or the
+    options hour window (macros/options.sql), whichever is set. A row lies in the file of its
+    own UTC day (the raw checks refuse a candle outside its partition before it is written;
+    a Deribit trade in another day's file, which only a faulty pull could cause, is seen by
+    the runs whose window covers that file). With no window (a full rebuild, or dbt by hand)
+    it filters nothing. -#}
+{% macro lake_partition_filter(column) -%}
+    {%- set lo, hi = session_window() -%}
+    {%- if lo is none or hi is none -%}
+        {%- set lo = var('options_hour_min', env_var('MKT_DBT_OPTIONS_HOUR_MIN', '')) -%}
+        {%- set hi = var('options_hour_max', env_var('MKT_DBT_OPTIONS_HOUR_MAX', '')) -%}
+    {%- endif -%}
+    {%- if lo and hi -%}
+        {%- set dt = modules.datetime -%}
+        {%- set utc = modules.pytz.utc -%}
+        {%- set first = dt.datetime.fromisoformat(lo).astimezone(utc).date() -%}
+        {%- set last = (dt.datetime.fromisoformat(hi).astimezone(utc) - dt.timedelta(microseconds=1)).date() -%}
+    {{ column }} between date '{{ first.isoformat() }}' and date '{{ last.isoformat() }}'
+    {%- else -%}
+    true
+    {%- endif -%}
+{%- endmacro %}

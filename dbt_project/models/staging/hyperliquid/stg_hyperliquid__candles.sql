@@ -1,5 +1,7 @@
 -- One row per (instrument, interval, open_time): Hyperliquid candles in the platform's terms.
 -- quote_volume is not sent by Hyperliquid (only base volume), so it is NULL, never derived.
+-- A partition run reads only the lake files of its window (lake_partition_filter), so the
+-- view in the warehouse shows the rows of the last run's window; the marts hold the history.
 -- depends_on: {{ source('lake_hyperliquid', 'hyperliquid_candles_1h') }}
 {% if lake_has_files('hyperliquid', 'candles_1h') %}
 select
@@ -17,6 +19,8 @@ select
     trades,
     date as partition_date
 from {{ source('lake_hyperliquid', 'hyperliquid_candles_1h') }}
+-- only the files of the run's window (all of them when no window is set)
+where {{ lake_partition_filter('date') }}
 qualify row_number() over (
     partition by coin, interval, open_time order by date desc
 ) = 1
