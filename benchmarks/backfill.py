@@ -1,10 +1,11 @@
 """Benchmark: backfill 2023-01-01..2023-06-30 (181 days, every venue) through Dagster.
 
 The universe is the recorded one (Binance 1h and 1m, Hyperliquid kPEPE and BTC funding,
-Deribit BTC options). Each step (the raw pulls, the session dbt run, the options and funding
-dbt run) runs in its own fresh process as one single-run backfill,
-from the replay server on the recorded data, into an empty data dir; the script prints wall
-time and peak memory (resident set of the process and its children, dbt included) per step.
+Deribit BTC options). Each step of the CLI's plan (the raw pulls, the daily, weekly and
+monthly session dbt runs, the options and funding dbt run) runs in its own fresh process as
+one single-run backfill, from the replay server on the recorded data, into an empty data dir; the script prints wall
+time, CPU seconds and peak memory (resident set of the process and its children, dbt
+included) per step, their totals, and the load average.
 Not a test: it prints figures, it asserts nothing.
 
     python benchmarks/backfill.py --replay ../shared/data [--start 2023-01-01 --end 2023-06-30]
@@ -34,11 +35,20 @@ def run_step(index: int, start: date, end: date) -> dict:
     from mkt_platform.lib.materialize import plan, run_plan
 
     defs = build_definitions()
-    step = plan(defs, start, end)[index]
+    steps = plan(defs, start, end)
+    if index >= len(steps):
+        return {"step": None}
+    step = steps[index]
+
+    def cpu() -> float:
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
     with dg.DagsterInstance.get() as instance:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), cpu()
         (result,) = run_plan(defs, [step], instance, progress=lambda _: None)
-        seconds = time.perf_counter() - started
+        seconds, cpu_seconds = time.perf_counter() - started, cpu() - cpu_started
     peak_kib = max(
         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
         resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
@@ -48,6 +58,7 @@ def run_step(index: int, start: date, end: date) -> dict:
         "partitions": len(step.partition_keys),
         "success": result.success,
         "seconds": round(seconds, 2),
+        "cpu_seconds": round(cpu_seconds, 2),
         "peak_rss_mib": round(peak_kib / 1024, 1),
     }
 
@@ -78,9 +89,10 @@ def main() -> int:
             "MKT_INSTRUMENTS_FILE": str(RECORDED_INSTRUMENTS),
         }
         print(f"backfill {args.start}..{args.end}, sessions at the default anchor, replay data")
-        print(f"{'step':<24}{'partitions':>11}{'wall s':>9}{'peak MiB':>10}  ok")
+        print(f"{'step':<24}{'partitions':>11}{'wall s':>9}{'CPU s':>8}{'peak MiB':>10}  ok")
         failed = False
-        for index in (0, 1, 2):
+        totals = [0.0, 0.0]
+        for index in range(10):
             out = (
                 subprocess.run(
                     [
@@ -104,14 +116,20 @@ def main() -> int:
                 .splitlines()[-1]
             )
             figures = json.loads(out)
+            if figures["step"] is None:  # every step of the plan is done
+                break
             failed |= not figures["success"]
             if failed:
                 print(f"{figures['step']} failed; stopping")
                 break
+            totals[0] += figures["seconds"]
+            totals[1] += figures["cpu_seconds"]
             print(
                 f"{figures['step']:<24}{figures['partitions']:>11}{figures['seconds']:>9}"
-                f"{figures['peak_rss_mib']:>10}  {figures['success']}"
+                f"{figures['cpu_seconds']:>8}{figures['peak_rss_mib']:>10}  {figures['success']}"
             )
+        print(f"{'all steps':<35}{totals[0]:>9.2f}{totals[1]:>8.2f}")
+        print("load average (1, 5, 15 min): " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
         served = {name: server.request_count(name) for name in server.exchanges}
         print(f"requests served by the replay server: {served}")
     return 1 if failed else 0

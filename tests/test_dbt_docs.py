@@ -125,4 +125,8 @@ def test_docs_generate_lists_every_mart_with_its_columns_and_is_served(
         assert set(served["nodes"]) == set(catalog["nodes"])
     finally:
         os.killpg(docs.pid, 15)
-        docs.wait(timeout=30)
+        try:
+            docs.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # dbt docs serve may ignore SIGTERM for a while
+            os.killpg(docs.pid, 9)
+            docs.wait(timeout=30)

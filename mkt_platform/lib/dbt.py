@@ -74,20 +74,55 @@ def dbt_resource() -> MktDbtCliResource:
     return MktDbtCliResource(project_dir=dbt_project(), dbt_executable=dbt_executable())
 
 
+def _project_changed_since(manifest: Path) -> bool:
+    """Whether a file of the dbt project (models, macros, tests, yml) is newer than
+    ``manifest``, or the manifest is missing."""
+    if not manifest.exists():
+        return True
+    parsed = manifest.stat().st_mtime
+    for folder in ("models", "macros", "tests", "seeds", "snapshots"):
+        for path in (DBT_PROJECT_DIR / folder).rglob("*"):
+            if path.is_file() and path.stat().st_mtime > parsed:
+                return True
+    return any(
+        (DBT_PROJECT_DIR / name).stat().st_mtime > parsed
+        for name in ("dbt_project.yml", "profiles.yml")
+        if (DBT_PROJECT_DIR / name).exists()
+    )
+
+
 @cache
 def dbt_project() -> DbtProject:
     """The dbt project, with its manifest prepared.
 
-    Under ``dagster dev`` the manifest is re-parsed at every load; elsewhere it is parsed
-    once when missing (the deployment image parses it at build time).
+    The manifest is parsed when it is missing, and under ``dagster dev`` also when a file of
+    the project changed since (the semantics of ``DbtProject.prepare_if_dev``); otherwise the
+    saved one is used (the deployment image parses at build time), so loading the code
+    location does not pay a dbt parse. Processes starting together (test workers, the
+    services of a deployment) parse one at a time under a file lock, and the later ones find
+    the manifest ready.
     """
+    import fcntl
+
     project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
-    # dagster-dbt's own preparer calls a bare ``dbt``, which is not on PATH when the venv
-    # is not activated; parse with the dbt beside this Python instead.
-    if os.getenv("DAGSTER_IS_DEV_CLI") or not project.manifest_path.exists():
-        DbtCliResource(project_dir=project, dbt_executable=dbt_executable()).cli(
-            ["parse", "--quiet"], target_path=project.target_path
-        ).wait()
+    target = project.project_dir / project.target_path
+    dev = bool(os.getenv("DAGSTER_IS_DEV_CLI"))
+
+    def stale() -> bool:
+        return not project.manifest_path.exists() or (
+            dev and _project_changed_since(project.manifest_path)
+        )
+
+    if stale():
+        target.mkdir(parents=True, exist_ok=True)
+        with open(target / ".parse.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if stale():
+                # dagster-dbt's own preparer calls a bare ``dbt``, which is not on PATH when
+                # the venv is not activated; parse with the dbt beside this Python instead.
+                MktDbtCliResource(project_dir=project, dbt_executable=dbt_executable()).cli(
+                    ["parse", "--quiet"], target_path=project.target_path
+                ).wait()
     return project
 
 
