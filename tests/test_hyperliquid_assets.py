@@ -17,7 +17,8 @@ import yaml
 from mkt_platform.defs.hyperliquid.assets import hyperliquid_asset_contexts
 from mkt_platform.defs.hyperliquid.resources import HyperliquidClient
 from mkt_platform.lib import lake
-from tests.conftest import SHARED_DATA, materialize_days
+from mkt_platform.lib.dbt import dbt_resource, dbt_window_env, environment
+from tests.conftest import SHARED_DATA, files_read, materialize_days
 
 pytestmark = pytest.mark.slow
 
@@ -106,6 +107,28 @@ def test_funding_switch_from_8h_to_1h_is_handled(data_dir, instance):
         "where cast(funding_time as date) = date '2023-06-08' order by funding_time",
     )
     assert [s["funding_interval_hours"] for s in switch] == [8] + [1] * 23
+
+    # A one-day run of 2023-06-08 (as its partition runs it) reads that day's file and its
+    # neighbours' (the 00:00 event's interval comes from the day before), rewrites that day's
+    # row identically, and keeps every other day (the mart is incremental).
+    window = dg.TimeWindow(datetime(2023, 6, 8, tzinfo=UTC), datetime(2023, 6, 9, tzinfo=UTC))
+    with environment(dbt_window_env(window, "utc_hour")):
+        invocation = dbt_resource().cli(
+            ["build", "--select", "stg_hyperliquid__funding_rates funding_rates_daily"],
+            raise_on_error=False,
+        )
+        invocation.wait()
+    assert invocation.is_successful()
+    after = {
+        row["funding_date"].isoformat(): row
+        for row in query(
+            data_dir, "select * from marts.funding_rates_daily where instrument = 'BTC'"
+        )
+    }
+    assert after == days
+    assert files_read(
+        data_dir / "warehouse.duckdb", "select * from staging.stg_hyperliquid__funding_rates"
+    ) == {3}
 
 
 def test_asset_contexts_snapshot_appends_today_and_refuses_the_past(data_dir, replay, instance):

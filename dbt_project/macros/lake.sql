@@ -23,9 +23,10 @@
     options hour window (macros/options.sql), whichever is set. A row lies in the file of its
     own UTC day (the raw checks refuse a candle outside its partition before it is written;
     a Deribit trade in another day's file, which only a faulty pull could cause, is seen by
-    the runs whose window covers that file). With no window (a full rebuild, or dbt by hand)
-    it filters nothing. -#}
-{% macro lake_partition_filter(column) -%}
+    the runs whose window covers that file). pad_days widens the days on each side, for a
+    model that needs its neighbours (the funding interval is read from the previous and the
+    next event). With no window (a full rebuild, or dbt by hand) it filters nothing. -#}
+{% macro lake_partition_filter(column, pad_days=0) -%}
     {%- set lo, hi = session_window() -%}
     {%- if lo is none or hi is none -%}
         {%- set lo = var('options_hour_min', env_var('MKT_DBT_OPTIONS_HOUR_MIN', '')) -%}
@@ -34,8 +35,9 @@
     {%- if lo and hi -%}
         {%- set dt = modules.datetime -%}
         {%- set utc = modules.pytz.utc -%}
-        {%- set first = dt.datetime.fromisoformat(lo).astimezone(utc).date() -%}
-        {%- set last = (dt.datetime.fromisoformat(hi).astimezone(utc) - dt.timedelta(microseconds=1)).date() -%}
+        {%- set pad = dt.timedelta(days=pad_days) -%}
+        {%- set first = dt.datetime.fromisoformat(lo).astimezone(utc).date() - pad -%}
+        {%- set last = (dt.datetime.fromisoformat(hi).astimezone(utc) - dt.timedelta(microseconds=1)).date() + pad -%}
     {{ column }} between date '{{ first.isoformat() }}' and date '{{ last.isoformat() }}'
     {%- else -%}
     true

@@ -1,13 +1,23 @@
-{{ config(materialized='table', tags=['utc_daily']) }}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key=['source', 'instrument', 'funding_date'],
+        on_schema_change='fail',
+        tags=['utc_daily'],
+    )
+}}
 -- One row per (source, instrument, funding_date): the funding paid over a UTC day.
 -- Summing the events' rates gives the day's funding whatever the interval (three 8-hourly
 -- events before Hyperliquid's switch on 2023-06-08, 24 hourly ones after), so days on both
--- sides of the switch compare directly. Rebuilt whole on every run (a few rows per day).
+-- sides of the switch compare directly. Incremental over the run's UTC days (the options
+-- hour window, [options_hour_min, options_hour_max)); with no window, every day.
 with events as (
     select
         *,
         cast(funding_time as date) as funding_date
     from {{ ref('stg_hyperliquid__funding_rates') }}
+    where {{ options_window_filter('funding_time') }}
 )
 
 select

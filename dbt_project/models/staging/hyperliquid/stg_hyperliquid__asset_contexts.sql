@@ -19,6 +19,8 @@ select
     impact_ask_px as impact_ask_price,
     date as partition_date
 from {{ source('lake_hyperliquid', 'hyperliquid_asset_contexts') }}
+-- only the files of the run's window (all of them when no window is set)
+where {{ lake_partition_filter('date') }}
 {% else %}
 select
     'hyperliquid' as source,
