@@ -13,7 +13,13 @@ import pytest
 
 from mkt_platform.defs.binance.contract import KLINE_CONTRACT, KLINE_LAKE_SCHEMA
 from mkt_platform.lib import lake
-from mkt_platform.lib.dbt import dbt_build_args, dbt_resource, dbt_window_env, environment
+from mkt_platform.lib.dbt import (
+    dbt_build_args,
+    dbt_project,
+    dbt_resource,
+    dbt_window_env,
+    environment,
+)
 from tests.conftest import files_read, recorded_klines
 
 pytestmark = pytest.mark.slow
@@ -41,19 +47,29 @@ def day_of_btc(day_number: int) -> list[list]:
     return [r for r in recorded_klines("BTCUSDT", "1h") if r[0] // 86_400_000 == day_number]
 
 
-def test_session_metric_unit_tests_pass_within_a_build(data_dir):
-    """The dbt unit tests of rounding, tie and gap rules run in `dbt build` and pass, also
-    with the session window Dagster sets in the environment (which must not filter their
-    rows)."""
+def test_unit_tests_pass_here_and_partition_builds_leave_them_out(data_dir):
+    """Every dbt unit test of the project (rounding, tie and gap rules of the sessions, the
+    options marts' methods) passes, also with the session window Dagster sets in the
+    environment (which must not filter their rows). A partition run's build leaves them out
+    (they depend on the code, not on the partition) and runs the data tests."""
     write_day("2023-01-05", day_of_btc(19362))
     window = dg.TimeWindow(datetime(2023, 1, 5, 8, tzinfo=UTC), datetime(2023, 1, 6, 8, tzinfo=UTC))
+    declared = json.loads(dbt_project().manifest_path.read_text())["unit_tests"]
+    assert len(declared) >= 16
     with environment(dbt_window_env(window)):
-        invocation = dbt(*dbt_build_args())
-    statuses = results(invocation)
-    unit = {uid: status for uid, status in statuses.items() if uid.startswith("unit_test.")}
+        build = dbt(*dbt_build_args())
+        # Unit tests read their inputs' columns from the warehouse: after the build.
+        unit_run = dbt("test", "--select", "test_type:unit", *dbt_build_args()[1:3])
+    statuses = results(build)
+    assert build.is_successful(), statuses
+    assert not [uid for uid in statuses if uid.startswith("unit_test.")]
+    assert statuses["model.mkt_platform.session_ohlc_daily"] == "success"
+    assert [uid for uid in statuses if uid.startswith("test.")]
+
+    unit = results(unit_run)
+    assert set(unit) == set(declared)
     assert len([uid for uid in unit if ".session_ohlc_daily." in uid]) == 3
-    assert set(unit.values()) == {"pass"}  # the options marts' unit tests run here too
-    assert invocation.is_successful(), statuses
+    assert set(unit.values()) == {"pass"} and unit_run.is_successful()
 
 
 def test_ohlc_sanity_rejects_a_corrupted_candle(data_dir):

@@ -177,8 +177,19 @@ def dbt_window_env(time_window: dg.TimeWindow | None, window: str = "session") -
 
 def dbt_build_args() -> list[str]:
     """Arguments of the ``dbt build`` of a partition run (the window goes in the environment,
-    :func:`dbt_window_env`)."""
-    return ["build", "--vars", json.dumps(dbt_vars(), sort_keys=True)]
+    :func:`dbt_window_env`).
+
+    dbt's unit tests are left out: they test the SQL of a model on fixed rows, which no
+    partition changes, so they run once per change of the code, in CI
+    (``tests/test_dbt.py``), not in every partition run. The data tests run.
+    """
+    return [
+        "build",
+        "--vars",
+        json.dumps(dbt_vars(), sort_keys=True),
+        "--exclude-resource-type",
+        "unit_test",
+    ]
 
 
 @contextmanager
