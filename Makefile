@@ -20,9 +20,11 @@ demo: install
 	$(BIN)/mkt-platform materialize --start 2022-01-01 --end 2022-01-01 --replay $(SHARED_DATA)
 	$(BIN)/mkt-platform materialize --start 2023-04-28 --end 2023-05-25 --replay $(SHARED_DATA)
 
+# The suite on every core (pytest-xdist), each test module on one worker so that its
+# module-scoped fixtures are built once.
 test: install
 	$(BIN)/ruff check mkt_platform tests benchmarks
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --dist loadscope
 
 benchmark: install
 	$(BIN)/python benchmarks/backfill.py --replay $(SHARED_DATA)

@@ -96,7 +96,39 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, replay: ReplayServ
 
 
 @pytest.fixture
+def hourly_universe(data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The recorded universe cut to the hourly candles the session marts are built from:
+    Binance 1h klines of BTCUSDT, ETHUSDT and SOLUSDT and Hyperliquid's kPEPE 1h candles
+    (no 1m klines, funding or option trades). For tests of the session marts over long
+    ranges, which would otherwise pull months of data they never read."""
+    import yaml
+
+    recorded = yaml.safe_load(RECORDED_INSTRUMENTS.read_text())["instruments"]
+    hourly = []
+    for entry in recorded:
+        intervals = [i for i in entry.get("intervals", []) if i == "1h"]
+        if intervals:
+            hourly.append({**entry, "intervals": intervals, "funding": False})
+    assert {e["instrument"] for e in hourly} == {"BTCUSDT", "ETHUSDT", "SOLUSDT", "kPEPE"}
+    path = tmp_path / "hourly_instruments.yaml"
+    path.write_text(yaml.safe_dump({"instruments": hourly}))
+    monkeypatch.setenv("MKT_INSTRUMENTS_FILE", str(path))
+    return path
+
+
+@pytest.fixture
 def instance() -> Iterator[dg.DagsterInstance]:
+    """An in-memory Dagster instance: run and event storage in memory, about twice as fast
+    as SQLite files for the thousands of events a ranged run writes. The tests of what
+    persists (the CLI, the deployment on PostgreSQL) make their own instance."""
+    with dg.DagsterInstance.ephemeral() as test_instance:
+        yield test_instance
+
+
+@pytest.fixture
+def instance_with_ref() -> Iterator[dg.DagsterInstance]:
+    """A Dagster instance on temporary SQLite files, for what needs an instance reference
+    (schedule and sensor contexts that open the instance themselves)."""
     with dg.instance_for_test() as test_instance:
         yield test_instance
 

@@ -33,6 +33,12 @@ REPOSITORY = dg.Definitions(
 HALT_DAY = "2023-03-24"
 
 
+@pytest.fixture
+def instance(instance_with_ref):
+    """Schedule contexts open the instance from its reference: SQLite files, not memory."""
+    return instance_with_ref
+
+
 def ms(text: str) -> int:
     return int(datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp() * 1000)
 

@@ -132,7 +132,7 @@ SESSIONS = (
 
 @pytest.mark.slow
 def test_truncated_then_complete_day_gives_one_late_data_run(
-    data_dir, instance, mutated, monkeypatch
+    data_dir, hourly_universe, instance, mutated, monkeypatch
 ):
     """Binance serves 2023-02-22 without its last 9 hours when the month is pulled; once it
     serves the whole day the sensor requests exactly one run (that raw partition, tagged

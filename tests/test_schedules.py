@@ -13,6 +13,12 @@ from mkt_platform.defs.binance.resources import BinanceSpotClient
 
 
 @pytest.fixture
+def instance(instance_with_ref):
+    """Schedule contexts open the instance from its reference: SQLite files, not memory."""
+    return instance_with_ref
+
+
+@pytest.fixture
 def defs(data_dir):
     return build_definitions()
 

@@ -51,7 +51,9 @@ def assert_equals_daily_klines(sessions: list[dict]) -> None:
         assert s["session_end"] - s["session_start"] == timedelta(hours=24)
 
 
-def test_half_year_of_utc_sessions_equals_binance_daily_klines(data_dir, instance, monkeypatch):
+def test_half_year_of_utc_sessions_equals_binance_daily_klines(
+    data_dir, hourly_universe, instance, monkeypatch
+):
     """Guards the whole chain (pull, Parquet, staging, session mart) against any loss or
     rounding: every session of three symbols over 181 days equals Binance's 1d kline."""
     monkeypatch.setenv("MKT_SESSION_ANCHOR_HOUR", "0")

@@ -33,7 +33,9 @@ def ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def test_monday_utc_weeks_equal_binance_daily_klines(data_dir, instance, monkeypatch):
+def test_monday_utc_weeks_equal_binance_daily_klines(
+    data_dir, hourly_universe, instance, monkeypatch
+):
     """Anchor 00:00 and weekday MON: every complete weekly session of 2023-01-02..2023-06-25
     equals the aggregation of Binance's 1d klines over its 7 days (the halt week included)."""
     monkeypatch.setenv("MKT_SESSION_ANCHOR_HOUR", "0")
@@ -147,7 +149,7 @@ def assert_partial_parse_with_window(
     assert (data_dir / "dbt" / "partial_parse.msgpack").exists()
 
 
-def test_month_then_automation_over_a_changed_raw_day(data_dir, instance, replay):
+def test_month_then_automation_over_a_changed_raw_day(data_dir, hourly_universe, instance, replay):
     """The defaults' monthly session of BTCUSDT from Friday 2023-01-27 08:00 to Friday
     2023-02-24 08:00 equals a computation here from its 672 hourly klines. Then re-pulling raw
     day 2023-02-23 makes automation request exactly the daily sessions over it (02-22, 02-23,
