@@ -269,3 +269,42 @@ def test_only_runs_whose_process_is_gone_on_this_host_are_reaped(tmp_path):
             assert storage.get_concurrency_run_ids() == {made["cli_live"], made["elsewhere_dead"]}
     finally:
         live.kill()
+
+
+def test_a_reaped_run_is_tagged_will_retry_before_its_failure_is_written(monkeypatch):
+    """The retry daemon reads failure events and may read one before the run's status and
+    tags are updated: the reaper tags the run first, so that the daemon's own judgement
+    (``should_retry``) already says yes for the run as stored when the failure is written."""
+    from dagster._core.storage.tags import WILL_RETRY_TAG
+    from dagster._daemon.auto_run_reexecution.auto_run_reexecution import should_retry
+
+    from mkt_platform.lib import runs
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    overrides = {"run_retries": {"enabled": True, "max_retries": 2}}
+    with dg.instance_for_test(overrides=overrides) as instance:
+        run = instance.add_run(
+            DagsterRun(job_name="dead", run_id=str(uuid.uuid4()), status=DagsterRunStatus.STARTED)
+        )
+        instance.report_engine_event(
+            f"Executing steps in process (pid: {dead.pid})",
+            run,
+            EngineEventData.in_process(dead.pid),
+        )
+        seen = []
+        report = instance.report_run_failed
+
+        def report_run_failed(failing, message):
+            stored = instance.get_run_by_id(failing.run_id)
+            seen.append(
+                (stored.status, stored.tags.get(WILL_RETRY_TAG), should_retry(stored, instance))
+            )
+            return report(failing, message)
+
+        monkeypatch.setattr(instance, "report_run_failed", report_run_failed)
+        (orphan,) = runs.reap_orphaned_runs(instance, untagged=True)
+        assert orphan.run_id == run.run_id
+        assert seen == [(DagsterRunStatus.STARTED, "true", True)]
+        after = instance.get_run_by_id(run.run_id)
+        assert after.status == DagsterRunStatus.FAILURE and after.tags[WILL_RETRY_TAG] == "true"

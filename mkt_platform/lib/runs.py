@@ -102,6 +102,7 @@ def reap_orphaned_runs(
         pid = run_pid(instance, run.run_id)
         if pid is None or process_alive(pid):
             continue
+        _tag_will_retry_first(instance, run)
         instance.report_run_failed(
             run,
             f"The process of this run (pid {pid} on {host}) is gone: killed, or out of memory "
@@ -115,6 +116,26 @@ def reap_orphaned_runs(
             storage.free_concurrency_slots_for_run(run.run_id)
         reaped.append(OrphanedRun(run.run_id, run.job_name, pid, run.status.value, freed))
     return reaped
+
+
+def _tag_will_retry_first(instance: dg.DagsterInstance, run: dg.DagsterRun) -> None:
+    """Tag the run ``dagster/will_retry`` before its failure is written, not after.
+
+    Dagster stores a run's failure event, then its FAILURE status, then this tag. The daemon
+    that launches retries reads new failure events; one that reads in between sees a run
+    neither failed nor tagged, decides not to retry it, and moves its cursor past the event
+    for good: the run is never retried and its backfill waits forever (seen once in the
+    deployment test). With the tag already there, the daemon retries whatever the status it
+    reads. The decision is Dagster's own (max retries, the run group), made as if failed.
+    """
+    from dagster._core.execution.retries import auto_reexecution_should_retry_run
+    from dagster._core.storage.tags import WILL_RETRY_TAG
+
+    if not instance.run_retries_enabled:
+        return
+    failed = run.with_status(DagsterRunStatus.FAILURE)
+    will_retry = auto_reexecution_should_retry_run(instance, failed, None)
+    instance.add_run_tags(run.run_id, {WILL_RETRY_TAG: str(bool(will_retry)).lower()})
 
 
 class PoolWaitTimeout(TimeoutError):
