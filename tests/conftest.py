@@ -161,3 +161,9 @@ def postgres_db(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     yield name
     admin.cursor().execute(f'drop database "{name}" with (force)')
     admin.close()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The deployment test first: under xdist each module goes to one worker, and this one
+    (about 3 minutes of a real deployment) would otherwise start last and be the suite's tail."""
+    items.sort(key=lambda item: 0 if item.nodeid.startswith("tests/test_deployment.py") else 1)
