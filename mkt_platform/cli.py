@@ -17,8 +17,8 @@ import shutil
 import signal
 import sys
 import warnings
-from contextlib import ExitStack
-from datetime import date
+from contextlib import ExitStack, redirect_stdout, suppress
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -166,6 +166,35 @@ def _summary(warehouse: Path) -> list[str]:
         )
 
 
+class _RunLog:
+    """A log file that never fails the run writing to it: a write that the disk refuses (full,
+    read-only) is dropped, and the run's own outcome says what went wrong."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._file: Any = open(path, "a")  # noqa: SIM115
+        except OSError:
+            self._file = None
+
+    def write(self, text: str) -> int:
+        if self._file is not None:
+            with suppress(OSError):
+                self._file.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        if self._file is not None:
+            with suppress(OSError):
+                self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            with suppress(OSError):
+                self._file.close()
+
+
 def materialize(args: argparse.Namespace) -> int:
     from mkt_platform import settings
 
@@ -219,16 +248,33 @@ def materialize(args: argparse.Namespace) -> int:
                     f"process that is gone (pid {orphan.pid}): marked failed"
                     + (", its warehouse pool slot freed" if orphan.freed_slots else "")
                 )
+            # dbt's own output (a line per model and per test, about a thousand a run) goes
+            # to a log file; the terminal keeps the plan's progress and the summary.
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+            run_log = _RunLog(settings.data_dir() / "logs" / f"materialize-{stamp}.log")
+            terminal = sys.stdout
+
+            def say(line: str) -> None:
+                print(line, file=terminal, flush=True)
+
             try:
-                results = run_plan(
-                    defs, steps, instance, pool_wait_seconds=settings.pool_wait_seconds()
-                )
+                with redirect_stdout(run_log):
+                    results = run_plan(
+                        defs,
+                        steps,
+                        instance,
+                        progress=say,
+                        pool_wait_seconds=settings.pool_wait_seconds(),
+                    )
             except runs.PoolWaitTimeout as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return 1
+            finally:
+                run_log.close()
     failed = {name: why for r in results for name, why in r.failed.items()}
     skipped = sorted({name for r in results for name in r.skipped})
     print()
+    print(f"dbt log:   {run_log.path}")
     print(f"lake:      {settings.lake_dir()}")
     print(f"warehouse: {settings.warehouse_path()} (schemas staging, intermediate, marts)")
     try:

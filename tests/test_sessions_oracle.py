@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
 
 import pytest
 
@@ -93,6 +94,11 @@ def test_cli_week_end_to_end_matches_daily_klines(data_dir, monkeypatch, tmp_pat
     )
     out = capsys.readouterr().out
     assert code == 0, out
+    # dbt's lines (one per model and test) are in the run's log file, not on the terminal.
+    assert " PASS " not in out and "START sql" not in out
+    (log,) = re.findall(r"^dbt log:\s+(\S+)$", out, re.MULTILINE)
+    dbt_lines = Path(log).read_text()
+    assert "PASS" in dbt_lines and "session_ohlc_daily" in dbt_lines
     # the session table: 7 sessions of BTCUSDT, the latest starting on 2023-01-08
     assert re.search(r"^binance\s+BTCUSDT\s+7\s+2023-01-08 \d\d:00\s", out, re.MULTILINE), out
     sessions = read_sessions(data_dir)
