@@ -21,10 +21,11 @@ demo: install
 	$(BIN)/mkt-platform materialize --start 2023-04-28 --end 2023-05-25 --replay $(SHARED_DATA)
 
 # The suite on every core (pytest-xdist), each test module on one worker so that its
-# module-scoped fixtures are built once.
+# module-scoped fixtures are built once, in collection order (tests/conftest.py puts the
+# longest module first).
 test: install
 	$(BIN)/ruff check mkt_platform tests benchmarks
-	$(BIN)/pytest -n auto --dist loadscope
+	$(BIN)/pytest -n auto --dist loadscope --no-loadscope-reorder
 
 benchmark: install
 	$(BIN)/python benchmarks/backfill.py --replay $(SHARED_DATA)

@@ -29,10 +29,9 @@
 {% macro lake_partition_filter(column, pad_days=0) -%}
     {%- set lo, hi = session_window() -%}
     {%- if lo is none or hi is none -%}
-        {%- set lo = var('options_hour_min', env_var('MKT_DBT_OPTIONS_HOUR_MIN', '')) -%}
-        {%- set hi = var('options_hour_max', env_var('MKT_DBT_OPTIONS_HOUR_MAX', '')) -%}
+        {%- set lo, hi = options_window() -%}
     {%- endif -%}
-    {%- if lo and hi -%}
+    {%- if lo is not none and hi is not none -%}
         {%- set dt = modules.datetime -%}
         {%- set utc = modules.pytz.utc -%}
         {%- set pad = dt.timedelta(days=pad_days) -%}

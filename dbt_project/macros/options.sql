@@ -1,19 +1,25 @@
-{#- Half-open filter on an hour column for the options window of this run:
-    options_hour_min <= column < options_hour_max, each bound an ISO UTC timestamp string
-    (e.g. '2022-01-01T00:00:00+00:00'). Dagster sets the bounds in the environment
-    (MKT_DBT_OPTIONS_HOUR_MIN, MKT_DBT_OPTIONS_HOUR_MAX: dbt keeps its saved parse when an
-    environment variable changes, not when --vars do); a var of the same name, from --vars or
-    a unit test, wins. A bound left unset (null or empty) does not filter, so with neither
-    set the incremental options marts rebuild everything. -#}
-{% macro options_window_filter(column) -%}
+{#- The options hour window of this run, [options_hour_min, options_hour_max), each an ISO
+    UTC timestamp string (e.g. '2022-01-01T00:00:00+00:00') or none. Dagster sets it in the
+    environment (MKT_DBT_OPTIONS_HOUR_MIN, MKT_DBT_OPTIONS_HOUR_MAX: dbt keeps its saved parse
+    when an environment variable changes, not when --vars do); a var of the same name, from
+    --vars or a unit test, wins. -#}
+{% macro options_window() -%}
     {%- set lo = var('options_hour_min', env_var('MKT_DBT_OPTIONS_HOUR_MIN', '')) -%}
     {%- set hi = var('options_hour_max', env_var('MKT_DBT_OPTIONS_HOUR_MAX', '')) -%}
-    {%- if lo is not none and lo != '' -%}
+    {{ return((lo if lo else none, hi if hi else none)) }}
+{%- endmacro %}
+
+{#- Half-open filter on an hour column for the options window of this run:
+    options_hour_min <= column < options_hour_max. A bound left unset does not filter, so
+    with neither set the incremental options marts rebuild everything. -#}
+{% macro options_window_filter(column) -%}
+    {%- set lo, hi = options_window() -%}
+    {%- if lo is not none -%}
     {{ column }} >= timestamptz '{{ lo }}'
     {%- else -%}
     true
     {%- endif %}
-    and {% if hi is not none and hi != '' -%}
+    and {% if hi is not none -%}
     {{ column }} < timestamptz '{{ hi }}'
     {%- else -%}
     true

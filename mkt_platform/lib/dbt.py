@@ -76,9 +76,7 @@ def dbt_resource() -> MktDbtCliResource:
 
 def _project_changed_since(manifest: Path) -> bool:
     """Whether a file of the dbt project (models, macros, tests, yml) is newer than
-    ``manifest``, or the manifest is missing."""
-    if not manifest.exists():
-        return True
+    ``manifest`` (which exists)."""
     parsed = manifest.stat().st_mtime
     for folder in ("models", "macros", "tests", "seeds", "snapshots"):
         for path in (DBT_PROJECT_DIR / folder).rglob("*"):

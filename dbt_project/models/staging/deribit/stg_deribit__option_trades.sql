@@ -4,8 +4,8 @@
 -- the copy in the partition of the trade's own UTC date wins, else the newest partition.
 -- (Within one file trades are unique by contract; a breach fails the unique test.)
 -- Adds hour (start of the trade's UTC hour) and partition_date (the hive `date`).
--- A partition run reads only the lake files of its window (lake_partition_filter), so the view in the warehouse shows the rows of the last run's
--- window; the marts hold the history.
+-- A partition run reads only the lake files of its window (lake_partition_filter), so the
+-- view in the warehouse shows the rows of the last run's window; the marts hold the history.
 -- With no lake file yet (deribit never pulled) this is an empty relation of the same columns
 -- and types, so the marts build empty instead of failing on an empty glob.
 -- depends_on: {{ source('lake_deribit', 'deribit_option_trades') }}
