@@ -6,10 +6,16 @@ SHARED_DATA ?= ../shared/data
 
 .PHONY: install demo test lint benchmark docs
 
-$(VENV)/.installed: pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q uv
-	$(BIN)/uv pip install -q --python $(BIN)/python -e '.[dev]'
+# Every package at its version in uv.lock, the versions the tests passed with; the sync also
+# removes what the lock does not list. After a change of the dependencies in pyproject.toml,
+# `.venv/bin/uv lock` updates the lock (`--upgrade-package NAME` moves one package): `--locked`
+# refuses a lock that no longer matches pyproject.toml. uv itself is in the lock; the first
+# install takes that version from pip.
+UV_VERSION = $(shell sed -n '/^name = "uv"$$/{n;s/^version = "\(.*\)"$$/\1/p;}' uv.lock)
+
+$(VENV)/.installed: pyproject.toml uv.lock
+	test -x $(BIN)/uv || { $(PYTHON) -m venv $(VENV) && $(BIN)/python -m pip install -q uv==$(UV_VERSION); }
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(BIN)/uv sync -q --locked --extra dev
 	touch $@
 
 install: $(VENV)/.installed
