@@ -1,0 +1,96 @@
+"""The project's conventions outside its code: the lock that `make install` syncs from, and
+how `dg` (dg dev, dg check defs) reads the project. No Dagster process is started: each test
+reads files, or runs uv offline, in well under a second."""
+
+import importlib.metadata
+import shutil
+import subprocess
+import sys
+import tomllib
+from collections import defaultdict
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def _locked_versions() -> dict[str, set[str]]:
+    """Versions of uv.lock by package name (a package may be locked at one version per
+    Python), without the project itself."""
+    lock = tomllib.loads((REPO / "uv.lock").read_text())
+    versions: dict[str, set[str]] = defaultdict(set)
+    for package in lock["package"]:
+        if "editable" not in package["source"]:
+            versions[package["name"]].add(package["version"])
+    return versions
+
+
+def test_lock_matches_pyproject():
+    """uv.lock was updated after the last change of pyproject.toml's dependencies. `make
+    install` (`uv sync --locked`) refuses a stale lock too, but only once the stamp is out of
+    date; this says it in the suite, offline."""
+    done = subprocess.run(
+        [str(BIN / "uv"), "lock", "--check", "--offline"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_suite_runs_on_the_locked_versions():
+    """The venv holds exactly the versions of uv.lock, which a fresh machine installs: the
+    suite never passes on a version that CI would not get (a venv upgraded by hand, or synced
+    from an older lock)."""
+    drift = {}
+    for name, versions in _locked_versions().items():
+        try:
+            installed = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue  # locked for another platform or Python only (pywin32, ...)
+        if installed not in versions:
+            drift[name] = (installed, sorted(versions))
+    assert not drift, f"installed != uv.lock (run `make install`): {drift}"
+
+
+def test_locked_pins():
+    """The pins that matter: dbt-core stays on 1.11 (1.12 cannot be installed from the
+    registry alone), and dg is dagster's own release (dg of another release loads the
+    definitions with APIs this dagster does not have)."""
+    locked = {name: min(versions) for name, versions in _locked_versions().items()}
+    assert locked["dbt-core"].startswith("1.11."), locked["dbt-core"]
+    assert locked["dagster-dg-cli"] == locked["dagster"], (
+        locked["dagster-dg-cli"],
+        locked["dagster"],
+    )
+
+
+def test_dg_sees_the_code_location_of_the_workspace():
+    """`dg dev` and `dg check defs` load the same module, under the same location name, as
+    workspace.yaml and the deployment: dg's default name is the checkout's folder name, and a
+    run recorded under another name would not show with its location in the UI."""
+    from dagster_dg_core.context import DgContext
+
+    context = DgContext.for_project_environment(REPO, {})
+    workspace = yaml.safe_load((REPO / "workspace.yaml").read_text())
+    (entry,) = workspace["load_from"]
+    assert context.code_location_target_module_name == entry["python_module"]["module_name"]
+    assert context.code_location_name == entry["python_module"]["location_name"]
+    assert context.defs_module_name == "mkt_platform.defs"
+
+
+def test_embedded_instance_config_is_valid(tmp_path):
+    """`dg dev` reads the instance configuration of DAGSTER_HOME only (a dagster.yaml in the
+    working folder is ignored, with a warning). The embedded default that `mkt-platform
+    materialize` copies there must be a valid instance configuration that keeps the
+    warehouse pool at one writer."""
+    from dagster._core.instance.config import dagster_instance_config
+
+    from mkt_platform.cli import EMBEDDED_DAGSTER_YAML
+
+    shutil.copy(EMBEDDED_DAGSTER_YAML, tmp_path / "dagster.yaml")
+    config, _ = dagster_instance_config(str(tmp_path))
+    assert config["concurrency"]["pools"]["default_limit"] == 1
