@@ -59,7 +59,7 @@ def main() -> int:
             os.environ["DERIBIT_BASE_URL"] = urls["deribit"]
             import dagster as dg
 
-            from mkt_platform.defs.deribit.assets import deribit_option_trades
+            from mkt_platform.defs.deribit.datasets import OPTION_TRADES
             from mkt_platform.defs.deribit.resources import DeribitClient
             from mkt_platform.lib import lake
 
@@ -67,7 +67,7 @@ def main() -> int:
             started = time.perf_counter()
             with dg.instance_for_test() as instance:
                 result = dg.materialize(
-                    [deribit_option_trades],
+                    [OPTION_TRADES.asset()],
                     partition_key=args.day.isoformat(),
                     resources={
                         "deribit": DeribitClient(

@@ -30,6 +30,7 @@ from __future__ import annotations
 import os
 from datetime import UTC, date, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 DEFAULT_SESSION_ANCHOR_HOUR = 8
 DEFAULT_PARTITIONS_START = "2022-01-01"
@@ -220,6 +221,24 @@ def allow_universe_shrink() -> bool:
     if raw not in ("0", "1"):
         raise SettingError(f"MKT_ALLOW_UNIVERSE_SHRINK must be 0 or 1, got {raw!r}")
     return raw == "1"
+
+
+def exchange_base_urls() -> dict[str, str]:
+    """Every exchange base URL the clients talk to, by variable name."""
+    return {
+        "BINANCE_BASE_URL": binance_base_url(),
+        "HYPERLIQUID_BASE_URL": hyperliquid_base_url(),
+        "DERIBIT_BASE_URL": deribit_base_url(),
+        "DERIBIT_HISTORY_BASE_URL": deribit_history_base_url(),
+    }
+
+
+def replay_mode() -> bool:
+    """Whether every exchange base URL points at this machine (``127.0.0.1``, ``localhost``,
+    ``::1``): the clients talk to the replay server of recorded responses, which holds
+    history and no "today", so the schedules that pull today's partitions start stopped."""
+    hosts = {urlsplit(url).hostname for url in exchange_base_urls().values()}
+    return hosts <= {"127.0.0.1", "localhost", "::1"}
 
 
 def utcnow() -> datetime:

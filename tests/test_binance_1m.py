@@ -17,7 +17,7 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
-from mkt_platform.defs.binance.assets import build_klines_asset
+from mkt_platform.defs.binance.datasets import KLINES_1M
 from mkt_platform.defs.binance.resources import BinanceSpotClient
 from mkt_platform.defs.binance.schedules import build_gap_repair_schedule
 from mkt_platform.lib import lake
@@ -25,7 +25,7 @@ from mkt_platform.replay import Response
 from tests.conftest import SHARED_DATA, SYMBOLS, recorded_klines
 
 KEY = dg.AssetKey("binance_klines_1m")
-ASSET = build_klines_asset("1m")
+ASSET = KLINES_1M.asset()
 SCHEDULE = build_gap_repair_schedule(ASSET)
 REPOSITORY = dg.Definitions(
     assets=[ASSET], schedules=[SCHEDULE], resources={"binance": BinanceSpotClient()}

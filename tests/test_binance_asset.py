@@ -20,7 +20,7 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
-from mkt_platform.defs.binance.assets import build_klines_asset
+from mkt_platform.defs.binance.datasets import KLINES_1H
 from mkt_platform.defs.binance.resources import BinanceSpotClient
 from mkt_platform.lib import lake
 from mkt_platform.replay import Response
@@ -42,7 +42,7 @@ def pull(replay, instance, first: str, last: str | None = None) -> dg.ExecuteInP
     """Materialize the raw asset alone for the partitions first..last in one run."""
     tags = {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last or first}
     return dg.materialize(
-        [build_klines_asset("1h")],
+        [KLINES_1H.asset()],
         resources={"binance": client(replay)},
         instance=instance,
         tags=tags,
@@ -97,7 +97,7 @@ def test_partition_metadata_reports_counts_gaps_hash_and_closure(data_dir, repla
     meta = latest_metadata(instance, "2023-03-24")
     assert meta["expected_candles"].value == 72
     assert meta["actual_candles"].value == 69
-    assert meta["rows_per_symbol"].value == dict.fromkeys(SYMBOLS, 23)
+    assert meta["rows_per_instrument"].value == dict.fromkeys(SYMBOLS, 23)
     assert meta["missing_candles"].value == {s: ["13:00"] for s in SYMBOLS}
     assert meta["window_closed"].value is True
     assert meta["first_open_time"].value == datetime(2023, 3, 24, tzinfo=UTC).timestamp()

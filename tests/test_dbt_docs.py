@@ -15,7 +15,7 @@ import duckdb
 import httpx
 import pytest
 
-from mkt_platform.defs.hyperliquid.assets import hyperliquid_asset_contexts
+from mkt_platform.defs.hyperliquid.datasets import ASSET_CONTEXTS
 from mkt_platform.defs.hyperliquid.resources import HyperliquidClient
 from mkt_platform.lib.dbt import dbt_executable, dbt_project, dbt_vars
 from tests.conftest import REPO, materialize_days
@@ -66,7 +66,7 @@ def test_docs_generate_lists_every_mart_with_its_columns_and_is_served(
     materialize_days(date(2022, 1, 1), date(2022, 1, 1), instance)
     today = datetime.now(UTC).strftime("%Y-%m-%d")
     assert dg.materialize(
-        [hyperliquid_asset_contexts],
+        [ASSET_CONTEXTS.asset()],
         partition_key=today,
         resources={"hyperliquid": HyperliquidClient(base_url=replay.base_url("hyperliquid"))},
         instance=instance,

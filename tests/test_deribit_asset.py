@@ -11,7 +11,7 @@ from decimal import Decimal
 import dagster as dg
 import pyarrow.parquet as pq
 
-from mkt_platform.defs.deribit.assets import deribit_option_trades
+from mkt_platform.defs.deribit.datasets import OPTION_TRADES
 from mkt_platform.defs.deribit.resources import DeribitClient
 from mkt_platform.lib import lake
 from mkt_platform.replay import Response
@@ -32,7 +32,7 @@ def client(replay) -> DeribitClient:
 
 def pull(replay, instance, partition_key=DAY):
     return dg.materialize(
-        [deribit_option_trades],
+        [OPTION_TRADES.asset()],
         partition_key=partition_key,
         resources={"deribit": client(replay)},
         instance=instance,

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from mkt_platform.defs.hyperliquid.assets import hyperliquid_asset_contexts
+from mkt_platform.defs.hyperliquid.datasets import ASSET_CONTEXTS
 from mkt_platform.defs.hyperliquid.resources import HyperliquidClient
 from mkt_platform.lib import lake
 from mkt_platform.lib.dbt import dbt_resource, dbt_window_env, environment
@@ -137,7 +137,7 @@ def test_asset_contexts_snapshot_appends_today_and_refuses_the_past(data_dir, re
     today = datetime.now(UTC).strftime("%Y-%m-%d")
     for _ in range(2):
         assert dg.materialize(
-            [hyperliquid_asset_contexts],
+            [ASSET_CONTEXTS.asset()],
             partition_key=today,
             resources={"hyperliquid": client},
             instance=instance,
@@ -153,7 +153,7 @@ def test_asset_contexts_snapshot_appends_today_and_refuses_the_past(data_dir, re
     assert btc["open_interest"] == Decimal(main_dex[0]["openInterest"])
 
     past = dg.materialize(
-        [hyperliquid_asset_contexts],
+        [ASSET_CONTEXTS.asset()],
         partition_key="2023-05-21",
         resources={"hyperliquid": client},
         instance=instance,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dagster as dg
 import pyarrow.parquet as pq
 
-from mkt_platform.defs.hyperliquid.assets import hyperliquid_candles_1h
+from mkt_platform.defs.hyperliquid.datasets import CANDLES_1H
 from mkt_platform.defs.hyperliquid.resources import HyperliquidClient
 from mkt_platform.lib import lake
 from mkt_platform.replay import Response
@@ -16,7 +16,7 @@ DAY = "2023-05-22"
 
 def pull(replay, instance):
     return dg.materialize(
-        [hyperliquid_candles_1h],
+        [CANDLES_1H.asset()],
         partition_key=DAY,
         resources={
             "hyperliquid": HyperliquidClient(

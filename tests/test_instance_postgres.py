@@ -15,7 +15,7 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
-from mkt_platform.defs.binance.assets import build_klines_asset
+from mkt_platform.defs.binance.datasets import KLINES_1H
 from mkt_platform.defs.binance.resources import BinanceSpotClient
 from tests.conftest import PG, REPO
 
@@ -30,7 +30,7 @@ def test_deployment_instance_stores_runs_in_postgres(postgres_db, data_dir, repl
         assert type(instance.schedule_storage).__name__ == "PostgresScheduleStorage"
         assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
         result = dg.materialize(
-            [build_klines_asset("1h")],
+            [KLINES_1H.asset()],
             resources={"binance": BinanceSpotClient(base_url=replay.base_url("binance"))},
             instance=instance,
             tags={

@@ -23,9 +23,7 @@ from mkt_platform.definitions import build_definitions
 from mkt_platform.defs.binance.resources import BinanceSpotClient
 from mkt_platform.defs.deribit.resources import DeribitClient
 from mkt_platform.defs.hyperliquid.resources import HyperliquidClient
-from mkt_platform.defs.monitoring.drift import schema_drift_sensor
-from mkt_platform.defs.monitoring.freshness import freshness_sensor
-from mkt_platform.defs.monitoring.late_data import late_data_sensor
+from mkt_platform.defs.registry import raw_datasets
 from mkt_platform.replay import mutations
 from tests.conftest import SYMBOLS, materialize_days, recorded_klines
 from tests.test_weekly_monthly_sessions import requested_by, run_requested
@@ -155,7 +153,7 @@ def test_truncated_then_complete_day_gives_one_late_data_run(
     at(monkeypatch, now)
     defs = build_definitions()
     context = dg.build_sensor_context(instance=instance, resources=clients(mutated))
-    result = late_data_sensor(context)
+    result = defs.resolve_sensor_def("late_data_sensor")(context)
     assert [(r.partition_key, r.asset_selection) for r in result.run_requests] == [
         (LATE_DAY, [KLINES_1H])
     ]
@@ -198,7 +196,9 @@ def test_truncated_then_complete_day_gives_one_late_data_run(
             expected = oracle(symbol, start, start + length)
             assert {k: row[k] for k in expected} == expected, (symbol, table)
 
-    again = late_data_sensor(dg.build_sensor_context(instance=instance, resources=clients(mutated)))
+    again = defs.resolve_sensor_def("late_data_sensor")(
+        dg.build_sensor_context(instance=instance, resources=clients(mutated))
+    )
     assert not again.run_requests
 
 
@@ -239,11 +239,15 @@ def test_breaking_drift_fails_quarantines_and_alerts_once(
     violation = json.loads(body_path.with_name(body_path.stem + ".error.json").read_text())
     assert violation["field"] == field and violation["partitions"] == ["2023-02-22"]
 
-    first_tick = schema_drift_sensor(dg.build_sensor_context(instance=instance))
+    first_tick = defs.resolve_sensor_def("schema_drift_sensor")(
+        dg.build_sensor_context(instance=instance)
+    )
     assert [a["kind"] for a in webhook] == ["schema_drift"]
     assert field in webhook[0]["summary"] and webhook[0]["details"]["field"] == field
     assert not pull(defs, instance, KLINES_1H, "2023-02-21").success
-    schema_drift_sensor(dg.build_sensor_context(instance=instance, cursor=first_tick.cursor))
+    defs.resolve_sensor_def("schema_drift_sensor")(
+        dg.build_sensor_context(instance=instance, cursor=first_tick.cursor)
+    )
     assert len(webhook) == 1  # the same drift again: not re-alerted
 
 
@@ -258,10 +262,14 @@ def test_added_field_is_recorded_and_the_pull_goes_on(data_dir, instance, mutate
     assert materialization.metadata["added_fields"].value == ["field_12"]
     day = pq.read_table(materialization.metadata["path"].value)
     assert day.num_rows == 3 * 24 and "field_12" not in day.column_names
-    first_tick = schema_drift_sensor(dg.build_sensor_context(instance=instance))
+    first_tick = defs.resolve_sensor_def("schema_drift_sensor")(
+        dg.build_sensor_context(instance=instance)
+    )
     assert [(a["kind"], a["severity"]) for a in webhook] == [("schema_drift", "warning")]
     assert "field_12" in webhook[0]["summary"]
-    schema_drift_sensor(dg.build_sensor_context(instance=instance, cursor=first_tick.cursor))
+    defs.resolve_sensor_def("schema_drift_sensor")(
+        dg.build_sensor_context(instance=instance, cursor=first_tick.cursor)
+    )
     assert len(webhook) == 1
 
 
@@ -294,7 +302,7 @@ def test_stale_raw_asset_fails_freshness_with_its_lag_and_alerts(
     def evaluate(moment: datetime, cursor: str | None = None):
         at(monkeypatch, moment)
         context = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs)
-        result = freshness_sensor(context)
+        result = defs.resolve_sensor_def("freshness_sensor")(context)
         by_key = {e.asset_key: e for e in result.asset_events}
         return by_key[KLINES_1H], result.cursor
 
@@ -444,10 +452,14 @@ def test_dbt_materializations_carry_the_warehouse_column_schema(data_dir, instan
     )
     changed = run_check()
     assert not changed.passed and "Removed columns: trades" in changed.description
-    first = schema_drift_sensor(dg.build_sensor_context(instance=instance))
+    first = defs.resolve_sensor_def("schema_drift_sensor")(
+        dg.build_sensor_context(instance=instance)
+    )
     alerts = [a for a in webhook if a["asset_key"] == "session_ohlc_daily"]
     assert len(alerts) == 1 and alerts[0]["kind"] == "schema_drift"
-    schema_drift_sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor))
+    defs.resolve_sensor_def("schema_drift_sensor")(
+        dg.build_sensor_context(instance=instance, cursor=first.cursor)
+    )
     assert len([a for a in webhook if a["asset_key"] == "session_ohlc_daily"]) == 1
 
 
@@ -494,19 +506,19 @@ def test_a_hanging_webhook_costs_the_freshness_tick_a_fixed_budget(
 
     started = time.monotonic()
     context = dg.build_sensor_context(instance=instance, definitions=defs)
-    result = freshness_sensor(context)
+    result = defs.resolve_sensor_def("freshness_sensor")(context)
     elapsed = time.monotonic() - started
     events = {e.asset_key: e for e in result.asset_events}
     stale = json.loads(result.cursor)["stale"]
     assert len(stale) >= 3, stale  # several alerts were due in this one tick
     assert "binance_klines_1h" in stale and not events[KLINES_1H].passed
-    assert len(events) == len(freshness.RULES), "every freshness result is recorded"
+    assert len(events) == len(freshness.freshness_rules(raw_datasets())), "every result recorded"
     assert 1 <= len(hanging_webhook) <= 2
     assert elapsed < 3.0 + 8, f"the tick took {elapsed:.1f}s"
 
     posts = len(hanging_webhook)
     context = dg.build_sensor_context(instance=instance, cursor=result.cursor, definitions=defs)
-    again = freshness_sensor(context)
+    again = defs.resolve_sensor_def("freshness_sensor")(context)
     assert json.loads(again.cursor)["stale"] == stale
     assert len(hanging_webhook) == posts, "no alert is sent a second time"
 
@@ -533,6 +545,7 @@ def test_drift_sensor_ticks_while_a_check_is_only_planned(data_dir, instance):
         ),
         run_id=run.run_id,
     )
-    context = dg.build_sensor_context(instance=instance, definitions=build_definitions())
-    result = schema_drift_sensor(context)
+    defs = build_definitions()
+    context = dg.build_sensor_context(instance=instance, definitions=defs)
+    result = defs.resolve_sensor_def("schema_drift_sensor")(context)
     assert json.loads(result.cursor)["reported"] == []

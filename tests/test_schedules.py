@@ -8,7 +8,7 @@ import dagster as dg
 import pytest
 
 from mkt_platform.definitions import build_definitions
-from mkt_platform.defs.binance.assets import build_klines_asset
+from mkt_platform.defs.binance.datasets import KLINES_1H, KLINES_1M
 from mkt_platform.defs.binance.resources import BinanceSpotClient
 
 
@@ -44,13 +44,15 @@ HOURLY = ["deribit_option_trades", "hyperliquid_candles_1h", "hyperliquid_fundin
 
 
 def test_cron_and_default_status(defs):
-    """Every 5 minutes for Binance, hourly for the hourly sources; on by default, described."""
+    """Every 5 minutes for Binance, hourly for the hourly sources, described; stopped by
+    default here because ``data_dir`` points every client at the replay (running against
+    live exchanges: see test_replay_mode_starts_the_pull_schedules_stopped)."""
     binance = defs.resolve_schedule_def("binance_klines_refresh_schedule")
     hourly = defs.resolve_schedule_def("hourly_sources_refresh_schedule")
     assert binance.cron_schedule == "*/5 * * * *"
     assert hourly.cron_schedule == "2 * * * *"
     for schedule in (binance, hourly):
-        assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+        assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
         assert schedule.execution_timezone == "UTC"
         assert "previous day" in schedule.description
 
@@ -59,7 +61,7 @@ def test_midday_tick_refreshes_today_once_yesterday_is_closed(defs, instance, re
     """At 13:05 with yesterday pulled after it closed: only today's partition, both intervals."""
     for interval in ("1h", "1m"):
         assert dg.materialize(
-            [build_klines_asset(interval)],
+            [{"1h": KLINES_1H, "1m": KLINES_1M}[interval].asset()],
             partition_key="2023-03-20",
             resources={"binance": BinanceSpotClient(base_url=replay.base_url("binance"))},
             instance=instance,
@@ -92,3 +94,35 @@ def test_gap_repair_and_snapshot_schedules_are_listed(defs):
     } <= names
     sensor = defs.resolve_sensor_def("mkt_automation_sensor")
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+
+
+def test_replay_mode_starts_the_pull_schedules_stopped(data_dir, monkeypatch):
+    """With every exchange base URL on this machine (the replay server), the schedules that
+    pull recent partitions from an exchange start stopped (the recordings hold no today);
+    one live base URL is enough for them to run by default again."""
+    local = {
+        "BINANCE_BASE_URL": "http://127.0.0.1:8001/binance",
+        "HYPERLIQUID_BASE_URL": "http://localhost:8001/hyperliquid",
+        "DERIBIT_BASE_URL": "http://127.0.0.1:8001/deribit",
+        "DERIBIT_HISTORY_BASE_URL": "http://127.0.0.1:8001/deribit_history",
+    }
+    for name, url in local.items():
+        monkeypatch.setenv(name, url)
+    pulls = {
+        "binance_klines_refresh_schedule",
+        "hourly_sources_refresh_schedule",
+        "binance_klines_1m_gap_repair_schedule",
+        "hyperliquid_asset_contexts_schedule",
+    }
+    replayed = build_definitions()
+    assert {s.name for s in replayed.schedules} == pulls
+    for schedule in replayed.schedules:
+        assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED, schedule.name
+    assert (
+        "replay mode"
+        in replayed.resolve_schedule_def("hourly_sources_refresh_schedule").description
+    )
+
+    monkeypatch.setenv("DERIBIT_BASE_URL", "https://www.deribit.com")
+    for schedule in build_definitions().schedules:
+        assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING, schedule.name

@@ -12,7 +12,7 @@ import duckdb
 import pytest
 
 from mkt_platform.definitions import build_definitions
-from mkt_platform.defs.binance.assets import build_klines_asset
+from mkt_platform.defs.binance.datasets import KLINES_1H
 from mkt_platform.defs.binance.resources import BinanceSpotClient
 from tests.conftest import SYMBOLS, materialize_days, recorded_klines, rel_close
 
@@ -94,7 +94,8 @@ def test_default_week_from_friday_0800_equals_hourly_computation(data_dir, insta
     assert row["chlow"] == pct(low, opened)
     assert row["chclose"] == pct(closed, opened)
     assert row["chhightime"] == first_high // 24 and row["chlowtime"] == first_low // 24
-    assert row["session_hours"] == 168 and row["day_count"] == 7 and row["is_complete"]
+    assert (row["counthours"], row["countdays"], row["day_count"]) == (168, 7, 7)
+    assert row["is_complete"]
 
 
 def requested_by(result, defs) -> set[tuple[str, str]]:
@@ -184,7 +185,7 @@ def test_month_then_automation_over_a_changed_raw_day(data_dir, hourly_universe,
     first = dg.evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=at)
     assert first.total_requested == 0  # everything was built after its raw data
     assert dg.materialize(
-        [build_klines_asset("1h")],
+        [KLINES_1H.asset()],
         partition_key="2023-02-23",
         resources={"binance": BinanceSpotClient(base_url=replay.base_url("binance"))},
         instance=instance,
@@ -223,7 +224,7 @@ def test_month_then_automation_over_a_changed_raw_day(data_dir, hourly_universe,
     cursor = fourth.cursor
     for day, expected in (("2023-02-21", ("2023-02-20", "2023-02-21")), ("2023-02-10", ())):
         assert dg.materialize(
-            [build_klines_asset("1h")],
+            [KLINES_1H.asset()],
             partition_key=day,
             resources={"binance": BinanceSpotClient(base_url=replay.base_url("binance"))},
             instance=instance,

@@ -1,11 +1,11 @@
 """Schedules for the raw pulls (the replaced pipeline's cron table) and the sensor that lets
 every derived asset refresh itself by declarative automation.
 
-- ``binance_klines_refresh_schedule``: every 5 minutes, Binance 1h and 1m klines of the current
-  UTC day; the previous day too while its last pull was made before it closed (so the day is
-  closed by the first pull after midnight, even if the daemon was down at midnight).
-- ``hourly_sources_refresh_schedule``: every hour at :02, Hyperliquid candles and funding and
-  Deribit option trades, with the same rule for the previous day.
+- one schedule per :class:`~mkt_platform.lib.datasets.Refresh` the raw datasets declare
+  (``binance_klines_refresh_schedule`` every 5 minutes, ``hourly_sources_refresh_schedule``
+  hourly at :02): the current UTC day of each of its datasets; the previous day too while its
+  last pull was made before it closed (so the day is closed by the first pull after midnight,
+  even if the daemon was down at midnight). Stopped by default in replay mode.
 - ``mkt_automation_sensor``: evaluates the assets' ``AutomationCondition`` every 30 seconds; the
   dbt marts (daily, weekly sessions, options, funding) are requested as soon as the raw
   partitions they cover change, including one re-pulled within the lookback window.
@@ -18,14 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from mkt_platform.defs.binance.assets import latest_metadata
-
-BINANCE_KLINES = (dg.AssetKey("binance_klines_1h"), dg.AssetKey("binance_klines_1m"))
-HOURLY_SOURCES = (
-    dg.AssetKey("hyperliquid_candles_1h"),
-    dg.AssetKey("hyperliquid_funding_rates"),
-    dg.AssetKey("deribit_option_trades"),
-)
+from mkt_platform.lib.datasets import RawDataset, Refresh, latest_metadata, pull_schedule_status
 
 
 def refresh_requests(
@@ -62,18 +55,50 @@ def _closed(metadata: dict) -> bool:
     return bool(flag is not None and flag.value)
 
 
+def refresh_schedules(datasets: Sequence[RawDataset]) -> list[dg.ScheduleDefinition]:
+    """One schedule per :class:`Refresh` the datasets declare, pulling all of its datasets.
+
+    In replay mode (every exchange base URL on this machine, see :func:`pull_schedule_status`)
+    they start stopped: the replay holds recorded history and no "today", so each tick would
+    only pull empty partitions. They can still be started from the UI.
+    """
+    by_refresh: dict[Refresh, list[RawDataset]] = {}
+    for dataset in datasets:
+        if dataset.refresh is not None:
+            by_refresh.setdefault(dataset.refresh, []).append(dataset)
+    status = pull_schedule_status()
+    return [
+        _refresh_schedule(refresh, [d.key for d in members], status, _names(members))
+        for refresh, members in by_refresh.items()
+    ]
+
+
+def _names(datasets: Sequence[RawDataset]) -> str:
+    names = [d.name for d in datasets]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
 def _refresh_schedule(
-    name: str, assets: Sequence[dg.AssetKey], cron: str, description: str
+    refresh: Refresh,
+    assets: Sequence[dg.AssetKey],
+    status: dg.DefaultScheduleStatus,
+    names: str,
 ) -> dg.ScheduleDefinition:
+    name = refresh.name
     job = dg.define_asset_job(f"{name}_job", selection=list(assets))
 
     @dg.schedule(
         name=name,
         job=job,
-        cron_schedule=cron,
+        cron_schedule=refresh.cron,
         execution_timezone="UTC",
-        default_status=dg.DefaultScheduleStatus.RUNNING,
-        description=description,
+        default_status=status,
+        description=(
+            f"{refresh.description}: pull {names} of the current UTC day, and of the previous "
+            "day until a pull made after midnight has closed it. The marts over them then "
+            "refresh by declarative automation. Stopped by default in replay mode (the "
+            "recordings hold no today)."
+        ),
     )
     def _schedule(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest]:
         return refresh_requests(context.instance, assets, context.scheduled_execution_time, name)
@@ -81,23 +106,7 @@ def _refresh_schedule(
     return _schedule
 
 
-def build_defs() -> dg.Definitions:
-    binance = _refresh_schedule(
-        "binance_klines_refresh_schedule",
-        BINANCE_KLINES,
-        "*/5 * * * *",
-        "Every 5 minutes (as the replaced pipeline did): pull Binance 1h and 1m klines of the "
-        "current UTC day, and of the previous day until a pull made after midnight has closed "
-        "it. The session marts then refresh by declarative automation.",
-    )
-    hourly = _refresh_schedule(
-        "hourly_sources_refresh_schedule",
-        HOURLY_SOURCES,
-        "2 * * * *",
-        "Every hour at :02: pull Hyperliquid 1h candles and funding rates and Deribit option "
-        "trades of the current UTC day, and of the previous day until a pull after midnight "
-        "has closed it. The session, options and funding marts then refresh by automation.",
-    )
+def build_defs(datasets: Sequence[RawDataset]) -> dg.Definitions:
     sensor = dg.AutomationConditionSensorDefinition(
         "mkt_automation_sensor",
         target=dg.AssetSelection.all(),
@@ -110,4 +119,4 @@ def build_defs() -> dg.Definitions:
             "latest partition. Nothing is requested when nothing upstream changed."
         ),
     )
-    return dg.Definitions(schedules=[binance, hourly], sensors=[sensor])
+    return dg.Definitions(schedules=refresh_schedules(datasets), sensors=[sensor])

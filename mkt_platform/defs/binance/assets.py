@@ -18,9 +18,9 @@ from mkt_platform.defs.binance.contract import INTERVAL_MS, KLINE_CONTRACT, KLIN
 from mkt_platform.defs.binance.resources import BinanceSpotClient
 from mkt_platform.lib import lake, raw
 from mkt_platform.lib.contracts import ContractViolation
+from mkt_platform.lib.datasets import latest_metadata
 from mkt_platform.lib.gaps import format_range, missing_ranges, parse_range
 from mkt_platform.lib.instruments import symbols_for
-from mkt_platform.lib.partitions import raw_backfill_policy, raw_daily_partitions_def
 
 SOURCE = "binance"
 DAY_MS = 86_400_000
@@ -34,11 +34,6 @@ COLUMN_DESCRIPTIONS = {
     "symbol": "Binance spot symbol, e.g. BTCUSDT.",
     **{f.name: f.description for f in KLINE_CONTRACT.fields},
 }
-
-
-def kline_column_schema() -> dg.TableSchema:
-    """Column schema of the raw kline files, shown in the Dagster UI."""
-    return raw.column_schema(KLINE_LAKE_SCHEMA, COLUMN_DESCRIPTIONS)
 
 
 def _day_start(partition_key: str) -> datetime:
@@ -148,7 +143,7 @@ def split_partition(
     window_closed = pulled_at >= day_start + timedelta(days=1)
     metadata = {
         "dagster/row_count": day.num_rows,
-        "rows_per_symbol": dg.MetadataValue.json(rows_per_symbol),
+        "rows_per_instrument": dg.MetadataValue.json(rows_per_symbol),
         "expected_candles": expected_per_symbol * len(symbols),
         "actual_candles": day.num_rows,
         "missing_candles": dg.MetadataValue.json(missing),
@@ -177,18 +172,6 @@ class KlinePullConfig(dg.Config):
     )
 
 
-def latest_metadata(
-    instance: dg.DagsterInstance, key: dg.AssetKey, partition_key: str
-) -> dict[str, Any]:
-    """Metadata of the latest materialization of one partition (empty if there is none)."""
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition_key]), limit=1
-    ).records
-    if not records or records[0].asset_materialization is None:
-        return {}
-    return dict(records[0].asset_materialization.metadata)
-
-
 def _json_meta(metadata: dict[str, Any], name: str) -> dict:
     value = metadata.get(name)
     return dict(value.value) if value is not None else {}
@@ -198,8 +181,9 @@ def _with_symbol(klines: pa.Table, symbol: str) -> pa.Table:
     return klines.add_column(0, "symbol", pa.array([symbol] * klines.num_rows, pa.string()))
 
 
-def build_klines_asset(interval: str) -> dg.AssetsDefinition:
-    """The raw asset ``binance_klines_<interval>``: daily UTC partitions of spot klines.
+def klines_pull(interval: str):
+    """The pull of the raw asset ``binance_klines_<interval>`` (declared in ``datasets.py``):
+    daily UTC partitions of spot klines.
 
     A normal run pulls whole days (one paginated range per symbol for the run). A run with
     ``gap_repair`` set re-pulls only the ranges missing from the partitions' files.
@@ -208,29 +192,8 @@ def build_klines_asset(interval: str) -> dg.AssetsDefinition:
     key = dg.AssetKey(f"binance_klines_{interval}")
     interval_ms = INTERVAL_MS[interval]
 
-    @dg.asset(
-        key=key,
-        group_name="raw_binance",
-        kinds={"python", "parquet"},
-        partitions_def=raw_daily_partitions_def(),
-        backfill_policy=raw_backfill_policy(),
-        description=(
-            f"Binance spot {interval} klines (GET /api/v3/klines) of the configured instruments, "
-            "one Parquet file per UTC day. Prices in quote currency and volumes as "
-            "DECIMAL(38,8); open and close times as UTC timestamps. Today's partition is "
-            "partial and is pulled again until the day has closed. The metadata lists every "
-            "missing candle range per symbol; a gap-repair run re-pulls exactly those ranges, "
-            "and a range the exchange itself has no candles for (a trading halt) is kept as a "
-            "known gap."
-        ),
-        check_specs=raw.quality_check_specs(key, "candles"),
-        metadata={
-            "dagster/column_schema": kline_column_schema(),
-            "lake_path": dg.MetadataValue.path(lake.raw_dataset_glob(SOURCE, dataset)),
-        },
-    )
     def _klines(
-        context: dg.AssetExecutionContext, config: KlinePullConfig, binance: BinanceSpotClient
+        context: dg.AssetExecutionContext, binance: BinanceSpotClient, config: KlinePullConfig
     ) -> dg.MaterializeResult:
         window = context.partition_time_window
         symbols = symbols_for(SOURCE, "spot", interval)

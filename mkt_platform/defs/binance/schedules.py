@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from mkt_platform import settings
-from mkt_platform.defs.binance.assets import latest_metadata
+from mkt_platform.lib.datasets import latest_metadata, pull_schedule_status
 
 
 def gap_repair_requests(
@@ -74,7 +74,7 @@ def build_gap_repair_schedule(asset: dg.AssetsDefinition) -> dg.ScheduleDefiniti
         job=job,
         cron_schedule="20 * * * *",
         execution_timezone="UTC",
-        default_status=dg.DefaultScheduleStatus.RUNNING,
+        default_status=pull_schedule_status(),
         description=(
             f"Every hour at :20, look at the last MKT_GAP_REPAIR_LOOKBACK_DAYS (default 7) closed "
             f"UTC days of {asset_key.to_user_string()} and re-pull exactly the candle ranges "
@@ -83,7 +83,7 @@ def build_gap_repair_schedule(asset: dg.AssetsDefinition) -> dg.ScheduleDefiniti
         ),
     )
     def _schedule(context: dg.ScheduleEvaluationContext):
-        now = context.scheduled_execution_time or datetime.now(UTC)
+        now = context.scheduled_execution_time or settings.utcnow()
         requests = gap_repair_requests(
             context.instance,
             asset_key,

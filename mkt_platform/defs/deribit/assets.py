@@ -20,7 +20,6 @@ from mkt_platform.defs.deribit.resources import DeribitAPIError, DeribitClient
 from mkt_platform.lib import lake, raw
 from mkt_platform.lib.contracts import ContractViolation
 from mkt_platform.lib.instruments import symbols_for
-from mkt_platform.lib.partitions import raw_backfill_policy, raw_daily_partitions_def
 
 SOURCE = "deribit"
 DATASET = "option_trades"
@@ -43,9 +42,6 @@ COLUMN_DESCRIPTIONS = {
     "strike": "Strike parsed from the name (USD).",
     "option_type": "C (call) or P (put), parsed from the name.",
 }
-
-
-KEY = dg.AssetKey("deribit_option_trades")
 
 
 def _ms(moment: datetime) -> int:
@@ -101,32 +97,13 @@ def option_trade_day_tables(
     return days
 
 
-@dg.asset(
-    group_name="raw_deribit",
-    kinds={"python", "parquet"},
-    partitions_def=raw_daily_partitions_def(),
-    backfill_policy=raw_backfill_policy(),
-    description=(
-        "Deribit option trades (GET /api/v2/public/get_last_trades_by_currency_and_time, "
-        "kind=option) of the configured currencies, one Parquet file per UTC day, streamed page "
-        "by page (memory does not grow with the day) and deduplicated on trade_id. Prices in "
-        "BTC, amounts in contracts, index price in USD, iv in percent; expiry, strike and "
-        "option type parsed from the instrument name. A trade whose name does not parse is "
-        "left out, counted and listed in the metadata. A day with no trades yet is an empty "
-        "file with a note."
-    ),
-    check_specs=raw.quality_check_specs(KEY, "option_trades"),
-    metadata={
-        "dagster/column_schema": raw.column_schema(OPTION_TRADE_LAKE_SCHEMA, COLUMN_DESCRIPTIONS),
-        "lake_path": dg.MetadataValue.path(lake.raw_dataset_glob(SOURCE, DATASET)),
-    },
-)
-def deribit_option_trades(
+def pull_option_trades(
     context: dg.AssetExecutionContext, deribit: DeribitClient
 ) -> dg.MaterializeResult:
+    """Pull ``deribit_option_trades`` for the run's partitions, a day at a time, streamed."""
     currencies = symbols_for(SOURCE, "option")
     raw.refuse_universe_shrink(
-        KEY.to_user_string(),
+        context.asset_key.to_user_string(),
         {pk: lake.raw_partition_path(SOURCE, DATASET, pk) for pk in context.partition_keys},
         "instrument_name",
         currencies,
@@ -141,14 +118,18 @@ def deribit_option_trades(
         try:
             metadata = _pull_day(context, deribit, currencies, day_start, now)
         except ContractViolation as exc:
-            raise raw.contract_failure(exc, KEY.to_user_string(), [partition_key]) from exc
+            raise raw.contract_failure(
+                exc, context.asset_key.to_user_string(), [partition_key]
+            ) from exc
         written = pq.read_table(path)
         change = raw.change_summary_tables(previous, written, ["trade_id"], "timestamp")
         metadata["change"] = dg.MetadataValue.json(change)
         metadata["dagster/column_schema"] = raw.column_schema(written.schema, COLUMN_DESCRIPTIONS)
         context.add_asset_metadata(metadata, partition_key=partition_key)
         outcomes[partition_key] = raw.option_trade_quality(written)
-    return dg.MaterializeResult(check_results=raw.check_results(KEY, "option_trades", outcomes))
+    return dg.MaterializeResult(
+        check_results=raw.check_results(context.asset_key, "option_trades", outcomes)
+    )
 
 
 def _pull_day(
@@ -206,7 +187,7 @@ def _pull_day(
         # Rows that fail a blocking check never reach the lake that dbt reads.
         size = writer.commit(
             check=lambda table: raw.refuse_failing_partitions(
-                KEY.to_user_string(),
+                context.asset_key.to_user_string(),
                 f"{SOURCE}_{DATASET}",
                 "option_trades",
                 {partition_key: raw.option_trade_quality(table)},

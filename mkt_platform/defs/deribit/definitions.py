@@ -1,21 +1,19 @@
-"""Deribit domain: raw BTC option trades and the client resource."""
+"""Deribit domain: the client resource (the raw datasets are declared in ``datasets.py``)."""
 
 from __future__ import annotations
 
 import dagster as dg
 
 from mkt_platform import settings
-from mkt_platform.defs.deribit.assets import deribit_option_trades
 from mkt_platform.defs.deribit.resources import DeribitClient
 
 
 def build_defs() -> dg.Definitions:
     return dg.Definitions(
-        assets=[deribit_option_trades],
         resources={
             "deribit": DeribitClient(
                 base_url=settings.deribit_base_url(),
                 history_base_url=settings.deribit_history_base_url(),
             )
-        },
+        }
     )

@@ -27,12 +27,9 @@ from mkt_platform.lib import lake, raw
 from mkt_platform.lib.contracts import ContractViolation
 from mkt_platform.lib.gaps import format_range, missing_ranges
 from mkt_platform.lib.instruments import funding_instruments, symbols_for
-from mkt_platform.lib.materialize import SNAPSHOT_TAG
-from mkt_platform.lib.partitions import raw_backfill_policy, raw_daily_partitions_def
 
 SOURCE = "hyperliquid"
 DAY_MS = 86_400_000
-GROUP = "raw_hyperliquid"
 
 
 def _ms(moment: datetime) -> int:
@@ -61,8 +58,6 @@ FUNDING_COLUMNS = {
     "funding_rate": "Rate paid for the funding interval (fraction, e.g. 0.0000125).",
     "premium": "Premium of the mark over the oracle price (fraction).",
 }
-CANDLES_KEY = dg.AssetKey("hyperliquid_candles_1h")
-FUNDING_KEY = dg.AssetKey("hyperliquid_funding_rates")
 
 
 def candle_coins() -> tuple[str, ...]:
@@ -252,32 +247,16 @@ def _pull_days(
     return days, _warn_added(context, sorted(added_fields), what)
 
 
-@dg.asset(
-    group_name=GROUP,
-    kinds={"python", "parquet"},
-    partitions_def=raw_daily_partitions_def(),
-    backfill_policy=raw_backfill_policy(),
-    description=(
-        "Hyperliquid 1h candles (POST /info candleSnapshot) of the configured instruments (perp "
-        "coins such as BTC, spot pairs as @index such as @107 = HYPE/USDC), one Parquet file "
-        "per UTC day. Prices in quote currency (USDC) and base volumes as DECIMAL(38,8); "
-        "open and close times as UTC timestamps; candles not closed at pull time are left out."
-    ),
-    check_specs=raw.quality_check_specs(CANDLES_KEY, "candles"),
-    metadata={
-        "dagster/column_schema": raw.column_schema(CANDLE_LAKE_SCHEMA, CANDLE_COLUMNS),
-        "lake_path": dg.MetadataValue.path(lake.raw_dataset_glob(SOURCE, "candles_1h")),
-    },
-)
-def hyperliquid_candles_1h(
+def pull_candles_1h(
     context: dg.AssetExecutionContext, hyperliquid: HyperliquidClient
 ) -> dg.MaterializeResult:
+    """Pull ``hyperliquid_candles_1h`` for the run's partitions (see ``datasets.py``)."""
     coins = candle_coins()
     pulled_at = settings.utcnow()
     interval_ms = INTERVAL_MS["1h"]
     days, added = _pull_days(
         context,
-        CANDLES_KEY,
+        context.asset_key,
         "candles_1h",
         "1h candles",
         coins,
@@ -291,7 +270,7 @@ def hyperliquid_candles_1h(
     }
     # Rows that fail a blocking check never reach the lake that dbt reads.
     raw.refuse_failing_partitions(
-        CANDLES_KEY.to_user_string(), f"{SOURCE}_candles_1h", "candles", outcomes, days
+        context.asset_key.to_user_string(), f"{SOURCE}_candles_1h", "candles", outcomes, days
     )
     for partition_key, day in days.items():
         start_ms = _ms(_day_start(partition_key))
@@ -308,7 +287,7 @@ def hyperliquid_candles_1h(
             if gaps:
                 missing[coin] = [format_range(*g) for g in gaps]
         metadata = {
-            "rows_per_coin": dg.MetadataValue.json(rows),
+            "rows_per_instrument": dg.MetadataValue.json(rows),
             "expected_candles": expected * len(coins),
             "missing_candles": dg.MetadataValue.json(missing),
             "added_fields": dg.MetadataValue.json(added),
@@ -330,35 +309,20 @@ def hyperliquid_candles_1h(
             ),
             partition_key=partition_key,
         )
-    return dg.MaterializeResult(check_results=raw.check_results(CANDLES_KEY, "candles", outcomes))
+    return dg.MaterializeResult(
+        check_results=raw.check_results(context.asset_key, "candles", outcomes)
+    )
 
 
-@dg.asset(
-    group_name=GROUP,
-    kinds={"python", "parquet"},
-    partitions_def=raw_daily_partitions_def(),
-    backfill_policy=raw_backfill_policy(),
-    description=(
-        "Hyperliquid funding rates of the configured perps (POST /info fundingHistory, "
-        "paginated by time), one Parquet file per UTC day of funding time. funding_rate is "
-        "the rate paid at that funding time for the interval since the previous one: every "
-        "8 hours until 2023-06-08, every hour since (staging derives the interval). "
-        "Rates and premiums as DECIMAL(38,12), exactly as sent."
-    ),
-    check_specs=raw.quality_check_specs(FUNDING_KEY, "funding"),
-    metadata={
-        "dagster/column_schema": raw.column_schema(FUNDING_LAKE_SCHEMA, FUNDING_COLUMNS),
-        "lake_path": dg.MetadataValue.path(lake.raw_dataset_glob(SOURCE, "funding_rates")),
-    },
-)
-def hyperliquid_funding_rates(
+def pull_funding_rates(
     context: dg.AssetExecutionContext, hyperliquid: HyperliquidClient
 ) -> dg.MaterializeResult:
+    """Pull ``hyperliquid_funding_rates`` for the run's partitions (see ``datasets.py``)."""
     coins = funding_instruments(SOURCE)
     pulled_at = settings.utcnow()
     days, added = _pull_days(
         context,
-        FUNDING_KEY,
+        context.asset_key,
         "funding_rates",
         "funding history",
         coins,
@@ -368,12 +332,12 @@ def hyperliquid_funding_rates(
     )
     outcomes = {pk: raw.funding_quality(day) for pk, day in days.items()}
     raw.refuse_failing_partitions(
-        FUNDING_KEY.to_user_string(), f"{SOURCE}_funding_rates", "funding", outcomes, days
+        context.asset_key.to_user_string(), f"{SOURCE}_funding_rates", "funding", outcomes, days
     )
     for partition_key, day in days.items():
         counts = {coin: day.filter(pc.equal(day["coin"], coin)).num_rows for coin in coins}
         metadata = {
-            "records_per_coin": dg.MetadataValue.json(counts),
+            "rows_per_instrument": dg.MetadataValue.json(counts),
             "window_closed": pulled_at >= _day_start(partition_key) + timedelta(days=1),
             "added_fields": dg.MetadataValue.json(added),
         }
@@ -391,28 +355,15 @@ def hyperliquid_funding_rates(
             ),
             partition_key=partition_key,
         )
-    return dg.MaterializeResult(check_results=raw.check_results(FUNDING_KEY, "funding", outcomes))
+    return dg.MaterializeResult(
+        check_results=raw.check_results(context.asset_key, "funding", outcomes)
+    )
 
 
-@dg.asset(
-    group_name=GROUP,
-    kinds={"python", "parquet"},
-    partitions_def=raw_daily_partitions_def(),
-    tags={SNAPSHOT_TAG: "true"},
-    description=(
-        "Snapshots of Hyperliquid's asset contexts (POST /info metaAndAssetCtxs) for the "
-        "configured perps: open interest (contracts), mark, oracle and mid price (USDC), "
-        "funding, premium, 24h volumes. Hyperliquid keeps no history of these, so each run "
-        "appends one snapshot (stamped snapshot_time) to today's UTC partition; a past day "
-        "can never be back-filled, and the run refuses to invent one."
-    ),
-    metadata={
-        "lake_path": dg.MetadataValue.path(lake.raw_dataset_glob(SOURCE, "asset_contexts")),
-    },
-)
-def hyperliquid_asset_contexts(
+def snapshot_asset_contexts(
     context: dg.AssetExecutionContext, hyperliquid: HyperliquidClient
 ) -> dg.MaterializeResult:
+    """Append one snapshot to today's ``hyperliquid_asset_contexts`` partition."""
     now = settings.utcnow()
     today = now.strftime("%Y-%m-%d")
     if context.partition_key != today:

@@ -1,21 +1,39 @@
 """Monitoring: freshness checks and sensor, late-data re-materialization, schema drift, and
-runs whose process died.
+runs whose process died, over every raw dataset of the registry and the marts.
 
 The raw assets carry their own data-quality checks (``mkt_platform.lib.raw.QUALITY_CHECKS``)
 and record what the sensors here read: content hashes, newest record times, added fields,
 column schemas, and quarantined payloads.
 """
 
+from collections.abc import Sequence
+
 import dagster as dg
 
-from mkt_platform.defs.monitoring.drift import column_schema_change_checks, schema_drift_sensor
-from mkt_platform.defs.monitoring.freshness import freshness_checks, freshness_sensor
-from mkt_platform.defs.monitoring.late_data import late_data_sensor
+from mkt_platform.defs.monitoring.drift import (
+    build_schema_drift_sensor,
+    column_schema_change_checks,
+)
+from mkt_platform.defs.monitoring.freshness import (
+    build_freshness_checks,
+    build_freshness_sensor,
+    freshness_rules,
+)
+from mkt_platform.defs.monitoring.late_data import build_late_data_sensor
 from mkt_platform.defs.monitoring.runs import orphaned_run_sensor
+from mkt_platform.lib.datasets import RawDataset
 
 
-def build_defs() -> dg.Definitions:
+def build_defs(datasets: Sequence[RawDataset]) -> dg.Definitions:
+    rules = freshness_rules(datasets)
+    raw_keys = [d.key for d in datasets]
+    schema_checks = column_schema_change_checks(raw_keys)
     return dg.Definitions(
-        asset_checks=[freshness_checks, *column_schema_change_checks()],
-        sensors=[freshness_sensor, late_data_sensor, schema_drift_sensor, orphaned_run_sensor],
+        asset_checks=[build_freshness_checks(rules), *schema_checks],
+        sensors=[
+            build_freshness_sensor(rules),
+            build_late_data_sensor(datasets),
+            build_schema_drift_sensor(raw_keys, schema_checks),
+            orphaned_run_sensor,
+        ],
     )

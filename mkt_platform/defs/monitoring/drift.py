@@ -17,6 +17,7 @@ dataset) again.
 """
 
 import json
+from collections.abc import Sequence
 
 import dagster as dg
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
@@ -25,26 +26,24 @@ from mkt_platform.lib import quarantine
 from mkt_platform.lib.alerts import TICK_BUDGET_SECONDS, Alert, AlertBudget, send_alert
 from mkt_platform.lib.dbt import dbt_model_keys
 
-RAW_ASSETS = (
-    dg.AssetKey("binance_klines_1h"),
-    dg.AssetKey("binance_klines_1m"),
-    dg.AssetKey("hyperliquid_candles_1h"),
-    dg.AssetKey("hyperliquid_funding_rates"),
-    dg.AssetKey("hyperliquid_asset_contexts"),
-    dg.AssetKey("deribit_option_trades"),
-)
 
-
-def column_schema_change_checks() -> list[dg.AssetChecksDefinition]:
-    """Dagster's column schema change checks over every raw asset and dbt model (they compare
-    the ``dagster/column_schema`` of the latest two materializations: the written Parquet's
-    for a raw asset, the warehouse's for a model)."""
-    keys = [*RAW_ASSETS, *dbt_model_keys()]
+def column_schema_change_checks(
+    raw_keys: Sequence[dg.AssetKey],
+) -> list[dg.AssetChecksDefinition]:
+    """Dagster's column schema change checks over the raw assets ``raw_keys`` and every dbt
+    model (they compare the ``dagster/column_schema`` of the latest two materializations: the
+    written Parquet's for a raw asset, the warehouse's for a model)."""
+    keys = [*raw_keys, *dbt_model_keys()]
     return list(dg.build_column_schema_change_checks(assets=keys))
 
 
-def current_drift(instance: dg.DagsterInstance) -> dict[str, Alert]:
-    """Every drift visible now, by signature."""
+def current_drift(
+    instance: dg.DagsterInstance,
+    raw_keys: Sequence[dg.AssetKey],
+    schema_checks: Sequence[dg.AssetChecksDefinition],
+) -> dict[str, Alert]:
+    """Every drift visible now, by signature: quarantined payloads, fields added to the raw
+    assets ``raw_keys``, and failed ``schema_checks``."""
     found: dict[str, Alert] = {}
     for item in quarantine.list_quarantined():
         v = item.violation
@@ -69,7 +68,7 @@ def current_drift(instance: dg.DagsterInstance) -> dict[str, Alert]:
                 "quarantined_payload": str(item.path),
             },
         )
-    for key in RAW_ASSETS:
+    for key in raw_keys:
         records = instance.fetch_materializations(key, limit=1).records
         if not records or records[0].asset_materialization is None:
             continue
@@ -88,7 +87,7 @@ def current_drift(instance: dg.DagsterInstance) -> dict[str, Alert]:
                 ),
                 details={"added_fields": fields, "partition": materialization.partition},
             )
-    for check in column_schema_change_checks():
+    for check in schema_checks:
         for check_key in check.check_keys:
             record = instance.event_log_storage.get_latest_asset_check_execution_by_key(
                 [check_key]
@@ -111,24 +110,31 @@ def current_drift(instance: dg.DagsterInstance) -> dict[str, Alert]:
     return found
 
 
-@dg.sensor(
-    name="schema_drift_sensor",
-    minimum_interval_seconds=300,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description=(
-        "Reports schema drift of the raw payloads once per change: quarantined payloads that "
-        "broke their contract, fields an exchange added, and failed column schema change "
-        "checks, as a log line and a JSON POST to MKT_ALERT_WEBHOOK_URL when set."
-    ),
-)
-def schema_drift_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-    reported = set(json.loads(context.cursor)["reported"]) if context.cursor else set()
-    drift = current_drift(context.instance)
-    new = [signature for signature in drift if signature not in reported]
-    budget = AlertBudget(TICK_BUDGET_SECONDS)
-    for signature in new:
-        send_alert(drift[signature], context.log, budget=budget)
-    return dg.SensorResult(
-        cursor=json.dumps({"reported": sorted(reported | set(drift))}),
-        skip_reason=None if new else "no new schema drift",
+def build_schema_drift_sensor(
+    raw_keys: Sequence[dg.AssetKey], schema_checks: Sequence[dg.AssetChecksDefinition]
+) -> dg.SensorDefinition:
+    """The sensor that alerts once per drift signature (see the module docstring)."""
+
+    @dg.sensor(
+        name="schema_drift_sensor",
+        minimum_interval_seconds=300,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=(
+            "Reports schema drift of the raw payloads once per change: quarantined payloads "
+            "that broke their contract, fields an exchange added, and failed column schema "
+            "change checks, as a log line and a JSON POST to MKT_ALERT_WEBHOOK_URL when set."
+        ),
     )
+    def schema_drift_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+        reported = set(json.loads(context.cursor)["reported"]) if context.cursor else set()
+        drift = current_drift(context.instance, raw_keys, schema_checks)
+        new = [signature for signature in drift if signature not in reported]
+        budget = AlertBudget(TICK_BUDGET_SECONDS)
+        for signature in new:
+            send_alert(drift[signature], context.log, budget=budget)
+        return dg.SensorResult(
+            cursor=json.dumps({"reported": sorted(reported | set(drift))}),
+            skip_reason=None if new else "no new schema drift",
+        )
+
+    return schema_drift_sensor

@@ -12,51 +12,17 @@ declarative automation refreshes every daily, weekly and monthly session and opt
 over it. An unchanged day requests nothing.
 """
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dagster as dg
-import pyarrow as pa
 
 from mkt_platform import settings
-from mkt_platform.defs.binance.assets import kline_day_tables, latest_metadata
-from mkt_platform.defs.binance.resources import BinanceSpotClient
-from mkt_platform.defs.deribit.assets import option_trade_day_tables
-from mkt_platform.defs.deribit.resources import DeribitClient
-from mkt_platform.defs.hyperliquid.assets import candle_day_tables, funding_day_tables
-from mkt_platform.defs.hyperliquid.resources import HyperliquidClient
 from mkt_platform.lib import lake
+from mkt_platform.lib.datasets import RawDataset, latest_metadata
 
 REASON_TAG = "mkt/reason"
-
-
-@dataclass(frozen=True)
-class LateDataSource:
-    """How to re-pull one raw asset: its key, the resource it pulls with, and a function
-    ``(client, partition_keys, now) -> {partition_key: table as the asset writes it}``."""
-
-    key: dg.AssetKey
-    resource: str
-    day_tables: Callable[[Any, list[str], datetime], dict[str, pa.Table]]
-
-
-SOURCES = (
-    LateDataSource(
-        dg.AssetKey("binance_klines_1h"),
-        "binance",
-        lambda client, keys, now: kline_day_tables(client, "1h", keys, now),
-    ),
-    LateDataSource(
-        dg.AssetKey("binance_klines_1m"),
-        "binance",
-        lambda client, keys, now: kline_day_tables(client, "1m", keys, now),
-    ),
-    LateDataSource(dg.AssetKey("hyperliquid_candles_1h"), "hyperliquid", candle_day_tables),
-    LateDataSource(dg.AssetKey("hyperliquid_funding_rates"), "hyperliquid", funding_day_tables),
-    LateDataSource(dg.AssetKey("deribit_option_trades"), "deribit", option_trade_day_tables),
-)
 
 
 def closed_days(now: datetime, lookback_days: int) -> list[str]:
@@ -67,6 +33,7 @@ def closed_days(now: datetime, lookback_days: int) -> list[str]:
 
 def late_data_requests(
     instance: dg.DagsterInstance,
+    datasets: Sequence[RawDataset],
     clients: dict[str, Any],
     now: datetime,
     lookback_days: int,
@@ -85,7 +52,9 @@ def late_data_requests(
     """
     days = closed_days(now, lookback_days)
     requests = []
-    for source in SOURCES:
+    for source in datasets:
+        if source.late_data is None:
+            continue
         recorded = {}
         for day in days:
             value = latest_metadata(instance, source.key, day).get("content_hash")
@@ -94,7 +63,7 @@ def late_data_requests(
         if not recorded:
             continue
         try:
-            tables = source.day_tables(clients[source.resource], sorted(recorded), now)
+            tables = source.late_data(clients[source.resource], sorted(recorded), now)
         except Exception as exc:  # one exchange down must not stop the others
             log.warning(f"late data: re-pull of {source.key.to_user_string()} failed: {exc}")
             continue
@@ -121,32 +90,37 @@ def late_data_requests(
     return requests
 
 
-@dg.sensor(
-    name="late_data_sensor",
-    minimum_interval_seconds=3600,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    asset_selection=[source.key for source in SOURCES],
-    description=(
-        "Hourly, re-pulls the last MKT_LATE_DATA_LOOKBACK_DAYS (default 3) closed UTC days of "
-        "every raw asset in one range per instrument, and re-materializes a partition whose "
-        "content hash differs from its last materialization (tagged mkt/reason=late_data); "
-        "automation then refreshes the sessions and marts over it. Unchanged days: no run."
-    ),
-)
-def late_data_sensor(
-    context: dg.SensorEvaluationContext,
-    binance: BinanceSpotClient,
-    hyperliquid: HyperliquidClient,
-    deribit: DeribitClient,
-) -> dg.SensorResult:
-    now = settings.utcnow()
-    requests = late_data_requests(
-        context.instance,
-        {"binance": binance, "hyperliquid": hyperliquid, "deribit": deribit},
-        now,
-        settings.late_data_lookback_days(),
-        context.log,
+def build_late_data_sensor(datasets: Sequence[RawDataset]) -> dg.SensorDefinition:
+    """The hourly sensor over every dataset that declares a re-pull (``late_data``)."""
+    sources = [d for d in datasets if d.late_data is not None]
+
+    @dg.sensor(
+        name="late_data_sensor",
+        minimum_interval_seconds=3600,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        asset_selection=[d.key for d in sources],
+        required_resource_keys={d.resource for d in sources},
+        description=(
+            "Hourly, re-pulls the last MKT_LATE_DATA_LOOKBACK_DAYS (default 3) closed UTC days "
+            "of every raw asset in one range per instrument, and re-materializes a partition "
+            "whose content hash differs from its last materialization (tagged "
+            "mkt/reason=late_data); automation then refreshes the sessions and marts over it. "
+            "Unchanged days: no run."
+        ),
     )
-    if not requests:
-        return dg.SensorResult(skip_reason="no raw partition changed at the exchange")
-    return dg.SensorResult(run_requests=requests)
+    def late_data_sensor(context: dg.SensorEvaluationContext, **_clients: Any) -> dg.SensorResult:
+        # Dagster passes the required resources as keywords when the sensor is called
+        # directly (tests), and only through the context under the daemon: read the context.
+        requests = late_data_requests(
+            context.instance,
+            sources,
+            {d.resource: getattr(context.resources, d.resource) for d in sources},
+            settings.utcnow(),
+            settings.late_data_lookback_days(),
+            context.log,
+        )
+        if not requests:
+            return dg.SensorResult(skip_reason="no raw partition changed at the exchange")
+        return dg.SensorResult(run_requests=requests)
+
+    return late_data_sensor

@@ -1,0 +1,60 @@
+"""Binance's raw datasets: spot klines, 1h and 1m (``GET /api/v3/klines``).
+
+Each is declared once here; the asset, its checks, freshness, late-data re-pulls, refresh and
+gap-repair schedules derive from the declaration (see :mod:`mkt_platform.lib.datasets`).
+"""
+
+from datetime import timedelta
+
+from mkt_platform.defs.binance.assets import (
+    COLUMN_DESCRIPTIONS,
+    KlinePullConfig,
+    kline_day_tables,
+    klines_pull,
+)
+from mkt_platform.defs.binance.contract import INTERVAL_MS, KLINE_LAKE_SCHEMA
+from mkt_platform.defs.binance.schedules import build_gap_repair_schedule
+from mkt_platform.lib.datasets import Freshness, RawDataset, Refresh
+
+#: Every 5 minutes, as the replaced pipeline pulled Binance.
+KLINES_REFRESH = Refresh(
+    "binance_klines_refresh_schedule",
+    "*/5 * * * *",
+    "Every 5 minutes (as the replaced pipeline did)",
+)
+
+
+def _klines(interval: str, gap_repair: bool) -> RawDataset:
+    return RawDataset(
+        venue="binance",
+        dataset=f"klines_{interval}",
+        description=(
+            f"Binance spot {interval} klines (GET /api/v3/klines) of the configured "
+            "instruments, one Parquet file per UTC day. Prices in quote currency and volumes "
+            "as DECIMAL(38,8); open and close times as UTC timestamps. Today's partition is "
+            "partial and is pulled again until the day has closed. The metadata lists every "
+            "missing candle range per symbol; a gap-repair run re-pulls exactly those ranges, "
+            "and a range the exchange itself has no candles for (a trading halt) is kept as a "
+            "known gap."
+        ),
+        resource="binance",
+        compute=klines_pull(interval),
+        config=KlinePullConfig,
+        schema=KLINE_LAKE_SCHEMA,
+        columns=COLUMN_DESCRIPTIONS,
+        quality="candles",
+        freshness=Freshness(
+            tolerance=timedelta(minutes=15),
+            interval=timedelta(milliseconds=INTERVAL_MS[interval]),
+            newest_field="last_open_time",
+        ),
+        late_data=lambda client, keys, now: kline_day_tables(client, interval, keys, now),
+        refresh=KLINES_REFRESH,
+        schedules=(lambda asset: [build_gap_repair_schedule(asset)]) if gap_repair else None,
+    )
+
+
+KLINES_1H = _klines("1h", gap_repair=False)
+KLINES_1M = _klines("1m", gap_repair=True)
+
+DATASETS = (KLINES_1H, KLINES_1M)

@@ -1,0 +1,40 @@
+"""Deribit's raw datasets: option trades
+(``GET /api/v2/public/get_last_trades_by_currency_and_time``, kind=option).
+
+Each is declared once here; the asset, its checks, freshness, late-data re-pulls and
+schedules derive from the declaration (see :mod:`mkt_platform.lib.datasets`).
+"""
+
+from datetime import timedelta
+
+from mkt_platform.defs.deribit.assets import (
+    COLUMN_DESCRIPTIONS,
+    option_trade_day_tables,
+    pull_option_trades,
+)
+from mkt_platform.defs.deribit.contract import OPTION_TRADE_LAKE_SCHEMA
+from mkt_platform.lib.datasets import HOURLY_REFRESH, Freshness, RawDataset
+
+OPTION_TRADES = RawDataset(
+    venue="deribit",
+    dataset="option_trades",
+    description=(
+        "Deribit option trades (GET /api/v2/public/get_last_trades_by_currency_and_time, "
+        "kind=option) of the configured currencies, one Parquet file per UTC day, streamed page "
+        "by page (memory does not grow with the day) and deduplicated on trade_id. Prices in "
+        "BTC, amounts in contracts, index price in USD, iv in percent; expiry, strike and "
+        "option type parsed from the instrument name. A trade whose name does not parse is "
+        "left out, counted and listed in the metadata. A day with no trades yet is an empty "
+        "file with a note."
+    ),
+    resource="deribit",
+    compute=pull_option_trades,
+    schema=OPTION_TRADE_LAKE_SCHEMA,
+    columns=COLUMN_DESCRIPTIONS,
+    quality="option_trades",
+    freshness=Freshness(timedelta(hours=2), timedelta(hours=1), "last_trade_time"),
+    late_data=option_trade_day_tables,
+    refresh=HOURLY_REFRESH,
+)
+
+DATASETS = (OPTION_TRADES,)

@@ -1,0 +1,113 @@
+"""Hyperliquid's raw datasets (``POST /info``): 1h candles, funding rates, and snapshots of
+the asset contexts.
+
+Each is declared once here; the asset, its checks, freshness, late-data re-pulls and
+schedules derive from the declaration (see :mod:`mkt_platform.lib.datasets`).
+"""
+
+from datetime import timedelta
+
+import dagster as dg
+
+from mkt_platform.defs.hyperliquid.assets import (
+    CANDLE_COLUMNS,
+    FUNDING_COLUMNS,
+    candle_day_tables,
+    funding_day_tables,
+    pull_candles_1h,
+    pull_funding_rates,
+    snapshot_asset_contexts,
+)
+from mkt_platform.defs.hyperliquid.contract import CANDLE_LAKE_SCHEMA, FUNDING_LAKE_SCHEMA
+from mkt_platform.lib.datasets import (
+    HOURLY_REFRESH,
+    Freshness,
+    RawDataset,
+    pull_schedule_status,
+)
+
+HOURLY_FRESHNESS = Freshness(timedelta(hours=2), timedelta(hours=1), "last_open_time")
+
+
+def asset_contexts_schedule(asset: dg.AssetsDefinition) -> list[dg.ScheduleDefinition]:
+    """Hourly at :05, a snapshot of the asset contexts into today's partition."""
+    job = dg.define_asset_job("hyperliquid_asset_contexts_snapshot", selection=[asset.key])
+
+    @dg.schedule(
+        name="hyperliquid_asset_contexts_schedule",
+        job=job,
+        cron_schedule="5 * * * *",
+        execution_timezone="UTC",
+        default_status=pull_schedule_status(),
+        description=(
+            "Every hour at :05, snapshot Hyperliquid's asset contexts (open interest, mark, "
+            "oracle and mid price) into today's partition. Hyperliquid keeps no history of "
+            "them, so a snapshot not taken is lost: this is the only way they are collected."
+        ),
+    )
+    def _schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        moment = context.scheduled_execution_time
+        return dg.RunRequest(
+            run_key=f"asset_contexts:{moment.isoformat()}",
+            partition_key=moment.strftime("%Y-%m-%d"),
+        )
+
+    return [_schedule]
+
+
+CANDLES_1H = RawDataset(
+    venue="hyperliquid",
+    dataset="candles_1h",
+    description=(
+        "Hyperliquid 1h candles (POST /info candleSnapshot) of the configured instruments (perp "
+        "coins such as BTC, spot pairs as @index such as @107 = HYPE/USDC), one Parquet file "
+        "per UTC day. Prices in quote currency (USDC) and base volumes as DECIMAL(38,8); "
+        "open and close times as UTC timestamps; candles not closed at pull time are left out."
+    ),
+    resource="hyperliquid",
+    compute=pull_candles_1h,
+    schema=CANDLE_LAKE_SCHEMA,
+    columns=CANDLE_COLUMNS,
+    quality="candles",
+    freshness=HOURLY_FRESHNESS,
+    late_data=candle_day_tables,
+    refresh=HOURLY_REFRESH,
+)
+
+FUNDING_RATES = RawDataset(
+    venue="hyperliquid",
+    dataset="funding_rates",
+    description=(
+        "Hyperliquid funding rates of the configured perps (POST /info fundingHistory, "
+        "paginated by time), one Parquet file per UTC day of funding time. funding_rate is "
+        "the rate paid at that funding time for the interval since the previous one: every "
+        "8 hours until 2023-06-08, every hour since (staging derives the interval). "
+        "Rates and premiums as DECIMAL(38,12), exactly as sent."
+    ),
+    resource="hyperliquid",
+    compute=pull_funding_rates,
+    schema=FUNDING_LAKE_SCHEMA,
+    columns=FUNDING_COLUMNS,
+    quality="funding",
+    freshness=Freshness(timedelta(hours=2), timedelta(hours=1), "last_funding_time"),
+    late_data=funding_day_tables,
+    refresh=HOURLY_REFRESH,
+)
+
+ASSET_CONTEXTS = RawDataset(
+    venue="hyperliquid",
+    dataset="asset_contexts",
+    description=(
+        "Snapshots of Hyperliquid's asset contexts (POST /info metaAndAssetCtxs) for the "
+        "configured perps: open interest (contracts), mark, oracle and mid price (USDC), "
+        "funding, premium, 24h volumes. Hyperliquid keeps no history of these, so each run "
+        "appends one snapshot (stamped snapshot_time) to today's UTC partition; a past day "
+        "can never be back-filled, and the run refuses to invent one."
+    ),
+    resource="hyperliquid",
+    compute=snapshot_asset_contexts,
+    schedules=asset_contexts_schedule,
+    snapshot=True,
+)
+
+DATASETS = (CANDLES_1H, FUNDING_RATES, ASSET_CONTEXTS)
