@@ -30,7 +30,7 @@ def main() -> int:
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
 
-    from mkt_platform.replay.synthetic_deribit import write_synthetic_trades
+    from mkt_platform.testing.synthetic_deribit import write_synthetic_trades
 
     with tempfile.TemporaryDirectory(prefix="mkt-bench-deribit-") as tmp:
         replay_dir = Path(tmp) / "replay"

@@ -61,7 +61,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from mkt_platform.lib import lake
-    from mkt_platform.replay.synthetic_deribit import synthetic_trades_table
+    from mkt_platform.testing.synthetic_deribit import synthetic_trades_table
 
     with tempfile.TemporaryDirectory(prefix="mkt-bench-options-") as tmp:
         data_dir = Path(tmp) / "data"

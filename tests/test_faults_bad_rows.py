@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from mkt_platform.definitions import build_definitions
-from mkt_platform.replay import mutations
+from mkt_platform.testing import mutations
 from tests.test_monitoring import ms, pull
 
 DAY = "2023-01-10"

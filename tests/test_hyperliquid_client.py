@@ -35,7 +35,7 @@ from mkt_platform.defs.hyperliquid.resources import (
 from mkt_platform.lib.contracts import PRICE, ContractViolation, MalformedResponse
 from mkt_platform.replay import ReplayServer, Response
 from mkt_platform.replay.hyperliquid import HyperliquidHandler
-from mkt_platform.replay.synthetic_hyperliquid import write_synthetic_candles
+from mkt_platform.testing.synthetic_hyperliquid import write_synthetic_candles
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 HL_DIR = DATA_DIR / "hyperliquid"

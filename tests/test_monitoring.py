@@ -24,7 +24,7 @@ from mkt_platform.defs.binance.resources import BinanceSpotClient
 from mkt_platform.defs.deribit.resources import DeribitClient
 from mkt_platform.defs.hyperliquid.resources import HyperliquidClient
 from mkt_platform.defs.registry import raw_datasets
-from mkt_platform.replay import mutations
+from mkt_platform.testing import mutations
 from tests.conftest import SYMBOLS, materialize_days, recorded_klines
 from tests.test_weekly_monthly_sessions import requested_by, run_requested
 

@@ -18,6 +18,7 @@ import yaml
 
 from mkt_platform.defs.binance.contract import INTERVAL_MS, KLINE_CONTRACT, KLINE_LAKE_SCHEMA
 from mkt_platform.defs.deribit.contract import OPTION_TRADE_LAKE_SCHEMA, validate_trades
+from mkt_platform.defs.deribit.instruments import parse_instrument_name
 from mkt_platform.defs.hyperliquid.contract import CANDLE_CONTRACT, FUNDING_CONTRACT
 from mkt_platform.lib import quality
 from mkt_platform.lib.quality import (
@@ -32,6 +33,12 @@ from mkt_platform.lib.quality import (
     times_monotonic_and_aligned,
 )
 from tests.conftest import SHARED_DATA, SYMBOLS
+
+
+def names_parse(table: pa.Table) -> quality.CheckOutcome:
+    """The instrument-name check with Deribit's parser, as the Deribit asset runs it."""
+    return instrument_names_parse(table, parse_instrument_name)
+
 
 BINANCE = SHARED_DATA / "binance"
 HYPERLIQUID = SHARED_DATA / "hyperliquid"
@@ -484,7 +491,7 @@ def test_real_trades_keys_and_order(trades):
         f"time {label}"
     )
 
-    names = instrument_names_parse(trades)
+    names = names_parse(trades)
     assert names.passed and names.failures == 0
     assert names.metadata["distinct_names"] == len({r["instrument_name"] for r in rows})
 
@@ -549,7 +556,7 @@ def test_iv_bounds_null_and_custom_range(trades):
 
 def test_perpetual_name_and_disagreeing_strike(trades):
     rows = unique_csv_rows()
-    perpetual = instrument_names_parse(with_value(trades, "instrument_name", 3, "BTC-PERPETUAL"))
+    perpetual = names_parse(with_value(trades, "instrument_name", 3, "BTC-PERPETUAL"))
     assert not perpetual.passed and perpetual.failures == 1
     assert perpetual.metadata["unparseable_names"] == 1
     assert perpetual.examples == [
@@ -558,7 +565,7 @@ def test_perpetual_name_and_disagreeing_strike(trades):
 
     name = rows[7]["instrument_name"]
     strike = Decimal(name.split("-")[2])
-    wrong = instrument_names_parse(with_value(trades, "strike", 7, strike + 1000))
+    wrong = names_parse(with_value(trades, "strike", 7, strike + 1000))
     assert not wrong.passed and wrong.failures == 1
     assert wrong.metadata["mismatched"] == {"expiry": 0, "strike": 1, "option_type": 0}
     assert wrong.examples == [
@@ -567,7 +574,7 @@ def test_perpetual_name_and_disagreeing_strike(trades):
     ]
 
     flipped = "P" if name.endswith("-C") else "C"
-    other_type = instrument_names_parse(with_value(trades, "option_type", 7, flipped))
+    other_type = names_parse(with_value(trades, "option_type", 7, flipped))
     assert other_type.failures == 1 and other_type.metadata["mismatched"]["option_type"] == 1
 
 
@@ -585,7 +592,7 @@ def test_empty_tables_pass_but_have_no_candles():
     assert candles.failures == 24 and candles.metadata["missing"] == {"BTCUSDT": ["00:00-23:00"]}
     no_trades = OPTION_TRADE_LAKE_SCHEMA.empty_table()
     assert option_trades_sane(no_trades).passed
-    assert instrument_names_parse(no_trades).passed
+    assert names_parse(no_trades).passed
 
 
 def test_merge_partitions():

@@ -30,7 +30,7 @@ from mkt_platform.defs.deribit.contract import (
 from mkt_platform.defs.deribit.instruments import parse_instrument_name
 from mkt_platform.replay import ReplayServer, Response
 from mkt_platform.replay.deribit import TRADES_PATH, DeribitHandler
-from mkt_platform.replay.synthetic_deribit import (
+from mkt_platform.testing.synthetic_deribit import (
     synthetic_file_name,
     synthetic_trades_table,
     write_synthetic_trades,

@@ -21,7 +21,7 @@ import yaml
 
 from mkt_platform.replay import ReplayServer
 from mkt_platform.replay.hyperliquid import HyperliquidHandler
-from mkt_platform.replay.synthetic_hyperliquid import (
+from mkt_platform.testing.synthetic_hyperliquid import (
     INTERVAL_MS,
     synthetic_file_name,
     write_synthetic_candles,

@@ -1,4 +1,4 @@
-"""Tests of ReplayServer.mutate / clear_mutations and of mkt_platform.replay.mutations, on the
+"""Tests of ReplayServer.mutate / clear_mutations and of mkt_platform.testing.mutations, on the
 real recordings in shared/data.
 
 Every expected answer is derived from the unmutated answer of the same request.
@@ -20,7 +20,8 @@ import pytest
 
 from mkt_platform.replay import RecordedRequest, ReplayServer, Response
 from mkt_platform.replay.deribit import TRADES_PATH, DeribitHandler
-from mkt_platform.replay.mutations import (
+from mkt_platform.replay.server import ExchangeHandler, default_handlers
+from mkt_platform.testing.mutations import (
     add_field,
     drop_field,
     matching,
@@ -30,7 +31,6 @@ from mkt_platform.replay.mutations import (
     stringify_field,
     truncate_from,
 )
-from mkt_platform.replay.server import ExchangeHandler, default_handlers
 from tests.conftest import SHARED_DATA
 
 

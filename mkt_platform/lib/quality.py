@@ -26,7 +26,7 @@ Conventions:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -35,7 +35,6 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mkt_platform.defs.deribit.instruments import InstrumentNameError, parse_instrument_name
 from mkt_platform.lib.gaps import format_range, missing_ranges
 
 #: At most this many example problems are described per outcome.
@@ -596,11 +595,13 @@ def option_trades_sane(
     )
 
 
-def instrument_names_parse(table: pa.Table) -> CheckOutcome:
+def instrument_names_parse(table: pa.Table, parse: Callable[[Any], Any]) -> CheckOutcome:
     """Every trade's instrument name parses as an option and agrees with the stored columns.
 
-    Each distinct ``instrument_name`` is parsed once with
-    :func:`mkt_platform.defs.deribit.instruments.parse_instrument_name`; the parsed expiry
+    Each distinct ``instrument_name`` is parsed once with ``parse``, the venue's parser
+    (Deribit: :func:`mkt_platform.defs.deribit.instruments.parse_instrument_name`), which
+    returns an object with ``expiry``, ``strike`` and ``option_type`` or raises
+    ``ValueError`` (its ``reason`` attribute, or its message, says why); the parsed expiry
     (08:00 UTC on the expiry date), strike (USD, exact) and option type (``C``/``P``) are then
     compared with the ``expiry``, ``strike`` and ``option_type`` columns of every row.
 
@@ -626,10 +627,10 @@ def instrument_names_parse(table: pa.Table) -> CheckOutcome:
     reasons: dict[str, str] = {}
     for instrument in distinct.to_pylist():  # once per distinct name, not per row
         try:
-            parsed.append(parse_instrument_name(instrument))
-        except InstrumentNameError as exc:
+            parsed.append(parse(instrument))
+        except ValueError as exc:
             parsed.append(None)
-            reasons[str(instrument)] = exc.reason
+            reasons[str(instrument)] = getattr(exc, "reason", str(exc))
     by_name = {
         "ok": pa.array([p is not None for p in parsed], pa.bool_()),
         "expiry": pa.array([p and p.expiry for p in parsed], table["expiry"].type),

@@ -410,8 +410,9 @@ def funding_quality(day: pa.Table) -> list[Any]:
     ]
 
 
-def option_trade_quality(day: pa.Table) -> list[Any]:
-    """The ``option_trades`` checks of :data:`QUALITY_CHECKS` on one day's trades."""
+def option_trade_quality(day: pa.Table, parse: Callable[[Any], Any]) -> list[Any]:
+    """The ``option_trades`` checks of :data:`QUALITY_CHECKS` on one day's trades; ``parse``
+    is the venue's instrument-name parser (see :func:`quality.instrument_names_parse`)."""
     from mkt_platform.lib import quality
 
     return [
@@ -423,5 +424,5 @@ def option_trade_quality(day: pa.Table) -> list[Any]:
             "times_monotonic",
         ),
         quality.option_trades_sane(day),
-        quality.instrument_names_parse(day),
+        quality.instrument_names_parse(day, parse),
     ]

@@ -34,7 +34,7 @@ Recordings (``data_dir`` = ``shared/data/deribit``):
   ``"46786"`` -> ``46786.0``) so no float noise appears. ``mark_price`` and ``contracts``
   are not in the recording and are left out, never invented.
 * ``SYNTHETIC_deribit_trades_{CURRENCY}_{kind}_{YYYY-MM-DD}.jsonl``: generated days (see
-  :mod:`mkt_platform.replay.synthetic_deribit`), served line for line, with a WARNING
+  :mod:`mkt_platform.testing.synthetic_deribit`), served line for line, with a WARNING
   saying SYNTHETIC logged once per file. A synthetic day may not overlap a real recording.
 
 A currency/kind that was never recorded (ETH, futures, or ``kind=any``, which would need

@@ -39,7 +39,7 @@ A time range of a *recorded* coin outside its recording answers ``[]``, like a r
 no trades would; tests must stay inside the recorded ranges above.
 
 SYNTHETIC candles: files ``SYNTHETIC_candleSnapshot_{coin}_{interval}_{start}_{end}.json``
-(written by :mod:`mkt_platform.replay.synthetic_hyperliquid`) in ``data_dir``, in
+(written by :mod:`mkt_platform.testing.synthetic_hyperliquid`) in ``data_dir``, in
 ``data_dir/synthetic/`` or in the optional ``synthetic_dir`` are served for coin/intervals
 that have **no** real recording (a real recording always wins; the two are never merged).
 They are for benchmarks and scale tests only; serving them logs a WARNING, once per coin,
@@ -56,6 +56,7 @@ from __future__ import annotations
 import bisect
 import json
 import logging
+import re
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -65,7 +66,15 @@ from typing import Any
 import yaml
 
 from mkt_platform.replay.server import Response
-from mkt_platform.replay.synthetic_hyperliquid import SYNTHETIC_FILE_RE, SYNTHETIC_PREFIX
+
+SYNTHETIC_PREFIX = "SYNTHETIC_candleSnapshot_"
+#: SYNTHETIC candle files (written by the tests' generator
+#: :mod:`mkt_platform.testing.synthetic_hyperliquid`):
+#: ``SYNTHETIC_candleSnapshot_{coin}_{interval}_{start}_{end}.json`` (the coin may contain "_").
+SYNTHETIC_FILE_RE = re.compile(
+    r"^SYNTHETIC_candleSnapshot_(?P<coin>.+)_(?P<interval>[0-9]+[mhdwM])_"
+    r"(?P<start>[0-9]+)_(?P<end>[0-9]+)\.json$"
+)
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ keeps each exchange testable on its own and lets the server change what they ser
   successful JSON answer of a handler until :meth:`ReplayServer.clear_mutations`, for tests
   of late data and schema drift (a day served truncated and then complete, a changed
   price, an added, dropped or re-typed field). Ready-made mutations that know each
-  exchange's payload shape are in :mod:`mkt_platform.replay.mutations`.
+  exchange's payload shape are in :mod:`mkt_platform.testing.mutations`.
 
 With no mutation set, every answer is served byte for byte as the handler produced it.
 """

@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 
 from mkt_platform import settings
 from mkt_platform.defs.deribit.contract import OPTION_TRADE_LAKE_SCHEMA
+from mkt_platform.defs.deribit.instruments import parse_instrument_name
 from mkt_platform.defs.deribit.resources import DeribitAPIError, DeribitClient
 from mkt_platform.lib import lake, raw
 from mkt_platform.lib.contracts import ContractViolation
@@ -126,7 +127,7 @@ def pull_option_trades(
         metadata["change"] = dg.MetadataValue.json(change)
         metadata["dagster/column_schema"] = raw.column_schema(written.schema, COLUMN_DESCRIPTIONS)
         context.add_asset_metadata(metadata, partition_key=partition_key)
-        outcomes[partition_key] = raw.option_trade_quality(written)
+        outcomes[partition_key] = raw.option_trade_quality(written, parse_instrument_name)
     return dg.MaterializeResult(
         check_results=raw.check_results(context.asset_key, "option_trades", outcomes)
     )
@@ -190,7 +191,7 @@ def _pull_day(
                 context.asset_key.to_user_string(),
                 f"{SOURCE}_{DATASET}",
                 "option_trades",
-                {partition_key: raw.option_trade_quality(table)},
+                {partition_key: raw.option_trade_quality(table, parse_instrument_name)},
                 {partition_key: table},
             )
         )

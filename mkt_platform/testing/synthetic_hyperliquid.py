@@ -15,18 +15,11 @@ from __future__ import annotations
 import json
 import math
 import random
-import re
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 
 from mkt_platform.defs.hyperliquid.contract import INTERVAL_MS
-
-SYNTHETIC_PREFIX = "SYNTHETIC_candleSnapshot_"
-#: ``SYNTHETIC_candleSnapshot_{coin}_{interval}_{start}_{end}.json`` (the coin may contain "_").
-SYNTHETIC_FILE_RE = re.compile(
-    r"^SYNTHETIC_candleSnapshot_(?P<coin>.+)_(?P<interval>[0-9]+[mhdwM])_"
-    r"(?P<start>[0-9]+)_(?P<end>[0-9]+)\.json$"
-)
+from mkt_platform.replay.hyperliquid import SYNTHETIC_PREFIX
 
 # Per-candle log-return standard deviation for a 1h candle (~0.6%); scaled by sqrt(time).
 _HOURLY_VOL = 0.006
