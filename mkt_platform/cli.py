@@ -154,13 +154,13 @@ def _summary(warehouse: Path) -> list[str]:
                 """
             with busiest as (
                 select hour from marts.option_ohlc_hourly
-                group by hour order by sum(trade_count) desc, hour limit 1
+                group by hour order by sum(trades) desc, hour limit 1
             )
-            select strftime(o.hour, '%Y-%m-%d %H:%M') as hour, instrument_name,
+            select strftime(o.hour, '%Y-%m-%d %H:%M') as hour, instrument,
                    open, high, low, close, round(vwap, 6) as vwap, iv_close, volume,
-                   trade_count as trades, round(distance, 2) as "distance %"
+                   trades, round(distance, 2) as "distance %"
             from marts.option_ohlc_hourly o join busiest using (hour)
-            order by trade_count desc, volume desc, instrument_name limit 8
+            order by trades desc, volume desc, instrument limit 8
             """,
             )
         )

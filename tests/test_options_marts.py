@@ -236,7 +236,7 @@ def expected_ohlc(trades: list[Trade]) -> dict[tuple[datetime, str], dict]:
             "volume": volume,
             "volume_usd": usd(sum(t.amount * t.index_price for t in group)),
             "premium_usd": usd(sum(t.price * t.amount * t.index_price for t in group)),
-            "trade_count": len(group),
+            "trades": len(group),
             "index_price": index,
             "distance": float(moneyness / index * 100),
             "hours_to_expiry": hours_to_expiry(hour, first.expiry),
@@ -268,7 +268,7 @@ def expected_expiry(trades: list[Trade]) -> dict[tuple[datetime, datetime], dict
             "volume": calls + puts,
             "put_call_ratio": float(puts / calls) if calls else None,
             "premium_usd": usd(sum(t.price * t.amount * t.index_price for t in group)),
-            "trade_count": len(group),
+            "trades": len(group),
             "iv_volume_weighted": (
                 sum(t.iv * float(t.amount) for t in with_iv) / iv_volume if iv_volume else None
             ),
@@ -316,7 +316,7 @@ def expected_atm(trades: list[Trade]) -> dict[tuple[datetime, datetime], dict]:
             "lower_iv": strike_iv.get(lower),
             "upper_strike": upper,
             "upper_iv": strike_iv.get(upper),
-            "trade_count": count,
+            "trades": count,
         }
     return out
 
@@ -358,7 +358,7 @@ def test_ohlc_hourly_equals_independent_computation(built: Path, trades: list[Tr
     same-millisecond trades, USD OHLC, iv OHLC, vwap, volume, counts, distance, hours."""
     expected = expected_ohlc(trades)
     rows = query(built, "select * from marts.option_ohlc_hourly")
-    actual = {(r["hour"], r["instrument_name"]): r for r in rows}
+    actual = {(r["hour"], r["instrument"]): r for r in rows}
     assert len(rows) == len(actual)
     assert set(actual) == set(expected)
     hours = {hour for hour, _ in expected}
@@ -369,7 +369,7 @@ def test_ohlc_hourly_equals_independent_computation(built: Path, trades: list[Tr
         assert [actual[key][c] for c in ("mark_open", "mark_high", "mark_low", "mark_close")] == [
             None
         ] * 4
-    assert sum(r["trade_count"] for r in rows) == len(trades) == 1350
+    assert sum(r["trades"] for r in rows) == len(trades) == 1350
 
 
 def test_same_millisecond_trades_exist_and_are_ordered_by_trade_seq(built, trades):
@@ -386,8 +386,8 @@ def test_same_millisecond_trades_exist_and_are_ordered_by_trade_seq(built, trade
             decided_by_seq.append((key, tied[0].price))
     assert decided_by_seq, "the recorded day should hold a same-millisecond open"
     rows = {
-        (r["hour"], r["instrument_name"]): r["open"]
-        for r in query(built, "select hour, instrument_name, open from marts.option_ohlc_hourly")
+        (r["hour"], r["instrument"]): r["open"]
+        for r in query(built, "select hour, instrument, open from marts.option_ohlc_hourly")
     }
     for key, price in decided_by_seq:
         assert rows[key] == price, key
@@ -400,12 +400,12 @@ def test_hours_around_the_1jan22_expiry(built, trades):
     assert datetime.fromtimestamp(last_1jan / 1000, UTC) < EXPIRY_1JAN22
     rows = query(
         built,
-        "select hour, instrument_name, expiry, hours_to_expiry from marts.option_ohlc_hourly "
+        "select hour, instrument, expiry, hours_to_expiry from marts.option_ohlc_hourly "
         "where hour between timestamptz '2022-01-01 07:00:00+00' and timestamptz '2022-01-01 08:00:00+00'",
     )
     at_7 = [r for r in rows if r["hour"] == datetime(2022, 1, 1, 7, tzinfo=UTC)]
     at_8 = [r for r in rows if r["hour"] == datetime(2022, 1, 1, 8, tzinfo=UTC)]
-    expiring = [r for r in at_7 if r["instrument_name"].startswith("BTC-1JAN22-")]
+    expiring = [r for r in at_7 if r["instrument"].startswith("BTC-1JAN22-")]
     assert expiring and all(r["hours_to_expiry"] == 1 for r in expiring)
     assert at_8, "other expiries trade in the 08:00 hour"
     assert not [r for r in at_8 if r["expiry"] == EXPIRY_1JAN22]
@@ -417,7 +417,7 @@ def test_hours_around_the_1jan22_expiry(built, trades):
     assert later == [{"n": 0}]
     # the next day's expiry counts 24 hours from the 08:00 hour
     assert {
-        r["hours_to_expiry"] for r in at_8 if r["instrument_name"].startswith("BTC-2JAN22-")
+        r["hours_to_expiry"] for r in at_8 if r["instrument"].startswith("BTC-2JAN22-")
     } == {24}
 
 
@@ -562,7 +562,7 @@ def test_platform_path_replay_to_marts_equals_independent_computation(
     assert [r.step.label for r in results][-1] == "dbt options and funding"
     assert all(r.success for r in results)
     rows = query(data_dir, "select * from marts.option_ohlc_hourly")
-    actual = {(r["hour"], r["instrument_name"]): r for r in rows}
+    actual = {(r["hour"], r["instrument"]): r for r in rows}
     expected = expected_ohlc(trades)
     assert set(actual) == set(expected) and len(rows) == len(expected)
     for key, want in expected.items():

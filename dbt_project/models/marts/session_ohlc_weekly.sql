@@ -35,10 +35,10 @@ select
     chhightime,
     chlowtime,
     firstextremumtype,
-    168 as session_hours,
+    counthours,
+    counthours // 24 as countdays,
     day_count,
-    7 as expected_day_count,
-    day_count = 7 as is_complete,
+    day_count = counthours // 24 as is_complete,
     candle_count,
-    168 as expected_candle_count
+    counthours as expected_candle_count
 from rolled

@@ -19,7 +19,7 @@
 --      Only one exists and |K/S - 1| <= 0.05 (exact DECIMAL comparison): method 'nearest',
 --      atm_iv = iv(K). Otherwise method 'none', atm_iv null (the row is still written, so the
 --      grain matches option_expiry_hourly).
--- trade_count counts the trades whose iv entered atm_iv (0 for 'none').
+-- trades counts the trades whose iv entered atm_iv (0 for 'none').
 
 with trades as (
     select
@@ -118,5 +118,5 @@ select
         when 'interpolated' then lower_trades + upper_trades
         when 'nearest' then coalesce(lower_trades, upper_trades)
         else 0
-    end)::bigint as trade_count
+    end)::bigint as trades
 from methods

@@ -2,12 +2,12 @@
     config(
         materialized='incremental',
         incremental_strategy='delete+insert',
-        unique_key=['hour', 'instrument_name'],
+        unique_key=['hour', 'instrument'],
         on_schema_change='fail',
         tags=['options_hourly'],
     )
 }}
--- One row per (hour, instrument_name): the hourly OHLC of a Deribit option from its trades.
+-- One row per (hour, instrument): the hourly OHLC of a Deribit option from its trades.
 -- First/last (open, close, *_open, *_close, index_price) are by (timestamp, trade_seq), the
 -- instrument's own trade order, so trades sharing a millisecond are ordered by trade_seq.
 -- Price OHLC uses every trade; iv_* and mark_* use only the trades carrying a value (a null
@@ -65,7 +65,7 @@ hourly as (
         sum(amount) as volume,
         {{ usd_8dp('sum(amount * index_price)') }} as volume_usd,
         {{ usd_8dp('sum(price * amount * index_price)') }} as premium_usd,
-        count(*)::bigint as trade_count,
+        count(*)::bigint as trades,
         arg_min(index_price, trade_order) as index_price
     from trades
     group by hour, instrument_name
@@ -73,7 +73,7 @@ hourly as (
 
 select
     hour,
-    instrument_name,
+    instrument_name as instrument,
     expiry,
     strike,
     option_type,
@@ -98,7 +98,7 @@ select
     volume,
     volume_usd,
     premium_usd,
-    trade_count,
+    trades,
     index_price,
     (case when option_type = 'C' then index_price - strike else strike - index_price end
         / index_price * 100)::double as distance
