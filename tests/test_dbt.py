@@ -1,28 +1,41 @@
-"""dbt's own tests: the unit tests of the session metrics, and the data tests on bad data."""
+"""dbt's own tests (the unit tests of the session metrics, the data tests on bad data), and
+how dbt nodes look in Dagster: owners, descriptions, metadata, the warehouse's row counts."""
 
 from __future__ import annotations
 
 import json
+import os
+import re
+import shutil
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import dagster as dg
 import duckdb
 import pyarrow as pa
 import pytest
+from dagster_dbt import DbtProject
 
 from mkt_platform.defs.binance.contract import KLINE_CONTRACT, KLINE_LAKE_SCHEMA
+from mkt_platform.defs.options.assets import build_utc_daily_dbt_assets
+from mkt_platform.defs.sessions.assets import (
+    build_session_daily_dbt_assets,
+    build_session_monthly_dbt_assets,
+    build_session_weekly_dbt_assets,
+)
 from mkt_platform.lib import lake
 from mkt_platform.lib.dbt import (
+    DBT_PROJECT_DIR,
+    MktDbtProjectPreparer,
     dbt_build_args,
     dbt_project,
     dbt_resource,
     dbt_window_env,
     environment,
+    warehouse_metadata,
 )
 from tests.conftest import files_read, recorded_klines
-
-pytestmark = pytest.mark.slow
 
 
 def dbt(*args: str):
@@ -47,6 +60,7 @@ def day_of_btc(day_number: int) -> list[list]:
     return [r for r in recorded_klines("BTCUSDT", "1h") if r[0] // 86_400_000 == day_number]
 
 
+@pytest.mark.slow
 def test_unit_tests_pass_here_and_partition_builds_leave_them_out(data_dir):
     """Every dbt unit test of the project (rounding, tie and gap rules of the sessions, the
     options marts' methods) passes, also with the session window Dagster sets in the
@@ -70,8 +84,38 @@ def test_unit_tests_pass_here_and_partition_builds_leave_them_out(data_dir):
     assert set(unit) == set(declared)
     assert len([uid for uid in unit if ".session_ohlc_daily." in uid]) == 3
     assert set(unit.values()) == {"pass"} and unit_run.is_successful()
+    assert_every_model_column_documented(data_dir / "warehouse.duckdb")
 
 
+def assert_every_model_column_documented(warehouse: Path) -> None:
+    """Every model the build made has, in the warehouse, exactly the columns its yml
+    describes, each with a description: no column undocumented, and no yml entry left for a
+    column the model no longer has (a renamed one, say)."""
+    models = [
+        n
+        for n in json.loads(dbt_project().manifest_path.read_text())["nodes"].values()
+        if n["resource_type"] == "model"
+    ]
+    assert len(models) >= 13
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        for model in models:
+            built = [
+                name
+                for (name,) in con.execute(
+                    "select column_name from information_schema.columns "
+                    "where table_schema = ? and table_name = ? order by ordinal_position",
+                    [model["schema"], model["name"]],
+                ).fetchall()
+            ]
+            assert built, model["name"]
+            documented = {
+                c: column["description"].strip() for c, column in model["columns"].items()
+            }
+            assert set(built) == set(documented), model["name"]
+            assert all(documented.values()), model["name"]
+
+
+@pytest.mark.slow
 def test_ohlc_sanity_rejects_a_corrupted_candle(data_dir):
     """A candle whose low is above its open must fail the build, not reach the mart.
 
@@ -92,6 +136,7 @@ def test_ohlc_sanity_rejects_a_corrupted_candle(data_dir):
     assert "ohlc_sanity_stg_binance__klines" in failed.pop()
 
 
+@pytest.mark.slow
 def test_a_one_session_build_reads_only_the_lake_files_of_its_window(data_dir):
     """Five days of real BTCUSDT klines in the lake; the window of the session 2023-01-05
     08:00 to 01-06 08:00 makes the staging view open the files of those two UTC days only
@@ -114,3 +159,198 @@ def test_a_one_session_build_reads_only_the_lake_files_of_its_window(data_dir):
             "group by all order by 1"
         ).fetchall()
     assert days == [("2023-01-05", 24), ("2023-01-06", 24)]
+
+
+# ---------------------------------------------------------------- dbt nodes in Dagster
+
+
+def dbt_assets_defs() -> list[dg.AssetsDefinition]:
+    return [
+        build_session_daily_dbt_assets(),
+        build_session_weekly_dbt_assets(),
+        build_session_monthly_dbt_assets(),
+        build_utc_daily_dbt_assets(),
+    ]
+
+
+def test_every_dbt_asset_has_its_yml_owners_and_description_without_sql():
+    """Each dbt model's asset: the owners its dbt meta names (dbt_project.yml gives the
+    project's team), its yml description and nothing after it (dagster-dbt appends the raw
+    SQL, which the UI then shows even in the catalog list), and no ``dagster_dbt/project``
+    metadata (an unserializable DbtProject in the UI). Each mart names the column its
+    partition window filters on, a column the yml describes."""
+    manifest = json.loads(dbt_project().manifest_path.read_text())
+    models = {n["name"]: n for n in manifest["nodes"].values() if n["resource_type"] == "model"}
+    specs = {
+        key.to_user_string(): spec
+        for assets in dbt_assets_defs()
+        for key, spec in assets.specs_by_key.items()
+    }
+    assert set(specs) == set(models)
+    for name, spec in specs.items():
+        model = models[name]
+        assert spec.owners == ["team:data-platform"] == model["meta"]["dagster"]["owners"]
+        assert spec.description == model["description"].strip() != ""
+        # no line of the model's SQL (long enough to say something) is in the description
+        sql = [line.strip() for line in model["raw_code"].splitlines() if len(line.strip()) > 20]
+        assert sql and not [line for line in sql if line in spec.description], name
+        assert not re.search(r"\bselect\b", spec.description, re.IGNORECASE), name
+        assert "Raw SQL" not in spec.description and "{{" not in spec.description
+        assert "dagster_dbt/project" not in spec.metadata
+        assert "dagster_dbt/manifest" in spec.metadata  # dagster-dbt reads it at run time
+        if model["fqn"][1] == "marts":
+            assert spec.metadata["partition_expr"] in model["columns"], name
+        else:
+            assert "partition_expr" not in spec.metadata, name
+
+
+def test_owners_default_and_dbt_owner_convention():
+    """A model whose meta names no Dagster owners takes dbt's ``owner`` convention (a team
+    name becomes ``team:<name>``, an email stays), else the platform team."""
+    from mkt_platform.lib.dbt import dbt_owners
+
+    assert dbt_owners({"meta": {"dagster": {"owners": ["a@example.org"]}}}) == ["a@example.org"]
+    assert dbt_owners({"meta": {"owner": "options-desk"}}) == ["team:options-desk"]
+    assert dbt_owners({"meta": {"owner": ["b@example.org", "team:x"]}}) == [
+        "b@example.org",
+        "team:x",
+    ]
+    assert dbt_owners({"meta": {}}) == ["team:data-platform"]
+
+
+@pytest.fixture
+def project_copy(tmp_path: Path) -> DbtProject:
+    """A copy of the dbt project (no target folder) with the platform's preparer, whose parse
+    only records that it ran and writes an empty manifest."""
+    folder = tmp_path / "dbt_project"
+    shutil.copytree(DBT_PROJECT_DIR, folder, ignore=shutil.ignore_patterns("target", "logs"))
+    from dagster._record import replace
+
+    project = replace(
+        DbtProject(project_dir=folder, profiles_dir=folder), preparer=MktDbtProjectPreparer()
+    )
+    return project
+
+
+def test_prepare_if_dev_parses_only_a_missing_or_outdated_manifest(
+    project_copy: DbtProject, monkeypatch: pytest.MonkeyPatch
+):
+    """``DbtProject.prepare_if_dev`` with the platform's preparer: a missing manifest is
+    parsed, with or without ``dagster dev``; a saved one is used as is (loading the code
+    location pays no dbt parse), except under ``dagster dev`` once a project file is newer."""
+    parsed: list[Path] = []
+
+    def parse(project: DbtProject) -> None:
+        parsed.append(project.manifest_path)
+        project.manifest_path.write_text("{}")
+
+    monkeypatch.setattr(MktDbtProjectPreparer, "_parse", staticmethod(parse))
+    monkeypatch.delenv("DAGSTER_IS_DEV_CLI", raising=False)
+    project_copy.prepare_if_dev()
+    assert parsed == [project_copy.manifest_path]
+    project_copy.prepare_if_dev()
+    assert len(parsed) == 1
+
+    model = project_copy.project_dir / "models" / "marts" / "session_ohlc_daily.sql"
+    later = project_copy.manifest_path.stat().st_mtime + 10
+    os.utime(model, (later, later))
+    project_copy.prepare_if_dev()
+    assert len(parsed) == 1  # not under dagster dev: the saved manifest stays
+    monkeypatch.setenv("DAGSTER_IS_DEV_CLI", "1")
+    project_copy.prepare_if_dev()
+    assert len(parsed) == 2
+    os.utime(project_copy.manifest_path, (later + 1, later + 1))
+    project_copy.prepare_if_dev()
+    assert len(parsed) == 2
+
+
+def test_dbt_project_is_prepared_by_the_platform_preparer():
+    project = dbt_project()
+    assert isinstance(project.preparer, MktDbtProjectPreparer)
+    assert project.manifest_path.exists()
+
+
+def test_warehouse_metadata_counts_tables_and_the_window(tmp_path: Path):
+    """Row counts from the warehouse: the whole table (``dagster/row_count``) and the rows of
+    the run's window by the relation's partition column (``dagster/partition_row_count``),
+    a DATE column compared as UTC days whatever the machine's time zone; a view gets its
+    column schema and no count (counting it would run its query over the lake); a relation
+    the warehouse lacks is left out."""
+    data_dir = tmp_path / "data"  # MKT_DATA_DIR (conftest)
+    data_dir.mkdir()
+    with duckdb.connect(str(data_dir / "warehouse.duckdb")) as con:
+        con.execute("set TimeZone = 'Asia/Tokyo'")
+        con.execute("create schema marts")
+        con.execute("create table marts.days (funding_date date, x integer)")
+        con.execute(
+            "insert into marts.days values ('2021-12-31', 1), ('2022-01-01', 2), "
+            "('2022-01-01', 3), ('2022-01-02', 4)"
+        )
+        con.execute("create table marts.hours (hour timestamptz)")
+        con.execute(
+            "insert into marts.hours values ('2022-01-01 00:00:00+00'), "
+            "('2021-12-31 23:00:00+00'), ('2022-01-01 23:59:59+00')"
+        )
+        con.execute("create view marts.a_view as select * from marts.days")
+    window = dg.TimeWindow(datetime(2022, 1, 1, tzinfo=UTC), datetime(2022, 1, 2, tzinfo=UTC))
+    found = warehouse_metadata(
+        {
+            "warehouse.marts.days": "funding_date",
+            "warehouse.marts.hours": "hour",
+            "warehouse.marts.a_view": None,
+            "warehouse.marts.missing": "hour",
+        },
+        window,
+    )
+    assert set(found) == {"warehouse.marts.days", "warehouse.marts.hours", "warehouse.marts.a_view"}
+    days = found["warehouse.marts.days"]
+    assert (days["dagster/row_count"], days["dagster/partition_row_count"]) == (4, 2)
+    assert [c.name for c in days["dagster/column_schema"].columns] == ["funding_date", "x"]
+    hours = found["warehouse.marts.hours"]
+    assert (hours["dagster/row_count"], hours["dagster/partition_row_count"]) == (3, 2)
+    assert set(found["warehouse.marts.a_view"]) == {"dagster/column_schema"}
+    whole = warehouse_metadata({"warehouse.marts.days": "funding_date"}, None)
+    assert whole["warehouse.marts.days"]["dagster/row_count"] == 4
+    assert "dagster/partition_row_count" not in whole["warehouse.marts.days"]
+
+
+@pytest.mark.slow
+def test_a_mart_materialization_carries_its_row_counts_and_columns(data_dir, instance):
+    """Two daily sessions built one run each: the second run's materialization of
+    ``session_ohlc_daily`` carries the table's rows (``dagster/row_count``, both sessions)
+    and its own window's (``dagster/partition_row_count``), each equal to DuckDB's count,
+    and the warehouse's columns with their yml descriptions; a staging view carries its
+    column schema and no row count."""
+    for day_number in range(19361, 19364):  # 2023-01-04 .. 2023-01-06
+        day = datetime.fromtimestamp(day_number * 86_400, UTC).date().isoformat()
+        write_day(day, day_of_btc(day_number))
+    daily = build_session_daily_dbt_assets()
+    for partition in ("2023-01-04", "2023-01-05"):
+        result = dg.materialize(
+            [daily], partition_key=partition, resources={"dbt": dbt_resource()}, instance=instance
+        )
+        assert result.success
+    mart = dg.AssetKey("session_ohlc_daily")
+    (record,) = instance.fetch_materializations(mart, limit=1).records
+    assert record.partition_key == "2023-01-05"
+    metadata = record.asset_materialization.metadata
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
+        (total,) = con.execute("select count(*) from marts.session_ohlc_daily").fetchone()
+        (in_window,) = con.execute(
+            "select count(*) from marts.session_ohlc_daily where session_start = "
+            "timestamptz '2023-01-05 08:00:00+00'"
+        ).fetchone()
+        columns = con.execute(
+            "select column_name, data_type from information_schema.columns where "
+            "table_schema = 'marts' and table_name = 'session_ohlc_daily' "
+            "order by ordinal_position"
+        ).fetchall()
+    assert (total, in_window) == (2, 1)
+    assert metadata["dagster/row_count"].value == total
+    assert metadata["dagster/partition_row_count"].value == in_window
+    schema = metadata["dagster/column_schema"].value
+    assert [(c.name, c.type) for c in schema.columns] == columns
+    assert all(c.description for c in schema.columns)
+    staging = instance.fetch_materializations(dg.AssetKey("stg_binance__klines"), limit=1)
+    staged = staging.records[0].asset_materialization.metadata
+    assert "dagster/column_schema" in staged and "dagster/row_count" not in staged

@@ -13,7 +13,7 @@ import shutil
 import sys
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import timedelta
 from functools import cache, cached_property
@@ -21,12 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+from dagster._record import replace
 from dagster_dbt import (
     DagsterDbtTranslator,
     DagsterDbtTranslatorSettings,
     DbtCliResource,
     DbtProject,
 )
+from dagster_dbt.dbt_project import DbtProjectPreparer, using_dagster_dev
 
 from mkt_platform import settings
 
@@ -74,53 +76,80 @@ def dbt_resource() -> MktDbtCliResource:
     return MktDbtCliResource(project_dir=dbt_project(), dbt_executable=dbt_executable())
 
 
-def _project_changed_since(manifest: Path) -> bool:
-    """Whether a file of the dbt project (models, macros, tests, yml) is newer than
-    ``manifest`` (which exists)."""
+def _project_changed_since(project_dir: Path, manifest: Path) -> bool:
+    """Whether a file of the dbt project in ``project_dir`` (models, macros, tests, yml) is
+    newer than ``manifest`` (which exists)."""
     parsed = manifest.stat().st_mtime
     for folder in ("models", "macros", "tests", "seeds", "snapshots"):
-        for path in (DBT_PROJECT_DIR / folder).rglob("*"):
+        for path in (project_dir / folder).rglob("*"):
             if path.is_file() and path.stat().st_mtime > parsed:
                 return True
     return any(
-        (DBT_PROJECT_DIR / name).stat().st_mtime > parsed
+        (project_dir / name).stat().st_mtime > parsed
         for name in ("dbt_project.yml", "profiles.yml")
-        if (DBT_PROJECT_DIR / name).exists()
+        if (project_dir / name).exists()
     )
+
+
+class MktDbtProjectPreparer(DbtProjectPreparer):
+    """How this platform prepares the dbt manifest (``DbtProject.prepare_if_dev``).
+
+    dagster-dbt's default preparer parses on every load under ``dagster dev`` (seconds per
+    code-location reload, and at once in every process that loads it) and never elsewhere, with
+    a bare ``dbt`` (not on PATH when the venv is not activated). This one parses with the dbt
+    beside this Python (:func:`dbt_executable`), only when the manifest is missing, and under
+    ``dagster dev``/``dg dev`` also when a project file changed since; otherwise the saved
+    manifest is used (the deployment image parses at build time). Processes starting together
+    (test workers, the services of a deployment) parse one at a time under a file lock, and the
+    later ones find the manifest ready.
+    """
+
+    def prepare_if_dev(self, project: DbtProject) -> None:
+        if self._stale(project):
+            with self._parse_lock(project):
+                if self._stale(project):
+                    self._parse(project)
+
+    def prepare(self, project: DbtProject) -> None:
+        with self._parse_lock(project):
+            self._parse(project)
+
+    @staticmethod
+    def _stale(project: DbtProject) -> bool:
+        return not project.manifest_path.exists() or (
+            using_dagster_dev()
+            and _project_changed_since(project.project_dir, project.manifest_path)
+        )
+
+    @staticmethod
+    @contextmanager
+    def _parse_lock(project: DbtProject) -> Iterator[None]:
+        import fcntl
+
+        target = project.project_dir / project.target_path
+        target.mkdir(parents=True, exist_ok=True)
+        with open(target / ".parse.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    @staticmethod
+    def _parse(project: DbtProject) -> None:
+        MktDbtCliResource(project_dir=project, dbt_executable=dbt_executable()).cli(
+            ["parse", "--quiet"], target_path=project.target_path
+        ).wait()
 
 
 @cache
 def dbt_project() -> DbtProject:
-    """The dbt project, with its manifest prepared.
-
-    The manifest is parsed when it is missing, and under ``dagster dev`` also when a file of
-    the project changed since (the semantics of ``DbtProject.prepare_if_dev``); otherwise the
-    saved one is used (the deployment image parses at build time), so loading the code
-    location does not pay a dbt parse. Processes starting together (test workers, the
-    services of a deployment) parse one at a time under a file lock, and the later ones find
-    the manifest ready.
-    """
-    import fcntl
-
-    project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
-    target = project.project_dir / project.target_path
-    dev = bool(os.getenv("DAGSTER_IS_DEV_CLI"))
-
-    def stale() -> bool:
-        return not project.manifest_path.exists() or (
-            dev and _project_changed_since(project.manifest_path)
-        )
-
-    if stale():
-        target.mkdir(parents=True, exist_ok=True)
-        with open(target / ".parse.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            if stale():
-                # dagster-dbt's own preparer calls a bare ``dbt``, which is not on PATH when
-                # the venv is not activated; parse with the dbt beside this Python instead.
-                MktDbtCliResource(project_dir=project, dbt_executable=dbt_executable()).cli(
-                    ["parse", "--quiet"], target_path=project.target_path
-                ).wait()
+    """The dbt project, with its manifest prepared (:class:`MktDbtProjectPreparer`), so that
+    loading the code location pays no dbt parse when the saved manifest is current."""
+    # DbtProject takes no preparer argument (it builds dagster-dbt's own); it is a Dagster
+    # record, replaced field by field as dagster-dbt itself does.
+    project = replace(
+        DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR),
+        preparer=MktDbtProjectPreparer(),
+    )
+    project.prepare_if_dev()
     return project
 
 
@@ -336,8 +365,8 @@ def stream_dbt_build(
         f"{time_window.start:%Y-%m-%d %H:%M} to {time_window.end:%Y-%m-%d %H:%M} UTC"
     )
     # The warehouse allows one process at a time, and dbt holds it until it exits: the events
-    # are kept until then, so that each model's materialization can carry the column schema
-    # the warehouse now has (``dagster/column_schema``, for the column schema change checks).
+    # are kept until then, so that each model's materialization can carry what the warehouse
+    # now holds (column schema, row counts; see :func:`with_warehouse_metadata`).
     events: list[Any] = []
     try:
         with (
@@ -349,21 +378,42 @@ def stream_dbt_build(
                 events.append(event)
     except Exception:
         # dbt failed part-way: what it did build is still recorded, then the failure raised.
-        yield from with_column_schemas(context, events)
+        yield from with_warehouse_metadata(context, events, time_window)
         raise
-    yield from with_column_schemas(context, events)
+    yield from with_warehouse_metadata(context, events, time_window)
 
 
-def warehouse_column_schemas(relations: Iterable[str]) -> dict[str, dg.TableSchema]:
-    """The columns the DuckDB warehouse has now, per relation, in ordinal order.
+#: The definition metadata key naming the column a dbt model's partition window filters on
+#: (from the model's dbt ``meta``, e.g. ``session_start``); Dagster's name for it (as in its
+#: IO managers' ``partition_expr``).
+PARTITION_EXPR = "partition_expr"
+
+
+def warehouse_metadata(
+    relations: Mapping[str, str | None], window: dg.TimeWindow | None
+) -> dict[str, dict[str, Any]]:
+    """What the DuckDB warehouse holds now, per relation, as Dagster table metadata.
+
+    One read-only connection, after dbt has closed the warehouse (DuckDB allows a single
+    writer, and no reader beside it): the columns of every relation from
+    ``information_schema``, and for each table (not a view: counting a view runs its query,
+    which scans the lake) its rows.
 
     Args:
-        relations: dbt relations as ``<catalog>.<schema>.<table>`` (``dagster/table_name``).
+        relations: dbt relations as ``<catalog>.<schema>.<table>`` (``dagster/table_name``),
+            each with the column its partition window filters on (``partition_expr``), or
+            ``None`` for a relation with no such column.
+        window: the run's partition window ``[start, end)`` (aware UTC datetimes), or ``None``
+            for an unpartitioned run.
 
     Returns:
-        ``{relation: TableSchema}`` for each relation the warehouse holds (a view or a table);
-        a relation the warehouse lacks is left out. Types are DuckDB's (``DOUBLE``,
-        ``TIMESTAMP WITH TIME ZONE``, ``DECIMAL(38,18)``...).
+        ``{relation: metadata}`` for each relation the warehouse holds (a relation it lacks is
+        left out), with ``dagster/column_schema`` (a ``TableSchema`` in ordinal order, DuckDB's
+        types: ``DOUBLE``, ``TIMESTAMP WITH TIME ZONE``, ``DECIMAL(38,18)``...), and for a
+        table ``dagster/row_count`` (the rows of the whole table) and, when the run has a
+        window and the relation a ``partition_expr``, ``dagster/partition_row_count`` (the
+        rows whose ``partition_expr`` is in the window: what this run wrote, all of its
+        partitions together for a ranged run).
 
     Raises:
         duckdb.Error: the warehouse cannot be opened read-only (it is missing or locked).
@@ -371,15 +421,22 @@ def warehouse_column_schemas(relations: Iterable[str]) -> dict[str, dg.TableSche
     import duckdb
 
     wanted = {tuple(name.split(".")[-2:]): name for name in relations}
+    found: dict[str, dict[str, Any]] = {}
     with duckdb.connect(str(settings.warehouse_path()), read_only=True) as con:
+        # A DATE partition column compares with the window as UTC midnight.
+        con.execute("set TimeZone = 'UTC'")
         rows = con.execute(
-            "select table_schema, table_name, column_name, data_type, is_nullable "
-            "from information_schema.columns order by table_schema, table_name, ordinal_position"
+            "select c.table_schema, c.table_name, c.column_name, c.data_type, c.is_nullable, "
+            "t.table_type = 'BASE TABLE' from information_schema.columns c "
+            "join information_schema.tables t using (table_catalog, table_schema, table_name) "
+            "order by c.table_schema, c.table_name, c.ordinal_position"
         ).fetchall()
-    columns: dict[str, list[dg.TableColumn]] = {}
-    for schema, table, column, data_type, nullable in rows:
-        relation = wanted.get((schema, table))
-        if relation is not None:
+        columns: dict[str, list[dg.TableColumn]] = {}
+        tables: dict[str, tuple[str, str]] = {}
+        for schema, table, column, data_type, nullable, is_table in rows:
+            relation = wanted.get((schema, table))
+            if relation is None:
+                continue
             columns.setdefault(relation, []).append(
                 dg.TableColumn(
                     name=column,
@@ -387,14 +444,44 @@ def warehouse_column_schemas(relations: Iterable[str]) -> dict[str, dg.TableSche
                     constraints=dg.TableColumnConstraints(nullable=nullable == "YES"),
                 )
             )
-    return {relation: dg.TableSchema(columns=cols) for relation, cols in columns.items()}
+            if is_table:
+                tables[relation] = (schema, table)
+        for relation, cols in columns.items():
+            found[relation] = {"dagster/column_schema": dg.TableSchema(columns=cols)}
+        for relation, (schema, table) in tables.items():
+            column = relations[relation]
+            names = {c.name for c in columns[relation]}
+            in_window = window is not None and column in names
+            counted = f'"{schema}"."{table}"'
+            if in_window:
+                total, partition = con.execute(
+                    f'select count(*), count(*) filter (where "{column}" >= $1 '
+                    f'and "{column}" < $2) from {counted}',
+                    [window.start, window.end],
+                ).fetchone()
+                found[relation]["dagster/partition_row_count"] = partition
+            else:
+                (total,) = con.execute(f"select count(*) from {counted}").fetchone()
+            found[relation]["dagster/row_count"] = total
+    return found
 
 
-def with_column_schemas(context: dg.AssetExecutionContext, events: list[Any]) -> Iterator[Any]:
-    """``events`` as dbt streamed them, each model's output or materialization carrying the
-    ``dagster/column_schema`` the warehouse has after the run (types from DuckDB, descriptions
-    from the dbt yml). Other events pass unchanged; if the warehouse cannot be read, a warning
-    is logged and the events pass without a schema."""
+def with_warehouse_metadata(
+    context: dg.AssetExecutionContext, events: list[Any], window: dg.TimeWindow | None
+) -> Iterator[Any]:
+    """``events`` as dbt streamed them, each model's output or materialization carrying what
+    the warehouse holds after the run (:func:`warehouse_metadata`): the column schema (types
+    from DuckDB, descriptions from the dbt yml; for the column schema change checks), and for
+    a table its row counts (``dagster/row_count``, ``dagster/partition_row_count``). Other
+    events pass unchanged; if the warehouse cannot be read, a warning is logged and the events
+    pass without this metadata. ``window`` is the run's partition window (``None``: none).
+
+    Why not dagster-dbt's ``fetch_column_metadata()``/``fetch_row_counts()``: they query
+    through a dbt adapter built in this process for every invocation (about 3 s, which
+    :class:`MktDbtCliResource` skips), open a connection per model, and count whole tables
+    only; this reads everything in one read-only connection once dbt has exited, and counts
+    the run's window too.
+    """
     specs = context.assets_def.specs_by_key
 
     def key_of(event: Any) -> dg.AssetKey | None:
@@ -409,23 +496,27 @@ def with_column_schemas(context: dg.AssetExecutionContext, events: list[Any]) ->
         for key in filter(None, map(key_of, events))
         if key in specs and "dagster/table_name" in specs[key].metadata
     }
-    schemas: dict[str, dg.TableSchema] = {}
+    found: dict[str, dict[str, Any]] = {}
     if relations:
+        partition_exprs = {
+            relation: specs[key].metadata.get(PARTITION_EXPR) for key, relation in relations.items()
+        }
         try:
-            schemas = warehouse_column_schemas(set(relations.values()))
+            found = warehouse_metadata(partition_exprs, window)
         except Exception as exc:  # the run's outcome must not depend on this metadata
-            context.log.warning(f"column schemas not read from the warehouse: {exc}")
+            context.log.warning(f"table metadata not read from the warehouse: {exc}")
     for event in events:
         key = key_of(event)
-        schema = schemas.get(relations.get(key, "")) if key is not None else None
-        if schema is None:
+        metadata = found.get(relations.get(key, "")) if key is not None else None
+        if metadata is None:
             yield event
             continue
         # The spec keeps dagster-dbt's TableSchema as given (names and yml descriptions).
         declared = specs[key].metadata.get("dagster/column_schema")
         declared = getattr(declared, "value", declared)
         descriptions = {c.name: c.description for c in declared.columns} if declared else {}
-        schema = dg.TableSchema(
+        schema = metadata["dagster/column_schema"]
+        metadata["dagster/column_schema"] = dg.TableSchema(
             columns=[
                 dg.TableColumn(
                     name=c.name,
@@ -436,7 +527,7 @@ def with_column_schemas(context: dg.AssetExecutionContext, events: list[Any]) ->
                 for c in schema.columns
             ]
         )
-        yield event.with_metadata({**event.metadata, "dagster/column_schema": schema})
+        yield event.with_metadata({**event.metadata, **metadata})
 
 
 def refresh_condition() -> dg.AutomationCondition:
@@ -470,13 +561,65 @@ def refresh_condition() -> dg.AutomationCondition:
     ).with_label(f"refresh when deps update (raw days of the last {days} days)")
 
 
+#: The owners of a dbt node whose yml names none (``meta: {dagster: {owners: [...]}}``, set
+#: for the whole project in ``dbt_project.yml``, or ``meta: {owner: ...}``).
+DEFAULT_DBT_OWNERS = ("team:data-platform",)
+
+
+def dbt_owners(dbt_resource_props: Mapping[str, Any]) -> list[str]:
+    """The Dagster owners of a dbt node, from its dbt ``meta``: ``dagster.owners`` (dagster-dbt's
+    key, a list of emails or ``team:<name>``), else ``owner`` (dbt's convention: an email, or a
+    team name, which becomes ``team:<name>``; one or a list), else :data:`DEFAULT_DBT_OWNERS`."""
+    meta = dbt_resource_props.get("meta") or {}
+    owners = (meta.get("dagster") or {}).get("owners")
+    if owners:
+        return list(owners)
+    owner = meta.get("owner")
+    if owner:
+        names = [owner] if isinstance(owner, str) else list(owner)
+        return [n if "@" in n or n.startswith("team:") else f"team:{n}" for n in names]
+    return list(DEFAULT_DBT_OWNERS)
+
+
+def dbt_description(dbt_resource_props: Mapping[str, Any]) -> str:
+    """A dbt node's description as its yml gives it, without the raw SQL that dagster-dbt
+    appends (the SQL is one click away: the code reference and the ``dbt_docs`` link)."""
+    return (dbt_resource_props.get("description") or "").strip() or (
+        f"dbt {dbt_resource_props['resource_type']} {dbt_resource_props['name']}"
+    )
+
+
+#: dagster-dbt's definition metadata entries that are no property of the data: the
+#: ``DbtProject`` object (shown as ``[DbtProject] (unserializable)`` in the UI). The manifest
+#: and translator entries stay: dagster-dbt reads them back at run time, and the UI hides them.
+_DROPPED_METADATA = ("dagster_dbt/project",)
+
+
 class MktDbtTranslator(DagsterDbtTranslator):
     """Asset keys are model names; groups are the dbt layer; raw sources map by time window;
     every model refreshes itself by declarative automation (:func:`refresh_condition`) and
-    links to its page in the dbt docs."""
+    links to its page in the dbt docs; owners and descriptions come from the dbt yml
+    (:meth:`get_asset_spec`)."""
 
     def __init__(self) -> None:
         super().__init__(settings=DagsterDbtTranslatorSettings(enable_code_references=True))
+
+    def get_asset_spec(
+        self, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None
+    ) -> dg.AssetSpec:
+        """dagster-dbt's spec with the owners of :func:`dbt_owners`, the description of
+        :func:`dbt_description` (no raw SQL), and no ``dagster_dbt/project`` metadata.
+
+        dagster-dbt reads the project back from that metadata at run time, so without it
+        ``project`` is ``None`` there: this project is used instead (code references need one).
+        """
+        spec = super().get_asset_spec(manifest, unique_id, project or dbt_project())
+        props = self.get_resource_props(manifest, unique_id)
+        return spec.replace_attributes(
+            description=dbt_description(props),
+            owners=dbt_owners(props),
+            metadata={k: v for k, v in spec.metadata.items() if k not in _DROPPED_METADATA},
+        )
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         meta_key = dbt_resource_props.get("meta", {}).get("dagster", {}).get("asset_key")
@@ -486,12 +629,17 @@ class MktDbtTranslator(DagsterDbtTranslator):
 
     def get_metadata(self, dbt_resource_props: Mapping[str, Any]) -> Mapping[str, Any]:
         """dagster-dbt's metadata (column schema, relation), plus ``dbt_docs``: the link to
-        the node's page in the dbt docs site (``MKT_DBT_DOCS_URL``)."""
+        the node's page in the dbt docs site (``MKT_DBT_DOCS_URL``), and ``partition_expr``:
+        the column the model's partition window filters on, from its dbt ``meta`` (for the
+        row count of a run's window, :func:`warehouse_metadata`)."""
         metadata = dict(super().get_metadata(dbt_resource_props))
         kind = dbt_resource_props["resource_type"]
         if kind in ("model", "seed", "snapshot", "source"):
             page = f"{settings.dbt_docs_url()}/#!/{kind}/{dbt_resource_props['unique_id']}"
             metadata["dbt_docs"] = dg.MetadataValue.url(page)
+        partition_expr = (dbt_resource_props.get("meta") or {}).get(PARTITION_EXPR)
+        if partition_expr:
+            metadata[PARTITION_EXPR] = partition_expr
         return metadata
 
     def get_automation_condition(
