@@ -66,7 +66,6 @@ TRADE_FIELDS: tuple[TradeField, ...] = (
     TradeField("amount", "number", True, "Trade size, contracts (1 contract = 1 BTC)."),
 )
 FIELDS_BY_NAME = {f.name: f for f in TRADE_FIELDS}
-REQUIRED_FIELDS = tuple(f.name for f in TRADE_FIELDS if f.required)
 
 #: Fields Deribit documents for public trades that the lake does not store. They are
 #: expected, so they are not reported as added fields.
