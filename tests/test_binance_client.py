@@ -25,9 +25,9 @@ from mkt_platform.defs.binance.resources import (
     BinanceAPIError,
     BinanceSpotClient,
     BinanceTransportError,
-    RetryableResponse,
 )
 from mkt_platform.lib.contracts import ContractViolation, MalformedResponse
+from mkt_platform.lib.http import RetryableResponse
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 BINANCE_DIR = DATA_DIR / "binance"

@@ -200,6 +200,44 @@ class PullProgress:
             )
 
 
+class ExchangeAPIError(RuntimeError):
+    """An exchange refused a request (a 4xx that is not a rate limit, or an error body): not
+    retried. Each venue's client raises its subclass (``BinanceAPIError``...).
+
+    Attributes:
+        status: the HTTP status.
+        code: the exchange's own error code (Binance -1121, Deribit -32602), or ``None``.
+        message: the exchange's error message (or its body, up to 1000 characters).
+        source: the request, as in :class:`~mkt_platform.lib.contracts.ContractViolation`.
+    """
+
+    #: The exchange's name, for the message.
+    venue = "The exchange"
+
+    def __init__(self, status: int, code: int | None, message: str, source: str) -> None:
+        self.status, self.code, self.message, self.source = status, code, message[:1000], source
+        if code is None and message:
+            text = f"{self.venue} answered {status} to {source}: {self.message[:300]}"
+        else:
+            text = f"{self.venue} answered {status} (code {code}: {self.message}) to {source}"
+        super().__init__(text)
+
+
+class ExchangeTransportError(RuntimeError):
+    """The connection failed (timeout, refused, body cut off) on every attempt."""
+
+
+class RetryableResponse(RuntimeError):
+    """A rate limit or server error answer (5xx, 429, and what else the venue says), retried
+    with backoff, or after ``Retry-After`` seconds when the exchange sends it."""
+
+    def __init__(
+        self, venue: str, status: int, retry_after: float | None, source: str, body: str
+    ) -> None:
+        self.status, self.retry_after = status, retry_after
+        super().__init__(f"{venue} answered {status} to {source}: {body[:200]}")
+
+
 class ExchangeClient(dg.ConfigurableResource):
     """The settings and plumbing every exchange client resource shares (subclass it).
 
@@ -268,9 +306,49 @@ class ExchangeClient(dg.ConfigurableResource):
             **kwargs,
         )
 
+    def _checked(
+        self,
+        response: httpx.Response,
+        source: str,
+        *,
+        retryable: bool,
+        refused: Callable[[str | None], ExchangeAPIError],
+    ) -> httpx.Response:
+        """``response`` if it succeeded; otherwise the error the retry loop acts on.
+
+        Args:
+            response: the exchange's answer.
+            source: the request, for the messages.
+            retryable: whether the venue's rules make this answer a retryable one (a rate
+                limit, a server error).
+            refused: the venue's :class:`ExchangeAPIError` for this answer; its argument is
+                the reason when the platform gives up (a ``Retry-After`` too long), ``None``
+                for the exchange's own error.
+
+        Raises:
+            RetryableResponse: a retryable answer (retried by :meth:`_fetch`).
+            ExchangeAPIError: ``refused(...)``: a ``Retry-After`` beyond
+                ``retry_after_max_seconds``, or any other 4xx/5xx answer.
+        """
+        if retryable:
+            too_long = self._retry_after_too_long(response)
+            if too_long is not None:
+                raise refused(
+                    f"Retry-After {too_long:.0f}s exceeds {self.retry_after_max_seconds:.0f}s"
+                )
+            raise RetryableResponse(
+                refused(None).venue,
+                response.status_code,
+                retry_after_seconds(response),
+                source,
+                response.text,
+            )
+        if response.status_code >= 400:
+            raise refused(None)
+        return response
+
     def _fetch(
         self,
-        retryable: type[Exception],
         send: Callable[[], httpx.Response],
         decode: Callable[[httpx.Response], T],
         transport_error: type[Exception],
@@ -283,7 +361,7 @@ class ExchangeClient(dg.ConfigurableResource):
             transport_error: the connection failed on every attempt.
             MalformedResponse: still malformed after every attempt (the last body is
                 quarantined first).
-            retryable: still answered with a retryable status after every attempt.
+            RetryableResponse: still answered with a retryable status after every attempt.
         """
 
         def attempt() -> tuple[httpx.Response, T]:
@@ -295,7 +373,7 @@ class ExchangeClient(dg.ConfigurableResource):
                 raise
 
         try:
-            return self._retrying_on((retryable, MalformedResponse))(attempt)
+            return self._retrying_on((RetryableResponse, MalformedResponse))(attempt)
         except httpx.TransportError as exc:
             raise transport_error(
                 f"{source}: {type(exc).__name__} on all {self.max_attempts} attempts: {exc}"

@@ -20,37 +20,31 @@ from mkt_platform import settings
 from mkt_platform.defs.binance.contract import KLINE_CONTRACT
 from mkt_platform.lib import quarantine
 from mkt_platform.lib.contracts import MalformedResponse, check_page_size
-from mkt_platform.lib.http import ExchangeClient, PullProgress, retry_after_seconds
+from mkt_platform.lib.http import (
+    ExchangeAPIError,
+    ExchangeClient,
+    ExchangeTransportError,
+    PullProgress,
+)
 
 KLINES_PATH = "/api/v3/klines"
 #: Binance serves at most 1000 klines a request.
 MAX_KLINES_PER_REQUEST = 1000
 
 
-class BinanceAPIError(RuntimeError):
-    """Binance refused a request (a 4xx other than 429/418): not retried.
+class BinanceAPIError(ExchangeAPIError):
+    """Binance refused a request (a 4xx other than 429/418): not retried. ``code`` is
+    Binance's error code (e.g. -1121); ``msg`` is its message."""
 
-    Attributes:
-        status: the HTTP status.
-        code: Binance's error code (e.g. -1121), or ``None`` when the body had none.
-        msg: Binance's error message.
-    """
+    venue = "Binance"
 
-    def __init__(self, status: int, code: int | None, msg: str, source: str) -> None:
-        self.status, self.code, self.msg = status, code, msg
-        super().__init__(f"Binance answered {status} (code {code}: {msg}) to {source}")
+    @property
+    def msg(self) -> str:
+        return self.message
 
 
-class BinanceTransportError(RuntimeError):
-    """The connection failed (timeout, refused, body cut off) on every attempt."""
-
-
-class RetryableResponse(RuntimeError):
-    """A 5xx, 429 or 418 answer, retried with backoff (or after ``Retry-After`` seconds)."""
-
-    def __init__(self, status: int, retry_after: float | None, source: str, body: str) -> None:
-        self.status, self.retry_after = status, retry_after
-        super().__init__(f"Binance answered {status} to {source}: {body[:200]}")
+class BinanceTransportError(ExchangeTransportError):
+    """The connection to Binance failed (timeout, refused, body cut off) on every attempt."""
 
 
 def _describe_request(symbol: str, interval: str, start_ms: int, end_ms: int) -> str:
@@ -148,7 +142,6 @@ class BinanceSpotClient(ExchangeClient):
             "limit": MAX_KLINES_PER_REQUEST,
         }
         response, payload = self._fetch(
-            RetryableResponse,
             lambda: self._get(http, params, source),
             lambda response: _decode_json(response, source),
             BinanceTransportError,
@@ -165,21 +158,16 @@ class BinanceSpotClient(ExchangeClient):
 
     def _get(self, http: httpx.Client, params: dict[str, Any], source: str) -> httpx.Response:
         response = self._request(http, "GET", KLINES_PATH, source, params=params)
-        if response.status_code in (418, 429) or response.status_code >= 500:
-            too_long = self._retry_after_too_long(response)
-            if too_long is not None:
-                raise BinanceAPIError(
-                    response.status_code,
-                    None,
-                    f"Retry-After {too_long:.0f}s exceeds {self.retry_after_max_seconds:.0f}s",
-                    source,
-                )
-            retry_after = retry_after_seconds(response)
-            raise RetryableResponse(response.status_code, retry_after, source, response.text)
-        if response.status_code >= 400:
-            code, msg = _binance_error(response)
-            raise BinanceAPIError(response.status_code, code, msg, source)
-        return response
+        status = response.status_code
+
+        def refused(reason: str | None) -> BinanceAPIError:
+            code, msg = (None, reason) if reason else _binance_error(response)
+            return BinanceAPIError(status, code, msg, source)
+
+        # 429: rate limit; 418: the IP is banned for a while after ignoring 429s.
+        return self._checked(
+            response, source, retryable=status in (418, 429) or status >= 500, refused=refused
+        )
 
 
 def _binance_error(response: httpx.Response) -> tuple[int | None, str]:

@@ -28,7 +28,12 @@ from mkt_platform.defs.deribit.contract import (
 )
 from mkt_platform.lib import quarantine
 from mkt_platform.lib.contracts import ContractViolation, MalformedResponse, check_page_size
-from mkt_platform.lib.http import ExchangeClient, retry_after_seconds
+from mkt_platform.lib.http import (
+    ExchangeAPIError,
+    ExchangeClient,
+    ExchangeTransportError,
+    RetryableResponse,
+)
 from mkt_platform.settings import DEFAULT_DERIBIT_BASE_URL, DEFAULT_DERIBIT_HISTORY_BASE_URL
 
 TRADES_PATH = "/api/v2/public/get_last_trades_by_currency_and_time"
@@ -39,32 +44,20 @@ MAX_TRADES_PER_REQUEST = 1000
 TOO_MANY_REQUESTS_CODE = 10028
 
 
-class DeribitAPIError(RuntimeError):
+class DeribitAPIError(ExchangeAPIError):
     """Deribit refused a request (a 4xx other than 429, or a JSON-RPC error): not retried.
+    ``code`` is Deribit's JSON-RPC error code (e.g. -32602 invalid params); ``message`` has
+    ``data.reason``/``data.param`` when sent."""
 
-    Attributes:
-        status: the HTTP status.
-        code: Deribit's JSON-RPC error code (e.g. -32602 invalid params), or ``None`` when
-            the body had none.
-        message: Deribit's error message, with ``data.reason``/``data.param`` when sent.
-        source: the request, as in :class:`ContractViolation`.
-    """
-
-    def __init__(self, status: int, code: int | None, message: str, source: str) -> None:
-        self.status, self.code, self.message, self.source = status, code, message, source
-        super().__init__(f"Deribit answered {status} (code {code}: {message}) to {source}")
+    venue = "Deribit"
 
 
-class DeribitTransportError(RuntimeError):
-    """The connection failed (timeout, refused, body cut off) on every attempt."""
+class DeribitTransportError(ExchangeTransportError):
+    """The connection to Deribit failed (timeout, refused, body cut off) on every attempt."""
 
 
-class DeribitRetryableResponse(RuntimeError):
-    """A 5xx or 429 answer (or error 10028), retried with backoff or after ``Retry-After``."""
-
-    def __init__(self, status: int, retry_after: float | None, source: str, body: str) -> None:
-        self.status, self.retry_after = status, retry_after
-        super().__init__(f"Deribit answered {status} to {source}: {body[:200]}")
+#: A retryable Deribit answer: a 5xx or 429, or JSON-RPC error 10028 (too many requests).
+DeribitRetryableResponse = RetryableResponse
 
 
 class DeribitPagingError(RuntimeError):
@@ -225,7 +218,6 @@ class DeribitClient(ExchangeClient):
                     raise
 
         response, (trades, has_more) = self._fetch(
-            DeribitRetryableResponse,
             lambda: self._get(http, params, source),
             decoded,
             DeribitTransportError,
@@ -237,20 +229,16 @@ class DeribitClient(ExchangeClient):
         response = self._request(http, "GET", TRADES_PATH, source, params=params)
         status = response.status_code
         code, message = _deribit_error(response) if status >= 400 else (None, "")
-        if status == 429 or status >= 500 or code == TOO_MANY_REQUESTS_CODE:
-            too_long = self._retry_after_too_long(response)
-            if too_long is not None:
-                raise DeribitAPIError(
-                    status,
-                    code,
-                    f"Retry-After {too_long:.0f}s exceeds {self.retry_after_max_seconds:.0f}s",
-                    source,
-                )
-            retry_after = retry_after_seconds(response)
-            raise DeribitRetryableResponse(status, retry_after, source, response.text)
-        if status >= 400:
-            raise DeribitAPIError(status, code, message, source)
-        return response
+
+        def refused(reason: str | None) -> DeribitAPIError:
+            return DeribitAPIError(status, code, reason or message, source)
+
+        return self._checked(
+            response,
+            source,
+            retryable=status == 429 or status >= 500 or code == TOO_MANY_REQUESTS_CODE,
+            refused=refused,
+        )
 
 
 def _deribit_error(response: httpx.Response) -> tuple[int | None, str]:

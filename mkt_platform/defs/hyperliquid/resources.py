@@ -35,7 +35,13 @@ from mkt_platform.defs.hyperliquid.contract import (
 )
 from mkt_platform.lib import quarantine
 from mkt_platform.lib.contracts import ContractViolation, MalformedResponse, check_page_size
-from mkt_platform.lib.http import ExchangeClient, PullProgress, retry_after_seconds
+from mkt_platform.lib.http import (
+    ExchangeAPIError,
+    ExchangeClient,
+    ExchangeTransportError,
+    PullProgress,
+    RetryableResponse,
+)
 
 #: The live API; deployments set ``base_url`` from env ``HYPERLIQUID_BASE_URL``.
 from mkt_platform.settings import DEFAULT_HYPERLIQUID_BASE_URL
@@ -49,30 +55,24 @@ MAX_CANDLES_PER_REQUEST = 5000
 MAX_FUNDING_PER_REQUEST = 500
 
 
-class HyperliquidAPIError(RuntimeError):
-    """Hyperliquid refused a request (a 4xx other than 429): not retried.
+class HyperliquidAPIError(ExchangeAPIError):
+    """Hyperliquid refused a request (a 4xx other than 429): not retried. Its error is often
+    plain text (e.g. 422 ``Failed to deserialize the JSON body into the target type``):
+    ``body`` holds it, at most 1000 characters."""
 
-    Attributes:
-        status: the HTTP status.
-        body: the response body as text (Hyperliquid's error is often plain text, e.g. 422
-            ``Failed to deserialize the JSON body into the target type``), at most 1000 chars.
-    """
+    venue = "Hyperliquid"
 
-    def __init__(self, status: int, body: str, source: str) -> None:
-        self.status, self.body = status, body[:1000]
-        super().__init__(f"Hyperliquid answered {status} to {source}: {self.body[:300]}")
+    @property
+    def body(self) -> str:
+        return self.message
 
 
-class HyperliquidTransportError(RuntimeError):
-    """The connection failed (timeout, refused, body cut off) on every attempt."""
+class HyperliquidTransportError(ExchangeTransportError):
+    """The connection to Hyperliquid failed (timeout, refused, body cut off) on every attempt."""
 
 
-class HyperliquidRetryableResponse(RuntimeError):
-    """A 5xx or 429 answer, retried with backoff (or after ``Retry-After`` seconds)."""
-
-    def __init__(self, status: int, retry_after: float | None, source: str, body: str) -> None:
-        self.status, self.retry_after = status, retry_after
-        super().__init__(f"Hyperliquid answered {status} to {source}: {body[:200]}")
+#: A retryable Hyperliquid answer: a 5xx or 429.
+HyperliquidRetryableResponse = RetryableResponse
 
 
 def _iso(ms: int) -> str:
@@ -311,7 +311,6 @@ class HyperliquidClient(ExchangeClient):
         """POST ``body`` to /info with retries and validate the decoded answer; a body that
         breaks the contract is quarantined (``exc.quarantine_path``) before re-raising."""
         response, payload = self._fetch(
-            HyperliquidRetryableResponse,
             lambda: self._send(http, body, source),
             lambda response: _decode_json(response, source, _dataset_of(body["type"])),
             HyperliquidTransportError,
@@ -322,22 +321,15 @@ class HyperliquidClient(ExchangeClient):
 
     def _send(self, http: httpx.Client, body: dict[str, Any], source: str) -> httpx.Response:
         response = self._request(http, "POST", INFO_PATH, source, json=body)
-        if response.status_code == 429 or response.status_code >= 500:
-            too_long = self._retry_after_too_long(response)
-            if too_long is not None:
-                raise HyperliquidAPIError(
-                    response.status_code,
-                    f"Retry-After {too_long:.0f}s exceeds {self.retry_after_max_seconds:.0f}s"
-                    f": {response.text}",
-                    source,
-                )
-            retry_after = retry_after_seconds(response)
-            raise HyperliquidRetryableResponse(
-                response.status_code, retry_after, source, response.text
-            )
-        if response.status_code >= 400:
-            raise HyperliquidAPIError(response.status_code, response.text, source)
-        return response
+        status = response.status_code
+
+        def refused(reason: str | None) -> HyperliquidAPIError:
+            text = f"{reason}: {response.text}" if reason else response.text
+            return HyperliquidAPIError(status, None, text, source)
+
+        return self._checked(
+            response, source, retryable=status == 429 or status >= 500, refused=refused
+        )
 
     def _report_added(self, dataset: str, added: set[str]) -> None:
         self._last_added_fields = tuple(sorted(added))
