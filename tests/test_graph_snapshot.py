@@ -67,6 +67,14 @@ def graph_snapshot(defs: dg.Definitions) -> dict[str, Any]:
             else f"{policy.policy_type.value}:{policy.max_partitions_per_run}",
             "pools": sorted(node.pools or ()),
             "automation_condition": _condition(node.automation_condition),
+            "freshness_policy": None
+            if node.freshness_policy is None
+            else {
+                "fail_seconds": node.freshness_policy.fail_window.to_timedelta().total_seconds(),
+                "warn_seconds": node.freshness_policy.warn_window.to_timedelta().total_seconds()
+                if node.freshness_policy.warn_window
+                else None,
+            },
             "checks": sorted(checks.get(key.to_user_string(), [])),
         }
     repo = defs.get_repository_def()

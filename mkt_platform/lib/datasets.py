@@ -87,7 +87,10 @@ class RawDataset:
         columns: each column's description, with units.
         quality: the kind of data-quality checks (a key of :data:`raw.QUALITY_CHECKS`), or
             ``None`` for none.
-        freshness: the freshness rule, or ``None`` when it has none (a snapshot).
+        freshness: the partition-aware freshness rule (checked by the freshness sensor), or
+            ``None`` when it has none.
+        freshness_policy: Dagster's own freshness policy, where its semantics fit (a
+            snapshot: "materialized within the last N hours", whatever the partition).
         late_data: re-pull function for the late-data sensor, or ``None`` when a closed
             partition cannot change at the exchange (or cannot be re-pulled).
         refresh: the refresh schedule pulling its recent partitions, or ``None``.
@@ -106,6 +109,7 @@ class RawDataset:
     columns: Mapping[str, str] = field(default_factory=dict)
     quality: str | None = None
     freshness: Freshness | None = None
+    freshness_policy: dg.FreshnessPolicy | None = None
     late_data: DayTables | None = None
     refresh: Refresh | None = None
     config: type[dg.Config] | None = None
@@ -151,6 +155,7 @@ class RawDataset:
             metadata=metadata,
             tags=tags,
             owners=list(self.owners),
+            freshness_policy=self.freshness_policy,
             required_resource_keys={self.resource},
         )(self._body())
 

@@ -107,6 +107,11 @@ ASSET_CONTEXTS = RawDataset(
     resource="hyperliquid",
     compute=snapshot_asset_contexts,
     schedules=asset_contexts_schedule,
+    # Hourly snapshots of the present: Dagster's own freshness policy says it exactly (the
+    # partition-aware rule of the other datasets has nothing to add for a snapshot).
+    freshness_policy=dg.FreshnessPolicy.time_window(
+        fail_window=timedelta(hours=2), warn_window=timedelta(hours=1, minutes=15)
+    ),
     snapshot=True,
 )
 
