@@ -6,7 +6,13 @@ and funding marts of those UTC days, through Dagster, on the configured instance
 (``DAGSTER_HOME``; when unset, ``$MKT_DATA_DIR/dagster_home``). With ``--replay`` the clients
 talk to a local replay of the recordings in DIR, and the instrument universe is the one the
 recordings cover (``mkt_platform/replay/recorded_instruments.yaml``) unless
-``MKT_INSTRUMENTS_FILE`` says otherwise.
+``MKT_INSTRUMENTS_FILE`` says otherwise. ``--only DATASET[,DATASET]`` pulls only those raw
+datasets and builds only the marts downstream of them.
+
+The terminal gets a line per step of the plan, the warnings of each step grouped (a line per
+dataset and message, its days as ranges) and the tables of the marts built; dbt's output
+goes to a log file under ``$MKT_DATA_DIR/logs``, and with ``--verbose`` to the terminal as
+well, beside Dagster's log.
 """
 
 from __future__ import annotations
@@ -20,7 +26,10 @@ import warnings
 from contextlib import ExitStack, redirect_stdout, suppress
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from mkt_platform.lib.materialize import RangeStep, StepResult
 
 #: The embedded default instance configuration (SQLite), at the repository root.
 EMBEDDED_DAGSTER_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
@@ -75,7 +84,11 @@ def open_instance() -> Any:
 
 
 def _table(con, title: str, sql: str) -> list[str]:
-    """``sql`` rendered as a fixed-width text table under ``title`` (empty if no rows)."""
+    """``sql`` rendered as a text table under ``title`` (empty if no rows). Values are shown
+    as DuckDB gives them (a DECIMAL keeps its trailing zeros); columns of numbers are
+    right-aligned."""
+    import tabulate
+
     try:
         cursor = con.execute(sql)
     except Exception:  # the mart does not exist yet (nothing was built)
@@ -84,14 +97,16 @@ def _table(con, title: str, sql: str) -> list[str]:
     rows = [["" if v is None else str(v) for v in row] for row in cursor.fetchall()]
     if not rows:
         return []
-    widths = [max(len(n), *(len(r[i]) for r in rows)) for i, n in enumerate(names)]
-    numeric = [all(_is_number(r[i]) for r in rows) for i in range(len(names))]
-
-    def line(values: list[str]) -> str:
-        cells = zip(values, widths, numeric, strict=True)
-        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in cells).rstrip()
-
-    return ["", title, line(names), line(["-" * w for w in widths]), *map(line, rows)]
+    align = ["right" if all(_is_number(r[i]) for r in rows) else "left" for i in range(len(names))]
+    # tabulate pads a header two wider than its column by default (MIN_PADDING): not here.
+    padding, tabulate.MIN_PADDING = tabulate.MIN_PADDING, 0
+    try:
+        text = tabulate.tabulate(
+            rows, headers=names, tablefmt="simple", disable_numparse=True, colalign=align
+        )
+    finally:
+        tabulate.MIN_PADDING = padding
+    return ["", title, *(line.rstrip() for line in text.splitlines())]
 
 
 def _is_number(text: str) -> bool:
@@ -102,89 +117,111 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def _summary(warehouse: Path) -> list[str]:
-    """The session table and the options table the main command ends with."""
+#: The tables the main command ends with: the marts each reads, its title and its query.
+SUMMARY_TABLES = (
+    (
+        {"session_ohlc_daily"},
+        "Daily sessions (marts.session_ohlc_daily): per instrument, the latest session",
+        """
+        select source, instrument, count(*) over w as sessions,
+               strftime(session_start, '%Y-%m-%d %H:%M') as latest_session,
+               open, high, low, close, chclose as "chclose %", candle_count as candles
+        from marts.session_ohlc_daily
+        window w as (partition by source, instrument)
+        qualify row_number() over (
+            partition by source, instrument order by session_start desc) = 1
+        order by source, instrument
+        """,
+    ),
+    (
+        {"session_ohlc_weekly", "session_ohlc_monthly"},
+        "Weekly and monthly sessions (marts.session_ohlc_weekly, _monthly): the latest",
+        """
+        with sessions as (
+            select 'weekly' as session, source, instrument, session_start, open, high,
+                   low, close, chclose, day_count
+            from marts.session_ohlc_weekly
+            union all
+            select 'monthly', source, instrument, session_start, open, high, low, close,
+                   chclose, day_count
+            from marts.session_ohlc_monthly
+        )
+        select session, source, instrument, count(*) over w as sessions,
+               strftime(session_start, '%Y-%m-%d %H:%M') as latest_start,
+               open, high, low, close, chclose as "chclose %", day_count as days
+        from sessions
+        window w as (partition by session, source, instrument)
+        qualify row_number() over (
+            partition by session, source, instrument order by session_start desc) = 1
+        order by session desc, source, instrument
+        """,
+    ),
+    (
+        {"option_ohlc_hourly"},
+        "Options (marts.option_ohlc_hourly): the 8 most traded instruments of the busiest hour",
+        """
+        with busiest as (
+            select hour from marts.option_ohlc_hourly
+            group by hour order by sum(trades) desc, hour limit 1
+        )
+        select strftime(o.hour, '%Y-%m-%d %H:%M') as hour, instrument,
+               open, high, low, close, round(vwap, 6) as vwap, iv_close, volume,
+               trades, round(distance, 2) as "distance %"
+        from marts.option_ohlc_hourly o join busiest using (hour)
+        order by trades desc, volume desc, instrument limit 8
+        """,
+    ),
+)
+
+
+def _summary(warehouse: Path, built: set[str]) -> list[str]:
+    """The tables (:data:`SUMMARY_TABLES`) of the marts in ``built`` (the run's plan)."""
     import duckdb
 
     if not warehouse.exists():
         return []
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        return (
-            _table(
-                con,
-                "Daily sessions (marts.session_ohlc_daily): per instrument, the latest session",
-                """
-            select source, instrument, count(*) over w as sessions,
-                   strftime(session_start, '%Y-%m-%d %H:%M') as latest_session,
-                   open, high, low, close, chclose as "chclose %", candle_count as candles
-            from marts.session_ohlc_daily
-            window w as (partition by source, instrument)
-            qualify row_number() over (
-                partition by source, instrument order by session_start desc) = 1
-            order by source, instrument
-            """,
-            )
-            + _table(
-                con,
-                "Weekly and monthly sessions (marts.session_ohlc_weekly, _monthly): the latest",
-                """
-            with sessions as (
-                select 'weekly' as session, source, instrument, session_start, open, high,
-                       low, close, chclose, day_count
-                from marts.session_ohlc_weekly
-                union all
-                select 'monthly', source, instrument, session_start, open, high, low, close,
-                       chclose, day_count
-                from marts.session_ohlc_monthly
-            )
-            select session, source, instrument, count(*) over w as sessions,
-                   strftime(session_start, '%Y-%m-%d %H:%M') as latest_start,
-                   open, high, low, close, chclose as "chclose %", day_count as days
-            from sessions
-            window w as (partition by session, source, instrument)
-            qualify row_number() over (
-                partition by session, source, instrument order by session_start desc) = 1
-            order by session desc, source, instrument
-            """,
-            )
-            + _table(
-                con,
-                "Options (marts.option_ohlc_hourly): "
-                "the 8 most traded instruments of the busiest hour",
-                """
-            with busiest as (
-                select hour from marts.option_ohlc_hourly
-                group by hour order by sum(trades) desc, hour limit 1
-            )
-            select strftime(o.hour, '%Y-%m-%d %H:%M') as hour, instrument,
-                   open, high, low, close, round(vwap, 6) as vwap, iv_close, volume,
-                   trades, round(distance, 2) as "distance %"
-            from marts.option_ohlc_hourly o join busiest using (hour)
-            order by trades desc, volume desc, instrument limit 8
-            """,
-            )
-        )
+        return [
+            line
+            for marts, title, sql in SUMMARY_TABLES
+            if marts & built
+            for line in _table(con, title, sql)
+        ]
 
 
 class _RunLog:
     """A log file that never fails the run writing to it: a write that the disk refuses (full,
-    read-only) is dropped, and the run's own outcome says what went wrong."""
+    read-only) is dropped, and the run's own outcome says what went wrong. The file is created
+    at the first write (a plan with no dbt step leaves none). With ``echo``, every write is
+    also written there (the terminal, under ``--verbose``)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, echo: TextIO | None = None) -> None:
         self.path = path
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._file: Any = open(path, "a")  # noqa: SIM115
-        except OSError:
-            self._file = None
+        self.echo = echo
+        self._file: Any = None
+        self._failed = False
+
+    @property
+    def written(self) -> bool:
+        return self._file is not None
 
     def write(self, text: str) -> int:
+        if self.echo is not None:
+            self.echo.write(text)
+        if self._file is None and not self._failed:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._file = open(self.path, "a")  # noqa: SIM115
+            except OSError:
+                self._failed = True
         if self._file is not None:
             with suppress(OSError):
                 self._file.write(text)
         return len(text)
 
     def flush(self) -> None:
+        if self.echo is not None:
+            self.echo.flush()
         if self._file is not None:
             with suppress(OSError):
                 self._file.flush()
@@ -193,6 +230,52 @@ class _RunLog:
         if self._file is not None:
             with suppress(OSError):
                 self._file.close()
+
+
+class _StepLines:
+    """Each step of the plan on one line: its description when it starts, completed by its
+    outcome when it ends (``[2/5] dbt sessions: 28 partitions 2023-04-28..2023-05-25 ...
+    done in 10.2 s (run abcf1021)``), then the step's grouped warnings. With ``one_line``
+    off (``--verbose``, when dbt's and Dagster's lines come in between; or output to a pipe,
+    whose reader waits for whole lines) the outcome is a line of its own that repeats the
+    step's number and label. (The progress protocol of
+    :func:`mkt_platform.lib.materialize.run_plan`.)"""
+
+    def __init__(self, out: TextIO, one_line: bool) -> None:
+        self.out = out
+        self.one_line = one_line
+        self._name = ""
+        self._open = False
+
+    def _line(self, text: str, end: str = "\n") -> None:
+        self.out.write(text + end)
+        self.out.flush()
+
+    def step_started(self, number: int, total: int, step: RangeStep) -> None:
+        self._name = f"[{number}/{total}] {step.label}"
+        if self.one_line:
+            self._line(f"{step.describe(number, total)} ... ", end="")
+            self._open = True
+        else:
+            self._line(step.describe(number, total))
+
+    def step_ended(self, result: StepResult) -> None:
+        self._line(result.outcome() if self._open else f"{self._name}: {result.outcome()}")
+        self._open = False
+
+    def note(self, line: str) -> None:
+        if self._open:
+            self._line("")
+            self._open = False
+        self._line(f"    {line}")
+
+
+def _shown(path: Path | str) -> str:
+    """``path`` relative to the working directory when it lies under it, as a user types it."""
+    path = Path(path)
+    with suppress(ValueError, OSError):
+        return str(path.absolute().relative_to(Path.cwd()))
+    return str(path)
 
 
 def materialize(args: argparse.Namespace) -> int:
@@ -206,13 +289,15 @@ def materialize(args: argparse.Namespace) -> int:
             for variable, exchange in REPLAY_URLS.items():
                 os.environ[variable] = server.base_url(exchange)
             os.environ.setdefault("MKT_INSTRUMENTS_FILE", str(RECORDED_INSTRUMENTS))
-            print(f"replay server on {server.url}, serving recorded data from {args.replay}")
-            print(f"instrument universe: {os.environ['MKT_INSTRUMENTS_FILE']}")
         home = _dagster_home()
 
         from mkt_platform.definitions import build_definitions
-        from mkt_platform.lib.instruments import InstrumentsFileError, load_instruments
-        from mkt_platform.lib.materialize import RangeError, plan, run_plan
+        from mkt_platform.lib.instruments import (
+            InstrumentsFileError,
+            instruments_file,
+            load_instruments,
+        )
+        from mkt_platform.lib.materialize import DatasetError, RangeError, plan, run_plan
 
         try:
             universe = load_instruments()
@@ -220,21 +305,32 @@ def materialize(args: argparse.Namespace) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         if not universe:
-            print(f"warning: {os.environ.get('MKT_INSTRUMENTS_FILE')} lists no instrument")
+            print(f"warning: {instruments_file()} lists no instrument")
         defs = build_definitions()
         try:
-            steps = plan(defs, args.start, args.end)
-        except RangeError as exc:
+            steps = plan(defs, args.start, args.end, only=args.only)
+        except (RangeError, DatasetError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
+        if args.replay:
+            print(
+                f"replay of {_shown(args.replay)} on {server.url}: "
+                "Binance, Hyperliquid and Deribit are pulled from it"
+            )
+        else:
+            print(
+                f"Binance: {settings.binance_base_url()}; Hyperliquid: "
+                f"{settings.hyperliquid_base_url()}; Deribit: "
+                f"{settings.deribit_history_base_url()} (history), "
+                f"{settings.deribit_base_url()} (live)"
+            )
         print(
-            f"Binance: {settings.binance_base_url()}; Hyperliquid: "
-            f"{settings.hyperliquid_base_url()}; Deribit: {settings.deribit_history_base_url()} "
-            f"(history), {settings.deribit_base_url()} (live)"
+            f"instruments: {_shown(instruments_file())}; "
+            f"session anchor {settings.session_anchor_hour():02d}:00 UTC"
         )
-        print(
-            f"session anchor {settings.session_anchor_hour():02d}:00 UTC; Dagster instance {home}"
-        )
+        graph = defs.resolve_asset_graph()
+        pulled = sorted(k.to_user_string() for k in steps[0].selection.resolve(graph))
+        print(f"raw datasets: {', '.join(pulled)}")
         from mkt_platform.lib import lake, runs
 
         swept = lake.sweep_stale_temp_files(settings.lake_dir())
@@ -249,21 +345,25 @@ def materialize(args: argparse.Namespace) -> int:
                     + (", its warehouse pool slot freed" if orphan.freed_slots else "")
                 )
             # dbt's own output (a line per model and per test, about a thousand a run) goes
-            # to a log file; the terminal keeps the plan's progress and the summary.
-            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-            run_log = _RunLog(settings.data_dir() / "logs" / f"materialize-{stamp}.log")
+            # to a log file, and to the terminal too with --verbose; Dagster's console log
+            # likewise only with --verbose: the code's warnings are read back from the run's
+            # events and shown grouped under their step.
             terminal = sys.stdout
-
-            def say(line: str) -> None:
-                print(line, file=terminal, flush=True)
-
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+            run_log = _RunLog(
+                settings.data_dir() / "logs" / f"materialize-{stamp}.log",
+                echo=terminal if args.verbose else None,
+            )
             try:
-                with redirect_stdout(run_log):
+                with redirect_stdout(run_log):  # type: ignore[type-var]
                     results = run_plan(
                         defs,
                         steps,
                         instance,
-                        progress=say,
+                        progress=_StepLines(
+                            terminal, one_line=terminal.isatty() and not args.verbose
+                        ),
+                        log_level="INFO" if args.verbose else "CRITICAL",
                         pool_wait_seconds=settings.pool_wait_seconds(),
                     )
             except runs.PoolWaitTimeout as exc:
@@ -273,18 +373,23 @@ def materialize(args: argparse.Namespace) -> int:
                 run_log.close()
     failed = {name: why for r in results for name, why in r.failed.items()}
     skipped = sorted({name for r in results for name in r.skipped})
+    built = {k.to_user_string() for s in steps for k in s.selection.resolve(graph)}
     print()
-    print(f"dbt log:   {run_log.path}")
-    print(f"lake:      {settings.lake_dir()}")
-    print(f"warehouse: {settings.warehouse_path()} (schemas staging, intermediate, marts)")
+    if run_log.written:
+        print(f"dbt log:   {_shown(run_log.path)}")
+    print(f"lake:      {_shown(settings.lake_dir())}")
+    print(f"warehouse: {_shown(settings.warehouse_path())} (schemas staging, intermediate, marts)")
     try:
-        summary = _summary(settings.warehouse_path())
+        summary = _summary(settings.warehouse_path(), built)
     except Exception as exc:  # the warehouse is held by another process, or unreadable
         summary = [f"(no summary: the warehouse cannot be read now: {exc})"]
     for line in summary:
         print(line)
-    dagster = Path(sys.executable).parent / "dagster"
-    print(f"Dagster UI: DAGSTER_HOME={home} {dagster} dev   (then open http://127.0.0.1:3000)")
+    print()
+    dagster = _shown(Path(sys.executable).parent / "dg")
+    print(
+        f"Dagster UI: DAGSTER_HOME={_shown(home)} {dagster} dev   (then open http://127.0.0.1:3000)"
+    )
     if failed or skipped or len(results) < len(steps):
         print(file=sys.stderr)
         for name, why in failed.items():
@@ -333,6 +438,22 @@ def main(argv: list[str] | None = None) -> int:
         help="serve the recorded exchange data in DIR (e.g. ../shared/data) and pull from it",
     )
     run.add_argument("--replay-port", type=int, default=0, help="port of the replay server")
+    run.add_argument(
+        "--only",
+        type=lambda text: [name.strip() for name in text.split(",") if name.strip()],
+        action="extend",
+        metavar="DATASET[,DATASET]",
+        help="pull only these raw datasets (asset keys, e.g. binance_klines_1h) and build only "
+        "the marts downstream of them (the demo asks each dataset for the days the "
+        "recordings hold)",
+    )
+    run.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="show dbt's output (a line per model and test) and Dagster's log as they come; "
+        "by default dbt's output goes only to the log file named at the end",
+    )
     args = parser.parse_args(argv)
     if args.end < args.start:
         parser.error("--end is before --start")

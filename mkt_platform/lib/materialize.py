@@ -5,17 +5,25 @@ anchor hour), so one range of days becomes two runs: the raw days the sessions n
 through the partition mapping of the asset graph), then the sessions. Each run covers its
 whole range at once (a partition-range run, whatever the asset's backfill policy), so the
 clients fetch in few paginated requests.
+
+A plan may be narrowed to some raw datasets (``only``): it pulls those and builds only the dbt
+models downstream of them, so that a range asks each exchange for what it is meant to hold
+(the demo asks each dataset only for the days the recordings hold).
 """
 
 from __future__ import annotations
 
+import logging
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import Protocol, runtime_checkable
 
 import dagster as dg
 from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
+from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
@@ -44,6 +52,12 @@ class RangeStep:
     #: The concurrency pool the step's assets are in (the warehouse pool for dbt steps).
     pool: str | None = None
 
+    def describe(self, number: int, total: int) -> str:
+        """``[2/5] dbt sessions: 28 partitions 2023-04-28..2023-05-25``."""
+        keys = self.partition_keys
+        span = keys[0] if len(keys) == 1 else f"{keys[0]}..{keys[-1]}"
+        return f"[{number}/{total}] {self.label}: {_count(len(keys), 'partition')} {span}"
+
 
 @dataclass(frozen=True)
 class StepResult:
@@ -55,6 +69,8 @@ class StepResult:
         failed: the assets of the step that failed (raw pulls of one venue, say), with the
             first line of each failure.
         skipped: the assets left out because an upstream asset failed.
+        warnings: the warnings and errors the step's code logged, one line per step (op) and
+            message with its partitions as ranges (see :func:`grouped_warnings`).
     """
 
     step: RangeStep
@@ -63,13 +79,49 @@ class StepResult:
     seconds: float
     failed: dict[str, str] = field(default_factory=dict)
     skipped: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    def outcome(self) -> str:
+        """``done in 12.3 s (run 3bd56650)``, ``FAILED in ...`` or ``skipped``."""
+        if not self.run_id:
+            return "skipped: an upstream asset failed"
+        word = "done" if not self.failed else "FAILED"
+        return f"{word} in {self.seconds:.1f} s (run {self.run_id[:8]})"
 
 
 class RangeError(ValueError):
     """The requested range has no partition (before the first one, or not yet ended)."""
 
 
-def plan(defs: dg.Definitions, start: date, end: date) -> list[RangeStep]:
+class DatasetError(ValueError):
+    """A dataset asked for is not a raw dataset the plan can pull for a range."""
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _raw_assets(graph: BaseAssetGraph) -> set[dg.AssetKey]:
+    """Raw assets that can be pulled for a range: materializable, partitioned, not dbt, not a
+    snapshot of the present (tag ``mkt/snapshot``)."""
+    return {
+        k
+        for k in graph.get_all_asset_keys()
+        if graph.get(k).is_materializable
+        and "dbt" not in graph.get(k).kinds
+        and graph.get(k).partitions_def is not None
+        and graph.get(k).tags.get(SNAPSHOT_TAG) != "true"
+    }
+
+
+def raw_datasets(defs: dg.Definitions) -> list[str]:
+    """The names (asset keys) of the raw datasets a plan can pull, sorted."""
+    return sorted(k.to_user_string() for k in _raw_assets(defs.resolve_asset_graph()))
+
+
+def plan(
+    defs: dg.Definitions, start: date, end: date, only: Collection[str] | None = None
+) -> list[RangeStep]:
     """The runs that materialize every venue's raw days and every mart for ``start..end``.
 
     Raw assets cover the UTC days ``start..end`` plus the days the sessions starting on those
@@ -78,8 +130,13 @@ def plan(defs: dg.Definitions, start: date, end: date) -> list[RangeStep]:
     for the sessions starting on ``start..end``, the UTC-daily marts (options, funding) for the
     UTC days. Snapshot assets (tag ``mkt/snapshot``) are left out: they cannot be back-filled.
 
+    With ``only`` (raw asset keys, e.g. ``binance_klines_1h``), only those raw datasets are
+    pulled and only the dbt models downstream of them are built; a dataset no session mart
+    reads is pulled for ``start..end`` alone.
+
     Raises:
         RangeError: no session in the range exists yet (or ``end`` is before ``start``).
+        DatasetError: a name in ``only`` is not a raw dataset of ``defs``.
     """
     sessions_def = session_daily_partitions_def()
     wanted = {(start + timedelta(days=i)).isoformat() for i in range((end - start).days + 1)}
@@ -93,11 +150,17 @@ def plan(defs: dg.Definitions, start: date, end: date) -> list[RangeStep]:
     graph = defs.resolve_asset_graph()
     keys = {k for k in graph.get_all_asset_keys() if graph.get(k).is_materializable}
     dbt_keys = {k for k in keys if "dbt" in graph.get(k).kinds}
-    raw_assets = {
-        k
-        for k in keys - dbt_keys
-        if graph.get(k).partitions_def is not None and graph.get(k).tags.get(SNAPSHOT_TAG) != "true"
-    }
+    raw_assets = _raw_assets(graph)
+    if only is not None:
+        names = {k.to_user_string(): k for k in raw_assets}
+        unknown = sorted(set(only) - set(names))
+        if unknown or not only:
+            raise DatasetError(
+                f"not a raw dataset: {', '.join(unknown) or '(none given)'}; "
+                f"the raw datasets are {', '.join(sorted(names))}"
+            )
+        raw_assets = {names[name] for name in only}
+        dbt_keys &= dg.AssetSelection.assets(*raw_assets).downstream().resolve(graph)
     raw_def = raw_daily_partitions_def()
     day_keys = tuple(k for k in raw_def.get_partition_keys() if k in wanted)
     raw_keys: set[str] = set(day_keys)
@@ -164,11 +227,40 @@ def _parent_partition_keys(
     return set(result.partitions_subset.get_partition_keys())
 
 
+@runtime_checkable
+class Progress(Protocol):
+    """What :func:`run_plan` tells while it runs."""
+
+    def step_started(self, number: int, total: int, step: RangeStep) -> None: ...
+
+    def step_ended(self, result: StepResult) -> None: ...
+
+    def note(self, line: str) -> None: ...
+
+
+class PlanProgress:
+    """What :func:`run_plan` says while it runs, a line at a time through ``say``: each step
+    when it starts and when it ends, and notes (a pool wait, what was skipped, the step's
+    grouped warnings). The CLI draws each step on one line instead."""
+
+    def __init__(self, say: Callable[[str], None] = print) -> None:
+        self.say = say
+
+    def step_started(self, number: int, total: int, step: RangeStep) -> None:
+        self.say(step.describe(number, total))
+
+    def step_ended(self, result: StepResult) -> None:
+        self.say(f"    {result.outcome()}")
+
+    def note(self, line: str) -> None:
+        self.say(f"    {line}")
+
+
 def run_plan(
     defs: dg.Definitions,
     steps: list[RangeStep],
     instance: dg.DagsterInstance,
-    progress: Callable[[str], None] = print,
+    progress: Callable[[str], None] | Progress = print,
     log_level: str = "WARNING",
     pool_wait_seconds: float = 900,
 ) -> list[StepResult]:
@@ -182,41 +274,45 @@ def run_plan(
     process is gone. Before a step in a pool, waits (saying so) until the pool has a slot,
     failing the runs that hold it if their process died (:func:`runs.wait_for_pool`).
 
+    ``progress`` is told each step's start and end and the warnings its code logged, grouped
+    (:func:`grouped_warnings`); a plain callable gets a line per event. ``log_level`` is the
+    level of Dagster's console logger (its records go to stderr as they happen).
+
     Raises:
         runs.PoolWaitTimeout: a pool stayed full of live runs for ``pool_wait_seconds``.
     """
+    if not isinstance(progress, Progress):
+        progress = PlanProgress(progress)
     assets = list(defs.assets or [])
     graph = defs.resolve_asset_graph()
     results: list[StepResult] = []
     failed_assets: set[dg.AssetKey] = set()
     for number, step in enumerate(steps, start=1):
         keys = step.partition_keys
-        progress(
-            f"[{number}/{len(steps)}] {step.label}: {len(keys)} partition(s) {keys[0]}..{keys[-1]}"
-        )
         selection = step.selection
         selected = selection.resolve(graph)
         if failed_assets:
             blocked = dg.AssetSelection.assets(*failed_assets).downstream().resolve(graph)
             skipped = tuple(sorted(k.to_user_string() for k in selected & blocked))
             selected = selected - blocked
-            if skipped:
-                progress(f"    skipping {', '.join(skipped)}: an upstream asset failed")
             if not selected:
-                results.append(StepResult(step, "", False, 0.0, skipped=skipped))
+                result = StepResult(step, "", False, 0.0, skipped=skipped)
+                progress.step_started(number, len(steps), step)
+                progress.step_ended(result)
+                results.append(result)
                 continue
+            if skipped:
+                progress.note(f"skipping {', '.join(skipped)}: an upstream asset failed")
             selection = dg.AssetSelection.assets(*selected)
         else:
             skipped = ()
         if step.pool is not None:
             runs.wait_for_pool(
-                instance,
-                step.pool,
-                timeout_seconds=pool_wait_seconds,
-                say=lambda line: progress(f"    {line}"),
+                instance, step.pool, timeout_seconds=pool_wait_seconds, say=progress.note
             )
+        progress.step_started(number, len(steps), step)
         started = time.perf_counter()
-        result = dg.materialize(
+        run = dg.materialize(
             assets,
             selection=selection,
             resources=defs.resources,
@@ -230,19 +326,75 @@ def run_plan(
             raise_on_error=False,
         )
         seconds = time.perf_counter() - started
-        failed = {} if result.success else _failures(result, selected)
+        failed = {} if run.success else _failures(run, selected)
         failed_assets |= {dg.AssetKey.from_user_string(k) for k in failed}
-        results.append(
-            StepResult(
-                step, result.run_id, result.success and not skipped, seconds, failed, skipped
-            )
+        result = StepResult(
+            step,
+            run.run_id,
+            run.success and not skipped,
+            seconds,
+            failed,
+            skipped,
+            tuple(grouped_warnings(instance.all_logs(run.run_id), keys)),
         )
-        progress(
-            f"    {'done' if result.success else 'FAILED'} in {seconds:.1f}s, run {result.run_id}"
-        )
+        results.append(result)
+        progress.step_ended(result)
+        for line in result.warnings:
+            progress.note(line)
         for name, why in failed.items():
-            progress(f"    failed: {name}: {why}")
+            progress.note(f"failed: {name}: {why}")
     return results
+
+
+#: A partition key (a UTC day, or the day a session starts) inside a logged message.
+_DAY = re.compile(r"\b\d{4}-\d{2}-\d{2}\b")
+
+
+def grouped_warnings(entries: Iterable[EventLogEntry], partition_keys: Sequence[str]) -> list[str]:
+    """The warnings and errors a run's code logged, one line per step (op) and message.
+
+    A raw asset logs a warning per partition (``2023-05-02: 0 of 4320 candles; missing
+    {...}``): messages that differ only in the partition key are one line, their partitions
+    collapsed into ranges of consecutive keys of ``partition_keys``, e.g.
+    ``warning: binance_klines_1m 2023-05-02..2023-05-26 (25 partitions): 0 of 4320 candles;
+    missing {...}``. Other messages are one line each, with a count when repeated. Dagster's
+    own events (a step failure, say) are left out: the plan reports those itself. Lines keep
+    the order of each message's first record.
+    """
+    order = {key: i for i, key in enumerate(partition_keys)}
+    groups: dict[tuple[str, str, str], list[str | None]] = {}
+    for entry in entries:
+        if entry.is_dagster_event or entry.level < logging.WARNING:
+            continue
+        lines = (entry.user_message or "").strip().splitlines()
+        text = lines[0] if lines else ""
+        day = next((m for m in _DAY.finditer(text) if m.group() in order), None)
+        template = text if day is None else f"{text[: day.start()]}{{}}{text[day.end() :]}"
+        level = "error" if entry.level >= logging.ERROR else "warning"
+        key = (level, entry.step_key or "run", template)
+        groups.setdefault(key, []).append(None if day is None else day.group())
+    result = []
+    for (level, step, template), days in groups.items():
+        if days[0] is None:
+            times = f" ({len(days)} times)" if len(days) > 1 else ""
+            result.append(f"{level}: {step}: {template}{times}")
+            continue
+        keys = sorted(set(days), key=order.__getitem__)  # type: ignore[arg-type]
+        ranges: list[list[str]] = []
+        for k in keys:
+            if ranges and order[k] == order[ranges[-1][-1]] + 1:
+                ranges[-1].append(k)
+            else:
+                ranges.append([k])
+        where = ", ".join(r[0] if len(r) == 1 else f"{r[0]}..{r[-1]}" for r in ranges)
+        if len(keys) > 1:
+            where += f" ({_count(len(keys), 'partition')})"
+        if template.startswith("{}"):
+            message = template[2:].lstrip(":").strip()
+        else:
+            message = template.replace("{}", "<partition>")
+        result.append(f"{level}: {step} {where}: {message}")
+    return result
 
 
 def _failures(result: dg.ExecuteInProcessResult, selected: set[dg.AssetKey]) -> dict[str, str]:
