@@ -1,0 +1,178 @@
+"""``mkt-platform materialize`` as a user sees it.
+
+The last command of ``make demo`` runs once here, as make runs it from the repository root:
+its output is held to the README's sample (run ids, seconds, ports and the data dir aside),
+each step of its plan is one line, and dbt's lines go to the log file only. A second, short
+run over days the 1m recording does not hold shows the warnings grouped (one line per
+dataset and range) and, with ``--verbose``, dbt's and Dagster's lines as they come.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shlex
+from collections.abc import Iterator
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from mkt_platform import cli
+from tests.conftest import REPO, SHARED_DATA
+
+pytestmark = pytest.mark.slow
+
+#: Marks the README's sample output: the fenced block after it.
+README_MARK = (
+    "<!-- make demo's last line and its output, held to the real output by tests/test_cli.py -->"
+)
+
+
+@dataclass(frozen=True)
+class Run:
+    code: int
+    out: str
+    err: str
+    data_dir: Path
+
+
+def demo_lines() -> list[str]:
+    """The recipe lines of ``make demo``, with ``$(BIN)`` and ``$(SHARED_DATA)`` as make
+    expands them by default (from the repository root)."""
+    recipe = re.search(r"^demo:.*\n((?:\t.*\n)+)", (REPO / "Makefile").read_text(), re.M)
+    assert recipe, "no demo target in the Makefile"
+    shared = os.path.relpath(SHARED_DATA, REPO)
+    return [
+        line.strip().replace("$(BIN)", ".venv/bin").replace("$(SHARED_DATA)", shared)
+        for line in recipe.group(1).splitlines()
+    ]
+
+
+def readme_sample() -> list[str]:
+    text = (REPO / "README.md").read_text()
+    assert README_MARK in text, "the README's sample output lost its marker"
+    block = re.search(r"```\n(.*?)```", text[text.index(README_MARK) :], re.S)
+    assert block
+    return block.group(1).splitlines()
+
+
+def normalized(line: str, data_dir: Path | None = None) -> str:
+    """``line`` without what changes from run to run: run ids, seconds, ports, the log's
+    time stamp, the data dir (shown as ``data``, the default a user has)."""
+    if data_dir is not None:
+        line = line.replace(str(data_dir), "data")
+    line = re.sub(r"\d+\.\d s \(run [0-9a-f]{8}\)", "S s (run ID)", line)
+    line = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:PORT", line)
+    return re.sub(r"materialize-\d{8}T\d{6}Z\.log", "materialize-STAMP.log", line)
+
+
+class Terminal(io.StringIO):
+    """Captured output that says it is a terminal, as a user's is (a pipe gets each step's
+    start and end on lines of their own)."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def run_cli(argv: list[str], data_dir: Path) -> Run:
+    """``mkt-platform ARGV`` in this process from the repository root, in an environment
+    like a user's (no MKT_ or DAGSTER_ setting but the data dir, output to a terminal),
+    which is restored after."""
+    with pytest.MonkeyPatch.context() as mp:
+        for name in [*cli.REPLAY_URLS, "MKT_INSTRUMENTS_FILE", "DAGSTER_HOME"] + [
+            k for k in os.environ if k.startswith(("MKT_", "DAGSTER_"))
+        ]:
+            mp.setenv(name, "")  # so that the undo also removes what the CLI sets
+            mp.delenv(name)
+        mp.setenv("MKT_DATA_DIR", str(data_dir))
+        mp.chdir(REPO)
+        out, err = Terminal(), io.StringIO()
+        with redirect_stdout(out), redirect_stderr(err):
+            code = cli.main(argv)
+    return Run(code, out.getvalue(), err.getvalue(), data_dir)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+    """The last line of ``make demo`` (four weeks of sessions), run once for the module."""
+    line = demo_lines()[-1]
+    program, *argv = shlex.split(line)
+    assert program == ".venv/bin/mkt-platform"
+    yield run_cli(argv, tmp_path_factory.mktemp("demo") / "data")
+
+
+def test_the_readme_sample_is_the_demos_real_output(demo: Run) -> None:
+    """Guards against the README showing an output the CLI no longer prints (the issue: its
+    sample table had drifted). The sample is make's echo of the command, then its output."""
+    assert demo.code == 0, demo.out + demo.err
+    sample = [normalized(line) for line in readme_sample()]
+    real = [normalized(demo_lines()[-1])] + [
+        normalized(line, demo.data_dir) for line in demo.out.splitlines()
+    ]
+    assert sample == real, "\n".join(real)
+
+
+def test_the_demo_says_a_line_per_step_and_nothing_of_dbt(demo: Run) -> None:
+    """One line per step of the plan; dbt's lines (about a thousand) only in the log file;
+    no Dagster log line and no warning: the demo asks only for what the recordings hold."""
+    out = demo.out.splitlines()
+    steps = [line for line in out if re.match(r"\[\d/\d\] ", line)]
+    assert [re.sub(r":.*", "", s) for s in steps] == [
+        "[1/5] raw pulls",
+        "[2/5] dbt sessions",
+        "[3/5] dbt weekly sessions",
+        "[4/5] dbt monthly sessions",
+        "[5/5] dbt options and funding",
+    ]
+    assert all(re.search(r" \.\.\. done in \d+\.\d s \(run [0-9a-f]{8}\)$", s) for s in steps)
+    assert demo.err == ""
+    assert not [line for line in out if "warning" in line.lower() or " PASS " in line]
+    (log,) = re.findall(r"^dbt log:\s+(\S+)$", demo.out, re.M)
+    dbt_lines = Path(log).read_text().splitlines()
+    assert sum(" PASS " in line for line in dbt_lines) > 100
+    assert len(out) < 40
+    # Only the tables of the marts this run built: no options table (no option day asked).
+    assert "Daily sessions (marts.session_ohlc_daily)" in demo.out
+    assert "Options (" not in demo.out
+
+
+def test_warnings_are_grouped_by_dataset_and_range_and_verbose_shows_dbt(tmp_path: Path) -> None:
+    """Days the 1m recording does not hold (it ends 2023-05-01 21:01): a warning line per
+    dataset and message with its days as a range, not a line per day. ``--verbose`` shows
+    dbt's lines (here of the funding marts) and Dagster's log as they come."""
+    run = run_cli(
+        [
+            "materialize",
+            "--start",
+            "2023-04-30",
+            "--end",
+            "2023-05-03",
+            "--only",
+            "binance_klines_1m,hyperliquid_funding_rates",
+            "--replay",
+            str(SHARED_DATA),
+            "--verbose",
+        ],
+        tmp_path / "data",
+    )
+    assert run.code == 0, run.out + run.err
+    warnings = [line.strip() for line in run.out.splitlines() if "warning:" in line]
+    assert warnings == [
+        "warning: binance_klines_1m 2023-05-01: 3787 of 4320 candles; missing "
+        "{'BTCUSDT': ['21:02-23:59'], 'ETHUSDT': ['21:02-23:59'], 'SOLUSDT': ['21:03-23:59']}",
+        "warning: binance_klines_1m 2023-05-02..2023-05-03 (2 partitions): 0 of 4320 candles; "
+        "missing {'BTCUSDT': ['00:00-23:59'], 'ETHUSDT': ['00:00-23:59'], "
+        "'SOLUSDT': ['00:00-23:59']}",
+    ]
+    # --verbose: dbt's own lines on the terminal (and still in the log file) ...
+    assert re.search(r"^.* PASS .*funding_rates_daily", run.out, re.M), run.out[-3000:]
+    (log,) = re.findall(r"^dbt log:\s+(\S+)$", run.out, re.M)
+    assert " PASS " in Path(log).read_text()
+    # ... Dagster's log, each day's warning as it happens ...
+    assert run.err.count("binance_klines_1m - 2023-05-0") == 3, run.err[-3000:]
+    assert " - INFO - " in run.err
+    # ... and each step's outcome on a line of its own, after them.
+    assert re.search(r"^\[2/2\] dbt options and funding: done in \d+\.\d s", run.out, re.M)
