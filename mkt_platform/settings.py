@@ -223,6 +223,13 @@ def allow_universe_shrink() -> bool:
     return raw == "1"
 
 
+def instruments_file() -> Path:
+    """The instrument universe file in force: env ``MKT_INSTRUMENTS_FILE``, or the packaged
+    ``mkt_platform/instruments.yaml``."""
+    default = Path(__file__).resolve().parent / "instruments.yaml"
+    return Path(os.environ.get("MKT_INSTRUMENTS_FILE", default))
+
+
 def exchange_base_urls() -> dict[str, str]:
     """Every exchange base URL the clients talk to, by variable name."""
     return {

@@ -10,7 +10,6 @@ the lake's partitions with fewer instruments).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -18,7 +17,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-DEFAULT_INSTRUMENTS_FILE = Path(__file__).resolve().parents[1] / "instruments.yaml"
+from mkt_platform import settings
 
 Market = Literal["spot", "perp", "option"]
 #: What the platform collects: per venue, the markets it has raw assets for and, per market,
@@ -83,8 +82,8 @@ class InstrumentsFileError(ValueError):
 
 
 def instruments_file() -> Path:
-    """The instruments file in force: env ``MKT_INSTRUMENTS_FILE`` or the packaged file."""
-    return Path(os.environ.get("MKT_INSTRUMENTS_FILE", DEFAULT_INSTRUMENTS_FILE))
+    """The instruments file in force (see :func:`settings.instruments_file`)."""
+    return settings.instruments_file()
 
 
 def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
