@@ -1,20 +1,25 @@
-# One image for every service of docker-compose.yml: the project installed (editable, so the
-# package finds dbt_project/ beside it), the dbt manifest parsed and the dbt docs generated at
+# One image for every service of docker-compose.yml: the project installed with the versions
+# of uv.lock (the ones the tests passed with; editable, so the package finds dbt_project/
+# beside it), the dbt manifest parsed and the dbt docs generated at
 # build time, so no service compiles anything when it starts.
 FROM python:3.11-slim
 
 ENV PIP_NO_CACHE_DIR=1 \
     PYTHONUNBUFFERED=1 \
     DAGSTER_HOME=/opt/dagster/home \
-    MKT_DATA_DIR=/data
+    MKT_DATA_DIR=/data \
+    UV_PROJECT_ENVIRONMENT=/usr/local
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml uv.lock README.md ./
 COPY mkt_platform ./mkt_platform
 COPY dbt_project ./dbt_project
 COPY deploy ./deploy
 
-RUN pip install -e . \
+# uv sync --locked refuses a lock that no longer matches pyproject.toml; into the image's own
+# Python (UV_PROJECT_ENVIRONMENT), without the dev extra.
+RUN pip install "uv==$(sed -n '/^name = "uv"$/{n;s/^version = "\(.*\)"$/\1/p;}' uv.lock)" \
+    && uv sync --locked --no-cache \
     && mkdir -p "$DAGSTER_HOME" /data \
     && cp deploy/dagster.yaml "$DAGSTER_HOME/dagster.yaml"
 
