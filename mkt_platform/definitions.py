@@ -1,44 +1,31 @@
-"""Root Dagster definitions: every domain under ``mkt_platform/defs`` merged in one place.
+"""Root Dagster definitions: every domain under ``mkt_platform/defs``, loaded from the folder.
 
-Definitions are built by :func:`build_definitions` from the current environment (see
-``mkt_platform/settings.py``), so a test or the CLI can change a setting and rebuild. The raw
-assets come from the registry of raw datasets (:func:`mkt_platform.defs.registry.raw_datasets`),
-and so do the monitors and refresh schedules over them.
+``dg.load_from_defs_folder`` imports every module under ``mkt_platform/defs`` and merges what
+each defines: the ``@dg.definitions`` function of each domain (``defs/<domain>/definitions.py``:
+a venue's client resource, the dbt marts, monitoring, automation) and of the registry of raw
+datasets (``defs/registry.py``: every raw asset a venue declares in its ``datasets.py``).
+They are functions so that they read the environment (``mkt_platform/settings.py``) when the
+definitions are loaded: a test or the CLI changes a setting and calls
+:func:`build_definitions` again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from pathlib import Path
 
 import dagster as dg
 
-from mkt_platform.defs.automation import definitions as automation
-from mkt_platform.defs.binance import definitions as binance
-from mkt_platform.defs.deribit import definitions as deribit
-from mkt_platform.defs.hyperliquid import definitions as hyperliquid
-from mkt_platform.defs.monitoring import definitions as monitoring
-from mkt_platform.defs.options import definitions as options
-from mkt_platform.defs.registry import raw_datasets
-from mkt_platform.defs.sessions import definitions as sessions
-from mkt_platform.lib.datasets import RawDataset
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-def build_definitions(datasets: Sequence[RawDataset] | None = None) -> dg.Definitions:
-    """Every definition of the platform, over ``datasets`` (default: the registry's)."""
-    datasets = raw_datasets() if datasets is None else tuple(datasets)
+def build_definitions() -> dg.Definitions:
+    """Every definition of the platform, built from the current environment."""
     return dg.Definitions.merge(
+        dg.load_from_defs_folder(path_within_project=PROJECT_ROOT),
         # Runs execute in one process: every run is one asset (or one dbt invocation) and
         # its checks, so a process per step would only add start-up time (about 10 s a
         # step); runs go in parallel with each other instead, up to the run queue's limit.
         dg.Definitions(executor=dg.in_process_executor),
-        *(dataset.definitions() for dataset in datasets),
-        binance.build_defs(),
-        hyperliquid.build_defs(),
-        deribit.build_defs(),
-        sessions.build_defs(),
-        options.build_defs(),
-        automation.build_defs(datasets),
-        monitoring.build_defs(datasets),
     )
 
 

@@ -81,8 +81,13 @@ KEY = dg.AssetKey("testvenue_widgets")
 
 
 @pytest.fixture
-def defs(data_dir):
-    return build_definitions((*raw_datasets(), WIDGETS))
+def defs(data_dir, monkeypatch):
+    """The platform's definitions with WIDGETS declared as a venue folder declares its
+    datasets (here, beside Binance's: the registry reads each venue's ``DATASETS``)."""
+    from mkt_platform.defs.binance import datasets as venue
+
+    monkeypatch.setattr(venue, "DATASETS", (*venue.DATASETS, WIDGETS))
+    return build_definitions()
 
 
 def test_registry_lists_each_venue_dataset_once():

@@ -11,7 +11,15 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
+import dagster as dg
+
 from mkt_platform.lib.datasets import RawDataset
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    """The raw assets of every declared dataset, and the schedules of their own."""
+    return dg.Definitions.merge(*(dataset.definitions() for dataset in raw_datasets()))
 
 
 def raw_datasets() -> tuple[RawDataset, ...]:

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
+from mkt_platform.defs.registry import raw_datasets
 from mkt_platform.lib.datasets import RawDataset, Refresh, latest_metadata, pull_schedule_status
 
 
@@ -104,6 +105,12 @@ def _refresh_schedule(
         return refresh_requests(context.instance, assets, context.scheduled_execution_time, name)
 
     return _schedule
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    """Over every raw dataset of the registry."""
+    return build_defs(raw_datasets())
 
 
 def build_defs(datasets: Sequence[RawDataset]) -> dg.Definitions:

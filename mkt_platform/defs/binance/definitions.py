@@ -8,7 +8,8 @@ from mkt_platform import settings
 from mkt_platform.defs.binance.resources import BinanceSpotClient
 
 
-def build_defs() -> dg.Definitions:
+@dg.definitions
+def defs() -> dg.Definitions:
     return dg.Definitions(
         resources={"binance": BinanceSpotClient(base_url=settings.binance_base_url())}
     )

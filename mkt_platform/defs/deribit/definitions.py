@@ -8,7 +8,8 @@ from mkt_platform import settings
 from mkt_platform.defs.deribit.resources import DeribitClient
 
 
-def build_defs() -> dg.Definitions:
+@dg.definitions
+def defs() -> dg.Definitions:
     return dg.Definitions(
         resources={
             "deribit": DeribitClient(

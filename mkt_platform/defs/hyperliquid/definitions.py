@@ -8,7 +8,8 @@ from mkt_platform import settings
 from mkt_platform.defs.hyperliquid.resources import HyperliquidClient
 
 
-def build_defs() -> dg.Definitions:
+@dg.definitions
+def defs() -> dg.Definitions:
     return dg.Definitions(
         resources={"hyperliquid": HyperliquidClient(base_url=settings.hyperliquid_base_url())}
     )

@@ -20,8 +20,15 @@ from mkt_platform.defs.monitoring.freshness import (
     freshness_rules,
 )
 from mkt_platform.defs.monitoring.late_data import build_late_data_sensor
-from mkt_platform.defs.monitoring.runs import orphaned_run_sensor
+from mkt_platform.defs.registry import raw_datasets
 from mkt_platform.lib.datasets import RawDataset
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    """Over every raw dataset of the registry (``orphaned_run_sensor`` of ``runs.py``, which
+    needs no dataset, is collected from its module by the folder loader)."""
+    return build_defs(raw_datasets())
 
 
 def build_defs(datasets: Sequence[RawDataset]) -> dg.Definitions:
@@ -34,6 +41,5 @@ def build_defs(datasets: Sequence[RawDataset]) -> dg.Definitions:
             build_freshness_sensor(rules),
             build_late_data_sensor(datasets),
             build_schema_drift_sensor(raw_keys, schema_checks),
-            orphaned_run_sensor,
         ],
     )

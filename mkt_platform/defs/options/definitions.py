@@ -7,5 +7,6 @@ import dagster as dg
 from mkt_platform.defs.options.assets import build_utc_daily_dbt_assets
 
 
-def build_defs() -> dg.Definitions:
+@dg.definitions
+def defs() -> dg.Definitions:
     return dg.Definitions(assets=[build_utc_daily_dbt_assets()])

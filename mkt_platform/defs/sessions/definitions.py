@@ -12,7 +12,8 @@ from mkt_platform.defs.sessions.assets import (
 from mkt_platform.lib.dbt import dbt_resource
 
 
-def build_defs() -> dg.Definitions:
+@dg.definitions
+def defs() -> dg.Definitions:
     return dg.Definitions(
         assets=[
             build_session_daily_dbt_assets(),
