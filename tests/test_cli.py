@@ -176,3 +176,46 @@ def test_warnings_are_grouped_by_dataset_and_range_and_verbose_shows_dbt(tmp_pat
     assert " - INFO - " in run.err
     # ... and each step's outcome on a line of its own, after them.
     assert re.search(r"^\[2/2\] dbt options and funding: done in \d+\.\d s", run.out, re.M)
+
+
+def test_only_plans_the_datasets_marts_and_what_they_read() -> None:
+    """``--only`` narrows the pulls and the dbt models to a dataset's downstream, plus the
+    models those read: without another venue's staging view the session candles failed on a
+    fresh warehouse (``stg_hyperliquid__candles does not exist``). A dataset no mart reads is
+    one raw step over the days asked; a name that is no raw dataset is refused, listing them."""
+    from datetime import date
+
+    from mkt_platform.definitions import build_definitions
+    from mkt_platform.lib.materialize import DatasetError, plan
+
+    defs = build_definitions()
+    graph = defs.resolve_asset_graph()
+
+    def planned(only: list[str]) -> dict[str, tuple[int, list[str]]]:
+        steps = plan(defs, date(2023, 5, 1), date(2023, 5, 1), only)
+        return {
+            s.label: (
+                len(s.partition_keys),
+                sorted(k.to_user_string() for k in s.selection.resolve(graph)),
+            )
+            for s in steps
+        }
+
+    assert planned(["binance_klines_1h"]) == {
+        "raw pulls": (2, ["binance_klines_1h"]),  # the session of 05-01 ends on 05-02
+        "dbt sessions": (
+            1,
+            [
+                "int_candles_1h",
+                "session_ohlc_daily",
+                "stg_binance__klines",
+                "stg_hyperliquid__candles",
+            ],
+        ),
+    }
+    assert planned(["binance_klines_1m"]) == {"raw pulls": (1, ["binance_klines_1m"])}
+    with pytest.raises(
+        DatasetError,
+        match="not a raw dataset: binance_klines_5m; the raw datasets are binance_klines_1h, binance_klines_1m",
+    ):
+        planned(["binance_klines_1m", "binance_klines_5m"])

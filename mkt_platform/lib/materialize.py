@@ -131,7 +131,8 @@ def plan(
     UTC days. Snapshot assets (tag ``mkt/snapshot``) are left out: they cannot be back-filled.
 
     With ``only`` (raw asset keys, e.g. ``binance_klines_1h``), only those raw datasets are
-    pulled and only the dbt models downstream of them are built; a dataset no session mart
+    pulled and only the dbt models downstream of them are built, with the models these read
+    (another venue's staging view of the session candles, say); a dataset no session mart
     reads is pulled for ``start..end`` alone.
 
     Raises:
@@ -160,7 +161,10 @@ def plan(
                 f"the raw datasets are {', '.join(sorted(names))}"
             )
         raw_assets = {names[name] for name in only}
-        dbt_keys &= dg.AssetSelection.assets(*raw_assets).downstream().resolve(graph)
+        downstream = dbt_keys & dg.AssetSelection.assets(*raw_assets).downstream().resolve(graph)
+        # ... and the models these read from other venues (the session candles read every
+        # venue's staging view; a venue with no lake file yet is an empty view).
+        dbt_keys &= dg.AssetSelection.assets(*downstream).upstream().resolve(graph)
     raw_def = raw_daily_partitions_def()
     day_keys = tuple(k for k in raw_def.get_partition_keys() if k in wanted)
     raw_keys: set[str] = set(day_keys)
