@@ -378,7 +378,10 @@ def materialize(args: argparse.Namespace) -> int:
     if run_log.written:
         print(f"dbt log:   {_shown(run_log.path)}")
     print(f"lake:      {_shown(settings.lake_dir())}")
-    print(f"warehouse: {_shown(settings.warehouse_path())} (schemas staging, intermediate, marts)")
+    if settings.warehouse_path().exists():
+        print(
+            f"warehouse: {_shown(settings.warehouse_path())} (schemas staging, intermediate, marts)"
+        )
     try:
         summary = _summary(settings.warehouse_path(), built)
     except Exception as exc:  # the warehouse is held by another process, or unreadable
