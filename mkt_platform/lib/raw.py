@@ -2,9 +2,12 @@
 
 * :func:`column_schema`: the ``dagster/column_schema`` of the written file, so Dagster's column
   schema change checks compare one materialization with the previous one.
-* :func:`change_summary`: what a re-pull changed compared with the file it replaces (rows
+* :func:`change_summary_tables`: what a re-pull changed compared with the file it replaces (rows
   added, removed and changed, and the time range they span): the late-data sensor's runs
   show it in their metadata.
+* :func:`write_partition` / :func:`partition_written`: the one write path to the lake (a
+  whole partition replaced atomically, or a streamed one), and the metadata every write
+  reports (path, size, content hash, row count, column schema, change).
 * :func:`contract_failure`: the ``dg.Failure`` of a pull whose payload broke its contract,
   naming the asset, the partitions, the dataset, the field, what was expected and observed,
   and where the payload was quarantined.
@@ -22,7 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from mkt_platform import settings
-from mkt_platform.lib import quarantine
+from mkt_platform.lib import lake, quarantine
 from mkt_platform.lib.contracts import ContractViolation
 from mkt_platform.lib.instruments import instruments_file
 
@@ -52,26 +55,18 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
-def change_summary(
-    previous_path: Path, new: pa.Table, keys: Sequence[str], time_column: str
+def change_summary_tables(
+    old: pa.Table | None, new: pa.Table, keys: Sequence[str], time_column: str
 ) -> dict[str, Any]:
-    """How ``new`` differs from the partition file at ``previous_path``, matched on ``keys``.
+    """How ``new`` differs from ``old`` (``None`` for a first pull), matched on ``keys``.
 
     Returns:
         ``{"previous_rows", "rows", "rows_added", "rows_removed", "rows_changed",
         "first_changed", "last_changed"}``: counts of keys only in the new table, only in the
         old file, and in both with any other column different (NULL equals NULL), and the
         earliest and latest ``time_column`` value (ISO-8601 UTC) among those rows, or
-        ``None`` when nothing changed. With no previous file every row counts as added.
+        ``None`` when nothing changed. With no ``old`` every row counts as added.
     """
-    old = pq.read_table(previous_path) if previous_path.exists() else None
-    return change_summary_tables(old, new, keys, time_column)
-
-
-def change_summary_tables(
-    old: pa.Table | None, new: pa.Table, keys: Sequence[str], time_column: str
-) -> dict[str, Any]:
-    """:func:`change_summary` of two tables (``old`` is ``None`` for a first pull)."""
     if old is None:
         old = new.schema.empty_table()
     if old.schema.names != new.schema.names:
@@ -117,6 +112,65 @@ def change_summary_tables(
         "first_changed": _iso(pc.min(all_times).as_py()) if len(all_times) else None,
         "last_changed": _iso(pc.max(all_times).as_py()) if len(all_times) else None,
     }
+
+
+def partition_written(
+    path: Path,
+    previous: pa.Table | None,
+    written: pa.Table,
+    size: int,
+    keys: Sequence[str] | None,
+    time_column: str | None,
+    descriptions: Mapping[str, str] | None,
+    content_hash: str | None = None,
+) -> dict[str, Any]:
+    """The metadata every raw partition write reports, whole or streamed.
+
+    Args:
+        path: the partition file now in the lake.
+        previous: the file's table before the write (``None`` for a first pull).
+        written: the table now in the file.
+        size: the file's size, bytes.
+        keys, time_column: the row key and time column :func:`change_summary_tables`
+            compares on; no ``change`` entry when ``None`` (a snapshot appends).
+        descriptions: column descriptions, with units, for ``dagster/column_schema``.
+        content_hash: the table's hash when the writer computed it (a streamed write);
+            computed from ``written`` otherwise.
+
+    Returns:
+        ``path``, ``file_bytes``, ``content_hash``, ``dagster/row_count``,
+        ``dagster/column_schema`` and, with ``keys``, ``change``.
+    """
+    metadata: dict[str, Any] = {
+        "path": dg.MetadataValue.path(str(path)),
+        "file_bytes": size,
+        "content_hash": content_hash or lake.content_hash(written),
+        "dagster/row_count": written.num_rows,
+        "dagster/column_schema": column_schema(written.schema, descriptions),
+    }
+    if keys and time_column:
+        metadata["change"] = dg.MetadataValue.json(
+            change_summary_tables(previous, written, keys, time_column)
+        )
+    return metadata
+
+
+def write_partition(
+    path: Path,
+    table: pa.Table,
+    keys: Sequence[str] | None,
+    time_column: str | None,
+    descriptions: Mapping[str, str] | None,
+    content_hash: str | None = None,
+) -> dict[str, Any]:
+    """Write a whole partition atomically (the file is replaced, or left as it was) and
+    return its metadata (:func:`partition_written`); the streamed path is
+    :class:`lake.StreamingPartitionWriter`, reported the same way."""
+    previous = pq.read_table(path) if path.exists() else None
+    size = lake.write_parquet_atomic(table, path)
+    return partition_written(
+        path, previous, table, size, keys, time_column, descriptions, content_hash
+    )
 
 
 def contract_failure(

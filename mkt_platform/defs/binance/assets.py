@@ -251,13 +251,17 @@ def klines_pull(interval: str):
         )
         for partition_key, (day, metadata, repaired) in prepared.items():
             path = lake.raw_partition_path(SOURCE, dataset, partition_key)
-            change = raw.change_summary(path, day, ["symbol", "open_time"], "open_time")
-            size = lake.write_parquet_atomic(day, path)
-            metadata["path"] = dg.MetadataValue.path(str(path))
-            metadata["file_bytes"] = size
-            metadata["change"] = dg.MetadataValue.json(change)
+            metadata.update(
+                raw.write_partition(
+                    path,
+                    day,
+                    ["symbol", "open_time"],
+                    "open_time",
+                    COLUMN_DESCRIPTIONS,
+                    content_hash=metadata["content_hash"],
+                )
+            )
             metadata["added_fields"] = dg.MetadataValue.json(added)
-            metadata["dagster/column_schema"] = raw.column_schema(day.schema, COLUMN_DESCRIPTIONS)
             if config.gap_repair:
                 metadata["repaired_ranges"] = dg.MetadataValue.json(repaired)
             context.add_asset_metadata(metadata, partition_key=partition_key)

@@ -123,9 +123,18 @@ def pull_option_trades(
                 exc, context.asset_key.to_user_string(), [partition_key]
             ) from exc
         written = pq.read_table(path)
-        change = raw.change_summary_tables(previous, written, ["trade_id"], "timestamp")
-        metadata["change"] = dg.MetadataValue.json(change)
-        metadata["dagster/column_schema"] = raw.column_schema(written.schema, COLUMN_DESCRIPTIONS)
+        metadata.update(
+            raw.partition_written(
+                path,
+                previous,
+                written,
+                metadata["file_bytes"],
+                ["trade_id"],
+                "timestamp",
+                COLUMN_DESCRIPTIONS,
+                content_hash=metadata["content_hash"],
+            )
+        )
         context.add_asset_metadata(metadata, partition_key=partition_key)
         outcomes[partition_key] = raw.option_trade_quality(written, parse_instrument_name)
     return dg.MaterializeResult(

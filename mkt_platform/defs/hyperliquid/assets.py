@@ -191,16 +191,7 @@ def _write(
     descriptions: dict[str, str] | None = None,
 ) -> dict:
     path = lake.raw_partition_path(SOURCE, dataset, partition_key)
-    if keys and time_column:
-        metadata["change"] = dg.MetadataValue.json(
-            raw.change_summary(path, table, keys, time_column)
-        )
-    metadata["dagster/column_schema"] = raw.column_schema(table.schema, descriptions)
-    metadata["file_bytes"] = lake.write_parquet_atomic(table, path)
-    metadata["path"] = dg.MetadataValue.path(str(path))
-    metadata["content_hash"] = lake.content_hash(table)
-    metadata["dagster/row_count"] = table.num_rows
-    return metadata
+    return {**metadata, **raw.write_partition(path, table, keys, time_column, descriptions)}
 
 
 def _warn_added(context: dg.AssetExecutionContext, added: list[str], what: str) -> list:
