@@ -140,8 +140,8 @@ def main() -> int:
         print(json.dumps(run_step(args.step, args.start, args.end)))
         return 0
 
-    from mkt_platform.cli import RECORDED_INSTRUMENTS, REPLAY_URLS
     from mkt_platform.replay import ReplayServer
+    from mkt_platform.replay.server import RECORDED_INSTRUMENTS
 
     with tempfile.TemporaryDirectory() as tmp, ReplayServer(args.replay) as server:
         home = Path(tmp) / "dagster_home"
@@ -151,7 +151,7 @@ def main() -> int:
             **os.environ,
             "MKT_DATA_DIR": str(Path(tmp) / "data"),
             "DAGSTER_HOME": str(home),
-            **{variable: server.base_url(exchange) for variable, exchange in REPLAY_URLS.items()},
+            **server.platform_environment(),
             "MKT_INSTRUMENTS_FILE": str(RECORDED_INSTRUMENTS),
         }
         print(f"backfill {args.start}..{args.end}, sessions at the default anchor, replay data")

@@ -13,6 +13,9 @@ The terminal gets a line per step of the plan, the warnings of each step grouped
 dataset and message, its days as ranges) and the tables of the marts built; dbt's output
 goes to a log file under ``$MKT_DATA_DIR/logs``, and with ``--verbose`` to the terminal as
 well, beside Dagster's log.
+
+``mkt-platform dev [--replay DIR]`` starts the Dagster UI (``dg dev``) on the same instance,
+against the replay of the recordings in DIR when given (see :mod:`mkt_platform.dev`).
 """
 
 from __future__ import annotations
@@ -31,17 +34,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 if TYPE_CHECKING:
     from mkt_platform.lib.materialize import RangeStep, StepResult
 
-#: The embedded default instance configuration (SQLite), at the repository root.
-EMBEDDED_DAGSTER_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
-#: The instruments the recordings cover (the replay has no data for the others).
-RECORDED_INSTRUMENTS = Path(__file__).resolve().parent / "replay" / "recorded_instruments.yaml"
-#: Base-URL settings pointed at the replay server, and the exchange each one emulates.
-REPLAY_URLS = {
-    "BINANCE_BASE_URL": "binance",
-    "HYPERLIQUID_BASE_URL": "hyperliquid",
-    "DERIBIT_BASE_URL": "deribit",
-    "DERIBIT_HISTORY_BASE_URL": "deribit_history",
-}
+#: The embedded default instance configuration (SQLite), shipped with the package.
+EMBEDDED_DAGSTER_YAML = Path(__file__).resolve().parent / "dagster.yaml"
 
 
 def _dagster_home() -> Path:
@@ -286,9 +280,7 @@ def materialize(args: argparse.Namespace) -> int:
             from mkt_platform.replay import ReplayServer
 
             server = stack.enter_context(ReplayServer(args.replay, port=args.replay_port))
-            for variable, exchange in REPLAY_URLS.items():
-                os.environ[variable] = server.base_url(exchange)
-            os.environ.setdefault("MKT_INSTRUMENTS_FILE", str(RECORDED_INSTRUMENTS))
+            os.environ.update(server.platform_environment())
         home = _dagster_home()
 
         from mkt_platform.definitions import build_definitions
@@ -389,10 +381,11 @@ def materialize(args: argparse.Namespace) -> int:
     for line in summary:
         print(line)
     print()
-    dagster = _shown(Path(sys.executable).parent / "dg")
-    print(
-        f"Dagster UI: DAGSTER_HOME={_shown(home)} {dagster} dev   (then open http://127.0.0.1:3000)"
-    )
+    # The UI on the same instance (DAGSTER_HOME, or the data dir's), against the same replay.
+    command = _shown(Path(sys.executable).parent / "mkt-platform") + " dev"
+    if args.replay:
+        command += f" --replay {_shown(args.replay)}"
+    print(f"Dagster UI: {command}   (then open http://127.0.0.1:3000)")
     if failed or skipped or len(results) < len(steps):
         print(file=sys.stderr)
         for name, why in failed.items():
@@ -457,7 +450,12 @@ def main(argv: list[str] | None = None) -> int:
         help="show dbt's output (a line per model and test) and Dagster's log as they come; "
         "by default dbt's output goes only to the log file named at the end",
     )
+    from mkt_platform import dev
+
+    dev.add_parser(commands)
     args = parser.parse_args(argv)
+    if args.command == "dev":
+        return dev.dev(args, _dagster_home())
     if args.end < args.start:
         parser.error("--end is before --start")
     # SIGTERM stops the CLI as Ctrl-C does: the running step is interrupted (its dbt process

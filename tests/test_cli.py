@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from mkt_platform import cli
+from mkt_platform.replay.server import PLATFORM_BASE_URLS
 from tests.conftest import REPO, SHARED_DATA
 
 pytestmark = pytest.mark.slow
@@ -82,7 +83,7 @@ def run_cli(argv: list[str], data_dir: Path) -> Run:
     like a user's (no MKT_ or DAGSTER_ setting but the data dir, output to a terminal),
     which is restored after."""
     with pytest.MonkeyPatch.context() as mp:
-        for name in [*cli.REPLAY_URLS, "MKT_INSTRUMENTS_FILE", "DAGSTER_HOME"] + [
+        for name in [*PLATFORM_BASE_URLS, "MKT_INSTRUMENTS_FILE", "DAGSTER_HOME"] + [
             k for k in os.environ if k.startswith(("MKT_", "DAGSTER_"))
         ]:
             mp.setenv(name, "")  # so that the undo also removes what the CLI sets

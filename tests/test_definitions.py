@@ -192,8 +192,8 @@ def test_default_universe_and_one_line_to_add_an_instrument(tmp_path, monkeypatc
 
 
 def test_workspace_loads_with_dagster_cli(tmp_path):
-    """`dagster dev` from the repository root loads workspace.yaml with the root dagster.yaml
-    (the embedded default): it must validate without PostgreSQL or any setting."""
+    """`dagster dev -w workspace.yaml` from the repository root loads the code location with
+    the embedded default instance: it must validate without PostgreSQL or any setting."""
     import os
     import subprocess
     import sys

@@ -146,7 +146,7 @@ def hold_pool(data_dir: Path, pid: int) -> str:
     CLI or of the daemon would."""
     (data_dir / "dagster_home").mkdir(parents=True)
     (data_dir / "dagster_home" / "dagster.yaml").write_text(
-        (Path(__file__).resolve().parents[1] / "dagster.yaml").read_text()
+        (Path(__file__).resolve().parents[1] / "mkt_platform" / "dagster.yaml").read_text()
     )
     run_id = str(uuid.uuid4())
     with instance_at(data_dir) as instance:
@@ -209,7 +209,7 @@ def test_clis_started_at_once_on_a_fresh_instance_all_open_it(tmp_path):
         home = tmp_path / f"home{attempt}"
         home.mkdir()
         (home / "dagster.yaml").write_text(
-            (Path(__file__).resolve().parents[1] / "dagster.yaml").read_text()
+            (Path(__file__).resolve().parents[1] / "mkt_platform" / "dagster.yaml").read_text()
         )
         env = {**cli_env(tmp_path / "data"), "DAGSTER_HOME": str(home)}
         at = str(time.time() + 4)

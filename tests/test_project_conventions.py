@@ -94,3 +94,10 @@ def test_embedded_instance_config_is_valid(tmp_path):
     shutil.copy(EMBEDDED_DAGSTER_YAML, tmp_path / "dagster.yaml")
     config, _ = dagster_instance_config(str(tmp_path))
     assert config["concurrency"]["pools"]["default_limit"] == 1
+
+
+def test_no_instance_config_in_the_repository_root():
+    """`dg dev` from the repository root logs that a dagster.yaml (or .yml) there is ignored
+    whenever DAGSTER_HOME is another folder (dagster/_cli/dev.py): the embedded default lives
+    in the package, and reaches DAGSTER_HOME through the CLI."""
+    assert not [p.name for p in REPO.glob("dagster.y*ml")]

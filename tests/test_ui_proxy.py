@@ -48,7 +48,7 @@ def proxied_ui(tmp_path) -> Iterator[tuple[str, str]]:
         pytest.skip("nginx is not installed (.ci/run installs Debian's nginx-light)")
     home = tmp_path / "dagster_home"
     home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    shutil.copy(REPO / "mkt_platform" / "dagster.yaml", home / "dagster.yaml")
     run_id = str(uuid.uuid4())
     with dg.DagsterInstance.from_config(str(home)) as instance:
         instance.add_run(

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import socket
 import threading
 from collections import deque
@@ -106,6 +107,17 @@ class ExchangeHandler(Protocol):
             body: The raw request body (empty for GET).
         """
         ...
+
+
+#: The platform's base-URL settings, and the mounted exchange each one is pointed at.
+PLATFORM_BASE_URLS = {
+    "BINANCE_BASE_URL": "binance",
+    "HYPERLIQUID_BASE_URL": "hyperliquid",
+    "DERIBIT_BASE_URL": "deribit",
+    "DERIBIT_HISTORY_BASE_URL": "deribit_history",
+}
+#: The instruments the recordings cover (the replay has no data for the others).
+RECORDED_INSTRUMENTS = Path(__file__).resolve().parent / "recorded_instruments.yaml"
 
 
 def default_handlers(data_dir: Path) -> dict[str, ExchangeHandler]:
@@ -227,6 +239,22 @@ class ReplayServer:
         """What replaces the exchange's live base URL, e.g. ``http://127.0.0.1:54321/binance``."""
         self._check_exchange(exchange)
         return f"{self.url}/{exchange}"
+
+    def platform_environment(self) -> dict[str, str]:
+        """The settings that point the platform at this server: each exchange base URL
+        (``BINANCE_BASE_URL``...) at its mount, and the instrument universe at what the
+        recordings cover (:data:`RECORDED_INSTRUMENTS`) unless ``MKT_INSTRUMENTS_FILE`` is
+        set. ``mkt-platform materialize --replay`` and ``mkt-platform dev --replay`` apply it.
+        """
+        env = {
+            variable: self.base_url(exchange)
+            for variable, exchange in PLATFORM_BASE_URLS.items()
+            if exchange in self._handlers
+        }
+        env["MKT_INSTRUMENTS_FILE"] = os.environ.get(
+            "MKT_INSTRUMENTS_FILE", str(RECORDED_INSTRUMENTS)
+        )
+        return env
 
     @property
     def exchanges(self) -> tuple[str, ...]:
