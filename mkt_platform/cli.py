@@ -281,7 +281,7 @@ def materialize(args: argparse.Namespace) -> int:
 
             server = stack.enter_context(ReplayServer(args.replay, port=args.replay_port))
             os.environ.update(server.platform_environment())
-        home = _dagster_home()
+        _dagster_home()
 
         from mkt_platform.definitions import build_definitions
         from mkt_platform.lib.instruments import (
