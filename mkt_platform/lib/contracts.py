@@ -1,18 +1,26 @@
 """Declared contracts for exchange payloads, and their validation into typed Arrow tables.
 
-A contract names every field of a dataset in the order the exchange sends it (where the
-API is positional, like Binance's kline arrays), the JSON type it must arrive as, and the
-Arrow type it is stored as. Validation is strict: a payload that breaks the contract
-raises :class:`ContractViolation` naming the dataset, the request, the field, and the
-expected and observed values, and nothing is converted half-way.
+One framework for every venue: a contract is a tuple of :class:`ContractField` (name, the
+JSON type it must arrive as, the Arrow type it is stored as, its meaning with units, and for
+object payloads its JSON key, whether it may be absent, and a range rule), in one of two
+shapes:
+
+* :class:`PositionalContract`: records are JSON arrays, fields by position (Binance klines);
+* :class:`ObjectContract`: records are JSON objects, fields by key (Hyperliquid's info API,
+  Deribit's trades).
+
+Validation is strict: a payload that breaks the contract raises :class:`ContractViolation`
+naming the dataset, the request, the field, and the expected and observed values, and
+nothing is converted half-way. A decimal is stored only if it fits its column exactly:
+nothing is ever rounded.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Context, Decimal, InvalidOperation
 from enum import Enum
 from typing import Any
 
@@ -26,31 +34,69 @@ UTC_MS = pa.timestamp("ms", tz="UTC")
 _NUMERIC = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 
 
+_WIDE_CONTEXT = Context(prec=200)
+
+
 class WireType(Enum):
     """The JSON type a field must arrive as."""
 
     INTEGER = "integer"
     NUMERIC_STRING = "numeric string"
     STRING = "string"
+    #: A JSON number decoded exactly: an int, or a finite ``Decimal`` (the body decoded with
+    #: ``parse_float=Decimal``; a float would already have lost digits).
+    NUMBER = "JSON number decoded exactly (Decimal)"
 
     def accepts(self, value: Any) -> bool:
         if self is WireType.INTEGER:
             return type(value) is int
         if self is WireType.NUMERIC_STRING:
             return type(value) is str and _NUMERIC.fullmatch(value) is not None
+        if self is WireType.NUMBER:
+            return type(value) is int or (type(value) is Decimal and value.is_finite())
         return type(value) is str
+
+
+#: A field's range rule: ``(expected, observed)`` when a well-typed value is out of range.
+RangeRule = Callable[[Any], "tuple[str, str] | None"]
 
 
 @dataclass(frozen=True)
 class ContractField:
-    """One field of a contract: its name, wire type, storage type and meaning (with units)."""
+    """One field of a contract: its name, wire type, storage type and meaning (with units).
+
+    Attributes:
+        name: the storage column name.
+        wire: the JSON type the value must arrive as.
+        arrow_type: the storage type.
+        description: meaning, with units.
+        nullable: ``null`` is accepted (and stored as NULL) besides the wire type.
+        key: object payloads: the JSON key (default: ``name``).
+        index: object payloads: the value is element ``index`` of the JSON array at ``key``
+            (Hyperliquid's ``impactPxs`` is ``[bid, ask]``); a ``null`` array makes it null.
+        required: object payloads: the key must be present (an absent optional key is
+            NULL, so ``required=False`` implies ``nullable``).
+        check: a range rule for well-typed values (non-negative, one of a set, ...).
+    """
 
     name: str
     wire: WireType
     arrow_type: pa.DataType
     description: str
-    #: ``null`` is accepted (and stored as NULL) besides the wire type.
     nullable: bool = False
+    key: str | None = None
+    index: int | None = None
+    required: bool = True
+    check: RangeRule | None = None
+
+    @property
+    def json_key(self) -> str:
+        return self.key or self.name
+
+    @property
+    def label(self) -> str:
+        """The field as it appears in the payload, e.g. ``impactPxs[0]``."""
+        return self.json_key if self.index is None else f"{self.json_key}[{self.index}]"
 
     def accepts(self, value: Any) -> bool:
         return (self.nullable and value is None) or self.wire.accepts(value)
@@ -186,6 +232,222 @@ class PositionalContract:
         width = len(self.fields)
         longest = max((len(r) for r in payload if isinstance(r, list)), default=width)
         return [f"field_{index}" for index in range(width, longest)]
+
+
+@dataclass(frozen=True)
+class Validated:
+    """A validated payload: the typed table and the undeclared keys that were dropped."""
+
+    table: pa.Table
+    #: JSON keys present in some record but declared by neither the contract nor its
+    #: ``ignored_keys``, sorted (the exchange added a field: a warning, not a failure).
+    added_fields: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ObjectContract:
+    """The contract of a dataset whose records are JSON objects with fields by key.
+
+    Attributes:
+        dataset: the dataset's name in violations (``hyperliquid_candles``).
+        fields: the declared fields, in storage order.
+        record_name: what one record is called in messages (``record``, ``trade``).
+        record_id: a key whose value names the record in messages (``trade_id``), if any.
+        ignored_keys: keys the exchange documents that are not stored; not reported as added.
+    """
+
+    dataset: str
+    fields: tuple[ContractField, ...]
+    record_name: str = "record"
+    record_id: str | None = None
+    ignored_keys: frozenset[str] = frozenset()
+
+    @property
+    def names(self) -> list[str]:
+        """Storage column names, in contract order."""
+        return [f.name for f in self.fields]
+
+    @property
+    def keys(self) -> frozenset[str]:
+        """The JSON keys the contract declares."""
+        return frozenset(f.json_key for f in self.fields)
+
+    def arrow_schema(self) -> pa.Schema:
+        """The storage schema: one column per field, in contract order."""
+        return pa.schema(
+            [
+                pa.field(f.name, f.arrow_type, nullable=f.nullable or not f.required)
+                for f in self.fields
+            ],
+            metadata={"contract": self.dataset},
+        )
+
+    def validate(self, payload: Any, source: str) -> tuple[str, ...]:
+        """Check a decoded JSON payload (a list of objects) record by record, field by
+        field, without converting it.
+
+        Returns:
+            The undeclared keys seen in any record (see :attr:`Validated.added_fields`).
+
+        Raises:
+            ContractViolation: the payload is not a list, a record is not an object, a
+                required key is missing, or a value is null where not allowed, has the wrong
+                JSON type, is not numeric, does not fit its decimal type exactly, or breaks
+                its field's range rule. The violation's ``field`` is the JSON key as the
+                exchange spells it (``fundingRate``, ``impactPxs[0]``).
+        """
+        return self._checked(payload, source, None)
+
+    def to_table(self, payload: Any, source: str) -> Validated:
+        """Validate a decoded JSON payload (see :meth:`validate`) and convert it to Arrow,
+        in one pass.
+
+        Returns:
+            The table (:meth:`arrow_schema`, one row per record, in payload order) and the
+            undeclared keys seen in any record.
+        """
+        columns: dict[str, list[Any]] = {field.name: [] for field in self.fields}
+        added = self._checked(payload, source, columns)
+        arrays = [
+            _object_column(self.dataset, source, field, columns[field.name])
+            for field in self.fields
+        ]
+        return Validated(pa.Table.from_arrays(arrays, schema=self.arrow_schema()), added)
+
+    def _checked(
+        self, payload: Any, source: str, columns: dict[str, list[Any]] | None
+    ) -> tuple[str, ...]:
+        if not isinstance(payload, list):
+            raise ContractViolation(
+                self.dataset,
+                source,
+                None,
+                f"a JSON array of {self.record_name}s",
+                _describe(payload),
+            )
+        declared = self.keys | self.ignored_keys
+        added: set[str] = set()
+        for index, record in enumerate(payload):
+            if not isinstance(record, dict):
+                raise ContractViolation(
+                    self.dataset,
+                    source,
+                    None,
+                    f"a JSON object per {self.record_name} with keys {sorted(self.keys)}",
+                    f"{self.record_name} {index}: {_describe(record)}",
+                )
+            for field in self.fields:
+                value = self._value(field, record, index, source)
+                if columns is not None:
+                    columns[field.name].append(value)
+            added.update(key for key in record if key not in declared)
+        return tuple(sorted(added))
+
+    def _where(self, record: dict[str, Any], index: int) -> str:
+        where = f"{self.record_name} {index}"
+        if self.record_id is not None:
+            where += f" ({self.record_id} {record.get(self.record_id)!r})"
+        return where
+
+    def _value(self, field: ContractField, record: dict[str, Any], index: int, source: str) -> Any:
+        """The field's checked value in ``record`` (a Decimal of the column's scale for a
+        decimal column; ``None`` for a legal null or an absent optional key)."""
+        key = field.json_key
+        if key not in record:
+            if not field.required:
+                return None
+            raise ContractViolation(
+                self.dataset,
+                source,
+                field.label,
+                f"a {field.wire.value} under key {key!r}",
+                f"key missing in {self._where(record, index)} (keys: {sorted(record)})",
+            )
+        value = record[key]
+        if field.index is not None and value is not None:
+            if not isinstance(value, list) or len(value) <= field.index:
+                raise ContractViolation(
+                    self.dataset,
+                    source,
+                    field.label,
+                    f"an array of at least {field.index + 1} values",
+                    f"{value!r} ({type(value).__name__}) in {self._where(record, index)}",
+                )
+            value = value[field.index]
+        if value is None:
+            if field.nullable or not field.required:
+                return None
+            raise ContractViolation(
+                self.dataset,
+                source,
+                field.label,
+                f"a {field.wire.value} (not null)",
+                f"null in {self._where(record, index)}",
+            )
+        if not field.wire.accepts(value):
+            raise ContractViolation(
+                self.dataset,
+                source,
+                field.label,
+                f"a {field.wire.value}",
+                f"{value!r} ({type(value).__name__}) in {self._where(record, index)}",
+            )
+        problem = field.check(value) if field.check is not None else None
+        if problem is not None:
+            expected, observed = problem
+            raise ContractViolation(
+                self.dataset,
+                source,
+                field.label,
+                expected,
+                f"{observed} in {self._where(record, index)}",
+            )
+        if pa.types.is_decimal(field.arrow_type):
+            exact = exact_decimal(value, field.arrow_type)
+            if exact is None:
+                raise ContractViolation(
+                    self.dataset,
+                    source,
+                    field.label,
+                    f"a value representable exactly as {field.arrow_type} (never rounded)",
+                    f"{value!r} in {self._where(record, index)}",
+                )
+            return exact
+        return value
+
+
+def exact_decimal(value: str | int | Decimal, arrow_type: pa.Decimal128Type) -> Decimal | None:
+    """``value`` as a Decimal of ``arrow_type``'s scale, or ``None`` when that would round it
+    or it has more integer digits than the type holds (Arrow's casts would silently wrap)."""
+    precision, scale = arrow_type.precision, arrow_type.scale
+    try:
+        number = Decimal(value)
+        exact = number.quantize(Decimal(1).scaleb(-scale), context=_WIDE_CONTEXT)
+    except (InvalidOperation, TypeError, ValueError):
+        return None
+    if exact != number or exact.adjusted() >= precision - scale:
+        return None
+    return exact
+
+
+def _object_column(
+    dataset: str, source: str, field: ContractField, values: Sequence[Any]
+) -> pa.Array:
+    if pa.types.is_decimal(field.arrow_type):
+        wire_type: pa.DataType = field.arrow_type
+    elif pa.types.is_floating(field.arrow_type):
+        values = [None if v is None else float(v) for v in values]
+        wire_type = field.arrow_type
+    elif field.wire is WireType.INTEGER:
+        wire_type = pa.int64()
+    else:
+        wire_type = pa.string()
+    try:
+        return pa.array(values, type=wire_type).cast(field.arrow_type)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OverflowError) as exc:
+        raise ContractViolation(
+            dataset, source, field.label, f"a value representable as {field.arrow_type}", str(exc)
+        ) from None
 
 
 def _missing_field(contract: PositionalContract, record: Any) -> str | None:

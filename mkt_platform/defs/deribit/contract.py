@@ -10,8 +10,10 @@ or index price with more than 8 decimals is a :class:`ContractViolation`, never 
 
 Validation is two-step so the client can deduplicate in between:
 
-1. :func:`check_trades` checks the page as a whole: every required field present, of its
-   JSON type and in its range. Any failure is a ``ContractViolation`` of the page. Unknown
+1. :func:`check_trades` checks the page as a whole against :data:`TRADE_CONTRACT` (an
+   :class:`~mkt_platform.lib.contracts.ObjectContract`, the one contract framework of every
+   venue): every required field present, of its JSON type and in its range. Any failure is
+   a ``ContractViolation`` of the page. Unknown
    extra fields are not a failure; their names are returned (Deribit added a field).
 2. :func:`trades_to_table` converts checked trades to :data:`OPTION_TRADE_LAKE_SCHEMA`.
    A trade whose ``instrument_name`` is not an option name is *not* a contract violation:
@@ -24,48 +26,123 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Context, Decimal, InvalidOperation
-from typing import Any, Literal, NamedTuple
+from decimal import Decimal
+from typing import Any, NamedTuple
 
 import pyarrow as pa
 
 from mkt_platform.defs.deribit.instruments import InstrumentNameError, parse_instrument_name
-from mkt_platform.lib.contracts import PRICE, UTC_MS, ContractViolation
+from mkt_platform.lib.contracts import (
+    PRICE,
+    UTC_MS,
+    ContractField,
+    ObjectContract,
+    WireType,
+)
 
 DATASET = "deribit_option_trades"
 
-JsonType = Literal["integer", "number", "string"]
+_INT64_MAX = 2**63 - 1
+DIRECTIONS = ("buy", "sell")
+TICK_DIRECTIONS = range(4)
 
 
-@dataclass(frozen=True)
-class TradeField:
-    """One field of a Deribit trade object: wire type, whether it must be present, meaning."""
+def _non_negative(value: int | Decimal) -> tuple[str, str] | None:
+    return ("a non-negative number", str(value)) if value < 0 else None
 
-    name: str
-    wire: JsonType
-    required: bool
-    description: str
 
+def _int64(value: int) -> tuple[str, str] | None:
+    return None if 0 <= value <= _INT64_MAX else ("an integer in 0..2^63-1", repr(value))
+
+
+def _one_of(allowed: Sequence[Any], expected: str) -> Any:
+    def check(value: Any) -> tuple[str, str] | None:
+        return None if value in allowed else (expected, repr(value))
+
+    return check
+
+
+def _non_empty(value: str) -> tuple[str, str] | None:
+    return None if value else ("a non-empty string", repr(value))
+
+
+_INT, _NUMBER, _STR = WireType.INTEGER, WireType.NUMBER, WireType.STRING
 
 #: The fields of a trade the platform reads, in Deribit's order. ``mark_price`` and ``iv``
 #: may be absent or null (the QuantLet recording has no ``mark_price``); the rest must be
-#: present and non-null.
-TRADE_FIELDS: tuple[TradeField, ...] = (
-    TradeField("trade_seq", "integer", True, "Sequence number of the trade in its instrument."),
-    TradeField("trade_id", "string", True, "Unique (per currency) trade id; numeric for BTC."),
-    TradeField("timestamp", "integer", True, "Trade time, UTC milliseconds since the epoch."),
-    TradeField(
-        "tick_direction", "integer", True, "0 plus tick, 1 zero-plus, 2 minus, 3 zero-minus."
+#: present and non-null. Prices, amounts and the index price must fit DECIMAL(38, 8)
+#: exactly: more than 8 decimals is a violation, never rounded.
+TRADE_FIELDS: tuple[ContractField, ...] = (
+    ContractField(
+        "trade_seq",
+        _INT,
+        pa.int64(),
+        "Sequence number of the trade in its instrument.",
+        check=_int64,
     ),
-    TradeField("price", "number", True, "Trade price, BTC per contract (inverse option)."),
-    TradeField("mark_price", "number", False, "Mark price at the trade, BTC."),
-    TradeField("iv", "number", False, "Implied volatility of the trade price, percent."),
-    TradeField("instrument_name", "string", True, "Option name, e.g. BTC-1JAN22-47000-C."),
-    TradeField("index_price", "number", True, "Underlying index at the trade, USD."),
-    TradeField("direction", "string", True, "Taker side: 'buy' or 'sell'."),
-    TradeField("amount", "number", True, "Trade size, contracts (1 contract = 1 BTC)."),
+    ContractField(
+        "trade_id",
+        _STR,
+        pa.string(),
+        "Unique (per currency) trade id; numeric for BTC.",
+        check=_non_empty,
+    ),
+    ContractField(
+        "timestamp", _INT, UTC_MS, "Trade time, UTC milliseconds since the epoch.", check=_int64
+    ),
+    ContractField(
+        "tick_direction",
+        _INT,
+        pa.int32(),
+        "0 plus tick, 1 zero-plus, 2 minus, 3 zero-minus.",
+        check=_one_of(TICK_DIRECTIONS, "0, 1, 2 or 3"),
+    ),
+    ContractField(
+        "price",
+        _NUMBER,
+        PRICE,
+        "Trade price, BTC per contract (inverse option).",
+        check=_non_negative,
+    ),
+    ContractField(
+        "mark_price", _NUMBER, pa.float64(), "Mark price at the trade, BTC.", required=False
+    ),
+    ContractField(
+        "iv",
+        _NUMBER,
+        pa.float64(),
+        "Implied volatility of the trade price, percent.",
+        required=False,
+    ),
+    ContractField(
+        "instrument_name",
+        _STR,
+        pa.string(),
+        "Option name, e.g. BTC-1JAN22-47000-C.",
+        check=_non_empty,
+    ),
+    ContractField(
+        "index_price",
+        _NUMBER,
+        PRICE,
+        "Underlying index at the trade, USD.",
+        check=_non_negative,
+    ),
+    ContractField(
+        "direction",
+        _STR,
+        pa.string(),
+        "Taker side: 'buy' or 'sell'.",
+        check=_one_of(DIRECTIONS, "'buy' or 'sell'"),
+    ),
+    ContractField(
+        "amount",
+        _NUMBER,
+        PRICE,
+        "Trade size, contracts (1 contract = 1 BTC).",
+        check=_non_negative,
+    ),
 )
-FIELDS_BY_NAME = {f.name: f for f in TRADE_FIELDS}
 
 #: Fields Deribit documents for public trades that the lake does not store. They are
 #: expected, so they are not reported as added fields.
@@ -81,14 +158,14 @@ KNOWN_UNSTORED_FIELDS = frozenset(
     }
 )
 
-DIRECTIONS = ("buy", "sell")
-TICK_DIRECTIONS = range(4)
-#: Largest |value| a DECIMAL(38, 8) column holds.
-_DECIMAL_LIMIT = Decimal(10) ** 30
-_EIGHT_PLACES = Decimal("1e-8")
-# Enough precision to quantize any DECIMAL(38, 8) value without InvalidOperation.
-_EXACT = Context(prec=60)
-_INT64_MAX = 2**63 - 1
+#: The contract of one trade object of ``result.trades``.
+TRADE_CONTRACT = ObjectContract(
+    dataset=DATASET,
+    fields=TRADE_FIELDS,
+    record_name="trade",
+    record_id="trade_id",
+    ignored_keys=KNOWN_UNSTORED_FIELDS,
+)
 
 #: Storage schema of the raw option-trade Parquet files, in this column order.
 OPTION_TRADE_LAKE_SCHEMA = pa.schema(
@@ -134,7 +211,7 @@ def _reject_constant(name: str) -> Any:
 
 
 def check_trades(trades: Any, source: str) -> list[str]:
-    """Check a decoded page of trades (``result.trades``) against the contract.
+    """Check a decoded page of trades (``result.trades``) against :data:`TRADE_CONTRACT`.
 
     Args:
         trades: the decoded list of trade objects (decode with :func:`decode_json`).
@@ -151,84 +228,7 @@ def check_trades(trades: Any, source: str) -> list[str]:
             more than 8 decimals or does not fit DECIMAL(38, 8); ``direction`` is not
             buy/sell; ``tick_direction`` is not 0-3; ``trade_id`` is empty.
     """
-    if not isinstance(trades, list):
-        raise ContractViolation(DATASET, source, None, "a JSON array of trades", _describe(trades))
-    added: set[str] = set()
-    for index, trade in enumerate(trades):
-        if not isinstance(trade, dict):
-            raise ContractViolation(
-                DATASET,
-                source,
-                None,
-                "a JSON object per trade",
-                f"trade {index}: {_describe(trade)}",
-            )
-        for field in TRADE_FIELDS:
-            _check_field(field, trade, index, source)
-        added.update(k for k in trade if k not in FIELDS_BY_NAME and k not in KNOWN_UNSTORED_FIELDS)
-    return sorted(added)
-
-
-def _check_field(field: TradeField, trade: Mapping[str, Any], index: int, source: str) -> None:
-    name = field.name
-    where = f"in trade {index} (trade_id {trade.get('trade_id')!r})"
-    if name not in trade or trade[name] is None:
-        if field.required:
-            state = "missing" if name not in trade else "null"
-            raise ContractViolation(DATASET, source, name, f"a {field.wire}", f"{state} {where}")
-        return
-    value = trade[name]
-    if not _has_wire_type(value, field.wire):
-        raise ContractViolation(
-            DATASET,
-            source,
-            name,
-            f"a JSON {field.wire}"
-            + (" decoded exactly (Decimal)" if field.wire == "number" else ""),
-            f"{value!r} ({type(value).__name__}) {where}",
-        )
-    problem = _range_problem(name, value)
-    if problem is not None:
-        expected, observed = problem
-        raise ContractViolation(DATASET, source, name, expected, f"{observed} {where}")
-
-
-def _has_wire_type(value: Any, wire: JsonType) -> bool:
-    if wire == "integer":
-        return type(value) is int
-    if wire == "number":
-        return type(value) is int or (type(value) is Decimal and value.is_finite())
-    return type(value) is str
-
-
-def _range_problem(name: str, value: Any) -> tuple[str, str] | None:
-    """``(expected, observed)`` when a well-typed value is out of its field's range."""
-    if name in ("price", "amount", "index_price"):
-        return _decimal_problem(value)
-    if name in ("trade_seq", "timestamp") and not 0 <= value <= _INT64_MAX:
-        return "an integer in 0..2^63-1", repr(value)
-    if name == "tick_direction" and value not in TICK_DIRECTIONS:
-        return "0, 1, 2 or 3", repr(value)
-    if name == "direction" and value not in DIRECTIONS:
-        return "'buy' or 'sell'", repr(value)
-    if name in ("trade_id", "instrument_name") and not value:
-        return "a non-empty string", repr(value)
-    return None
-
-
-def _decimal_problem(value: int | Decimal) -> tuple[str, str] | None:
-    number = Decimal(value)
-    if number < 0:
-        return "a non-negative number", str(value)
-    if number >= _DECIMAL_LIMIT:
-        return "a number below 1e30 (DECIMAL(38, 8))", str(value)
-    try:
-        exact = _EXACT.quantize(number, _EIGHT_PLACES) == number
-    except InvalidOperation:
-        exact = False
-    if not exact:
-        return "at most 8 decimal places (decimal128(38, 8)), never rounded", str(value)
-    return None
+    return list(TRADE_CONTRACT.validate(trades, source))
 
 
 def trades_to_table(
@@ -304,7 +304,3 @@ def validate_trades(trades: Any, source: str) -> ValidatedTrades:
     added = check_trades(trades, source)
     table, rejected = trades_to_table(trades)
     return ValidatedTrades(table, rejected, added)
-
-
-def _describe(value: Any) -> str:
-    return f"{type(value).__name__}: {value!r}"

@@ -1,15 +1,17 @@
 """Contracts of Hyperliquid's info API payloads (``POST /info``) and their Arrow lake schemas.
 
 Hyperliquid answers JSON *objects* keyed by field name, not positional arrays like Binance,
-so each contract here is an :class:`ObjectContract`: every declared field is looked up by its
-JSON key. Numbers arrive as decimal strings (``"0.001604"``), times and counts as integers.
+so each contract here is an :class:`~mkt_platform.lib.contracts.ObjectContract` (the one
+contract framework of every venue): every declared field is looked up by its JSON key.
+Numbers arrive as decimal strings (``"0.001604"``), times and counts as integers.
 
 * A missing key, a JSON type other than the declared one (a JSON number where a decimal
   string is expected, say), a non-numeric string, or a value the storage type cannot hold
   exactly raises :class:`~mkt_platform.lib.contracts.ContractViolation`. The violation's
   ``field`` is the JSON key as Hyperliquid spells it (``fundingRate``, ``impactPxs[0]``).
 * A key the contract does not declare is **not** an error: it is reported in
-  :attr:`Validated.added_fields` so the caller can warn about schema drift, and dropped.
+  :attr:`~mkt_platform.lib.contracts.Validated.added_fields` so the caller can warn about
+  schema drift, and dropped.
 
 Decimal types (every value is checked to fit exactly; nothing is ever rounded):
 
@@ -26,14 +28,15 @@ https://hyperliquid.gitbook.io/hyperliquid-docs/for-developers/api/info-endpoint
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from decimal import Context, Decimal, InvalidOperation
-from typing import Any
-
 import pyarrow as pa
 
-from mkt_platform.lib.contracts import PRICE, UTC_MS, ContractViolation, WireType
+from mkt_platform.lib.contracts import (
+    PRICE,
+    UTC_MS,
+    ContractField,
+    ObjectContract,
+    WireType,
+)
 
 #: Funding rates, premiums, open interest and 24h volumes: up to 10 decimals recorded.
 FINE = pa.decimal128(38, 12)
@@ -57,196 +60,11 @@ INTERVAL_MS: dict[str, int] = {
 #: Every interval ``candleSnapshot`` accepts.
 INTERVALS = frozenset({*INTERVAL_MS, "1M"})
 
-_WIDE_CONTEXT = Context(prec=200)
-
-
-@dataclass(frozen=True)
-class ObjectField:
-    """One field of an :class:`ObjectContract`.
-
-    Attributes:
-        name: the storage column name (snake case).
-        key: the JSON key Hyperliquid sends.
-        wire: the JSON type the value must arrive as.
-        arrow_type: the storage type.
-        description: meaning, with units.
-        nullable: JSON ``null`` is a legal value (the key must still be present).
-        index: when set, the value is element ``index`` of the JSON array at ``key``
-            (``impactPxs`` is ``[bid, ask]``); a ``null`` array makes the field null.
-    """
-
-    name: str
-    key: str
-    wire: WireType
-    arrow_type: pa.DataType
-    description: str
-    nullable: bool = False
-    index: int | None = None
-
-    @property
-    def label(self) -> str:
-        """The field as it appears in the payload, e.g. ``impactPxs[0]``."""
-        return self.key if self.index is None else f"{self.key}[{self.index}]"
-
-
-@dataclass(frozen=True)
-class Validated:
-    """A validated payload: the typed table and the undeclared keys that were dropped."""
-
-    table: pa.Table
-    #: JSON keys present in some record but not declared by the contract, sorted.
-    added_fields: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class ObjectContract:
-    """The contract of a dataset whose records are JSON objects with fields by name."""
-
-    dataset: str
-    fields: tuple[ObjectField, ...]
-
-    @property
-    def names(self) -> list[str]:
-        """Storage column names, in contract order."""
-        return [f.name for f in self.fields]
-
-    @property
-    def keys(self) -> frozenset[str]:
-        """The JSON keys the contract declares."""
-        return frozenset(f.key for f in self.fields)
-
-    def arrow_schema(self) -> pa.Schema:
-        """The storage schema: one column per field, in contract order."""
-        return pa.schema(
-            [pa.field(f.name, f.arrow_type, nullable=f.nullable) for f in self.fields],
-            metadata={"contract": self.dataset},
-        )
-
-    def to_table(self, payload: Any, source: str) -> Validated:
-        """Validate a decoded JSON payload (a list of objects) and convert it to Arrow.
-
-        Args:
-            payload: the decoded JSON body, expected to be a list of objects.
-            source: the request, for error messages (endpoint, type, coin, time range).
-
-        Returns:
-            The table (:meth:`arrow_schema`, one row per record, in payload order) and the
-            undeclared keys seen in any record.
-
-        Raises:
-            ContractViolation: the payload is not a list, a record is not an object, a
-                declared key is missing, or a value has the wrong JSON type, is not numeric,
-                or does not fit its decimal type exactly.
-        """
-        if not isinstance(payload, list):
-            raise ContractViolation(
-                self.dataset, source, None, "a JSON array of objects", _describe(payload)
-            )
-        declared = self.keys
-        added: set[str] = set()
-        for index, record in enumerate(payload):
-            if not isinstance(record, dict):
-                raise ContractViolation(
-                    self.dataset,
-                    source,
-                    None,
-                    f"a JSON object with keys {sorted(declared)}",
-                    f"record {index}: {_describe(record)}",
-                )
-            added.update(key for key in record if key not in declared)
-        arrays = [self._column(field, payload, source) for field in self.fields]
-        table = pa.Table.from_arrays(arrays, schema=self.arrow_schema())
-        return Validated(table, tuple(sorted(added)))
-
-    def _column(self, field: ObjectField, records: list[dict[str, Any]], source: str) -> pa.Array:
-        values: list[Any] = []
-        for index, record in enumerate(records):
-            if field.key not in record:
-                raise ContractViolation(
-                    self.dataset,
-                    source,
-                    field.label,
-                    f"a {field.wire.value} under key {field.key!r}",
-                    f"key missing in record {index} (keys: {sorted(record)})",
-                )
-            value = record[field.key]
-            if field.index is not None and value is not None:
-                if not isinstance(value, list) or len(value) <= field.index:
-                    raise ContractViolation(
-                        self.dataset,
-                        source,
-                        field.label,
-                        f"an array of at least {field.index + 1} values",
-                        f"{value!r} ({type(value).__name__}) in record {index}",
-                    )
-                value = value[field.index]
-            if value is None:
-                if not field.nullable:
-                    raise ContractViolation(
-                        self.dataset,
-                        source,
-                        field.label,
-                        f"a {field.wire.value} (not null)",
-                        f"null in record {index}",
-                    )
-                values.append(None)
-                continue
-            if not field.wire.accepts(value):
-                raise ContractViolation(
-                    self.dataset,
-                    source,
-                    field.label,
-                    f"a {field.wire.value}",
-                    f"{value!r} ({type(value).__name__}) in record {index}",
-                )
-            if pa.types.is_decimal(field.arrow_type):
-                value = self._exact_decimal(field, value, index, source)
-            values.append(value)
-        return _to_arrow(self.dataset, source, field, values)
-
-    def _exact_decimal(self, field: ObjectField, text: str, index: int, source: str) -> Decimal:
-        """``text`` as a Decimal of the field's scale, or a violation if that would round or
-        overflow (Arrow's string cast silently wraps values with too many integer digits)."""
-        precision, scale = field.arrow_type.precision, field.arrow_type.scale
-        try:
-            value = Decimal(text)
-            exact = value.quantize(Decimal(1).scaleb(-scale), context=_WIDE_CONTEXT)
-        except InvalidOperation:
-            exact = None
-        if exact is None or exact != value or exact.adjusted() >= precision - scale:
-            raise ContractViolation(
-                self.dataset,
-                source,
-                field.label,
-                f"a value representable exactly as {field.arrow_type}",
-                f"{text!r} in record {index}",
-            )
-        return exact
-
-
-def _to_arrow(dataset: str, source: str, field: ObjectField, values: Sequence[Any]) -> pa.Array:
-    if pa.types.is_decimal(field.arrow_type):
-        wire_type: pa.DataType = field.arrow_type
-    elif field.wire is WireType.INTEGER:
-        wire_type = pa.int64()
-    else:
-        wire_type = pa.string()
-    try:
-        return pa.array(values, type=wire_type).cast(field.arrow_type)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OverflowError) as exc:
-        raise ContractViolation(
-            dataset, source, field.label, f"a value representable as {field.arrow_type}", str(exc)
-        ) from None
-
-
-def _describe(value: Any) -> str:
-    return f"{type(value).__name__}: {value!r}"
-
 
 def _f(
     name: str, key: str, wire: WireType, arrow_type: pa.DataType, description: str
-) -> ObjectField:
-    return ObjectField(name, key, wire, arrow_type, description)
+) -> ContractField:
+    return ContractField(name, wire, arrow_type, description, key=key)
 
 
 _INT, _NUM, _STR = WireType.INTEGER, WireType.NUMERIC_STRING, WireType.STRING
@@ -303,40 +121,40 @@ ASSET_CTX_CONTRACT = ObjectContract(
         _f("open_interest", "openInterest", _NUM, FINE, "Open interest (base units)."),
         _f("prev_day_px", "prevDayPx", _NUM, PRICE, "Mark price 24h ago (quote, USDC)."),
         _f("day_ntl_vlm", "dayNtlVlm", _NUM, FINE, "24h notional volume (quote, USDC)."),
-        ObjectField(
-            "premium",
+        ContractField(
             "premium",
             _NUM,
             FINE,
             "Premium index (fraction); null for assets without a book (delisted).",
             nullable=True,
+            key="premium",
         ),
         _f("oracle_px", "oraclePx", _NUM, PRICE, "Oracle price (quote, USDC)."),
         _f("mark_px", "markPx", _NUM, PRICE, "Mark price (quote, USDC)."),
-        ObjectField(
+        ContractField(
             "mid_px",
-            "midPx",
             _NUM,
             PRICE,
             "Order book mid price (quote, USDC); null if no book.",
             nullable=True,
+            key="midPx",
         ),
-        ObjectField(
+        ContractField(
             "impact_bid_px",
-            "impactPxs",
             _NUM,
             PRICE,
             "Impact bid price (quote, USDC), impactPxs[0]; null if no book.",
             nullable=True,
+            key="impactPxs",
             index=0,
         ),
-        ObjectField(
+        ContractField(
             "impact_ask_px",
-            "impactPxs",
             _NUM,
             PRICE,
             "Impact ask price (quote, USDC), impactPxs[1]; null if no book.",
             nullable=True,
+            key="impactPxs",
             index=1,
         ),
         _f("day_base_vlm", "dayBaseVlm", _NUM, FINE, "24h volume (base units)."),
