@@ -174,10 +174,14 @@ def late_data_lookback_days() -> int:
     return _positive_int("MKT_LATE_DATA_LOOKBACK_DAYS", DEFAULT_LATE_DATA_LOOKBACK_DAYS)
 
 
+#: The variable holding the alert webhook's URL (a secret: read, never logged or stored).
+ALERT_WEBHOOK_URL_ENV = "MKT_ALERT_WEBHOOK_URL"
+
+
 def alert_webhook_url() -> str | None:
     """Where alerts are POSTed as JSON (env ``MKT_ALERT_WEBHOOK_URL``; unset or blank: alerts
     are only logged). The URL often embeds a token: treat it as a secret, never log it."""
-    url = os.environ.get("MKT_ALERT_WEBHOOK_URL", "").strip()
+    url = os.environ.get(ALERT_WEBHOOK_URL_ENV, "").strip()
     return url or None
 
 

@@ -347,3 +347,24 @@ def test_dagster_context_log(receiver: Receiver) -> None:
     assert send_alert(freshness_alert(), context.log, webhook_url=receiver.url) is True
     assert send_alert(freshness_alert(severity="warning"), context.log, webhook_url=None) is True
     assert len(receiver.requests) == 1
+
+
+def test_the_webhook_is_a_resource_configured_by_env_var(data_dir, monkeypatch) -> None:
+    """The sensors' alert receiver is the ``alert_webhook`` resource: its URL comes from
+    ``MKT_ALERT_WEBHOOK_URL`` as a Dagster ``EnvVar`` (the UI shows the variable's name,
+    never the URL and its token); without the variable alerts are only logged."""
+    from mkt_platform.definitions import build_definitions
+    from mkt_platform.lib.alerts import AlertWebhook
+
+    monkeypatch.setenv("MKT_ALERT_WEBHOOK_URL", "https://hooks.example/services/T0K3N")
+    defs = build_definitions()
+    resource = defs.resources["alert_webhook"]
+    assert isinstance(resource, AlertWebhook)
+    assert isinstance(resource.url, dg.EnvVar)
+    assert resource.url.env_var_name == "MKT_ALERT_WEBHOOK_URL"
+    assert "T0K3N" not in repr(resource)
+    for name in ("freshness_sensor", "schema_drift_sensor"):
+        assert "alert_webhook" in defs.resolve_sensor_def(name).required_resource_keys
+
+    monkeypatch.delenv("MKT_ALERT_WEBHOOK_URL")
+    assert build_definitions().resources["alert_webhook"].url is None

@@ -90,7 +90,11 @@ def test_dev_serves_the_ui_against_the_replay(tmp_path):
         try:
             code = proc.wait(timeout=60)
         finally:
-            time.sleep(2)
+            # dg dev stops its webserver, daemon and code server (and a run worker) after
+            # Ctrl-C; on a loaded machine that takes a few seconds.
+            deadline = time.monotonic() + 60
+            while _group_alive(proc.pid) and time.monotonic() < deadline:
+                time.sleep(0.5)
             leftovers = _group_alive(proc.pid)
             if leftovers:
                 os.killpg(proc.pid, signal.SIGKILL)

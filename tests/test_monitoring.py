@@ -240,13 +240,15 @@ def test_breaking_drift_fails_quarantines_and_alerts_once(
     assert violation["field"] == field and violation["partitions"] == ["2023-02-22"]
 
     first_tick = defs.resolve_sensor_def("schema_drift_sensor")(
-        dg.build_sensor_context(instance=instance)
+        dg.build_sensor_context(instance=instance, definitions=defs, resources=defs.resources)
     )
     assert [a["kind"] for a in webhook] == ["schema_drift"]
     assert field in webhook[0]["summary"] and webhook[0]["details"]["field"] == field
     assert not pull(defs, instance, KLINES_1H, "2023-02-21").success
     defs.resolve_sensor_def("schema_drift_sensor")(
-        dg.build_sensor_context(instance=instance, cursor=first_tick.cursor)
+        dg.build_sensor_context(
+            instance=instance, cursor=first_tick.cursor, definitions=defs, resources=defs.resources
+        )
     )
     assert len(webhook) == 1  # the same drift again: not re-alerted
 
@@ -263,12 +265,14 @@ def test_added_field_is_recorded_and_the_pull_goes_on(data_dir, instance, mutate
     day = pq.read_table(materialization.metadata["path"].value)
     assert day.num_rows == 3 * 24 and "field_12" not in day.column_names
     first_tick = defs.resolve_sensor_def("schema_drift_sensor")(
-        dg.build_sensor_context(instance=instance)
+        dg.build_sensor_context(instance=instance, definitions=defs, resources=defs.resources)
     )
     assert [(a["kind"], a["severity"]) for a in webhook] == [("schema_drift", "warning")]
     assert "field_12" in webhook[0]["summary"]
     defs.resolve_sensor_def("schema_drift_sensor")(
-        dg.build_sensor_context(instance=instance, cursor=first_tick.cursor)
+        dg.build_sensor_context(
+            instance=instance, cursor=first_tick.cursor, definitions=defs, resources=defs.resources
+        )
     )
     assert len(webhook) == 1
 
@@ -301,7 +305,9 @@ def test_stale_raw_asset_fails_freshness_with_its_lag_and_alerts(
 
     def evaluate(moment: datetime, cursor: str | None = None):
         at(monkeypatch, moment)
-        context = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs)
+        context = dg.build_sensor_context(
+            instance=instance, cursor=cursor, definitions=defs, resources=defs.resources
+        )
         result = defs.resolve_sensor_def("freshness_sensor")(context)
         by_key = {e.asset_key: e for e in result.asset_events}
         return by_key[KLINES_1H], result.cursor
@@ -453,12 +459,14 @@ def test_dbt_materializations_carry_the_warehouse_column_schema(data_dir, instan
     changed = run_check()
     assert not changed.passed and "Removed columns: trades" in changed.description
     first = defs.resolve_sensor_def("schema_drift_sensor")(
-        dg.build_sensor_context(instance=instance)
+        dg.build_sensor_context(instance=instance, definitions=defs, resources=defs.resources)
     )
     alerts = [a for a in webhook if a["asset_key"] == "session_ohlc_daily"]
     assert len(alerts) == 1 and alerts[0]["kind"] == "schema_drift"
     defs.resolve_sensor_def("schema_drift_sensor")(
-        dg.build_sensor_context(instance=instance, cursor=first.cursor)
+        dg.build_sensor_context(
+            instance=instance, cursor=first.cursor, definitions=defs, resources=defs.resources
+        )
     )
     assert len([a for a in webhook if a["asset_key"] == "session_ohlc_daily"]) == 1
 
@@ -505,7 +513,7 @@ def test_a_hanging_webhook_costs_the_freshness_tick_a_fixed_budget(
     at(monkeypatch, datetime(2023, 2, 24, 12, tzinfo=UTC))
 
     started = time.monotonic()
-    context = dg.build_sensor_context(instance=instance, definitions=defs)
+    context = dg.build_sensor_context(instance=instance, definitions=defs, resources=defs.resources)
     result = defs.resolve_sensor_def("freshness_sensor")(context)
     elapsed = time.monotonic() - started
     events = {e.asset_key: e for e in result.asset_events}
@@ -517,7 +525,9 @@ def test_a_hanging_webhook_costs_the_freshness_tick_a_fixed_budget(
     assert elapsed < 3.0 + 8, f"the tick took {elapsed:.1f}s"
 
     posts = len(hanging_webhook)
-    context = dg.build_sensor_context(instance=instance, cursor=result.cursor, definitions=defs)
+    context = dg.build_sensor_context(
+        instance=instance, cursor=result.cursor, definitions=defs, resources=defs.resources
+    )
     again = defs.resolve_sensor_def("freshness_sensor")(context)
     assert json.loads(again.cursor)["stale"] == stale
     assert len(hanging_webhook) == posts, "no alert is sent a second time"
@@ -546,6 +556,6 @@ def test_drift_sensor_ticks_while_a_check_is_only_planned(data_dir, instance):
         run_id=run.run_id,
     )
     defs = build_definitions()
-    context = dg.build_sensor_context(instance=instance, definitions=defs)
+    context = dg.build_sensor_context(instance=instance, definitions=defs, resources=defs.resources)
     result = defs.resolve_sensor_def("schema_drift_sensor")(context)
     assert json.loads(result.cursor)["reported"] == []

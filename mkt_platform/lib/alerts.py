@@ -37,6 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
+import dagster as dg
 import httpx
 
 from mkt_platform import settings
@@ -136,6 +137,34 @@ class Alert:
         if self.details:
             line += f" details={_compact_json(self.details)}"
         return line
+
+
+class AlertWebhook(dg.ConfigurableResource):
+    """The sensors' alert receiver, a Dagster resource: every alert is logged, and POSTed as
+    JSON to ``url`` when one is configured (see :func:`send_alert`).
+
+    In the definitions ``url`` is ``dg.EnvVar("MKT_ALERT_WEBHOOK_URL")`` when that variable
+    is set (:meth:`from_env`): the UI shows the variable's name, never the URL, which often
+    embeds a token. Unset: alerts are only logged.
+    """
+
+    url: str | None = None
+
+    @classmethod
+    def from_env(cls) -> AlertWebhook:
+        """The resource of the definitions: the URL as an ``EnvVar`` when it is set."""
+        if settings.alert_webhook_url() is None:
+            return cls()
+        return cls(url=dg.EnvVar(settings.ALERT_WEBHOOK_URL_ENV))
+
+    def send(self, alert: Alert, log: Any, *, budget: AlertBudget | None = None) -> bool:
+        """:func:`send_alert` to this receiver (``False`` when delivery failed; never raises)."""
+        url = self.url
+        if isinstance(url, dg.EnvVar):
+            # Dagster resolves it when it builds the resource for a tick; a sensor called
+            # directly (a test) gets the resource as declared.
+            url = url.get_value()
+        return send_alert(alert, log, webhook_url=(url or "").strip() or None, budget=budget)
 
 
 class _WebhookRetryable(Exception):

@@ -21,6 +21,7 @@ from mkt_platform.defs.monitoring.freshness import (
 )
 from mkt_platform.defs.monitoring.late_data import build_late_data_sensor
 from mkt_platform.defs.registry import raw_datasets
+from mkt_platform.lib.alerts import AlertWebhook
 from mkt_platform.lib.datasets import RawDataset
 
 
@@ -36,6 +37,9 @@ def build_defs(datasets: Sequence[RawDataset]) -> dg.Definitions:
     raw_keys = [d.key for d in datasets]
     schema_checks = column_schema_change_checks(raw_keys)
     return dg.Definitions(
+        # The alert receiver of the freshness and drift sensors (MKT_ALERT_WEBHOOK_URL, an
+        # EnvVar: its value, a secret, never shows in the UI).
+        resources={"alert_webhook": AlertWebhook.from_env()},
         asset_checks=[build_freshness_checks(rules), *schema_checks],
         sensors=[
             build_freshness_sensor(rules),

@@ -24,7 +24,7 @@ from dagster._core.definitions.asset_checks.asset_checks_definition import Asset
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from mkt_platform.lib import quarantine
-from mkt_platform.lib.alerts import TICK_BUDGET_SECONDS, Alert, AlertBudget, send_alert
+from mkt_platform.lib.alerts import TICK_BUDGET_SECONDS, Alert, AlertBudget, AlertWebhook
 from mkt_platform.lib.dbt import dbt_model_keys
 
 
@@ -136,13 +136,15 @@ def build_schema_drift_sensor(
             "change checks, as a log line and a JSON POST to MKT_ALERT_WEBHOOK_URL when set."
         ),
     )
-    def schema_drift_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    def schema_drift_sensor(
+        context: dg.SensorEvaluationContext, alert_webhook: AlertWebhook
+    ) -> dg.SensorResult:
         reported = set(json.loads(context.cursor)["reported"]) if context.cursor else set()
         drift = current_drift(context.instance, raw_keys, schema_checks)
         new = [signature for signature in drift if signature not in reported]
         budget = AlertBudget(TICK_BUDGET_SECONDS)
         for signature in new:
-            send_alert(drift[signature], context.log, budget=budget)
+            alert_webhook.send(drift[signature], context.log, budget=budget)
         return dg.SensorResult(
             cursor=json.dumps({"reported": sorted(reported | set(drift))}),
             skip_reason=None if new else "no new schema drift",

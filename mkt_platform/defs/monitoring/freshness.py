@@ -29,7 +29,7 @@ from typing import Any
 import dagster as dg
 
 from mkt_platform import settings
-from mkt_platform.lib.alerts import TICK_BUDGET_SECONDS, Alert, AlertBudget, send_alert
+from mkt_platform.lib.alerts import TICK_BUDGET_SECONDS, Alert, AlertBudget, AlertWebhook
 from mkt_platform.lib.datasets import RawDataset, latest_materialization
 
 CHECK_NAME = "freshness"
@@ -277,7 +277,9 @@ def build_freshness_sensor(rules: Sequence[FreshnessRule]) -> dg.SensorDefinitio
             "again."
         ),
     )
-    def freshness_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    def freshness_sensor(
+        context: dg.SensorEvaluationContext, alert_webhook: AlertWebhook
+    ) -> dg.SensorResult:
         now = settings.utcnow()
         results = evaluate_all(context.instance, context.repository_def.asset_graph, now, rules)
         stale_before = set(json.loads(context.cursor)["stale"]) if context.cursor else set()
@@ -291,7 +293,7 @@ def build_freshness_sensor(rules: Sequence[FreshnessRule]) -> dg.SensorDefinitio
                 continue
             stale_now.add(name)
             if name not in stale_before:
-                send_alert(
+                alert_webhook.send(
                     Alert(
                         kind="freshness",
                         summary=result.summary,
