@@ -133,13 +133,16 @@ def instance_with_ref() -> Iterator[dg.DagsterInstance]:
         yield test_instance
 
 
-def materialize_days(start: date, end: date, instance: dg.DagsterInstance) -> list:
-    """Run the main job (raw pulls, then dbt sessions) for sessions starting on start..end."""
+def materialize_days(
+    start: date, end: date, instance: dg.DagsterInstance, only: tuple[str, ...] | None = None
+) -> list:
+    """Run the main job (raw pulls, then dbt sessions) for sessions starting on start..end;
+    with ``only``, those raw datasets and the marts downstream of them (as ``--only``)."""
     from mkt_platform.definitions import build_definitions
     from mkt_platform.lib.materialize import plan, run_plan
 
     defs = build_definitions()
-    return run_plan(defs, plan(defs, start, end), instance, progress=lambda _: None)
+    return run_plan(defs, plan(defs, start, end, only=only), instance, progress=lambda _: None)
 
 
 @pytest.fixture

@@ -46,7 +46,10 @@ def query(data_dir, sql: str) -> list[dict]:
 def test_kpepe_candles_reach_the_daily_sessions(data_dir, instance):
     """The 24 recorded kPEPE candles land in the lake as sent and give two incomplete daily
     sessions (08:00 anchor) equal to an aggregation written here from the cassette."""
-    assert all(r.success for r in materialize_days(date(2023, 5, 21), date(2023, 5, 22), instance))
+    days = (date(2023, 5, 21), date(2023, 5, 22))
+    assert all(
+        r.success for r in materialize_days(*days, instance, only=("hyperliquid_candles_1h",))
+    )
     candles = cassette_body("vcr_meta+candleSnapshot_kPEPE_1h_2023-05-21.yaml", "candleSnapshot")
     lake_rows = pq.read_table(
         lake.raw_partition_path("hyperliquid", "candles_1h", "2023-05-22")
@@ -76,7 +79,9 @@ def test_kpepe_candles_reach_the_daily_sessions(data_dir, instance):
 def test_funding_switch_from_8h_to_1h_is_handled(data_dir, instance):
     """Around 2023-06-08 the per-event rate drops eightfold because events become hourly: the
     daily mart must sum what was paid (3 events before, 24 after) and tag each interval."""
-    assert all(r.success for r in materialize_days(date(2023, 6, 6), date(2023, 6, 10), instance))
+    days = (date(2023, 6, 6), date(2023, 6, 10))
+    only = ("hyperliquid_funding_rates",)
+    assert all(r.success for r in materialize_days(*days, instance, only=only))
     records = cassette_body(
         "vcr_meta+fundingHistory_BTC_2023-05-12_to_2023-07-17.yaml", "fundingHistory"
     )

@@ -40,7 +40,9 @@ def test_monday_utc_weeks_equal_binance_daily_klines(
     equals the aggregation of Binance's 1d klines over its 7 days (the halt week included)."""
     monkeypatch.setenv("MKT_SESSION_ANCHOR_HOUR", "0")
     monkeypatch.setenv("MKT_WEEKLY_SESSION_WEEKDAY", "MON")
-    results = materialize_days(date(2023, 1, 2), date(2023, 6, 25), instance)
+    results = materialize_days(
+        date(2023, 1, 2), date(2023, 6, 25), instance, only=("binance_klines_1h",)
+    )
     assert all(r.success for r in results), [(r.step.label, r.success) for r in results]
     rows = weekly(data_dir, "source = 'binance'")
     assert len(rows) == 3 * 25
@@ -71,7 +73,9 @@ def pct(value: Decimal, base: Decimal) -> Decimal:
 def test_default_week_from_friday_0800_equals_hourly_computation(data_dir, instance):
     """Defaults (Friday, 08:00): BTCUSDT's week from 2023-01-06 08:00 to 2023-01-13 08:00,
     computed here from the 168 hourly klines."""
-    results = materialize_days(date(2023, 1, 6), date(2023, 1, 12), instance)
+    results = materialize_days(
+        date(2023, 1, 6), date(2023, 1, 12), instance, only=("binance_klines_1h",)
+    )
     assert all(r.success for r in results)
     (row,) = weekly(data_dir, "instrument = 'BTCUSDT'")
     start = datetime(2023, 1, 6, 8, tzinfo=UTC)
