@@ -354,3 +354,41 @@ def test_a_mart_materialization_carries_its_row_counts_and_columns(data_dir, ins
     staging = instance.fetch_materializations(dg.AssetKey("stg_binance__klines"), limit=1)
     staged = staging.records[0].asset_materialization.metadata
     assert "dagster/column_schema" in staged and "dagster/row_count" not in staged
+
+
+@pytest.mark.slow
+def test_a_partition_runs_data_tests_check_only_its_window(data_dir):
+    """A partition run tests the rows of its own window (macros/test_window.sql): a session
+    row broken on purpose in the warehouse (low raised above the open: no build writes
+    that) does not fail the next session's build, which did not touch it, and is still
+    caught by the same test run over the whole mart (dbt by hand, no window)."""
+    for day_number in (19362, 19363, 19364):  # real BTCUSDT klines of 2023-01-05 .. 01-07
+        write_day(
+            datetime.fromtimestamp(day_number * 86_400, UTC).date().isoformat(),
+            day_of_btc(day_number),
+        )
+    build = ["build", "--select", "+session_ohlc_daily", "--exclude-resource-type", "unit_test"]
+    first = dg.TimeWindow(datetime(2023, 1, 5, 8, tzinfo=UTC), datetime(2023, 1, 6, 8, tzinfo=UTC))
+    with environment(dbt_window_env(first)):
+        assert dbt(*build).is_successful()
+    warehouse = data_dir / "warehouse.duckdb"
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute(
+            "update marts.session_ohlc_daily set low = open + 1 "
+            "where session_start = timestamptz '2023-01-05 08:00:00+00'"
+        )
+    second = dg.TimeWindow(first.end, datetime(2023, 1, 7, 8, tzinfo=UTC))
+    with environment(dbt_window_env(second)):
+        windowed = dbt(*build)
+    assert windowed.is_successful(), results(windowed)
+    sanity = [uid for uid in results(windowed) if "ohlc_sanity_session_ohlc_daily" in uid]
+    assert sanity and all(results(windowed)[uid] == "pass" for uid in sanity)
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        (sessions, broken) = con.execute(
+            "select count(*), count(*) filter (where low > open) from marts.session_ohlc_daily"
+        ).fetchone()
+    assert (sessions, broken) == (2, 1)  # the broken row is still there, outside the window
+
+    whole = dbt("test", "--select", "session_ohlc_daily")
+    failed = [uid for uid, status in results(whole).items() if status == "fail"]
+    assert len(failed) == 1 and "ohlc_sanity_session_ohlc_daily" in failed[0]
