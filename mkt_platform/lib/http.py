@@ -200,6 +200,54 @@ class PullProgress:
             )
 
 
+def time_pages(
+    start_ms: int,
+    end_ms: int,
+    fetch_page: Callable[[int], Any],
+    *,
+    page_size: int,
+    time_column: str,
+    next_start: Callable[[Any], int],
+    progress: PullProgress,
+    stalled: Callable[[int, int], Exception] | None = None,
+) -> list[Any]:
+    """Every page of a range paged forward in time (Binance klines, Hyperliquid candles and
+    funding): request from a cursor, move the cursor past the page's last record, stop at
+    an empty page, a short page (fewer than ``page_size`` records) or the end of the range.
+
+    Args:
+        start_ms, end_ms: the range, UTC milliseconds, both inclusive.
+        fetch_page: ``cursor -> table`` of one request from ``cursor`` to ``end_ms``
+            (validated; ascending by ``time_column``).
+        page_size: the most records a response holds (the request's limit).
+        time_column: the column the pages ascend on (for the progress log).
+        next_start: the next cursor after a full page (e.g. its last open time + 1 ms).
+        progress: logs pages, rows and the newest time reached.
+        stalled: the error to raise when the next cursor would not move forward
+            ``(cursor, next) -> Exception``; without it such a page ends the paging.
+
+    Returns:
+        The non-empty pages, in order.
+    """
+    pages = []
+    cursor = start_ms
+    while cursor <= end_ms:
+        page = fetch_page(cursor)
+        if page.num_rows == 0:
+            break
+        pages.append(page)
+        progress.page(page.num_rows, page[time_column][-1].value)
+        if page.num_rows < page_size:
+            break
+        following = next_start(page)
+        if following <= cursor:
+            if stalled is not None:
+                raise stalled(cursor, following)
+            break
+        cursor = following
+    return pages
+
+
 class ExchangeAPIError(RuntimeError):
     """An exchange refused a request (a 4xx that is not a rate limit, or an error body): not
     retried. Each venue's client raises its subclass (``BinanceAPIError``...).

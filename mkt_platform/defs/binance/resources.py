@@ -25,6 +25,7 @@ from mkt_platform.lib.http import (
     ExchangeClient,
     ExchangeTransportError,
     PullProgress,
+    time_pages,
 )
 
 KLINES_PATH = "/api/v3/klines"
@@ -96,21 +97,17 @@ class BinanceSpotClient(ExchangeClient):
             RetryableResponse: still answered 5xx/429/418 after ``max_attempts``.
             BinanceTransportError: the connection still failed after ``max_attempts``.
         """
-        pages: list[pa.Table] = []
         added: set[str] = set()
-        cursor = start_ms
-        progress = PullProgress(f"{symbol} {interval} klines")
         with self._http() as http:
-            while cursor <= end_ms:
-                page = self._get_page(http, symbol, interval, cursor, end_ms, added)
-                if page.num_rows == 0:
-                    break
-                pages.append(page)
-                last_open_ms = page["open_time"][-1].value
-                progress.page(page.num_rows, last_open_ms)
-                if page.num_rows < MAX_KLINES_PER_REQUEST:
-                    break
-                cursor = last_open_ms + 1
+            pages = time_pages(
+                start_ms,
+                end_ms,
+                lambda cursor: self._get_page(http, symbol, interval, cursor, end_ms, added),
+                page_size=MAX_KLINES_PER_REQUEST,
+                time_column="open_time",
+                next_start=lambda page: page["open_time"][-1].value + 1,
+                progress=PullProgress(f"{symbol} {interval} klines"),
+            )
         self._last_added_fields = tuple(sorted(added))
         if added:
             dg.get_dagster_logger().warning(

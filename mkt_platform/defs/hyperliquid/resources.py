@@ -41,6 +41,7 @@ from mkt_platform.lib.http import (
     ExchangeTransportError,
     PullProgress,
     RetryableResponse,
+    time_pages,
 )
 
 #: The live API; deployments set ``base_url`` from env ``HYPERLIQUID_BASE_URL``.
@@ -146,58 +147,59 @@ class HyperliquidClient(ExchangeClient):
         """
         if interval not in INTERVALS:
             raise ValueError(f"unknown Hyperliquid interval {interval!r}; use {sorted(INTERVALS)}")
-        pages: list[pa.Table] = []
         added: set[str] = set()
-        cursor = start_ms
-        progress = PullProgress(f"{coin} {interval} candles")
-        with self._http() as http:
-            while cursor <= end_ms:
-                source = describe_request(
-                    "candleSnapshot", coin, interval=interval, start_ms=cursor, end_ms=end_ms
-                )
-                body = {
-                    "type": "candleSnapshot",
-                    "req": {
-                        "coin": coin,
-                        "interval": interval,
-                        "startTime": cursor,
-                        "endTime": end_ms,
-                    },
-                }
 
-                def validate(payload: Any, source: str = source, cursor: int = cursor) -> Any:
-                    if isinstance(payload, list):
-                        check_page_size(
-                            CANDLE_CONTRACT.dataset,
-                            source,
-                            len(payload),
-                            MAX_CANDLES_PER_REQUEST,
-                            "candles",
-                        )
-                    validated = CANDLE_CONTRACT.to_table(payload, source)
-                    if validated.table.num_rows:
-                        _check_candles(validated.table, coin, interval, cursor, end_ms, source)
-                    return validated
+        def fetch_page(cursor: int) -> pa.Table:
+            source = describe_request(
+                "candleSnapshot", coin, interval=interval, start_ms=cursor, end_ms=end_ms
+            )
+            body = {
+                "type": "candleSnapshot",
+                "req": {"coin": coin, "interval": interval, "startTime": cursor, "endTime": end_ms},
+            }
 
-                validated = self._post(http, body, source, validate)
-                added.update(validated.added_fields)
-                page = validated.table
-                if page.num_rows == 0:
-                    break
-                pages.append(page)
-                progress.page(page.num_rows, page["open_time"][-1].value)
-                next_cursor = page["close_time"][-1].value + 1
-                if page.num_rows < MAX_CANDLES_PER_REQUEST:
-                    break
-                if next_cursor <= cursor:  # cannot happen with valid candles; never loop
-                    raise ContractViolation(
+            def validate(payload: Any) -> Any:
+                if isinstance(payload, list):
+                    check_page_size(
                         CANDLE_CONTRACT.dataset,
                         source,
-                        "T",
-                        f"a last close time >= startTime {cursor}",
-                        str(next_cursor - 1),
+                        len(payload),
+                        MAX_CANDLES_PER_REQUEST,
+                        "candles",
                     )
-                cursor = next_cursor
+                validated = CANDLE_CONTRACT.to_table(payload, source)
+                if validated.table.num_rows:
+                    _check_candles(validated.table, coin, interval, cursor, end_ms, source)
+                return validated
+
+            validated = self._post(http, body, source, validate)
+            added.update(validated.added_fields)
+            return validated.table
+
+        def stalled(cursor: int, following: int) -> ContractViolation:
+            # Cannot happen with valid candles (each closes after it opens); never loop.
+            return ContractViolation(
+                CANDLE_CONTRACT.dataset,
+                describe_request(
+                    "candleSnapshot", coin, interval=interval, start_ms=cursor, end_ms=end_ms
+                ),
+                "T",
+                f"a last close time >= startTime {cursor}",
+                str(following - 1),
+            )
+
+        with self._http() as http:
+            pages = time_pages(
+                start_ms,
+                end_ms,
+                fetch_page,
+                page_size=MAX_CANDLES_PER_REQUEST,
+                time_column="open_time",
+                # the next page starts at the last close time + 1 ms (= last open + interval)
+                next_start=lambda page: page["close_time"][-1].value + 1,
+                progress=PullProgress(f"{coin} {interval} candles"),
+                stalled=stalled,
+            )
         self._report_added(CANDLE_CONTRACT.dataset, added)
         table = _concat(pages, CANDLE_CONTRACT.arrow_schema())
         opens = pc.cast(table["open_time"], pa.int64())
@@ -225,45 +227,40 @@ class HyperliquidClient(ExchangeClient):
             HyperliquidAPIError, HyperliquidRetryableResponse, HyperliquidTransportError:
                 as for :meth:`fetch_candles`.
         """
-        pages: list[pa.Table] = []
         added: set[str] = set()
-        cursor = start_ms
-        progress = PullProgress(f"{coin} funding history")
+
+        def fetch_page(cursor: int) -> pa.Table:
+            source = describe_request("fundingHistory", coin, start_ms=cursor, end_ms=end_ms)
+            body = {"type": "fundingHistory", "coin": coin, "startTime": cursor, "endTime": end_ms}
+
+            def validate(payload: Any) -> Any:
+                if isinstance(payload, list):
+                    check_page_size(
+                        FUNDING_CONTRACT.dataset,
+                        source,
+                        len(payload),
+                        MAX_FUNDING_PER_REQUEST,
+                        "funding records",
+                    )
+                validated = FUNDING_CONTRACT.to_table(payload, source)
+                if validated.table.num_rows:
+                    _check_funding(validated.table, coin, cursor, end_ms, source)
+                return validated
+
+            validated = self._post(http, body, source, validate)
+            added.update(validated.added_fields)
+            return validated.table
+
         with self._http() as http:
-            while cursor <= end_ms:
-                source = describe_request("fundingHistory", coin, start_ms=cursor, end_ms=end_ms)
-                body = {
-                    "type": "fundingHistory",
-                    "coin": coin,
-                    "startTime": cursor,
-                    "endTime": end_ms,
-                }
-
-                def validate(payload: Any, source: str = source, cursor: int = cursor) -> Any:
-                    if isinstance(payload, list):
-                        check_page_size(
-                            FUNDING_CONTRACT.dataset,
-                            source,
-                            len(payload),
-                            MAX_FUNDING_PER_REQUEST,
-                            "funding records",
-                        )
-                    validated = FUNDING_CONTRACT.to_table(payload, source)
-                    if validated.table.num_rows:
-                        _check_funding(validated.table, coin, cursor, end_ms, source)
-                    return validated
-
-                validated = self._post(http, body, source, validate)
-                added.update(validated.added_fields)
-                page = validated.table
-                if page.num_rows == 0:
-                    break
-                pages.append(page)
-                last_time = page["time"][-1].value
-                progress.page(page.num_rows, last_time)
-                if page.num_rows < MAX_FUNDING_PER_REQUEST or last_time >= end_ms:
-                    break
-                cursor = last_time + 1
+            pages = time_pages(
+                start_ms,
+                end_ms,
+                fetch_page,
+                page_size=MAX_FUNDING_PER_REQUEST,
+                time_column="time",
+                next_start=lambda page: page["time"][-1].value + 1,
+                progress=PullProgress(f"{coin} funding history"),
+            )
         self._report_added(FUNDING_CONTRACT.dataset, added)
         table = _concat(pages, FUNDING_CONTRACT.arrow_schema())
         return _dedupe_sorted(table, "time", FUNDING_CONTRACT.dataset, coin)
