@@ -416,6 +416,8 @@ def _disk_problem(exc: BaseException) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     # backfill_policy and pools are marked beta; the warning says nothing a user can act on.
     warnings.filterwarnings("ignore", message=".*(beta|preview).*", category=Warning)
+    from mkt_platform import dev
+
     parser = argparse.ArgumentParser(prog="mkt-platform", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser(
@@ -427,13 +429,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     run.add_argument("--start", type=date.fromisoformat, required=True, help="first day")
     run.add_argument("--end", type=date.fromisoformat, required=True, help="last day")
-    run.add_argument(
-        "--replay",
-        type=Path,
-        metavar="DIR",
-        help="serve the recorded exchange data in DIR (e.g. ../shared/data) and pull from it",
-    )
-    run.add_argument("--replay-port", type=int, default=0, help="port of the replay server")
+    dev.add_replay_arguments(run)
     run.add_argument(
         "--only",
         type=lambda text: [name.strip() for name in text.split(",") if name.strip()],
@@ -450,8 +446,6 @@ def main(argv: list[str] | None = None) -> int:
         help="show dbt's output (a line per model and test) and Dagster's log as they come; "
         "by default dbt's output goes only to the log file named at the end",
     )
-    from mkt_platform import dev
-
     dev.add_parser(commands)
     args = parser.parse_args(argv)
     if args.command == "dev":

@@ -69,6 +69,17 @@ def dev(args: argparse.Namespace, dagster_home: Path) -> int:
             signal.signal(signal.SIGTERM, previous)
 
 
+def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--replay DIR`` and ``--replay-port``, as ``materialize`` and ``dev`` take them."""
+    parser.add_argument(
+        "--replay",
+        type=Path,
+        metavar="DIR",
+        help="serve the recorded exchange data in DIR (e.g. ../shared/data) and pull from it",
+    )
+    parser.add_argument("--replay-port", type=int, default=0, help="port of the replay server")
+
+
 def add_parser(commands) -> None:
     """The ``dev`` subcommand of ``mkt-platform``."""
     parser = commands.add_parser(
@@ -79,12 +90,6 @@ def add_parser(commands) -> None:
         "instrument universe are set as materialize --replay sets them, and the schedules that "
         "pull today's partitions start stopped (the recordings hold no today).",
     )
-    parser.add_argument(
-        "--replay",
-        type=Path,
-        metavar="DIR",
-        help="serve the recorded exchange data in DIR (e.g. ../shared/data) and pull from it",
-    )
-    parser.add_argument("--replay-port", type=int, default=0, help="port of the replay server")
+    add_replay_arguments(parser)
     parser.add_argument("--host", default="127.0.0.1", help="address the UI listens on")
     parser.add_argument("--port", type=int, default=3000, help="port of the UI")

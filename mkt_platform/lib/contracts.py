@@ -442,11 +442,24 @@ def _object_column(
         wire_type = pa.int64()
     else:
         wire_type = pa.string()
+    return _cast(dataset, source, field.label, values, wire_type, field.arrow_type)
+
+
+def _cast(
+    dataset: str,
+    source: str,
+    label: str,
+    values: Sequence[Any],
+    wire_type: pa.DataType,
+    arrow_type: pa.DataType,
+) -> pa.Array:
+    """``values`` read as ``wire_type`` and cast to the storage type, or a violation naming
+    the field when Arrow cannot (an integer beyond int64, a value the type cannot hold)."""
     try:
-        return pa.array(values, type=wire_type).cast(field.arrow_type)
+        return pa.array(values, type=wire_type).cast(arrow_type)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OverflowError) as exc:
         raise ContractViolation(
-            dataset, source, field.label, f"a value representable as {field.arrow_type}", str(exc)
+            dataset, source, label, f"a value representable as {arrow_type}", str(exc)
         ) from None
 
 
@@ -492,12 +505,7 @@ def _to_arrow(dataset: str, source: str, field: ContractField, column: Sequence[
                     f"{value!r} in record {index}",
                 )
     wire_type = pa.int64() if field.wire is WireType.INTEGER else pa.string()
-    try:
-        return pa.array(column, type=wire_type).cast(field.arrow_type)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OverflowError) as exc:
-        raise ContractViolation(
-            dataset, source, field.name, f"a value representable as {field.arrow_type}", str(exc)
-        ) from None
+    return _cast(dataset, source, field.name, column, wire_type, field.arrow_type)
 
 
 def _describe(value: Any) -> str:

@@ -34,7 +34,12 @@ from mkt_platform.defs.hyperliquid.contract import (
     INTERVALS,
 )
 from mkt_platform.lib import quarantine
-from mkt_platform.lib.contracts import ContractViolation, MalformedResponse, check_page_size
+from mkt_platform.lib.contracts import (
+    ContractViolation,
+    MalformedResponse,
+    ObjectContract,
+    check_page_size,
+)
 from mkt_platform.lib.http import (
     ExchangeAPIError,
     ExchangeClient,
@@ -158,23 +163,16 @@ class HyperliquidClient(ExchangeClient):
                 "req": {"coin": coin, "interval": interval, "startTime": cursor, "endTime": end_ms},
             }
 
-            def validate(payload: Any) -> Any:
-                if isinstance(payload, list):
-                    check_page_size(
-                        CANDLE_CONTRACT.dataset,
-                        source,
-                        len(payload),
-                        MAX_CANDLES_PER_REQUEST,
-                        "candles",
-                    )
-                validated = CANDLE_CONTRACT.to_table(payload, source)
-                if validated.table.num_rows:
-                    _check_candles(validated.table, coin, interval, cursor, end_ms, source)
-                return validated
-
-            validated = self._post(http, body, source, validate)
-            added.update(validated.added_fields)
-            return validated.table
+            return self._page(
+                http,
+                body,
+                source,
+                CANDLE_CONTRACT,
+                MAX_CANDLES_PER_REQUEST,
+                "candles",
+                lambda table: _check_candles(table, coin, interval, cursor, end_ms, source),
+                added,
+            )
 
         def stalled(cursor: int, following: int) -> ContractViolation:
             # Cannot happen with valid candles (each closes after it opens); never loop.
@@ -233,23 +231,16 @@ class HyperliquidClient(ExchangeClient):
             source = describe_request("fundingHistory", coin, start_ms=cursor, end_ms=end_ms)
             body = {"type": "fundingHistory", "coin": coin, "startTime": cursor, "endTime": end_ms}
 
-            def validate(payload: Any) -> Any:
-                if isinstance(payload, list):
-                    check_page_size(
-                        FUNDING_CONTRACT.dataset,
-                        source,
-                        len(payload),
-                        MAX_FUNDING_PER_REQUEST,
-                        "funding records",
-                    )
-                validated = FUNDING_CONTRACT.to_table(payload, source)
-                if validated.table.num_rows:
-                    _check_funding(validated.table, coin, cursor, end_ms, source)
-                return validated
-
-            validated = self._post(http, body, source, validate)
-            added.update(validated.added_fields)
-            return validated.table
+            return self._page(
+                http,
+                body,
+                source,
+                FUNDING_CONTRACT,
+                MAX_FUNDING_PER_REQUEST,
+                "funding records",
+                lambda table: _check_funding(table, coin, cursor, end_ms, source),
+                added,
+            )
 
         with self._http() as http:
             pages = time_pages(
@@ -315,6 +306,33 @@ class HyperliquidClient(ExchangeClient):
         )
         with quarantine.on_violation(response.content):
             return validate(payload)
+
+    def _page(
+        self,
+        http: httpx.Client,
+        body: dict[str, Any],
+        source: str,
+        contract: ObjectContract,
+        page_size: int,
+        what: str,
+        check: Callable[[pa.Table], None],
+        added: set[str],
+    ) -> pa.Table:
+        """One page of a paged info request: no more records than asked for, each valid
+        against ``contract``, then ``check`` (coin, order, range) on a non-empty table; the
+        keys Hyperliquid added join ``added``."""
+
+        def validate(payload: Any) -> Any:
+            if isinstance(payload, list):
+                check_page_size(contract.dataset, source, len(payload), page_size, what)
+            validated = contract.to_table(payload, source)
+            if validated.table.num_rows:
+                check(validated.table)
+            return validated
+
+        validated = self._post(http, body, source, validate)
+        added.update(validated.added_fields)
+        return validated.table
 
     def _send(self, http: httpx.Client, body: dict[str, Any], source: str) -> httpx.Response:
         response = self._request(http, "POST", INFO_PATH, source, json=body)

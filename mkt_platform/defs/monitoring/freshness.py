@@ -88,14 +88,22 @@ class Freshness:
     metadata: dict[str, Any]
 
     def evaluation(self) -> dg.AssetCheckEvaluation:
-        return dg.AssetCheckEvaluation(
-            asset_key=self.key,
-            check_name=CHECK_NAME,
-            passed=self.passed,
-            severity=dg.AssetCheckSeverity.ERROR,
-            description=self.summary,
-            metadata=self.metadata,
-        )
+        """The outcome as a check evaluation (what the sensor records)."""
+        return dg.AssetCheckEvaluation(**self._fields())
+
+    def result(self) -> dg.AssetCheckResult:
+        """The outcome as a check result (what the check yields when executed)."""
+        return dg.AssetCheckResult(**self._fields())
+
+    def _fields(self) -> dict[str, Any]:
+        return {
+            "asset_key": self.key,
+            "check_name": CHECK_NAME,
+            "passed": self.passed,
+            "severity": dg.AssetCheckSeverity.ERROR,
+            "description": self.summary,
+            "metadata": self.metadata,
+        }
 
 
 def _duration(seconds: float) -> str:
@@ -250,14 +258,7 @@ def build_freshness_checks(rules: Sequence[FreshnessRule]) -> dg.AssetChecksDefi
         wanted = {key.asset_key for key in context.selected_asset_check_keys}
         for result in evaluate_all(context.instance, graph, settings.utcnow(), rules):
             if result.key in wanted:
-                yield dg.AssetCheckResult(
-                    asset_key=result.key,
-                    check_name=CHECK_NAME,
-                    passed=result.passed,
-                    severity=dg.AssetCheckSeverity.ERROR,
-                    description=result.summary,
-                    metadata=result.metadata,
-                )
+                yield result.result()
 
     return freshness_checks
 
