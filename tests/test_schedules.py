@@ -40,7 +40,12 @@ def keys(requests) -> list[tuple[str, list[str]]]:
 
 
 BINANCE = ["binance_klines_1h", "binance_klines_1m"]
-HOURLY = ["deribit_option_trades", "hyperliquid_candles_1h", "hyperliquid_funding_rates"]
+HOURLY = [
+    "deribit_option_trades",
+    "deribit_volatility_index",
+    "hyperliquid_candles_1h",
+    "hyperliquid_funding_rates",
+]
 
 
 def test_cron_and_default_status(defs):
@@ -79,7 +84,7 @@ def test_tick_after_midnight_also_closes_yesterday(defs, instance):
 
 
 def test_hourly_sources_tick(defs, instance):
-    """The hourly schedule pulls Hyperliquid candles and funding and Deribit trades."""
+    """The hourly schedule pulls Hyperliquid candles and funding, Deribit trades and DVOL."""
     requests = tick(defs, instance, "hourly_sources_refresh_schedule", "2022-01-02T00:02")
     assert keys(requests) == [("2022-01-01", HOURLY), ("2022-01-02", HOURLY)]
 

@@ -491,6 +491,21 @@ def _missing_field(contract: PositionalContract, record: Any) -> str | None:
 
 
 def _to_arrow(dataset: str, source: str, field: ContractField, column: Sequence[Any]) -> pa.Array:
+    if pa.types.is_decimal(field.arrow_type) and field.wire is WireType.NUMBER:
+        # JSON numbers decoded exactly (Decimal): stored only if the column holds them exactly.
+        exact = []
+        for index, value in enumerate(column):
+            number = None if value is None else exact_decimal(value, field.arrow_type)
+            if value is not None and number is None:
+                raise ContractViolation(
+                    dataset,
+                    source,
+                    field.name,
+                    f"a value representable exactly as {field.arrow_type} (never rounded)",
+                    f"{value!r} in record {index}",
+                )
+            exact.append(number)
+        return _cast(dataset, source, field.name, exact, field.arrow_type, field.arrow_type)
     if pa.types.is_decimal(field.arrow_type) and field.wire is WireType.NUMERIC_STRING:
         # Arrow's string-to-decimal cast can wrap around silently on values far beyond the
         # precision (e.g. 39 integer digits): check the magnitude exactly first.

@@ -283,6 +283,20 @@ QUALITY_CHECKS: dict[str, tuple[tuple[str, bool, str], ...]] = {
             "instrument, and a confirmed exchange gap (a trading halt) is reported, not failed.",
         ),
     ),
+    "index_candles": (
+        ("no_duplicate_keys", True, "No two rows share (instrument, open time)."),
+        (
+            "times_monotonic_and_aligned",
+            True,
+            "Open times strictly increase per instrument and sit on the interval grid (UTC).",
+        ),
+        ("ohlc_sane", True, "low <= open, close <= high; values positive and not null."),
+        (
+            "expected_candles",
+            False,
+            "Every candle of the elapsed day is there; missing ones are listed per instrument.",
+        ),
+    ),
     "funding": (
         ("no_duplicate_keys", True, "No two funding records share (coin, time)."),
         ("times_monotonic", True, "Funding times strictly increase per coin."),
@@ -447,6 +461,37 @@ def candle_quality(
             day_start_ms + elapsed,
             interval_ms,
             known_gaps,
+        ),
+    ]
+
+
+def index_candle_quality(
+    day: pa.Table,
+    group: str,
+    groups: Sequence[str],
+    time_column: str,
+    day_start_ms: int,
+    interval_ms: int,
+    pulled_at_ms: int,
+) -> list[Any]:
+    """The ``index_candles`` checks of :data:`QUALITY_CHECKS` on one day's candles of an
+    index (no volume): as :func:`candle_quality`, on ``time_column``."""
+    from mkt_platform.lib import quality
+
+    elapsed = min(86_400_000, max(0, pulled_at_ms - day_start_ms)) // interval_ms * interval_ms
+    return [
+        quality.no_duplicate_keys(day, [group, time_column]),
+        quality.times_monotonic_and_aligned(day, group, time_column, interval_ms),
+        quality.ohlc_sane(day, keys=[group, time_column]),
+        quality.expected_candles(
+            day,
+            group,
+            time_column,
+            groups,
+            day_start_ms,
+            day_start_ms + elapsed,
+            interval_ms,
+            None,
         ),
     ]
 

@@ -61,6 +61,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from mkt_platform.replay.deribit_dvol import VOL_INDEX_PATH, VolatilityIndexRecordings
+from mkt_platform.replay.deribit_dvol import page as dvol_page
 from mkt_platform.replay.server import Response
 
 logger = logging.getLogger(__name__)
@@ -167,9 +169,26 @@ class DeribitHandler:
         self._recorded: dict[tuple[Path, ...], _Trades] = {}
         self._synthetic: OrderedDict[Path, _Trades] = OrderedDict()
         self._warned: set[Path] = set()
+        self._dvol = VolatilityIndexRecordings(self.data_dir)
 
     def handle(self, method: str, path: str, query: dict[str, list[str]], body: bytes) -> Response:
         us_in = self._now_us()
+        if path.rstrip("/") == VOL_INDEX_PATH and method == "GET":
+            try:
+                data, continuation = self._volatility_index(query)
+            except DeribitError as err:
+                return _error_response(err, us_in, self._now_us())
+            us_out = self._now_us()
+            return Response.raw_json(
+                (
+                    '{"jsonrpc":"2.0","result":{"data":['
+                    + ",".join(data)
+                    + '],"continuation":'
+                    + ("null" if continuation is None else str(continuation))
+                    + f'}},"usIn":{us_in},"usOut":{us_out},"usDiff":{us_out - us_in},'
+                    + '"testnet":false}'
+                ).encode()
+            )
         if path.rstrip("/") != TRADES_PATH:
             return _error_response(
                 _not_recorded(f"deribit has no route {method} {path}"), us_in, self._now_us()
@@ -194,6 +213,22 @@ class DeribitHandler:
                 + f'"usIn":{us_in},"usOut":{us_out},"usDiff":{us_out - us_in},"testnet":false}}'
             ).encode()
         )
+
+    def _volatility_index(self, query: dict[str, list[str]]) -> tuple[list[str], int | None]:
+        currency = _param(query, "currency", required=True)
+        if currency not in CURRENCIES:
+            raise _invalid("currency", f"must be one of {', '.join(CURRENCIES)}")
+        start = _int_param(query, "start_timestamp", required=True)
+        end = _int_param(query, "end_timestamp", required=True)
+        resolution = _param(query, "resolution", required=True)
+        assert start is not None and end is not None and resolution is not None
+        candles = self._dvol.candles(currency, resolution)
+        if candles is None:
+            raise _not_recorded(
+                f"no recording of the {currency} volatility index at resolution {resolution} "
+                f"in {self.data_dir}; recorded: {', '.join(self._dvol.recorded()) or 'nothing'}"
+            )
+        return dvol_page(candles, start, end)
 
     def _now_us(self) -> int:
         return int(self.clock() * 1_000_000)

@@ -15,7 +15,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from mkt_platform import settings
-from mkt_platform.defs.deribit.contract import OPTION_TRADE_LAKE_SCHEMA
+from mkt_platform.defs.deribit.contract import (
+    OPTION_TRADE_LAKE_SCHEMA,
+    VOLATILITY_INDEX_CONTRACT,
+    VOLATILITY_INDEX_LAKE_SCHEMA,
+)
 from mkt_platform.defs.deribit.instruments import parse_instrument_name
 from mkt_platform.defs.deribit.resources import DeribitAPIError, DeribitClient
 from mkt_platform.lib import lake, raw
@@ -243,3 +247,106 @@ def _pull_day(
         metadata["first_trade_time"] = dg.MetadataValue.timestamp(first_ms / 1000)
         metadata["last_trade_time"] = dg.MetadataValue.timestamp(last_ms / 1000)
     return metadata
+
+
+#: Deribit's volatility index candles in the lake, column by column (units).
+VOLATILITY_INDEX_COLUMNS = {
+    "currency": "Currency whose index it is (BTC, ETH): DVOL, Deribit's 30-day implied volatility.",
+    "resolution": "Candle resolution as Deribit spells it (1D: a UTC day).",
+    **{f.name: f.description for f in VOLATILITY_INDEX_CONTRACT.fields},
+}
+VOLATILITY_INDEX_DAY_MS = 86_400_000
+
+
+def volatility_index_day_tables(
+    deribit: DeribitClient, partition_keys: list[str], now: datetime
+) -> dict[str, pa.Table]:
+    """What each partition's file holds when pulled at ``now``: the daily DVOL candles of
+    every configured currency (Deribit option currencies) that had closed by ``now``, one
+    paged range per currency for all the partitions, each day sorted on currency.
+
+    Raises:
+        ContractViolation: a page broke the candle contract (it is quarantined).
+    """
+    first, last = _day_start(min(partition_keys)), _day_start(max(partition_keys))
+    tables = []
+    for currency in symbols_for(SOURCE, "option"):
+        candles = deribit.fetch_volatility_index(currency, _ms(first), _ms(last), "1D")
+        starts = pc.cast(candles["timestamp"], pa.int64())
+        closed = candles.filter(pc.less_equal(pc.add(starts, VOLATILITY_INDEX_DAY_MS), _ms(now)))
+        tables.append(
+            closed.add_column(0, "currency", pa.array([currency] * closed.num_rows, pa.string()))
+            .add_column(1, "resolution", pa.array(["1D"] * closed.num_rows, pa.string()))
+            .cast(VOLATILITY_INDEX_LAKE_SCHEMA)
+        )
+    rows = pa.concat_tables(tables) if tables else VOLATILITY_INDEX_LAKE_SCHEMA.empty_table()
+    starts = pc.cast(rows["timestamp"], pa.int64())
+    return {
+        pk: rows.filter(
+            pc.and_(
+                pc.greater_equal(starts, _ms(_day_start(pk))),
+                pc.less(starts, _ms(_day_start(pk)) + VOLATILITY_INDEX_DAY_MS),
+            )
+        ).sort_by([("currency", "ascending"), ("timestamp", "ascending")])
+        for pk in partition_keys
+    }
+
+
+def pull_volatility_index(
+    context: dg.AssetExecutionContext, deribit: DeribitClient
+) -> dg.MaterializeResult:
+    """Pull ``deribit_volatility_index`` (daily DVOL candles) for the run's partitions."""
+    key = context.asset_key.to_user_string()
+    currencies = symbols_for(SOURCE, "option")
+    raw.refuse_universe_shrink(
+        key,
+        {
+            pk: lake.raw_partition_path(SOURCE, "volatility_index", pk)
+            for pk in context.partition_keys
+        },
+        "currency",
+        currencies,
+    )
+    pulled_at = settings.utcnow()
+    try:
+        days = volatility_index_day_tables(deribit, context.partition_keys, pulled_at)
+    except ContractViolation as exc:
+        raise raw.contract_failure(exc, key, context.partition_keys) from exc
+    outcomes = {
+        pk: raw.index_candle_quality(
+            day,
+            "currency",
+            currencies,
+            "timestamp",
+            _ms(_day_start(pk)),
+            VOLATILITY_INDEX_DAY_MS,
+            _ms(pulled_at),
+        )
+        for pk, day in days.items()
+    }
+    raw.refuse_failing_partitions(
+        key, f"{SOURCE}_volatility_index", "index_candles", outcomes, days
+    )
+    for pk, day in days.items():
+        counts = {c: day.filter(pc.equal(day["currency"], c)).num_rows for c in currencies}
+        metadata = {
+            "rows_per_instrument": dg.MetadataValue.json(counts),
+            "window_closed": pulled_at >= _day_start(pk) + timedelta(days=1),
+        }
+        if day.num_rows:
+            metadata["last_open_time"] = dg.MetadataValue.timestamp(
+                pc.max(day["timestamp"]).as_py()
+            )
+        metadata.update(
+            raw.write_partition(
+                lake.raw_partition_path(SOURCE, "volatility_index", pk),
+                day,
+                ["currency", "resolution", "timestamp"],
+                "timestamp",
+                VOLATILITY_INDEX_COLUMNS,
+            )
+        )
+        context.add_asset_metadata(metadata, partition_key=pk)
+    return dg.MaterializeResult(
+        check_results=raw.check_results(context.asset_key, "index_candles", outcomes)
+    )

@@ -37,6 +37,7 @@ from mkt_platform.lib.contracts import (
     UTC_MS,
     ContractField,
     ObjectContract,
+    PositionalContract,
     WireType,
 )
 
@@ -304,3 +305,27 @@ def validate_trades(trades: Any, source: str) -> ValidatedTrades:
     added = check_trades(trades, source)
     table, rejected = trades_to_table(trades)
     return ValidatedTrades(table, rejected, added)
+
+
+#: One candle of ``get_volatility_index_data``'s ``result.data``: ``[timestamp, open, high,
+#: low, close]``, the index in percent (decoded exactly with :func:`decode_json`).
+VOLATILITY_INDEX_CONTRACT = PositionalContract(
+    dataset="deribit_volatility_index",
+    fields=(
+        ContractField("timestamp", WireType.INTEGER, UTC_MS, "Candle start (UTC)."),
+        ContractField("open", WireType.NUMBER, PRICE, "First index value (percent)."),
+        ContractField("high", WireType.NUMBER, PRICE, "Highest index value (percent)."),
+        ContractField("low", WireType.NUMBER, PRICE, "Lowest index value (percent)."),
+        ContractField("close", WireType.NUMBER, PRICE, "Last index value (percent)."),
+    ),
+)
+
+#: Storage schema of the raw DVOL Parquet files: the currency, then the candle.
+VOLATILITY_INDEX_LAKE_SCHEMA = pa.schema(
+    [
+        pa.field("currency", pa.string(), nullable=False),
+        pa.field("resolution", pa.string(), nullable=False),
+        *VOLATILITY_INDEX_CONTRACT.arrow_schema(),
+    ],
+    metadata={"contract": VOLATILITY_INDEX_CONTRACT.dataset},
+)

@@ -18,9 +18,11 @@ from typing import Any
 import dagster as dg
 import httpx
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from mkt_platform.defs.deribit.contract import (
     DATASET,
+    VOLATILITY_INDEX_CONTRACT,
     RejectedTrade,
     check_trades,
     decode_json,
@@ -32,11 +34,13 @@ from mkt_platform.lib.http import (
     ExchangeAPIError,
     ExchangeClient,
     ExchangeTransportError,
+    PullProgress,
     RetryableResponse,
 )
 from mkt_platform.settings import DEFAULT_DERIBIT_BASE_URL, DEFAULT_DERIBIT_HISTORY_BASE_URL
 
 TRADES_PATH = "/api/v2/public/get_last_trades_by_currency_and_time"
+VOL_INDEX_PATH = "/api/v2/public/get_volatility_index_data"
 
 #: Deribit serves at most 1000 trades a request.
 MAX_TRADES_PER_REQUEST = 1000
@@ -199,6 +203,86 @@ class DeribitClient(ExchangeClient):
                     )
                 cursor = last_ms
 
+    def fetch_volatility_index(
+        self, currency: str, start_ms: int, end_ms: int, resolution: str = "1D"
+    ) -> pa.Table:
+        """Deribit's volatility index (DVOL) candles of ``currency`` starting in
+        ``[start_ms, end_ms]``: ``GET /api/v2/public/get_volatility_index_data`` on
+        ``base_url``, following ``continuation`` (each answer holds the newest candles of the
+        range; ``continuation`` is the ``end_timestamp`` of the next, older page).
+
+        Args:
+            currency: Deribit currency, e.g. ``BTC``.
+            start_ms, end_ms: candle start times, UTC milliseconds, both inclusive.
+            resolution: ``1D`` (daily), or seconds as Deribit spells them (``3600``).
+
+        Returns:
+            A table of :data:`VOLATILITY_INDEX_CONTRACT` (timestamp UTC; open, high, low,
+            close as DECIMAL(38,8), the index in percent), ascending, without duplicates.
+
+        Raises:
+            ContractViolation: an answer is not ``{"result": {"data": [...],
+                "continuation": int|null}}``, a candle breaks the contract, candles are out of
+                order or outside the range, or ``continuation`` does not move back.
+            DeribitAPIError: Deribit refused the request (the replay answers so for a
+                resolution it holds no recording of).
+            DeribitTransportError: the connection still failed after ``max_attempts``.
+        """
+        pages: list[pa.Table] = []
+        contract = VOLATILITY_INDEX_CONTRACT
+        cursor = end_ms
+        progress = PullProgress(f"{currency} volatility index {resolution}")
+        with self._http(self.base_url) as http:
+            while cursor >= start_ms:
+                params = {
+                    "currency": currency,
+                    "start_timestamp": start_ms,
+                    "end_timestamp": cursor,
+                    "resolution": resolution,
+                }
+                source = (
+                    f"GET {VOL_INDEX_PATH} currency={currency} resolution={resolution} "
+                    f"[{_iso(start_ms)}, {_iso(cursor)}]"
+                )
+                response, (data, continuation) = self._fetch(
+                    lambda params=params, source=source: self._get(
+                        http, params, source, VOL_INDEX_PATH
+                    ),
+                    lambda response, source=source: _index_result(response, source),
+                    DeribitTransportError,
+                    source,
+                )
+                with quarantine.on_violation(response.content):
+                    table = contract.to_table(data, source)
+                    times = pc.cast(table["timestamp"], pa.int64()).to_pylist()
+                    if times != sorted(set(times)) or (
+                        times and (times[0] < start_ms or times[-1] > cursor)
+                    ):
+                        raise ContractViolation(
+                            contract.dataset,
+                            source,
+                            "timestamp",
+                            "ascending candle times within the requested range",
+                            f"{times[:3]}...{times[-3:]}",
+                        )
+                    if continuation is not None and continuation >= cursor:
+                        raise ContractViolation(
+                            contract.dataset,
+                            source,
+                            "continuation",
+                            f"an end_timestamp before {cursor}",
+                            str(continuation),
+                        )
+                if table.num_rows:
+                    pages.append(table)
+                    progress.page(table.num_rows, times[-1])
+                if continuation is None:
+                    break
+                cursor = continuation
+        if not pages:
+            return contract.arrow_schema().empty_table()
+        return pa.concat_tables(reversed(pages))
+
     def _http(self, base_url: str) -> httpx.Client:
         return self._client(base_url)
 
@@ -225,8 +309,10 @@ class DeribitClient(ExchangeClient):
         )
         return trades, has_more, response.content
 
-    def _get(self, http: httpx.Client, params: dict[str, Any], source: str) -> httpx.Response:
-        response = self._request(http, "GET", TRADES_PATH, source, params=params)
+    def _get(
+        self, http: httpx.Client, params: dict[str, Any], source: str, path: str = TRADES_PATH
+    ) -> httpx.Response:
+        response = self._request(http, "GET", path, source, params=params)
         status = response.status_code
         code, message = _deribit_error(response) if status >= 400 else (None, "")
 
@@ -290,6 +376,37 @@ def _result(response: httpx.Response, source: str) -> tuple[list[Any], bool]:
             f"{type(body).__name__}: {response.text[:160]!r}",
         )
     return result["trades"], result["has_more"]
+
+
+def _index_result(response: httpx.Response, source: str) -> tuple[list[Any], int | None]:
+    """``result.data`` and ``result.continuation`` of a 2xx JSON-RPC answer, decoded exactly."""
+    dataset = VOLATILITY_INDEX_CONTRACT.dataset
+    if not response.content.strip():
+        raise MalformedResponse(dataset, source, None, "a JSON-RPC object", "an empty body")
+    try:
+        body = decode_json(response.content)
+    except ValueError as exc:
+        raise MalformedResponse(
+            dataset, source, None, "a JSON-RPC object", f"undecodable body ({exc})"
+        ) from None
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        code, message = _deribit_error(response)
+        raise DeribitAPIError(response.status_code, code, message, source)
+    result = body.get("result") if isinstance(body, dict) else None
+    continuation = result.get("continuation") if isinstance(result, dict) else None
+    if (
+        not isinstance(result, dict)
+        or not isinstance(result.get("data"), list)
+        or not (continuation is None or type(continuation) is int)
+    ):
+        raise ContractViolation(
+            dataset,
+            source,
+            None,
+            'a JSON-RPC object {"result": {"data": [...], "continuation": int or null}}',
+            f"{type(body).__name__}: {response.text[:160]!r}",
+        )
+    return result["data"], continuation
 
 
 def _check_times(trades: list[dict[str, Any]], start_ms: int, end_ms: int, source: str) -> None:

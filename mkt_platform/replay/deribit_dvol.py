@@ -1,0 +1,95 @@
+"""Deribit's volatility index (DVOL) candles, replayed from the recorded daily files.
+
+Route: ``GET /api/v2/public/get_volatility_index_data`` with ``currency``,
+``start_timestamp``, ``end_timestamp`` and ``resolution``; the answer is Deribit's
+``{"result": {"data": [[timestamp, open, high, low, close], ...], "continuation": ...}}``,
+candles ascending, ``continuation`` the ``end_timestamp`` of the next (older) page or
+``null``.
+
+Recordings: ``shared/data/deribit/dvol_<CUR>_1D_<first>_to_<last>.csv`` (SOURCES.md section
+12): Deribit's real daily candles, newest first, ``date,symbol,open,high,low,close``; a
+candle's timestamp is its UTC day's midnight. The values are served as the JSON numbers the
+files print. Only resolution ``1D`` is recorded: any other answers an error, never invented
+candles.
+
+Not recorded, so assumed here: at most :data:`MAX_CANDLES` candles a response (the newest
+of the range), older ones behind ``continuation`` (the oldest candle's timestamp - 1).
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import threading
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+VOL_INDEX_PATH = "/api/v2/public/get_volatility_index_data"
+#: Candles in one response (an assumption: Deribit does not document the cap).
+MAX_CANDLES = 1000
+_FILE_RE = re.compile(r"^dvol_(?P<currency>[A-Z]+)_(?P<resolution>1D)_.+\.csv$")
+_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?")
+
+
+@dataclass(frozen=True)
+class Candles:
+    """One currency's recorded candles, ascending: timestamps and serialised rows."""
+
+    timestamps: list[int]
+    rows_json: list[str]
+
+
+class VolatilityIndexRecordings:
+    """The DVOL files of a folder, loaded on first use."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self._lock = threading.Lock()
+        self._candles: dict[tuple[str, str], Candles] | None = None
+
+    def candles(self, currency: str, resolution: str) -> Candles | None:
+        with self._lock:
+            if self._candles is None:
+                self._candles = self._load()
+            return self._candles.get((currency, resolution))
+
+    def recorded(self) -> list[str]:
+        self.candles("", "")
+        assert self._candles is not None
+        return sorted(f"{c} {r}" for c, r in self._candles)
+
+    def _load(self) -> dict[tuple[str, str], Candles]:
+        found: dict[tuple[str, str], Candles] = {}
+        for path in sorted(self.data_dir.glob("dvol_*.csv")):
+            match = _FILE_RE.match(path.name)
+            if match is None:
+                continue
+            rows: dict[int, str] = {}
+            with path.open(newline="") as handle:
+                for line in csv.DictReader(handle):
+                    if line["symbol"] != match["currency"]:
+                        raise ValueError(f"replay: {path.name} holds symbol {line['symbol']!r}")
+                    day = date.fromisoformat(line["date"])
+                    ts = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() * 1000)
+                    values = [line[k] for k in ("open", "high", "low", "close")]
+                    if not all(_NUMBER.fullmatch(v) for v in values):
+                        raise ValueError(f"replay: {path.name} {line['date']}: not numbers")
+                    rows[ts] = f"[{ts},{','.join(values)}]"
+            ordered = sorted(rows)
+            found[(match["currency"], match["resolution"])] = Candles(
+                ordered, [rows[ts] for ts in ordered]
+            )
+        return found
+
+
+def page(candles: Candles, start_ms: int, end_ms: int) -> tuple[list[str], int | None]:
+    """The candles of ``[start_ms, end_ms]`` a response holds (the newest
+    :data:`MAX_CANDLES`, ascending) and the continuation (``None`` when none is older)."""
+    import bisect
+
+    lo = bisect.bisect_left(candles.timestamps, start_ms)
+    hi = bisect.bisect_right(candles.timestamps, end_ms)
+    first = max(lo, hi - MAX_CANDLES)
+    continuation = candles.timestamps[first] - 1 if first > lo else None
+    return candles.rows_json[first:hi], continuation
