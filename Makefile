@@ -22,12 +22,13 @@ install: $(VENV)/.installed
 
 # The main job on recorded real data, offline, each dataset asked only for days the recordings
 # hold (../shared/data/SOURCES.md): three days of Binance 1m klines (that recording ends on
-# 2023-05-01 21:01), the Deribit option day, then four weeks of Binance 1h klines with the
-# Hyperliquid kPEPE candles (2023-05-21/22) and BTC funding (from 2023-05-12) that fall in them.
+# 2023-05-01 21:01), the Deribit option day with that day's DVOL candle, then four weeks of
+# Binance 1h klines with the Hyperliquid kPEPE candles (2023-05-21/22) and BTC funding (from
+# 2023-05-12) that fall in them.
 # tests/test_cli.py runs the last line and holds the README's sample output to it.
 demo: install
 	$(BIN)/mkt-platform materialize --start 2023-04-28 --end 2023-04-30 --only binance_klines_1m --replay $(SHARED_DATA)
-	$(BIN)/mkt-platform materialize --start 2022-01-01 --end 2022-01-01 --only deribit_option_trades --replay $(SHARED_DATA)
+	$(BIN)/mkt-platform materialize --start 2022-01-01 --end 2022-01-01 --only deribit_option_trades,deribit_volatility_index --replay $(SHARED_DATA)
 	$(BIN)/mkt-platform materialize --start 2023-04-28 --end 2023-05-25 --only binance_klines_1h,hyperliquid_candles_1h,hyperliquid_funding_rates --replay $(SHARED_DATA)
 
 # The suite on every core (pytest-xdist), each test module on one worker so that its
