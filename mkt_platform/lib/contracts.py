@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Context, Decimal, InvalidOperation
 from enum import Enum
+from functools import cache, cached_property
 from typing import Any
 
 import pyarrow as pa
@@ -48,13 +49,21 @@ class WireType(Enum):
     NUMBER = "JSON number decoded exactly (Decimal)"
 
     def accepts(self, value: Any) -> bool:
-        if self is WireType.INTEGER:
-            return type(value) is int
-        if self is WireType.NUMERIC_STRING:
-            return type(value) is str and _NUMERIC.fullmatch(value) is not None
-        if self is WireType.NUMBER:
-            return type(value) is int or (type(value) is Decimal and value.is_finite())
-        return type(value) is str
+        return _ACCEPTS[self](value)
+
+
+#: Whether a decoded JSON value has the wire type (one function per type: fields look theirs
+#: up once, as validation runs per value).
+_ACCEPTS: dict[WireType, Callable[[Any], bool]] = {
+    WireType.INTEGER: lambda value: type(value) is int,
+    WireType.NUMERIC_STRING: lambda value: (
+        type(value) is str and _NUMERIC.fullmatch(value) is not None
+    ),
+    WireType.NUMBER: lambda value: (
+        type(value) is int or (type(value) is Decimal and value.is_finite())
+    ),
+    WireType.STRING: lambda value: type(value) is str,
+}
 
 
 #: A field's range rule: ``(expected, observed)`` when a well-typed value is out of range.
@@ -89,14 +98,23 @@ class ContractField:
     required: bool = True
     check: RangeRule | None = None
 
-    @property
+    # Derived once per field (validation asks them for every value).
+    @cached_property
     def json_key(self) -> str:
         return self.key or self.name
 
-    @property
+    @cached_property
     def label(self) -> str:
         """The field as it appears in the payload, e.g. ``impactPxs[0]``."""
         return self.json_key if self.index is None else f"{self.json_key}[{self.index}]"
+
+    @cached_property
+    def wire_accepts(self) -> Callable[[Any], bool]:
+        return _ACCEPTS[self.wire]
+
+    @cached_property
+    def is_decimal(self) -> bool:
+        return pa.types.is_decimal(self.arrow_type)
 
     def accepts(self, value: Any) -> bool:
         return (self.nullable and value is None) or self.wire.accepts(value)
@@ -384,7 +402,7 @@ class ObjectContract:
                 f"a {field.wire.value} (not null)",
                 f"null in {self._where(record, index)}",
             )
-        if not field.wire.accepts(value):
+        if not field.wire_accepts(value):
             raise ContractViolation(
                 self.dataset,
                 source,
@@ -402,17 +420,8 @@ class ObjectContract:
                 expected,
                 f"{observed} in {self._where(record, index)}",
             )
-        if pa.types.is_decimal(field.arrow_type):
-            exact = exact_decimal(value, field.arrow_type)
-            if exact is None:
-                raise ContractViolation(
-                    self.dataset,
-                    source,
-                    field.label,
-                    f"a value representable exactly as {field.arrow_type} (never rounded)",
-                    f"{value!r} in {self._where(record, index)}",
-                )
-            return exact
+        if field.is_decimal:
+            return _exact(self.dataset, source, field, value, self._where, record, index)
         return value
 
 
@@ -422,12 +431,44 @@ def exact_decimal(value: str | int | Decimal, arrow_type: pa.Decimal128Type) -> 
     precision, scale = arrow_type.precision, arrow_type.scale
     try:
         number = Decimal(value)
-        exact = number.quantize(Decimal(1).scaleb(-scale), context=_WIDE_CONTEXT)
+        exact = number.quantize(_quantum(scale), context=_WIDE_CONTEXT)
     except (InvalidOperation, TypeError, ValueError):
         return None
     if exact != number or exact.adjusted() >= precision - scale:
         return None
     return exact
+
+
+@cache
+def _quantum(scale: int) -> Decimal:
+    return Decimal(1).scaleb(-scale)
+
+
+def _exact(
+    dataset: str,
+    source: str,
+    field: ContractField,
+    value: Any,
+    where: Callable[..., str],
+    *where_args: Any,
+) -> Decimal:
+    """``value`` as an exact Decimal of the field's type (:func:`exact_decimal`), or the
+    violation naming the field and the record (``where(*where_args)``, built only then) when
+    the column cannot hold it exactly."""
+    exact = exact_decimal(value, field.arrow_type)
+    if exact is None:
+        raise ContractViolation(
+            dataset,
+            source,
+            field.label,
+            f"a value representable exactly as {field.arrow_type} (never rounded)",
+            f"{value!r} in {where(*where_args)}",
+        )
+    return exact
+
+
+def _record(index: int) -> str:
+    return f"record {index}"
 
 
 def _object_column(
@@ -493,18 +534,10 @@ def _missing_field(contract: PositionalContract, record: Any) -> str | None:
 def _to_arrow(dataset: str, source: str, field: ContractField, column: Sequence[Any]) -> pa.Array:
     if pa.types.is_decimal(field.arrow_type) and field.wire is WireType.NUMBER:
         # JSON numbers decoded exactly (Decimal): stored only if the column holds them exactly.
-        exact = []
-        for index, value in enumerate(column):
-            number = None if value is None else exact_decimal(value, field.arrow_type)
-            if value is not None and number is None:
-                raise ContractViolation(
-                    dataset,
-                    source,
-                    field.name,
-                    f"a value representable exactly as {field.arrow_type} (never rounded)",
-                    f"{value!r} in record {index}",
-                )
-            exact.append(number)
+        exact = [
+            None if value is None else _exact(dataset, source, field, value, _record, index)
+            for index, value in enumerate(column)
+        ]
         return _cast(dataset, source, field.name, exact, field.arrow_type, field.arrow_type)
     if pa.types.is_decimal(field.arrow_type) and field.wire is WireType.NUMERIC_STRING:
         # Arrow's string-to-decimal cast can wrap around silently on values far beyond the

@@ -27,13 +27,14 @@ import pyarrow as pa
 
 from mkt_platform import settings
 from mkt_platform.lib import lake, raw
-from mkt_platform.lib.materialize import SNAPSHOT_TAG
 from mkt_platform.lib.partitions import raw_backfill_policy, raw_daily_partitions_def
 
 #: Tag on every raw asset: its venue (monitors may select raw assets by it).
 VENUE_TAG = "mkt/venue"
 #: Tag on every raw asset: the dataset's name in the lake (``klines_1h``).
 DATASET_TAG = "mkt/dataset"
+#: Tag of raw assets that snapshot the present and can never be back-filled (``true``).
+SNAPSHOT_TAG = "mkt/snapshot"
 #: Owner of the raw assets unless a spec names another.
 DEFAULT_OWNER = "team:market-data"
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import dagster as dg
 import httpx
@@ -293,6 +293,9 @@ class ExchangeClient(dg.ConfigurableResource):
     ``max_response_bytes``, retried per :func:`retrying` on the subclass's retryable exception.
     """
 
+    #: The exchange's name in messages (the subclass's ``ExchangeAPIError.venue``).
+    venue: ClassVar[str] = ExchangeAPIError.venue
+
     #: Per-phase httpx timeout (connect is at most 5 s), seconds.
     timeout_seconds: float = 10.0
     #: Overall time for one request: connect, headers and the whole body, seconds.
@@ -385,7 +388,7 @@ class ExchangeClient(dg.ConfigurableResource):
                     f"Retry-After {too_long:.0f}s exceeds {self.retry_after_max_seconds:.0f}s"
                 )
             raise RetryableResponse(
-                refused(None).venue,
+                self.venue,
                 response.status_code,
                 retry_after_seconds(response),
                 source,

@@ -30,6 +30,7 @@ from dagster._core.storage.tags import (
 )
 
 from mkt_platform.lib import runs
+from mkt_platform.lib.datasets import SNAPSHOT_TAG
 from mkt_platform.lib.dbt_assets import WAREHOUSE_POOL
 from mkt_platform.lib.partitions import (
     raw_daily_partitions_def,
@@ -37,9 +38,6 @@ from mkt_platform.lib.partitions import (
     session_monthly_partitions_def,
     session_weekly_partitions_def,
 )
-
-#: Asset tag of raw assets that snapshot the present and can never be back-filled.
-SNAPSHOT_TAG = "mkt/snapshot"
 
 
 @dataclass(frozen=True)
@@ -112,11 +110,6 @@ def _raw_assets(graph: BaseAssetGraph) -> set[dg.AssetKey]:
         and graph.get(k).partitions_def is not None
         and graph.get(k).tags.get(SNAPSHOT_TAG) != "true"
     }
-
-
-def raw_datasets(defs: dg.Definitions) -> list[str]:
-    """The names (asset keys) of the raw datasets a plan can pull, sorted."""
-    return sorted(k.to_user_string() for k in _raw_assets(defs.resolve_asset_graph()))
 
 
 def plan(

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +113,25 @@ def change_summary_tables(
         "first_changed": _iso(pc.min(all_times).as_py()) if len(all_times) else None,
         "last_changed": _iso(pc.max(all_times).as_py()) if len(all_times) else None,
     }
+
+
+#: One UTC day, milliseconds.
+DAY_MS = 86_400_000
+
+
+def split_days(
+    rows: pa.Table, time_column: str, partition_keys: Sequence[str], sort_by: Sequence[str] = ()
+) -> dict[str, pa.Table]:
+    """The rows of each UTC day partition (``YYYY-MM-DD``) by ``time_column``: every key
+    present, an empty table for a day with no row; sorted on ``sort_by`` (ascending), else in
+    ``rows``' order. What a pull of many days writes to each partition."""
+    times = pc.cast(rows[time_column], pa.int64())
+    days = {}
+    for partition_key in partition_keys:
+        start = int(datetime.fromisoformat(partition_key).replace(tzinfo=UTC).timestamp() * 1000)
+        day = rows.filter(pc.and_(pc.greater_equal(times, start), pc.less(times, start + DAY_MS)))
+        days[partition_key] = day.sort_by([(c, "ascending") for c in sort_by]) if sort_by else day
+    return days
 
 
 def partition_written(
@@ -283,20 +303,6 @@ QUALITY_CHECKS: dict[str, tuple[tuple[str, bool, str], ...]] = {
             "instrument, and a confirmed exchange gap (a trading halt) is reported, not failed.",
         ),
     ),
-    "index_candles": (
-        ("no_duplicate_keys", True, "No two rows share (instrument, open time)."),
-        (
-            "times_monotonic_and_aligned",
-            True,
-            "Open times strictly increase per instrument and sit on the interval grid (UTC).",
-        ),
-        ("ohlc_sane", True, "low <= open, close <= high; values positive and not null."),
-        (
-            "expected_candles",
-            False,
-            "Every candle of the elapsed day is there; missing ones are listed per instrument.",
-        ),
-    ),
     "funding": (
         ("no_duplicate_keys", True, "No two funding records share (coin, time)."),
         ("times_monotonic", True, "Funding times strictly increase per coin."),
@@ -316,6 +322,12 @@ QUALITY_CHECKS: dict[str, tuple[tuple[str, bool, str], ...]] = {
         ),
     ),
 }
+
+
+#: Candles of an index (no volume): the candle checks but the volumes'.
+QUALITY_CHECKS["index_candles"] = tuple(
+    check for check in QUALITY_CHECKS["candles"] if check[0] != "non_negative_volumes"
+)
 
 
 def refuse_failing_partitions(
@@ -434,8 +446,10 @@ def candle_quality(
     pulled_at_ms: int,
     known_gaps: Mapping[str, Sequence[str]] | None = None,
     volumes: Sequence[str] = ("volume",),
+    time_column: str = "open_time",
 ) -> list[Any]:
-    """The ``candles`` checks of :data:`QUALITY_CHECKS` on one day's candles.
+    """The ``candles`` checks of :data:`QUALITY_CHECKS` on one day's candles, or the
+    ``index_candles`` checks when there are no ``volumes`` (an index such as DVOL).
 
     Expected candles run from the day's start to its end, or to the last candle closed at
     ``pulled_at_ms`` for today's partial day. ``known_gaps`` (per instrument, ``HH:MM-HH:MM``)
@@ -444,45 +458,17 @@ def candle_quality(
     from mkt_platform.lib import quality
 
     elapsed = min(86_400_000, max(0, pulled_at_ms - day_start_ms)) // interval_ms * interval_ms
-    return [
-        quality.no_duplicate_keys(day, [group, "open_time"]),
-        quality.times_monotonic_and_aligned(day, group, "open_time", interval_ms),
-        quality.ohlc_sane(day, keys=[group, "open_time"]),
-        _named(
-            quality.non_negative(day, list(volumes), keys=[group, "open_time"]),
-            "non_negative_volumes",
-        ),
-        quality.expected_candles(
-            day,
-            group,
-            "open_time",
-            groups,
-            day_start_ms,
-            day_start_ms + elapsed,
-            interval_ms,
-            known_gaps,
-        ),
-    ]
-
-
-def index_candle_quality(
-    day: pa.Table,
-    group: str,
-    groups: Sequence[str],
-    time_column: str,
-    day_start_ms: int,
-    interval_ms: int,
-    pulled_at_ms: int,
-) -> list[Any]:
-    """The ``index_candles`` checks of :data:`QUALITY_CHECKS` on one day's candles of an
-    index (no volume): as :func:`candle_quality`, on ``time_column``."""
-    from mkt_platform.lib import quality
-
-    elapsed = min(86_400_000, max(0, pulled_at_ms - day_start_ms)) // interval_ms * interval_ms
-    return [
-        quality.no_duplicate_keys(day, [group, time_column]),
+    keys = [group, time_column]
+    outcomes = [
+        quality.no_duplicate_keys(day, keys),
         quality.times_monotonic_and_aligned(day, group, time_column, interval_ms),
-        quality.ohlc_sane(day, keys=[group, time_column]),
+        quality.ohlc_sane(day, keys=keys),
+    ]
+    if volumes:
+        outcomes.append(
+            _named(quality.non_negative(day, list(volumes), keys=keys), "non_negative_volumes")
+        )
+    outcomes.append(
         quality.expected_candles(
             day,
             group,
@@ -491,9 +477,10 @@ def index_candle_quality(
             day_start_ms,
             day_start_ms + elapsed,
             interval_ms,
-            None,
-        ),
-    ]
+            known_gaps,
+        )
+    )
+    return outcomes
 
 
 def funding_quality(day: pa.Table) -> list[Any]:

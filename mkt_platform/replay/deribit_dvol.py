@@ -18,6 +18,7 @@ of the range), older ones behind ``continuation`` (the oldest candle's timestamp
 
 from __future__ import annotations
 
+import bisect
 import csv
 import re
 import threading
@@ -49,15 +50,17 @@ class VolatilityIndexRecordings:
         self._candles: dict[tuple[str, str], Candles] | None = None
 
     def candles(self, currency: str, resolution: str) -> Candles | None:
+        return self._loaded().get((currency, resolution))
+
+    def recorded(self) -> list[str]:
+        """``CUR RESOLUTION`` of every recording, sorted."""
+        return sorted(f"{c} {r}" for c, r in self._loaded())
+
+    def _loaded(self) -> dict[tuple[str, str], Candles]:
         with self._lock:
             if self._candles is None:
                 self._candles = self._load()
-            return self._candles.get((currency, resolution))
-
-    def recorded(self) -> list[str]:
-        self.candles("", "")
-        assert self._candles is not None
-        return sorted(f"{c} {r}" for c, r in self._candles)
+            return self._candles
 
     def _load(self) -> dict[tuple[str, str], Candles]:
         found: dict[tuple[str, str], Candles] = {}
@@ -86,8 +89,6 @@ class VolatilityIndexRecordings:
 def page(candles: Candles, start_ms: int, end_ms: int) -> tuple[list[str], int | None]:
     """The candles of ``[start_ms, end_ms]`` a response holds (the newest
     :data:`MAX_CANDLES`, ascending) and the continuation (``None`` when none is older)."""
-    import bisect
-
     lo = bisect.bisect_left(candles.timestamps, start_ms)
     hi = bisect.bisect_right(candles.timestamps, end_ms)
     first = max(lo, hi - MAX_CANDLES)

@@ -23,7 +23,7 @@ from mkt_platform.lib.gaps import format_range, missing_ranges, parse_range
 from mkt_platform.lib.instruments import symbols_for
 
 SOURCE = "binance"
-DAY_MS = 86_400_000
+DAY_MS = raw.DAY_MS
 
 
 def _ms(moment: datetime) -> int:

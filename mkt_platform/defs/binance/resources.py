@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import dagster as dg
 import httpx
@@ -62,6 +62,8 @@ class BinanceSpotClient(ExchangeClient):
     429/418 (rate limit / IP ban), waiting ``Retry-After`` seconds when Binance sends it; any
     other 4xx fails at once with Binance's error code and message.
     """
+
+    venue: ClassVar[str] = BinanceAPIError.venue
 
     base_url: str = settings.DEFAULT_BINANCE_BASE_URL
 

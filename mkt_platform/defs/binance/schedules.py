@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from mkt_platform import settings
-from mkt_platform.lib.datasets import latest_metadata, pull_schedule_status
+from mkt_platform.lib.datasets import latest_materialization, pull_schedule_status
 
 
 def gap_repair_requests(
@@ -37,19 +37,15 @@ def gap_repair_requests(
         partition_key = (today - timedelta(days=days_back)).strftime("%Y-%m-%d")
         if partition_key not in existing:
             continue
-        records = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[partition_key]),
-            limit=1,
-        ).records
-        if not records:
+        record = latest_materialization(instance, asset_key, partition_key)
+        if record is None or record.asset_materialization is None:
             continue  # never pulled: the pull schedules and backfills own that
-        metadata = latest_metadata(instance, asset_key, partition_key)
-        unrepaired = metadata.get("unrepaired_candles")
+        unrepaired = record.asset_materialization.metadata.get("unrepaired_candles")
         if unrepaired is None or not unrepaired.value:
             continue
         requests.append(
             dg.RunRequest(
-                run_key=f"gap_repair:{partition_key}:{records[0].storage_id}",
+                run_key=f"gap_repair:{partition_key}:{record.storage_id}",
                 partition_key=partition_key,
                 run_config={
                     "ops": {asset_key.to_python_identifier(): {"config": {"gap_repair": True}}}

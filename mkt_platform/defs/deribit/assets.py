@@ -85,21 +85,10 @@ def option_trade_day_tables(
             if pages
             else OPTION_TRADE_LAKE_SCHEMA.empty_table()
         )
-    days = {}
-    for pk in partition_keys:
-        start_ms = _ms(_day_start(pk))
-        parts = []
-        for trades in per_currency:
-            times = pc.cast(trades["timestamp"], pa.int64())
-            parts.append(
-                trades.filter(
-                    pc.and_(
-                        pc.greater_equal(times, start_ms), pc.less(times, start_ms + 86_400_000)
-                    )
-                )
-            )
-        days[pk] = pa.concat_tables(parts) if parts else OPTION_TRADE_LAKE_SCHEMA.empty_table()
-    return days
+    trades = (
+        pa.concat_tables(per_currency) if per_currency else OPTION_TRADE_LAKE_SCHEMA.empty_table()
+    )
+    return raw.split_days(trades, "timestamp", partition_keys)
 
 
 def pull_option_trades(
@@ -255,7 +244,6 @@ VOLATILITY_INDEX_COLUMNS = {
     "resolution": "Candle resolution as Deribit spells it (1D: a UTC day).",
     **{f.name: f.description for f in VOLATILITY_INDEX_CONTRACT.fields},
 }
-VOLATILITY_INDEX_DAY_MS = 86_400_000
 
 
 def volatility_index_day_tables(
@@ -273,23 +261,14 @@ def volatility_index_day_tables(
     for currency in symbols_for(SOURCE, "option"):
         candles = deribit.fetch_volatility_index(currency, _ms(first), _ms(last), "1D")
         starts = pc.cast(candles["timestamp"], pa.int64())
-        closed = candles.filter(pc.less_equal(pc.add(starts, VOLATILITY_INDEX_DAY_MS), _ms(now)))
+        closed = candles.filter(pc.less_equal(pc.add(starts, raw.DAY_MS), _ms(now)))
         tables.append(
             closed.add_column(0, "currency", pa.array([currency] * closed.num_rows, pa.string()))
             .add_column(1, "resolution", pa.array(["1D"] * closed.num_rows, pa.string()))
             .cast(VOLATILITY_INDEX_LAKE_SCHEMA)
         )
     rows = pa.concat_tables(tables) if tables else VOLATILITY_INDEX_LAKE_SCHEMA.empty_table()
-    starts = pc.cast(rows["timestamp"], pa.int64())
-    return {
-        pk: rows.filter(
-            pc.and_(
-                pc.greater_equal(starts, _ms(_day_start(pk))),
-                pc.less(starts, _ms(_day_start(pk)) + VOLATILITY_INDEX_DAY_MS),
-            )
-        ).sort_by([("currency", "ascending"), ("timestamp", "ascending")])
-        for pk in partition_keys
-    }
+    return raw.split_days(rows, "timestamp", partition_keys, ("currency", "timestamp"))
 
 
 def pull_volatility_index(
@@ -313,14 +292,15 @@ def pull_volatility_index(
     except ContractViolation as exc:
         raise raw.contract_failure(exc, key, context.partition_keys) from exc
     outcomes = {
-        pk: raw.index_candle_quality(
+        pk: raw.candle_quality(
             day,
             "currency",
             currencies,
-            "timestamp",
             _ms(_day_start(pk)),
-            VOLATILITY_INDEX_DAY_MS,
+            raw.DAY_MS,
             _ms(pulled_at),
+            volumes=(),
+            time_column="timestamp",
         )
         for pk, day in days.items()
     }

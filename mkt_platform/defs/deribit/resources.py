@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import dagster as dg
 import httpx
@@ -113,6 +113,8 @@ class DeribitClient(ExchangeClient):
     sends it; any other 4xx fails at once with :class:`DeribitAPIError` carrying Deribit's
     error code and message.
     """
+
+    venue: ClassVar[str] = DeribitAPIError.venue
 
     base_url: str = DEFAULT_DERIBIT_BASE_URL
     history_base_url: str = DEFAULT_DERIBIT_HISTORY_BASE_URL

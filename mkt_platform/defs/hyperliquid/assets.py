@@ -29,7 +29,7 @@ from mkt_platform.lib.gaps import format_range, missing_ranges
 from mkt_platform.lib.instruments import funding_instruments, symbols_for
 
 SOURCE = "hyperliquid"
-DAY_MS = 86_400_000
+DAY_MS = raw.DAY_MS
 
 
 def _ms(moment: datetime) -> int:
@@ -168,17 +168,7 @@ def _day_tables(
     rows = pa.concat_tables(tables) if tables else schema.empty_table()
     if keep is not None:
         rows = rows.filter(keep(rows))
-    return {
-        pk: _between(rows, time_column, _ms(_day_start(pk)), _ms(_day_start(pk)) + DAY_MS).sort_by(
-            [("coin", "ascending"), (time_column, "ascending")]
-        )
-        for pk in partition_keys
-    }
-
-
-def _between(table: pa.Table, column: str, start_ms: int, end_ms: int) -> pa.Table:
-    times = pc.cast(table[column], pa.int64())
-    return table.filter(pc.and_(pc.greater_equal(times, start_ms), pc.less(times, end_ms)))
+    return raw.split_days(rows, time_column, partition_keys, ("coin", time_column))
 
 
 def _write(

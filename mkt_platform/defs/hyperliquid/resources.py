@@ -17,7 +17,7 @@ import itertools
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import dagster as dg
 import httpx
@@ -109,6 +109,8 @@ class HyperliquidClient(ExchangeClient):
     It describes the last fetch of this instance only, so share an instance between threads
     only if you do not read it.
     """
+
+    venue: ClassVar[str] = HyperliquidAPIError.venue
 
     base_url: str = DEFAULT_HYPERLIQUID_BASE_URL
 
