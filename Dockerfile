@@ -19,7 +19,7 @@ COPY deploy ./deploy
 # uv sync --locked refuses a lock that no longer matches pyproject.toml; into the image's own
 # Python (UV_PROJECT_ENVIRONMENT), without the dev extra.
 RUN pip install "uv==$(sed -n '/^name = "uv"$/{n;s/^version = "\(.*\)"$/\1/p;}' uv.lock)" \
-    && uv sync --locked --no-cache \
+    && uv sync --locked --no-cache --compile-bytecode \
     && mkdir -p "$DAGSTER_HOME" /data \
     && cp deploy/dagster.yaml "$DAGSTER_HOME/dagster.yaml"
 

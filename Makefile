@@ -10,12 +10,14 @@ SHARED_DATA ?= ../shared/data
 # removes what the lock does not list. After a change of the dependencies in pyproject.toml,
 # `.venv/bin/uv lock` updates the lock (`--upgrade-package NAME` moves one package): `--locked`
 # refuses a lock that no longer matches pyproject.toml. uv itself is in the lock; the first
-# install takes that version from pip.
+# install takes that version from pip. --compile-bytecode writes every package's .pyc once:
+# where PYTHONDONTWRITEBYTECODE is set, Python would otherwise compile Dagster and dbt again in
+# every process it starts (about 2 CPU-s per process on the development machine).
 UV_VERSION = $(shell sed -n '/^name = "uv"$$/{n;s/^version = "\(.*\)"$$/\1/p;}' uv.lock)
 
 $(VENV)/.installed: pyproject.toml uv.lock
 	test -x $(BIN)/uv || { $(PYTHON) -m venv $(VENV) && $(BIN)/python -m pip install -q uv==$(UV_VERSION); }
-	UV_PROJECT_ENVIRONMENT=$(VENV) $(BIN)/uv sync -q --locked --extra dev
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(BIN)/uv sync -q --locked --extra dev --compile-bytecode
 	touch $@
 
 install: $(VENV)/.installed

@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -140,13 +141,16 @@ def main() -> int:
         print(json.dumps(run_step(args.step, args.start, args.end)))
         return 0
 
+    from mkt_platform.cli import EMBEDDED_DAGSTER_YAML
     from mkt_platform.replay import ReplayServer
     from mkt_platform.replay.server import RECORDED_INSTRUMENTS
+    from mkt_platform.settings import enable_event_batches
 
     with tempfile.TemporaryDirectory() as tmp, ReplayServer(args.replay) as server:
         home = Path(tmp) / "dagster_home"
         home.mkdir()
-        (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+        # The embedded default instance, as `mkt-platform materialize` uses it.
+        shutil.copy(EMBEDDED_DAGSTER_YAML, home / "dagster.yaml")
         env = {
             **os.environ,
             "MKT_DATA_DIR": str(Path(tmp) / "data"),
@@ -154,6 +158,7 @@ def main() -> int:
             **server.platform_environment(),
             "MKT_INSTRUMENTS_FILE": str(RECORDED_INSTRUMENTS),
         }
+        enable_event_batches(env)
         print(f"backfill {args.start}..{args.end}, sessions at the default anchor, replay data")
         print("each step in a fresh process: wall and CPU seconds of the whole process")
         print(f"{'step':<24}{'partitions':>11}{'wall s':>9}{'CPU s':>8}{'peak MiB':>10}  ok")

@@ -448,6 +448,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     dev.add_parser(commands)
     args = parser.parse_args(argv)
+    from mkt_platform.settings import enable_event_batches
+
+    # Dagster writes a run's planned events and each partitioned output's materializations
+    # as batches (in the UI's process, the daemon's, and this one).
+    enable_event_batches()
     if args.command == "dev":
         return dev.dev(args, _dagster_home())
     if args.end < args.start:

@@ -23,6 +23,7 @@ another to dbt.
 | HYPERLIQUID_BASE_URL      | https://api.hyperliquid.xyz | Hyperliquid info API (POST /info)     |
 | DERIBIT_BASE_URL          | https://www.deribit.com     | Deribit API (the last day)            |
 | DERIBIT_HISTORY_BASE_URL  | https://history.deribit.com | Deribit history API (older days)      |
+| DAGSTER_EVENT_BATCH_SIZE  | 1000 (set by the CLI)       | Dagster's batched event writes        |
 """
 
 from __future__ import annotations
@@ -256,3 +257,19 @@ def utcnow() -> datetime:
     """The current time, UTC. Every "now" of the platform (pull times, freshness, lookbacks)
     comes from here, so that tests can evaluate sensors and checks at a recorded moment."""
     return datetime.now(UTC)
+
+
+#: Dagster's switch for batched event writes (0 or unset: one write per event), and the most
+#: events it buffers before writing (a batch also ends with its last event). Dagster reads it
+#: in every process that creates runs (planned events) or executes them (materializations).
+EVENT_BATCH_SIZE_ENV = "DAGSTER_EVENT_BATCH_SIZE"
+DEFAULT_EVENT_BATCH_SIZE = 1000
+
+
+def enable_event_batches(environ: dict[str, str] | None = None) -> None:
+    """Switch on Dagster's batched event writes in ``environ`` (default: this process's
+    environment, which its children inherit), unless the variable is already set. The batches
+    are written in one statement by Dagster's PostgreSQL storage and in one transaction by the
+    embedded instance's (:mod:`mkt_platform.lib.event_storage`)."""
+    target = os.environ if environ is None else environ
+    target.setdefault(EVENT_BATCH_SIZE_ENV, str(DEFAULT_EVENT_BATCH_SIZE))

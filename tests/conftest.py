@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -114,6 +116,24 @@ def hourly_universe(data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     path.write_text(yaml.safe_dump({"instruments": hourly}))
     monkeypatch.setenv("MKT_INSTRUMENTS_FILE", str(path))
     return path
+
+
+@contextmanager
+def instance_of(home: Path) -> Iterator[dg.DagsterInstance]:
+    """The instance whose dagster.yaml is in ``home``, loaded as Dagster loads DAGSTER_HOME's:
+    the embedded config (mkt_platform/dagster.yaml) reads ``{env: DAGSTER_HOME}``, which is
+    set to ``home`` while the instance is built."""
+    previous = os.environ.get("DAGSTER_HOME")
+    os.environ["DAGSTER_HOME"] = str(home)
+    try:
+        instance = dg.DagsterInstance.from_config(str(home))
+    finally:
+        if previous is None:
+            del os.environ["DAGSTER_HOME"]
+        else:
+            os.environ["DAGSTER_HOME"] = previous
+    with instance:
+        yield instance
 
 
 @pytest.fixture

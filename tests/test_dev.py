@@ -64,8 +64,10 @@ def test_dev_serves_the_ui_against_the_replay(tmp_path):
         run_id = launch_run(port, "binance_klines_1h", "2023-03-24")
         wait_for(
             "the run",
-            lambda: graphql(port, RUN_STATUS, {"id": run_id})["runOrError"]["status"]
-            in ("SUCCESS", "FAILURE", "CANCELED"),
+            lambda: (
+                graphql(port, RUN_STATUS, {"id": run_id})["runOrError"]["status"]
+                in ("SUCCESS", "FAILURE", "CANCELED")
+            ),
             240,
             proc,
             interval=2,

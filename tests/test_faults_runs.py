@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import dagster as dg
@@ -22,7 +23,7 @@ import pytest
 from dagster._core.events import EngineEventData
 from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
 
-from tests.conftest import SHARED_DATA, read_sessions
+from tests.conftest import SHARED_DATA, instance_of, read_sessions
 
 CLI = str(Path(sys.executable).parent / "mkt-platform")
 POOL = "duckdb_warehouse"
@@ -94,8 +95,8 @@ def alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def instance_at(data_dir: Path) -> dg.DagsterInstance:
-    return dg.DagsterInstance.from_config(str(data_dir / "dagster_home"))
+def instance_at(data_dir: Path) -> AbstractContextManager[dg.DagsterInstance]:
+    return instance_of(data_dir / "dagster_home")
 
 
 @pytest.mark.slow

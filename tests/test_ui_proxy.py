@@ -20,12 +20,11 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import dagster as dg
 import httpx
 import pytest
 from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
 
-from tests.conftest import REPO
+from tests.conftest import REPO, instance_of
 from tests.test_deployment import compose_config, free_port, wait_for
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -50,7 +49,7 @@ def proxied_ui(tmp_path) -> Iterator[tuple[str, str]]:
     home.mkdir()
     shutil.copy(REPO / "mkt_platform" / "dagster.yaml", home / "dagster.yaml")
     run_id = str(uuid.uuid4())
-    with dg.DagsterInstance.from_config(str(home)) as instance:
+    with instance_of(home) as instance:
         instance.add_run(
             DagsterRun(job_name="kept", run_id=run_id, status=DagsterRunStatus.SUCCESS)
         )

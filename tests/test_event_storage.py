@@ -1,0 +1,147 @@
+"""The embedded instance's event log (mkt_platform/lib/event_storage.py) stores a batch as
+Dagster's SQLite storage stores its events one by one, and a batch that fails half-way leaves
+nothing behind for Dagster's one-by-one retry to duplicate.
+
+Both instances are real SQLite instances in temporary DAGSTER_HOMEs: the stock one with
+Dagster's default storage, the other with the shipped mkt_platform/dagster.yaml.
+"""
+
+import shutil
+from collections import Counter
+from contextlib import AbstractContextManager
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from mkt_platform.lib.event_storage import BatchingSqliteEventLogStorage
+from mkt_platform.settings import EVENT_BATCH_SIZE_ENV, enable_event_batches
+from tests.conftest import instance_of
+
+REPO = Path(__file__).resolve().parents[1]
+PARTITIONS = dg.DailyPartitionsDefinition(start_date="2023-01-01", end_date="2023-01-11")
+KEYS = [dg.AssetKey("a"), dg.AssetKey("b"), dg.AssetKey("c")]
+
+
+@dg.multi_asset(
+    specs=[dg.AssetSpec(key) for key in KEYS],
+    partitions_def=PARTITIONS,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+)
+def three(context: dg.AssetExecutionContext):
+    """Materializes ``a`` and ``b`` over the run's range, then fails before ``c``."""
+    yield dg.MaterializeResult(asset_key="a", metadata={"rows": 1})
+    yield dg.MaterializeResult(asset_key="b", metadata={"rows": 2})
+    raise RuntimeError("c fails")
+
+
+def open_instance(home: Path, shipped: bool) -> AbstractContextManager[dg.DagsterInstance]:
+    home.mkdir()
+    if shipped:
+        shutil.copy(REPO / "mkt_platform" / "dagster.yaml", home / "dagster.yaml")
+    else:
+        (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    return instance_of(home)
+
+
+def run_and_read(instance: dg.DagsterInstance) -> dict:
+    """One single-run backfill of all ten days, and what Dagster reads back from the store."""
+    keys = PARTITIONS.get_partition_keys()
+    result = dg.materialize(
+        [three],
+        instance=instance,
+        tags={
+            "dagster/asset_partition_range_start": keys[0],
+            "dagster/asset_partition_range_end": keys[-1],
+        },
+        raise_on_error=False,
+    )
+    assert not result.success
+    storage = instance.event_log_storage
+    read: dict = {
+        "run log": Counter(
+            e.dagster_event.event_type_value
+            for e in instance.all_logs(result.run_id)
+            if e.dagster_event is not None
+        )
+    }
+    for key in KEYS:
+        records = instance.fetch_materializations(key, limit=100).records
+        latest = instance.get_latest_materialization_event(key)
+        read[key.to_user_string()] = {
+            "materialized": sorted(instance.get_materialized_partitions(key)),
+            "records per partition": Counter(r.partition_key for r in records),
+            "metadata": sorted(
+                (r.partition_key, r.asset_materialization.metadata["rows"].value) for r in records
+            ),
+            "latest": latest.dagster_event.partition if latest else None,
+            "planned but not materialized": sorted(
+                storage.get_latest_asset_partition_materialization_attempts_without_materializations(
+                    key
+                )
+            ),
+        }
+    return read
+
+
+def test_batched_writes_store_what_the_stock_storage_stores(tmp_path, monkeypatch):
+    monkeypatch.delenv(EVENT_BATCH_SIZE_ENV, raising=False)
+    with open_instance(tmp_path / "stock", shipped=False) as stock:
+        expected = run_and_read(stock)
+
+    enable_event_batches()
+    batches: list[int] = []
+    store_batch = BatchingSqliteEventLogStorage.store_event_batch
+
+    def counted(self, events):
+        batches.append(len(events))
+        return store_batch(self, events)
+
+    monkeypatch.setattr(BatchingSqliteEventLogStorage, "store_event_batch", counted)
+    with open_instance(tmp_path / "shipped", shipped=True) as batched:
+        assert isinstance(batched.event_log_storage, BatchingSqliteEventLogStorage)
+        assert (
+            Path(batched.event_log_storage._base_dir) == tmp_path / "shipped" / "history" / "runs"
+        )
+        got = run_and_read(batched)
+
+    # The run planned 3 assets x 10 days (one batch) and materialized a and b (a batch each).
+    assert sorted(batches) == [10, 10, 30]
+    assert got == expected
+    # What the comparison covers is not empty: c's ten days are planned and never
+    # materialized (the UI shows them failed), a's and b's are materialized once each.
+    assert len(expected["c"]["planned but not materialized"]) == 10
+    assert expected["a"]["records per partition"] == Counter(PARTITIONS.get_partition_keys())
+    assert expected["run log"]["ASSET_MATERIALIZATION_PLANNED"] == 30
+    assert expected["run log"]["ASSET_MATERIALIZATION"] == 20
+
+
+def test_a_batch_that_fails_half_way_is_stored_once_by_dagsters_retry(tmp_path, monkeypatch):
+    """The index write of the first batch dies after some rows: its transaction rolls back,
+    Dagster stores the events one by one, and no materialization is stored twice."""
+    enable_event_batches()
+    store_asset_event = BatchingSqliteEventLogStorage._store_asset_event
+    calls = {"n": 0}
+
+    def dies_once(self, conn, event, event_id):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise OSError("disk I/O error (injected)")
+        return store_asset_event(self, conn, event, event_id)
+
+    monkeypatch.setattr(BatchingSqliteEventLogStorage, "_store_asset_event", dies_once)
+    with open_instance(tmp_path / "home", shipped=True) as instance:
+        got = run_and_read(instance)
+    assert calls["n"] > 5  # the injected failure happened, and writing went on after it
+    for key in ("a", "b"):
+        assert got[key]["records per partition"] == Counter(PARTITIONS.get_partition_keys())
+    assert len(got["c"]["planned but not materialized"]) == 10
+    assert got["run log"]["ASSET_MATERIALIZATION_PLANNED"] == 30
+    assert got["run log"]["ASSET_MATERIALIZATION"] == 20
+
+
+@pytest.mark.parametrize("preset", [None, "0"])
+def test_enable_event_batches_keeps_a_value_already_set(preset):
+    environ = {} if preset is None else {EVENT_BATCH_SIZE_ENV: preset}
+    enable_event_batches(environ)
+    assert environ[EVENT_BATCH_SIZE_ENV] == ("1000" if preset is None else "0")
