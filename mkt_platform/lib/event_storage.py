@@ -37,6 +37,7 @@ from typing import Any
 from dagster import StringSource
 from dagster._core.events import ASSET_EVENTS
 from dagster._core.events.log import EventLogEntry
+from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._serdes import ConfigurableClassData
 
@@ -73,8 +74,10 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
         The index (what asset queries, partition status and the UI's asset pages read) is
         written first, in one transaction: if it fails, nothing of the batch is stored and the
         error goes to Dagster, which then stores the events one at a time. The run's own log
-        follows in one transaction. Events other than asset events (asset check planned
-        events) take :meth:`store_event`.
+        follows in one transaction. Each event is serialized once for both. The asset-key
+        table, which keeps an asset's last event of each kind, is written with the last event
+        of each (asset, kind) of the batch, in order: what writing every event would leave.
+        Events other than asset events (asset check planned events) take :meth:`store_event`.
         """
         asset_events = [
             event
@@ -82,22 +85,31 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
             if event.is_dagster_event and event.dagster_event_type in ASSET_EVENTS
         ]
         if asset_events:
+            rows = [self._event_to_row(event) for event in asset_events]
             with self.index_transaction() as conn:
-                event_ids = []
-                for event in asset_events:
-                    event_id = conn.execute(self.prepare_insert_event(event)).inserted_primary_key[
-                        0
-                    ]
+                event_ids = [
+                    conn.execute(
+                        SqlEventLogStorageTable.insert().values(**row)
+                    ).inserted_primary_key[0]
+                    for row in rows
+                ]
+                last: dict[tuple[str, str], tuple[EventLogEntry, int]] = {}
+                for event, event_id in zip(asset_events, event_ids, strict=True):
+                    kind = (
+                        event.get_dagster_event().asset_key.to_string(),
+                        event.dagster_event_type,
+                    )
+                    last.pop(kind, None)  # re-inserted: dicts keep insertion order
+                    last[kind] = (event, event_id)
+                for event, event_id in last.values():
                     self._store_asset_event(conn, event, event_id)
-                    event_ids.append(event_id)
                 self._store_asset_event_tags(conn, asset_events, event_ids)
-            by_run: dict[str, list[EventLogEntry]] = defaultdict(list)
-            for event in asset_events:
-                by_run[event.run_id].append(event)
-            for run_id, run_events in by_run.items():
+            by_run: dict[str, list[dict[str, Any]]] = defaultdict(list)
+            for event, row in zip(asset_events, rows, strict=True):
+                by_run[event.run_id].append(row)
+            for run_id, run_rows in by_run.items():
                 with self.run_connection(run_id) as conn:
-                    for event in run_events:
-                        conn.execute(self.prepare_insert_event(event))
+                    conn.execute(SqlEventLogStorageTable.insert(), run_rows)
         for event in events:
             if not (event.is_dagster_event and event.dagster_event_type in ASSET_EVENTS):
                 self.store_event(event)
