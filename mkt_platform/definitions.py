@@ -29,4 +29,10 @@ def build_definitions() -> dg.Definitions:
     )
 
 
-defs = build_definitions()
+@dg.definitions
+def defs() -> dg.Definitions:
+    """The code location's definitions, built when Dagster loads it (``dg dev``, ``dagster api
+    grpc -m mkt_platform.definitions``), not when this module is imported: the CLI and the
+    benchmarks import :func:`build_definitions` after setting their environment and build
+    once."""
+    return build_definitions()
