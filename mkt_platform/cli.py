@@ -448,6 +448,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     dev.add_parser(commands)
     args = parser.parse_args(argv)
+    # Started in the background of a script, a process inherits SIGINT ignored; Dagster sets
+    # SIGTERM to SIGINT's handler after each run, which would leave the CLI deaf to SIGTERM
+    # from its second step on (and `dev` deaf to Ctrl-C). Ctrl-C and SIGTERM always stop it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from mkt_platform.settings import enable_event_batches
 
     # Dagster writes a run's planned events and each partitioned output's materializations

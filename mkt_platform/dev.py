@@ -34,6 +34,10 @@ def dg_command(host: str, port: int) -> list[str]:
     return [str(Path(sys.executable).parent / "dg"), "dev", "--host", host, "--port", str(port)]
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def dev(args: argparse.Namespace, dagster_home: Path) -> int:
     """Run the UI until it exits or is interrupted; returns its exit code (130 on Ctrl-C)."""
     env = {**os.environ, "DAGSTER_HOME": str(dagster_home)}
@@ -53,7 +57,13 @@ def dev(args: argparse.Namespace, dagster_home: Path) -> int:
             "Ctrl-C stops it",
             flush=True,
         )
-        child = subprocess.Popen(dg_command(args.host, args.port), cwd=PROJECT_ROOT, env=env)
+        child = subprocess.Popen(
+            dg_command(args.host, args.port),
+            cwd=PROJECT_ROOT,
+            env=env,
+            # dg dev stops on SIGINT: it must not inherit SIGINT ignored from a background start.
+            preexec_fn=_default_sigint,
+        )
         previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
         try:
             return child.wait()

@@ -40,13 +40,19 @@ def cli_args(day: str = "2023-01-02") -> list[str]:
     return [CLI, "materialize", "--start", day, "--end", day, "--replay", str(SHARED_DATA)]
 
 
-def start_cli(data_dir: Path, **extra: str) -> subprocess.Popen:
+def ignore_sigint() -> None:
+    """As a shell script's background job starts: SIGINT ignored (inherited across exec)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def start_cli(data_dir: Path, background: bool = False, **extra: str) -> subprocess.Popen:
     return subprocess.Popen(
         cli_args(),
         env=cli_env(data_dir, **extra),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=ignore_sigint if background else None,
     )
 
 
@@ -167,7 +173,8 @@ def hold_pool(data_dir: Path, pid: int) -> str:
 def test_a_cli_waiting_for_the_pool_says_so_gives_up_and_stops_on_sigterm(tmp_path):
     """A live run of another process holds the warehouse pool: the CLI names it and how long
     it has waited, gives up after MKT_POOL_WAIT_SECONDS with a clear message (exit 1), and a
-    second CLI stops at once on SIGTERM (exit 130); the holder's run is left alone."""
+    second CLI, started in the background of a script, stops at once on SIGTERM (exit 130);
+    the holder's run is left alone."""
     data_dir = tmp_path / "data"
     holder = subprocess.Popen(["sleep", "300"])
     try:
@@ -181,7 +188,9 @@ def test_a_cli_waiting_for_the_pool_says_so_gives_up_and_stops_on_sigterm(tmp_pa
         assert "MKT_POOL_WAIT_SECONDS" in done.stderr
         assert time.monotonic() - started < 200
 
-        waiting = start_cli(data_dir)
+        # Started as a script's background job (SIGINT ignored): after its raw-pull run,
+        # Dagster had set SIGTERM to SIGINT's handler, and SIGTERM was ignored too.
+        waiting = start_cli(data_dir, background=True)
         read_until(waiting, "waiting for pool")
         sent = time.monotonic()
         waiting.send_signal(signal.SIGTERM)

@@ -1,0 +1,236 @@
+"""Benchmark: the steady state. What one refresh costs, flat as the lake grows, and what the
+default schedules, sensors and automation spend per hour.
+
+On a lake of the recorded universe (Binance 1h and 1m, Hyperliquid kPEPE candles and BTC
+funding, Deribit, from the replay server, into an empty data dir and the embedded instance):
+
+1. a 1-month lake (2023-06-01..06-30, `mkt-platform materialize` in one process), then:
+   - a steady-state refresh as the 5-minute schedule and the automation run it: re-pull the
+     last day's Binance partition (binance_klines_1h and 1m, 2023-06-30) in a fresh process,
+     then rebuild the two daily sessions over that UTC day in another, as a run worker does;
+   - a one-session refresh of the session marts alone (session 2023-06-15) and a one-day
+     build of the UTC-daily marts (options and funding, 2023-06-15) through Dagster, each a
+     fresh process;
+2. the lake grown to 6 months (2023-01-01..05-31 added), the same three measured again;
+3. one tick of each sensor of the code location and of the automation, evaluated in a
+   process on the 6-month instance at 2023-07-01 00:30 UTC (its CPU seconds per tick);
+4. the CPU seconds per hour of the default schedules and sensors: COMPUTED from the measured
+   costs above and the cron and sensor intervals (not measured over an hour), as printed.
+
+Wall and CPU seconds are of the whole process (start, code-location load, the run, dbt).
+Not a test: it prints figures, it asserts nothing.
+
+    python benchmarks/steady_state.py --replay ../shared/data
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+#: The "now" of the measured ticks: just after the last day of the lake closed.
+NOW = datetime(2023, 7, 1, 0, 30, tzinfo=UTC)
+LAST_DAY = date(2023, 6, 30)
+MID_DAY = date(2023, 6, 15)
+
+
+def cpu_of_children() -> float:
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def measure(args: list[str], env: dict[str, str]) -> tuple[float, float, str]:
+    """Run ``args`` as a fresh process; its wall and CPU seconds and its last stdout line."""
+    before, started = cpu_of_children(), time.perf_counter()
+    done = subprocess.run(args, env=env, capture_output=True, text=True)
+    wall, cpu = time.perf_counter() - started, cpu_of_children() - before
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(args[:4])}... failed:\n{done.stderr[-3000:]}")
+    lines = done.stdout.strip().splitlines()
+    return wall, cpu, lines[-1] if lines else ""
+
+
+def run_one(kind: str, day: date) -> None:
+    """In this process: one run as a run worker makes it (see the module docstring)."""
+    warnings.filterwarnings("ignore")
+    import dagster as dg
+
+    from mkt_platform.definitions import build_definitions
+    from mkt_platform.lib.materialize import RangeStep, plan, run_plan
+
+    defs = build_definitions()
+    if kind == "refresh pull":
+        only = ["binance_klines_1h", "binance_klines_1m"]
+        (pull, *_) = plan(defs, day, day, only=only)
+        steps = [RangeStep(pull.label, pull.selection, (day.isoformat(),))]
+    elif kind == "refresh sessions":
+        steps = [s for s in plan(defs, day - timedelta(days=1), day) if s.label == "dbt sessions"]
+    elif kind == "one session":
+        steps = [s for s in plan(defs, day, day) if s.label == "dbt sessions"]
+    elif kind == "one day of options and funding":
+        steps = [s for s in plan(defs, day, day) if s.label == "dbt options and funding"]
+    else:
+        raise ValueError(kind)
+    with dg.DagsterInstance.get() as instance:
+        results = run_plan(defs, steps, instance, progress=lambda _: None)
+    print(json.dumps({"ok": all(r.success for r in results), "keys": steps[0].partition_keys}))
+
+
+def tick_costs() -> None:
+    """In this process: the CPU seconds of one tick of each sensor and of the automation,
+    evaluated at :data:`NOW` on the instance (the second of two ticks, the steady case)."""
+    warnings.filterwarnings("ignore")
+    import dagster as dg
+
+    from mkt_platform import settings
+    from mkt_platform.definitions import build_definitions
+
+    settings.utcnow = lambda: NOW  # every "now" of the platform comes from here
+    defs = build_definitions()
+    costs: dict[str, float] = {}
+    with dg.DagsterInstance.get() as instance:
+        for sensor in defs.sensors:
+            if isinstance(sensor, dg.AutomationConditionSensorDefinition):
+                cursor = None
+                for _ in range(2):
+                    started = time.process_time()
+                    result = dg.evaluate_automation_conditions(
+                        defs=defs, instance=instance, cursor=cursor, evaluation_time=NOW
+                    )
+                    cursor = result.cursor
+                    costs[sensor.name] = time.process_time() - started
+                continue
+            cursor = None
+            for _ in range(2):
+                context = dg.build_sensor_context(
+                    instance=instance,
+                    cursor=cursor,
+                    definitions=defs,
+                    resources=defs.resources,
+                )
+                started = time.process_time()
+                sensor(context)
+                costs[sensor.name] = time.process_time() - started
+                cursor = context.cursor
+        intervals = {s.name: s.minimum_interval_seconds or 30 for s in defs.sensors}
+    print(json.dumps({"costs": costs, "intervals": intervals}))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--replay", type=Path, required=True, help="recorded data dir")
+    parser.add_argument("--run", help=argparse.SUPPRESS)
+    parser.add_argument("--day", type=date.fromisoformat, help=argparse.SUPPRESS)
+    parser.add_argument("--ticks", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.run:
+        run_one(args.run, args.day)
+        return 0
+    if args.ticks:
+        tick_costs()
+        return 0
+
+    from mkt_platform.cli import EMBEDDED_DAGSTER_YAML
+    from mkt_platform.replay import ReplayServer
+    from mkt_platform.replay.server import RECORDED_INSTRUMENTS
+    from mkt_platform.settings import enable_event_batches
+
+    here = [sys.executable, __file__, "--replay", str(args.replay)]
+    cli = [str(Path(sys.executable).parent / "mkt-platform"), "materialize"]
+    with tempfile.TemporaryDirectory() as tmp, ReplayServer(args.replay) as server:
+        home = Path(tmp) / "dagster_home"
+        home.mkdir()
+        shutil.copy(EMBEDDED_DAGSTER_YAML, home / "dagster.yaml")
+        env = {
+            **os.environ,
+            "MKT_DATA_DIR": str(Path(tmp) / "data"),
+            "DAGSTER_HOME": str(home),
+            **server.platform_environment(),
+            "MKT_INSTRUMENTS_FILE": str(RECORDED_INSTRUMENTS),
+        }
+        enable_event_batches(env)
+        figures: dict[str, dict[str, tuple[float, float]]] = {}
+        lakes = (
+            ("1-month lake", date(2023, 6, 1), date(2023, 6, 30)),
+            ("6-month lake", date(2023, 1, 1), date(2023, 5, 31)),
+        )
+        for lake, start, end in lakes:
+            wall, cpu, _ = measure([*cli, "--start", str(start), "--end", str(end)], env)
+            print(f"{lake}: {start}..{end} materialized in {wall:.1f} s wall, {cpu:.1f} CPU-s")
+            figures[lake] = {}
+            for kind, day in (
+                ("refresh pull", LAST_DAY),
+                ("refresh sessions", LAST_DAY),
+                ("one session", MID_DAY),
+                ("one day of options and funding", MID_DAY),
+            ):
+                wall, cpu, out = measure([*here, "--run", kind, "--day", str(day)], env)
+                result = json.loads(out)
+                if not result["ok"]:
+                    print(f"  {kind} failed")
+                    return 1
+                figures[lake][kind] = (wall, cpu)
+        print()
+        print("one run each, a fresh process (as a run worker), wall s / CPU s")
+        print(f"{'':<44}{'1-month lake':>16}{'6-month lake':>16}")
+        for kind in figures["1-month lake"]:
+            cells = "".join(
+                f"{figures[lake][kind][0]:>8.1f}{figures[lake][kind][1]:>8.1f}" for lake in figures
+            )
+            print(f"{kind:<44}{cells}")
+        refresh = [
+            sum(figures[lake][k][i] for k in ("refresh pull", "refresh sessions"))
+            for lake in figures
+            for i in (0, 1)
+        ]
+        print(
+            f"{'steady-state refresh (pull + sessions)':<44}"
+            + "".join(f"{value:>8.1f}" for value in refresh)
+        )
+
+        _, _, out = measure([*here, "--ticks"], env)
+        ticks = json.loads(out)
+        print()
+        print(f"one tick at {NOW:%Y-%m-%d %H:%M} UTC on the 6-month instance (CPU s, in process)")
+        per_hour: dict[str, float] = {}
+        for name, cost in sorted(ticks["costs"].items()):
+            interval = ticks["intervals"][name]
+            per_hour[name] = cost * 3600 / interval
+            print(f"  {name:<30} {cost:6.2f} every {interval:>5} s: {per_hour[name]:7.1f} CPU-s/h")
+        six = figures["6-month lake"]
+        # The 5-minute Binance refresh: a pull run and the session run the automation starts,
+        # 12 times an hour. The hourly refresh (Hyperliquid, Deribit, DVOL) and its marts and
+        # the :05 asset-context snapshot are counted as one more pull-and-sessions run plus
+        # one UTC-daily run an hour: an estimate from the measured Binance refresh, not a
+        # measurement of those pulls.
+        schedules = {
+            "binance_klines_refresh_schedule + automation (12/h)": 12
+            * (six["refresh pull"][1] + six["refresh sessions"][1]),
+            "hourly sources + asset contexts + their marts (est., 1/h)": six["refresh pull"][1]
+            + six["refresh sessions"][1]
+            + six["one day of options and funding"][1],
+        }
+        for name, value in schedules.items():
+            print(f"  {name:<58} {value:7.1f} CPU-s/h")
+        total = sum(per_hour.values()) + sum(schedules.values())
+        print(
+            f"the default schedules, sensors and automation: {total:.0f} CPU-s per hour "
+            "(COMPUTED from the per-run and per-tick costs above and the intervals; a "
+            "sensor tick in the daemon also pays a gRPC call to the code server, not counted)"
+        )
+        print("load average (1, 5, 15 min): " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
