@@ -42,6 +42,8 @@ test: install
 
 benchmark: install
 	$(BIN)/python benchmarks/backfill.py --replay $(SHARED_DATA)
+	$(BIN)/python benchmarks/steady_state.py --replay $(SHARED_DATA)
+	$(BIN)/python benchmarks/ui_run_start.py --replay $(SHARED_DATA)
 	$(BIN)/python benchmarks/deribit_ingest.py
 	$(BIN)/python benchmarks/options_marts.py
 
