@@ -5,9 +5,10 @@ On a lake of the recorded universe (Binance 1h and 1m, Hyperliquid kPEPE candles
 funding, Deribit, from the replay server, into an empty data dir and the embedded instance):
 
 1. a 1-month lake (2023-06-01..06-30, `mkt-platform materialize` in one process), then:
-   - a steady-state refresh as the 5-minute schedule and the automation run it: re-pull the
-     last day's Binance partition (binance_klines_1h and 1m, 2023-06-30) in a fresh process,
-     then rebuild the two daily sessions over that UTC day in another, as a run worker does;
+   - the runs of the default schedules and the automation, each in a fresh process as a run
+     worker makes it: the 5-minute refresh (binance_klines_1m of the last day, 2023-06-30),
+     the hourly refresh (every dataset of ``hourly_sources_refresh_schedule``, that day), and
+     the rebuild of the two daily sessions over that day, which the hourly refresh triggers;
    - a one-session refresh of the session marts alone (session 2023-06-15) and a one-day
      build of the UTC-daily marts (options and funding, 2023-06-15) through Dagster, each a
      fresh process;
@@ -69,8 +70,14 @@ def run_one(kind: str, day: date) -> None:
     from mkt_platform.lib.materialize import RangeStep, plan, run_plan
 
     defs = build_definitions()
-    if kind == "refresh pull":
-        only = ["binance_klines_1h", "binance_klines_1m"]
+    if kind in ("5-minute refresh pull", "hourly refresh pull"):
+        from mkt_platform.defs.registry import raw_datasets
+        from mkt_platform.lib.datasets import HOURLY_REFRESH
+
+        if kind == "5-minute refresh pull":
+            only = ["binance_klines_1m"]
+        else:
+            only = [d.key.to_user_string() for d in raw_datasets() if d.refresh == HOURLY_REFRESH]
         (pull, *_) = plan(defs, day, day, only=only)
         steps = [RangeStep(pull.label, pull.selection, (day.isoformat(),))]
     elif kind == "refresh sessions":
@@ -169,7 +176,8 @@ def main() -> int:
             print(f"{lake}: {start}..{end} materialized in {wall:.1f} s wall, {cpu:.1f} CPU-s")
             figures[lake] = {}
             for kind, day in (
-                ("refresh pull", LAST_DAY),
+                ("5-minute refresh pull", LAST_DAY),
+                ("hourly refresh pull", LAST_DAY),
                 ("refresh sessions", LAST_DAY),
                 ("one session", MID_DAY),
                 ("one day of options and funding", MID_DAY),
@@ -189,12 +197,12 @@ def main() -> int:
             )
             print(f"{kind:<44}{cells}")
         refresh = [
-            sum(figures[lake][k][i] for k in ("refresh pull", "refresh sessions"))
+            sum(figures[lake][k][i] for k in ("hourly refresh pull", "refresh sessions"))
             for lake in figures
             for i in (0, 1)
         ]
         print(
-            f"{'steady-state refresh (pull + sessions)':<44}"
+            f"{'steady-state refresh (hourly pull + sessions)':<44}"
             + "".join(f"{value:>8.1f}" for value in refresh)
         )
 
@@ -208,17 +216,20 @@ def main() -> int:
             per_hour[name] = cost * 3600 / interval
             print(f"  {name:<30} {cost:6.2f} every {interval:>5} s: {per_hour[name]:7.1f} CPU-s/h")
         six = figures["6-month lake"]
-        # The 5-minute Binance refresh: a pull run and the session run the automation starts,
-        # 12 times an hour. The hourly refresh (Hyperliquid, Deribit, DVOL) and its marts and
-        # the :05 asset-context snapshot are counted as one more pull-and-sessions run plus
-        # one UTC-daily run an hour: an estimate from the measured Binance refresh, not a
-        # measurement of those pulls.
+        # The 5-minute refresh pulls the 1m klines, which no mart reads: 12 runs an hour. The
+        # hourly refresh pulls the rest and the automation rebuilds the sessions and the
+        # UTC-daily marts over the day. The :05 asset-context snapshot (the replay holds no
+        # "now" to snapshot) and the :20 gap repair are counted as one more 5-minute pull
+        # each: an estimate, not a measurement.
         schedules = {
-            "binance_klines_refresh_schedule + automation (12/h)": 12
-            * (six["refresh pull"][1] + six["refresh sessions"][1]),
-            "hourly sources + asset contexts + their marts (est., 1/h)": six["refresh pull"][1]
+            "binance_klines_refresh_schedule (12/h)": 12 * six["5-minute refresh pull"][1],
+            "hourly_sources_refresh_schedule + the marts it triggers (1/h)": six[
+                "hourly refresh pull"
+            ][1]
             + six["refresh sessions"][1]
             + six["one day of options and funding"][1],
+            "asset-context snapshot + gap repair (est., 1/h each)": 2
+            * six["5-minute refresh pull"][1],
         }
         for name, value in schedules.items():
             print(f"  {name:<58} {value:7.1f} CPU-s/h")

@@ -8,7 +8,7 @@ import dagster as dg
 import pytest
 
 from mkt_platform.definitions import build_definitions
-from mkt_platform.defs.binance.datasets import KLINES_1H, KLINES_1M
+from mkt_platform.defs.binance.datasets import KLINES_1M
 from mkt_platform.defs.binance.resources import BinanceSpotClient
 
 
@@ -39,8 +39,9 @@ def keys(requests) -> list[tuple[str, list[str]]]:
     ]
 
 
-BINANCE = ["binance_klines_1h", "binance_klines_1m"]
+BINANCE = ["binance_klines_1m"]
 HOURLY = [
+    "binance_klines_1h",
     "deribit_option_trades",
     "deribit_volatility_index",
     "hyperliquid_candles_1h",
@@ -49,7 +50,7 @@ HOURLY = [
 
 
 def test_cron_and_default_status(defs):
-    """Every 5 minutes for Binance, hourly for the hourly sources, described; stopped by
+    """Every 5 minutes for Binance 1m, hourly for the hourly sources, described; stopped by
     default here because ``data_dir`` points every client at the replay (running against
     live exchanges: see test_replay_mode_starts_the_pull_schedules_stopped)."""
     binance = defs.resolve_schedule_def("binance_klines_refresh_schedule")
@@ -63,14 +64,13 @@ def test_cron_and_default_status(defs):
 
 
 def test_midday_tick_refreshes_today_once_yesterday_is_closed(defs, instance, replay):
-    """At 13:05 with yesterday pulled after it closed: only today's partition, both intervals."""
-    for interval in ("1h", "1m"):
-        assert dg.materialize(
-            [{"1h": KLINES_1H, "1m": KLINES_1M}[interval].asset()],
-            partition_key="2023-03-20",
-            resources={"binance": BinanceSpotClient(base_url=replay.base_url("binance"))},
-            instance=instance,
-        ).success
+    """At 13:05 with yesterday pulled after it closed: only today's partition."""
+    assert dg.materialize(
+        [KLINES_1M.asset()],
+        partition_key="2023-03-20",
+        resources={"binance": BinanceSpotClient(base_url=replay.base_url("binance"))},
+        instance=instance,
+    ).success
     requests = tick(defs, instance, "binance_klines_refresh_schedule", "2023-03-21T13:05")
     assert keys(requests) == [("2023-03-21", BINANCE)]
     assert requests[0].tags["mkt/reason"] == "schedule"
@@ -84,9 +84,28 @@ def test_tick_after_midnight_also_closes_yesterday(defs, instance):
 
 
 def test_hourly_sources_tick(defs, instance):
-    """The hourly schedule pulls Hyperliquid candles and funding, Deribit trades and DVOL."""
+    """The hourly schedule pulls Binance 1h klines, Hyperliquid candles and funding, Deribit
+    trades and DVOL."""
     requests = tick(defs, instance, "hourly_sources_refresh_schedule", "2022-01-02T00:02")
     assert keys(requests) == [("2022-01-01", HOURLY), ("2022-01-02", HOURLY)]
+
+
+def test_the_5_minute_refresh_starts_no_dbt_run(defs, instance):
+    """The 5-minute refresh pulls only what no dbt model reads (the 1m klines), so its ticks
+    trigger no mart rebuild; what the session marts read comes hourly, when an hour closes."""
+    graph = defs.resolve_asset_graph()
+
+    def pulled(schedule: str, at: str) -> set[dg.AssetKey]:
+        return {k for r in tick(defs, instance, schedule, at) for k in r.asset_selection}
+
+    five_minutes = pulled("binance_klines_refresh_schedule", "2023-03-21T13:05")
+    assert five_minutes == {dg.AssetKey(k) for k in BINANCE}
+    downstream = dg.AssetSelection.assets(*five_minutes).downstream().resolve(graph)
+    assert not {k for k in downstream if "dbt" in graph.get(k).kinds}
+    hourly = pulled("hourly_sources_refresh_schedule", "2023-03-21T13:02")
+    assert dg.AssetKey("binance_klines_1h") in hourly
+    feeds = dg.AssetSelection.assets(*hourly).downstream().resolve(graph)
+    assert dg.AssetKey("session_ohlc_daily") in feeds
 
 
 def test_gap_repair_and_snapshot_schedules_are_listed(defs):

@@ -2,10 +2,11 @@
 every derived asset refresh itself by declarative automation.
 
 - one schedule per :class:`~mkt_platform.lib.datasets.Refresh` the raw datasets declare
-  (``binance_klines_refresh_schedule`` every 5 minutes, ``hourly_sources_refresh_schedule``
-  hourly at :02): the current UTC day of each of its datasets; the previous day too while its
-  last pull was made before it closed (so the day is closed by the first pull after midnight,
-  even if the daemon was down at midnight). Stopped by default in replay mode.
+  (``binance_klines_refresh_schedule`` every 5 minutes for the 1m klines, which no mart
+  reads; ``hourly_sources_refresh_schedule`` hourly at :02 for the rest): the current UTC
+  day of each of its datasets; the previous day too while its last pull was made before it
+  closed (so the day is closed by the first pull after midnight, even if the daemon was down
+  at midnight). Stopped by default in replay mode.
 - ``mkt_automation_sensor``: evaluates the assets' ``AutomationCondition`` every 30 seconds; the
   dbt marts (daily, weekly sessions, options, funding) are requested as soon as the raw
   partitions they cover change, including one re-pulled within the lookback window.

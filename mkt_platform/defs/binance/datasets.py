@@ -14,9 +14,13 @@ from mkt_platform.defs.binance.assets import (
 )
 from mkt_platform.defs.binance.contract import INTERVAL_MS, KLINE_LAKE_SCHEMA
 from mkt_platform.defs.binance.schedules import build_gap_repair_schedule
-from mkt_platform.lib.datasets import Freshness, RawDataset, Refresh
+from mkt_platform.lib.datasets import HOURLY_REFRESH, Freshness, RawDataset, Refresh
 
-#: Every 5 minutes, as the replaced pipeline pulled Binance.
+#: Every 5 minutes, as the replaced pipeline pulled Binance: the 1m klines, which no mart reads,
+#: so a tick starts no dbt run. The 1h klines, which the session marts read, change only when
+#: an hour closes (only closed klines are kept): they are pulled by the hourly refresh at :02,
+#: which sees each new hour 3 minutes sooner than the 5-minute tick at :05 did, and no longer
+#: rebuilds the same sessions 11 times an hour.
 KLINES_REFRESH = Refresh(
     "binance_klines_refresh_schedule",
     "*/5 * * * *",
@@ -24,7 +28,7 @@ KLINES_REFRESH = Refresh(
 )
 
 
-def _klines(interval: str, gap_repair: bool) -> RawDataset:
+def _klines(interval: str, gap_repair: bool, refresh: Refresh) -> RawDataset:
     return RawDataset(
         venue="binance",
         dataset=f"klines_{interval}",
@@ -49,12 +53,12 @@ def _klines(interval: str, gap_repair: bool) -> RawDataset:
             newest_field="last_open_time",
         ),
         late_data=lambda client, keys, now: kline_day_tables(client, interval, keys, now),
-        refresh=KLINES_REFRESH,
+        refresh=refresh,
         schedules=(lambda asset: [build_gap_repair_schedule(asset)]) if gap_repair else None,
     )
 
 
-KLINES_1H = _klines("1h", gap_repair=False)
-KLINES_1M = _klines("1m", gap_repair=True)
+KLINES_1H = _klines("1h", gap_repair=False, refresh=HOURLY_REFRESH)
+KLINES_1M = _klines("1m", gap_repair=True, refresh=KLINES_REFRESH)
 
 DATASETS = (KLINES_1H, KLINES_1M)
