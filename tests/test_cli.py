@@ -208,6 +208,8 @@ def test_only_plans_the_datasets_marts_and_what_they_read() -> None:
             1,
             [
                 "int_candles_1h",
+                "realized_volatility_daily",
+                "realized_volatility_rolling",
                 "session_ohlc_daily",
                 "stg_binance__klines",
                 "stg_hyperliquid__candles",

@@ -41,6 +41,8 @@ GRAPH = {
     "session_ohlc_daily": ("marts", {"int_candles_1h"}),
     "session_ohlc_weekly": ("marts", {"session_ohlc_daily"}),
     "session_ohlc_monthly": ("marts", {"session_ohlc_daily"}),
+    "realized_volatility_daily": ("marts", {"int_candles_1h"}),
+    "realized_volatility_rolling": ("marts", {"realized_volatility_daily"}),
     "funding_rates_daily": ("marts", {"stg_hyperliquid__funding_rates"}),
     "option_ohlc_hourly": ("marts", {"stg_deribit__option_trades"}),
     "option_expiry_hourly": ("marts", {"stg_deribit__option_trades"}),
