@@ -158,7 +158,7 @@ def test_month_then_automation_over_a_changed_raw_day(data_dir, hourly_universe,
     """The defaults' monthly session of BTCUSDT from Friday 2023-01-27 08:00 to Friday
     2023-02-24 08:00 equals a computation here from its 672 hourly klines. Then re-pulling raw
     day 2023-02-23 makes automation request exactly the daily sessions over it (02-22, 02-23,
-    with their staging), and once they are rebuilt the weekly (02-17) and monthly (01-27)
+    with their staging and their realized volatility), and once they are rebuilt the weekly (02-17) and monthly (01-27)
     sessions that cover them; then nothing."""
     results = materialize_days(date(2023, 1, 27), date(2023, 2, 23), instance)
     assert all(r.success for r in results)
@@ -199,7 +199,13 @@ def test_month_then_automation_over_a_changed_raw_day(data_dir, hourly_universe,
     )
     daily = {
         (name, day)
-        for name in ("stg_binance__klines", "int_candles_1h", "session_ohlc_daily")
+        for name in (
+            "stg_binance__klines",
+            "int_candles_1h",
+            "session_ohlc_daily",
+            "realized_volatility_daily",
+            "realized_volatility_rolling",
+        )
         for day in ("2023-02-22", "2023-02-23")
     }
     assert requested_by(second, defs) == daily
