@@ -68,9 +68,9 @@ def test_a_resolution_without_recording_is_an_error_not_invented_candles(client)
 
 def test_raw_asset_and_staging_hold_the_recorded_days(data_dir, instance):
     """Three days through the platform path (the raw asset, then the UTC-daily dbt step that
-    builds the staging view downstream of it, one run for the three days): the lake holds
-    each day's BTC candle as recorded, the quality checks pass, and the staging view (the
-    run's window) holds the three candles as recorded."""
+    builds the staging view and dvol_daily downstream of it, one run for the three days): the
+    lake holds each day's BTC candle as recorded, the quality checks pass, and the staging
+    view (the run's window) and the mart hold the three candles as recorded."""
     results = materialize_days(
         date(2023, 3, 1), date(2023, 3, 3), instance, only=("deribit_volatility_index",)
     )
@@ -109,4 +109,12 @@ def test_raw_asset_and_staging_hold_the_recorded_days(data_dir, instance):
     days = [datetime(2023, 3, day, tzinfo=UTC) for day in (1, 2, 3)]
     assert [(r[0], r[1], r[2], tuple(r[3:])) for r in rows] == [
         ("BTC DVOL", "1d", start, expected[start]) for start in days
+    ]
+    # The mart: one row per currency and day, equal to the recording row for row.
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
+        mart = con.execute(
+            "select currency, day, open, high, low, close from marts.dvol_daily order by day"
+        ).fetchall()
+    assert [(r[0], r[1], tuple(r[2:])) for r in mart] == [
+        ("BTC", start.date(), expected[start]) for start in days
     ]
