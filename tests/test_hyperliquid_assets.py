@@ -5,7 +5,7 @@ the session marts, BTC funding across the 8-hourly to hourly switch, asset-conte
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import dagster as dg
@@ -79,7 +79,7 @@ def test_kpepe_candles_reach_the_daily_sessions(data_dir, instance):
 def test_funding_switch_from_8h_to_1h_is_handled(data_dir, instance):
     """Around 2023-06-08 the per-event rate drops eightfold because events become hourly: the
     daily mart must sum what was paid (3 events before, 24 after) and tag each interval."""
-    days = (date(2023, 6, 6), date(2023, 6, 10))
+    days = (date(2023, 6, 1), date(2023, 6, 10))
     only = ("hyperliquid_funding_rates",)
     assert all(r.success for r in materialize_days(*days, instance, only=only))
     records = cassette_body(
@@ -112,6 +112,39 @@ def test_funding_switch_from_8h_to_1h_is_handled(data_dir, instance):
         "where cast(funding_time as date) = date '2023-06-08' order by funding_time",
     )
     assert [s["funding_interval_hours"] for s in switch] == [8] + [1] * 23
+
+    # The carry (funding_carry_daily): each day's summed rate x 365, and the 7-day mean x 365
+    # once 7 complete days are there, recomputed here from the exchange's own events.
+    carry = {
+        row["funding_date"]: row
+        for row in query(
+            data_dir, "select * from marts.funding_carry_daily where instrument = 'BTC'"
+        )
+    }
+    all_days = [date(2023, 6, 1) + timedelta(days=i) for i in range(10)]
+    assert sorted(carry) == all_days
+    paid = {
+        day: sum(Decimal(r["fundingRate"]) for r in records if ts(r["time"]).date() == day)
+        for day in all_days
+    }
+    complete = {day: days[day.isoformat()]["hours_covered"] == 24 for day in all_days}
+    # The switch day's events cover 31 hours (8 + 23): not a complete day of carry.
+    assert [d for d in all_days if not complete[d]] == [date(2023, 6, 8)]
+    reported = 0
+    for day in all_days:
+        row = carry[day]
+        assert row["carry_annualized"] == paid[day] * 365
+        window = [day - timedelta(days=i) for i in range(7)]
+        if all(complete.get(d) for d in window):
+            want = float(sum(paid[d] for d in window) * 365 / 7)
+            assert abs(float(row["carry_annualized_7d"]) - want) <= 1e-12 * abs(want)
+            reported += 1
+        else:
+            assert row["carry_annualized_7d"] is None
+        assert row["carry_annualized_30d"] is None  # ten days recorded here, not thirty
+    assert reported == 1  # only the window 06-01..06-07 holds no switch day
+    assert carry[date(2023, 6, 7)]["complete_days_7d"] == 7
+    assert carry[date(2023, 6, 10)]["complete_days_7d"] == 6
 
     # A one-day run of 2023-06-08 (as its partition runs it) reads that day's file and its
     # neighbours' (the 00:00 event's interval comes from the day before), rewrites that day's
