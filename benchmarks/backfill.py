@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import resource
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -141,24 +140,18 @@ def main() -> int:
         print(json.dumps(run_step(args.step, args.start, args.end)))
         return 0
 
-    from mkt_platform.cli import EMBEDDED_DAGSTER_YAML
     from mkt_platform.replay import ReplayServer
     from mkt_platform.replay.server import RECORDED_INSTRUMENTS
-    from mkt_platform.settings import enable_event_batches
+    from mkt_platform.testing.environment import fresh_platform_environment
 
     with tempfile.TemporaryDirectory() as tmp, ReplayServer(args.replay) as server:
-        home = Path(tmp) / "dagster_home"
-        home.mkdir()
-        # The embedded default instance, as `mkt-platform materialize` uses it.
-        shutil.copy(EMBEDDED_DAGSTER_YAML, home / "dagster.yaml")
-        env = {
-            **os.environ,
-            "MKT_DATA_DIR": str(Path(tmp) / "data"),
-            "DAGSTER_HOME": str(home),
-            **server.platform_environment(),
-            "MKT_INSTRUMENTS_FILE": str(RECORDED_INSTRUMENTS),
-        }
-        enable_event_batches(env)
+        env = fresh_platform_environment(
+            Path(tmp),
+            {
+                **server.platform_environment(),
+                "MKT_INSTRUMENTS_FILE": str(RECORDED_INSTRUMENTS),
+            },
+        )
         print(f"backfill {args.start}..{args.end}, sessions at the default anchor, replay data")
         print("each step in a fresh process: wall and CPU seconds of the whole process")
         print(f"{'step':<24}{'partitions':>11}{'wall s':>9}{'CPU s':>8}{'peak MiB':>10}  ok")

@@ -30,7 +30,6 @@ import argparse
 import json
 import os
 import resource
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -147,25 +146,20 @@ def main() -> int:
         tick_costs()
         return 0
 
-    from mkt_platform.cli import EMBEDDED_DAGSTER_YAML
     from mkt_platform.replay import ReplayServer
     from mkt_platform.replay.server import RECORDED_INSTRUMENTS
-    from mkt_platform.settings import enable_event_batches
+    from mkt_platform.testing.environment import fresh_platform_environment
 
     here = [sys.executable, __file__, "--replay", str(args.replay)]
     cli = [str(Path(sys.executable).parent / "mkt-platform"), "materialize"]
     with tempfile.TemporaryDirectory() as tmp, ReplayServer(args.replay) as server:
-        home = Path(tmp) / "dagster_home"
-        home.mkdir()
-        shutil.copy(EMBEDDED_DAGSTER_YAML, home / "dagster.yaml")
-        env = {
-            **os.environ,
-            "MKT_DATA_DIR": str(Path(tmp) / "data"),
-            "DAGSTER_HOME": str(home),
-            **server.platform_environment(),
-            "MKT_INSTRUMENTS_FILE": str(RECORDED_INSTRUMENTS),
-        }
-        enable_event_batches(env)
+        env = fresh_platform_environment(
+            Path(tmp),
+            {
+                **server.platform_environment(),
+                "MKT_INSTRUMENTS_FILE": str(RECORDED_INSTRUMENTS),
+            },
+        )
         figures: dict[str, dict[str, tuple[float, float]]] = {}
         lakes = (
             ("1-month lake", date(2023, 6, 1), date(2023, 6, 30)),

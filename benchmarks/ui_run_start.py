@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import signal
 import socket
 import statistics
@@ -45,18 +44,12 @@ def main() -> int:
     from dagster._core.storage.dagster_run import FINISHED_STATUSES
     from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
 
-    from mkt_platform.cli import EMBEDDED_DAGSTER_YAML
+    from mkt_platform.testing.environment import fresh_platform_environment
 
     with tempfile.TemporaryDirectory() as tmp:
-        home = Path(tmp) / "dagster_home"
-        home.mkdir()
-        shutil.copy(EMBEDDED_DAGSTER_YAML, home / "dagster.yaml")
+        env = fresh_platform_environment(Path(tmp))
+        home = Path(env["DAGSTER_HOME"])
         port = free_port()
-        env = {
-            **os.environ,
-            "DAGSTER_HOME": str(home),
-            "MKT_DATA_DIR": str(Path(tmp) / "data"),
-        }
         dev = subprocess.Popen(
             [
                 str(Path(sys.executable).parent / "mkt-platform"),

@@ -103,18 +103,25 @@ def hourly_universe(data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     Binance 1h klines of BTCUSDT, ETHUSDT and SOLUSDT and Hyperliquid's kPEPE 1h candles
     (no 1m klines, funding or option trades). For tests of the session marts over long
     ranges, which would otherwise pull months of data they never read."""
+    path = write_hourly_universe(tmp_path / "hourly_instruments.yaml")
+    monkeypatch.setenv("MKT_INSTRUMENTS_FILE", str(path))
+    return path
+
+
+def write_hourly_universe(path: Path, venues: tuple[str, ...] = ("binance", "hyperliquid")) -> Path:
+    """Write to ``path`` the recorded universe of ``venues`` cut to their 1h candles (no 1m
+    klines, funding or option trades); returns ``path``."""
     import yaml
 
     recorded = yaml.safe_load(RECORDED_INSTRUMENTS.read_text())["instruments"]
-    hourly = []
-    for entry in recorded:
-        intervals = [i for i in entry.get("intervals", []) if i == "1h"]
-        if intervals:
-            hourly.append({**entry, "intervals": intervals, "funding": False})
-    assert {e["instrument"] for e in hourly} == {"BTCUSDT", "ETHUSDT", "SOLUSDT", "kPEPE"}
-    path = tmp_path / "hourly_instruments.yaml"
+    hourly = [
+        {**entry, "intervals": ["1h"], "funding": False}
+        for entry in recorded
+        if entry["venue"] in venues and "1h" in entry.get("intervals", [])
+    ]
+    expected = {"binance": {"BTCUSDT", "ETHUSDT", "SOLUSDT"}, "hyperliquid": {"kPEPE"}}
+    assert {e["instrument"] for e in hourly} == set().union(*(expected[v] for v in venues))
     path.write_text(yaml.safe_dump({"instruments": hourly}))
-    monkeypatch.setenv("MKT_INSTRUMENTS_FILE", str(path))
     return path
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import materialize_days
+from tests.conftest import materialize_days, write_hourly_universe
 
 pytestmark = pytest.mark.slow
 
@@ -96,17 +96,9 @@ def built(tmp_path_factory, replay):
 
     monkeypatch = pytest.MonkeyPatch()
     data_dir = tmp_path_factory.mktemp("rv") / "data"
-    from tests.conftest import RECORDED_INSTRUMENTS
-
-    hourly = tmp_path_factory.mktemp("rv_universe") / "hourly.yaml"
-    import yaml
-
-    entries = [
-        {**e, "intervals": ["1h"], "funding": False}
-        for e in yaml.safe_load(RECORDED_INSTRUMENTS.read_text())["instruments"]
-        if e.get("venue", "binance") == "binance" and "1h" in e.get("intervals", [])
-    ]
-    hourly.write_text(yaml.safe_dump({"instruments": entries}))
+    hourly = write_hourly_universe(
+        tmp_path_factory.mktemp("rv_universe") / "hourly.yaml", ("binance",)
+    )
     env = {
         "MKT_DATA_DIR": str(data_dir),
         "MKT_INSTRUMENTS_FILE": str(hourly),
