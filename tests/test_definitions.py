@@ -49,6 +49,8 @@ GRAPH = {
     "option_ohlc_hourly": ("marts", {"stg_deribit__option_trades"}),
     "option_expiry_hourly": ("marts", {"stg_deribit__option_trades"}),
     "option_atm_iv_hourly": ("marts", {"stg_deribit__option_trades"}),
+    "option_greeks": ("marts", {"stg_deribit__option_trades"}),
+    "option_flow_hourly": ("marts", {"option_greeks"}),
 }
 
 

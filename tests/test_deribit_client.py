@@ -77,6 +77,8 @@ def expected_row(r: dict[str, str]) -> dict[str, Any]:
         "expiry": instrument.expiry,
         "strike": instrument.strike,
         "option_type": instrument.option_type,
+        "block_trade_id": None,
+        "liquidation": None,
     }
 
 
@@ -616,12 +618,25 @@ def test_added_fields_are_reported_not_fatal(client: DeribitClient, replay: Repl
     trades[0]["contracts"] = trades[0]["amount"]  # documented, not stored: not "added"
     trades[0]["liquidation"] = "M"
     trades[1]["maker_fee_tier"] = 2
-    trades[2]["block_trade_id"] = "154"
+    trades[2]["block_trade_id"] = "BLOCK-154"
     trades[2]["new_field"] = "x"
     replay.inject([jsonrpc(trades, has_more=False)])
     (page,) = client.iter_option_trade_pages("BTC", *DAY, history=True)
     assert page.added_fields == ["maker_fee_tier", "new_field"]
     assert page.table.num_rows == 3
+    # the block-trade leg and the liquidation are stored; the others are null
+    assert page.table["block_trade_id"].to_pylist() == [None, None, "BLOCK-154"]
+    assert page.table["liquidation"].to_pylist() == ["M", None, None]
+
+
+def test_an_unknown_liquidation_code_is_a_contract_violation(
+    client: DeribitClient, replay: Replay
+) -> None:
+    trades = page_of(2)
+    trades[1]["liquidation"] = "X"
+    replay.inject([jsonrpc(trades, has_more=False)])
+    with pytest.raises(ContractViolation, match="liquidation"):
+        list(client.iter_option_trade_pages("BTC", *DAY, history=True))
 
 
 def test_prices_are_exact_decimals(client: DeribitClient, replay: Replay) -> None:

@@ -467,9 +467,11 @@ def test_staging_is_empty_not_an_error_without_lake_files(tmp_path: Path):
         "select (select count(*) from staging.stg_deribit__option_trades) as staging, "
         "(select count(*) from marts.option_ohlc_hourly) as ohlc, "
         "(select count(*) from marts.option_expiry_hourly) as expiry, "
-        "(select count(*) from marts.option_atm_iv_hourly) as atm",
+        "(select count(*) from marts.option_atm_iv_hourly) as atm, "
+        "(select count(*) from marts.option_greeks) as greeks, "
+        "(select count(*) from marts.option_flow_hourly) as flow",
     )
-    assert counts == [{"staging": 0, "ohlc": 0, "expiry": 0, "atm": 0}]
+    assert counts == [{"staging": 0, "ohlc": 0, "expiry": 0, "atm": 0, "greeks": 0, "flow": 0}]
     columns = query(
         data_dir,
         "select column_name, data_type from information_schema.columns "
@@ -491,6 +493,8 @@ def test_staging_is_empty_not_an_error_without_lake_files(tmp_path: Path):
         ("expiry", "TIMESTAMP WITH TIME ZONE"),
         ("strike", "DECIMAL(38,8)"),
         ("option_type", "VARCHAR"),
+        ("block_trade_id", "VARCHAR"),
+        ("liquidation", "VARCHAR"),
         ("hour", "TIMESTAMP WITH TIME ZONE"),
         ("partition_date", "DATE"),
     ]

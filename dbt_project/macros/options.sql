@@ -53,6 +53,13 @@
     (epoch_ms({{ ts }})::hugeint * 18446744073709551616 + {{ seq }})
 {%- endmacro %}
 
+{#- The tie-breaker of an instrument's trades within one millisecond: trade_seq, or where
+    the recording has none (Amberdata's 2024-04-01) Deribit's numeric trade_id, which it
+    assigns in matching order (0 if neither: the order is then arbitrary). -#}
+{% macro trade_tiebreak(seq, trade_id) -%}
+    coalesce({{ seq }}, try_cast({{ trade_id }} as bigint), 0)
+{%- endmacro %}
+
 {#- True when partition_date is the UTC date of ts (a timestamptz), in integer day numbers:
     much cheaper than a time zone conversion, and independent of the session TimeZone. -#}
 {% macro is_own_partition(partition_date, ts) -%}

@@ -33,6 +33,18 @@ Recordings (``data_dir`` = ``shared/data/deribit``):
   amounts and ``iv``, written from the recorded decimal text (``"5.0E-4"`` -> ``0.0005``,
   ``"46786"`` -> ``46786.0``) so no float noise appears. ``mark_price`` and ``contracts``
   are not in the recording and are left out, never invented.
+* ``amberdata_trades_{CURRENCY}_options_*.json``: every BTC option trade of **2024-04-01
+  00:00:01 - 01:59:21 UTC** as the vendor Amberdata recorded them from Deribit's public tape
+  (SOURCES.md section 11), mapped back to Deribit's names: ``tradeId`` -> ``trade_id``,
+  ``exchangeTimestamp`` -> ``timestamp``, ``instrument`` -> ``instrument_name``,
+  ``tradeAmount`` -> ``amount``, ``tradeIv`` -> ``iv``, ``indexPrice`` -> ``index_price``,
+  ``exchangeDirection`` +1/-1 -> ``direction`` buy/sell, ``tickDirection`` text -> Deribit's
+  0-3, and ``blockTradeId``/``liquidation`` -> ``block_trade_id``/``liquidation``, sent only
+  when set (Deribit leaves them out of ordinary trades). Served ascending by timestamp then
+  trade id. Not in the recording, so left out, never invented: ``trade_seq`` (Amberdata
+  keeps none), ``mark_price`` (Amberdata's pre/post-trade marks come from its own order-book
+  snapshots, not Deribit's per-trade mark), ``contracts`` and ``block_trade_leg_count``.
+  Amberdata's own additions (greeks, order-book context, ``underlyingPrice``) are not served.
 * ``SYNTHETIC_deribit_trades_{CURRENCY}_{kind}_{YYYY-MM-DD}.jsonl``: generated days (see
   :mod:`mkt_platform.testing.synthetic_deribit`), served line for line, with a WARNING
   saying SYNTHETIC logged once per file. A synthetic day may not overlap a real recording.
@@ -77,6 +89,9 @@ INVALID_PARAMS = -32602
 
 _DAY_MS = 86_400_000
 _CSV_RE = re.compile(r"^quantlet_trades_(?P<currency>[A-Z]+)_options_.+\.csv$")
+_AMBERDATA_RE = re.compile(r"^amberdata_trades_(?P<currency>[A-Z]+)_options_.+\.json$")
+#: Amberdata's text for Deribit's numeric ``tick_direction``.
+_AMBERDATA_TICKS = {"Plus Tick": 0, "Zero-Plus Tick": 1, "Minus Tick": 2, "Zero-Minus Tick": 3}
 _SYNTHETIC_RE = re.compile(
     r"^SYNTHETIC_deribit_trades_(?P<currency>[A-Z]+)_(?P<kind>[a-z_]+)_"
     r"(?P<day>\d{4}-\d{2}-\d{2})\.jsonl$"
@@ -323,6 +338,17 @@ class DeribitHandler:
                 found.setdefault((currency, "option"), []).append(
                     _Source(trades.timestamps[0], trades.timestamps[-1], key, synthetic=False)
                 )
+        for path in sorted(self.data_dir.glob("amberdata_trades_*.json")):
+            match = _AMBERDATA_RE.match(path.name)
+            if match is None:
+                logger.debug("replay: ignoring %s (not amberdata_trades_CUR_options_*)", path)
+                continue
+            trades = _load_amberdata(path, match["currency"])
+            self._recorded[(path,)] = trades
+            if trades.timestamps:
+                found.setdefault((match["currency"], "option"), []).append(
+                    _Source(trades.timestamps[0], trades.timestamps[-1], (path,), synthetic=False)
+                )
         for path in sorted(self.data_dir.glob("SYNTHETIC_deribit_trades_*.jsonl")):
             match = _SYNTHETIC_RE.match(path.name)
             if match is None or match["currency"] not in CURRENCIES or match["kind"] not in KINDS:
@@ -421,6 +447,60 @@ def _quantlet_trade(row: dict[str, str], currency: str) -> str:
         f'"index_price":{_json_float(row["index_price"])},'
         f'"direction":{json.dumps(row["direction"])},"amount":{_json_float(row["q"])}}}'
     )
+
+
+def _load_amberdata(path: Path, currency: str) -> _Trades:
+    """Amberdata's decorated trades (``payload.data``) as Deribit trade objects."""
+    document = json.loads(path.read_text(encoding="utf-8"), parse_float=Decimal)
+    try:
+        records = document["payload"]["data"]
+    except (KeyError, TypeError):
+        raise ValueError(f"{path}: expected Amberdata's {{'payload': {{'data': [...]}}}}") from None
+    rows = []
+    seen: set[str] = set()
+    for number, record in enumerate(records):
+        try:
+            trade_id = record["tradeId"]
+            if trade_id in seen:
+                raise ValueError("trade id seen twice")
+            seen.add(trade_id)
+            rows.append(
+                (record["exchangeTimestamp"], int(trade_id), _amberdata_trade(record, currency))
+            )
+        except (KeyError, TypeError, ValueError, InvalidOperation) as exc:
+            raise ValueError(
+                f"{path}: record {number} ({record.get('tradeId')!r}) cannot be replayed: {exc!r}"
+            ) from None
+    rows.sort()  # Deribit's order: by time, then by trade id
+    logger.debug("replay: loaded %d Amberdata-recorded Deribit trades from %s", len(rows), path)
+    return _Trades([ts for ts, _, _ in rows], [row for _, _, row in rows])
+
+
+def _amberdata_trade(record: dict[str, Any], currency: str) -> str:
+    """One Amberdata record as Deribit's JSON trade object (compact, Deribit's names)."""
+    if record["exchange"] != "deribit" or record["currency"] != currency:
+        raise ValueError(f"not a Deribit {currency} trade")
+    if not _DIGITS.fullmatch(record["tradeId"]) or type(record["exchangeTimestamp"]) is not int:
+        raise ValueError("tradeId must be numeric text and exchangeTimestamp an integer")
+    direction = {1: "buy", -1: "sell"}[record["exchangeDirection"]]
+    name = record["instrument"]
+    if not name.startswith(f"{currency}-"):
+        raise ValueError(f"instrument {name!r} is not a {currency} instrument")
+    fields = [
+        f'"trade_id":{json.dumps(record["tradeId"])}',
+        f'"timestamp":{record["exchangeTimestamp"]}',
+        f'"tick_direction":{_AMBERDATA_TICKS[record["tickDirection"]]}',
+        f'"price":{_json_float(str(record["price"]))}',
+        f'"iv":{_json_float(str(record["tradeIv"]))}',
+        f'"instrument_name":{json.dumps(name)}',
+        f'"index_price":{_json_float(str(record["indexPrice"]))}',
+        f'"direction":"{direction}"',
+        f'"amount":{_json_float(str(record["tradeAmount"]))}',
+    ]
+    for source, target in (("blockTradeId", "block_trade_id"), ("liquidation", "liquidation")):
+        if record[source] is not None:
+            fields.append(f'"{target}":{json.dumps(record[source])}')
+    return "{" + ",".join(fields) + "}"
 
 
 def _json_float(text: str) -> str:

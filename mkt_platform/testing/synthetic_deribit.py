@@ -123,6 +123,9 @@ def synthetic_trades_table(day: date, n_trades: int, seed: int) -> pa.Table:
         "expiry": pa.array(t.inst_expiry_ms[t.instrument]).cast(schema.field("expiry").type),
         "strike": _decimal_array(t.inst_strike[t.instrument], 8),
         "option_type": pa.array(np.where(t.inst_is_put[t.instrument], "P", "C"), pa.string()),
+        # no block trades and no liquidations are generated
+        "block_trade_id": pa.nulls(len(t.trade_id), pa.string()),
+        "liquidation": pa.nulls(len(t.trade_id), pa.string()),
     }
     return pa.Table.from_arrays([columns[name] for name in schema.names], schema=schema)
 

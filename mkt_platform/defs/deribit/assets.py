@@ -33,7 +33,7 @@ LIVE_WINDOW = timedelta(hours=24)
 
 COLUMN_DESCRIPTIONS = {
     "trade_id": "Deribit trade id (unique per currency).",
-    "trade_seq": "Sequence number of the trade within its instrument.",
+    "trade_seq": "Sequence number of the trade within its instrument; null when not recorded.",
     "timestamp": "Trade time (UTC, milliseconds).",
     "instrument_name": "Option as Deribit names it, e.g. BTC-7JAN22-40000-P.",
     "direction": "Taker side: buy or sell.",
@@ -46,6 +46,8 @@ COLUMN_DESCRIPTIONS = {
     "expiry": "Expiry parsed from the name: 08:00 UTC on the expiry date.",
     "strike": "Strike parsed from the name (USD).",
     "option_type": "C (call) or P (put), parsed from the name.",
+    "block_trade_id": "Block trade this trade is a leg of (e.g. BLOCK-135082); null on-screen.",
+    "liquidation": "Liquidated side: M maker, T taker, MT both; null for ordinary trades.",
 }
 
 

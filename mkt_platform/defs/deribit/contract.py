@@ -46,6 +46,7 @@ DATASET = "deribit_option_trades"
 _INT64_MAX = 2**63 - 1
 DIRECTIONS = ("buy", "sell")
 TICK_DIRECTIONS = range(4)
+LIQUIDATIONS = ("M", "T", "MT")
 
 
 def _non_negative(value: int | Decimal) -> tuple[str, str] | None:
@@ -69,17 +70,20 @@ def _non_empty(value: str) -> tuple[str, str] | None:
 
 _INT, _NUMBER, _STR = WireType.INTEGER, WireType.NUMBER, WireType.STRING
 
-#: The fields of a trade the platform reads, in Deribit's order. ``mark_price`` and ``iv``
-#: may be absent or null (the QuantLet recording has no ``mark_price``); the rest must be
-#: present and non-null. Prices, amounts and the index price must fit DECIMAL(38, 8)
-#: exactly: more than 8 decimals is a violation, never rounded.
+#: The fields of a trade the platform reads, in Deribit's order. ``trade_seq``,
+#: ``mark_price`` and ``iv`` may be absent or null (the QuantLet recording has no
+#: ``mark_price``, the Amberdata one no ``trade_seq`` and no Deribit mark), and so are
+#: ``block_trade_id`` and ``liquidation``, which Deribit sends only for block-trade legs and
+#: liquidations; the rest must be present and non-null. Prices, amounts and the index
+#: price must fit DECIMAL(38, 8) exactly: more than 8 decimals is a violation, never rounded.
 TRADE_FIELDS: tuple[ContractField, ...] = (
     ContractField(
         "trade_seq",
         _INT,
         pa.int64(),
-        "Sequence number of the trade in its instrument.",
+        "Sequence number of the trade in its instrument; absent in the Amberdata recording.",
         check=_int64,
+        required=False,
     ),
     ContractField(
         "trade_id",
@@ -143,6 +147,22 @@ TRADE_FIELDS: tuple[ContractField, ...] = (
         "Trade size, contracts (1 contract = 1 BTC).",
         check=_non_negative,
     ),
+    ContractField(
+        "block_trade_id",
+        _STR,
+        pa.string(),
+        "Id of the block trade this trade is a leg of; absent for on-screen trades.",
+        check=_non_empty,
+        required=False,
+    ),
+    ContractField(
+        "liquidation",
+        _STR,
+        pa.string(),
+        "Who was liquidated: 'M' maker, 'T' taker, 'MT' both; absent when nobody was.",
+        check=_one_of(LIQUIDATIONS, "'M', 'T' or 'MT'"),
+        required=False,
+    ),
 )
 
 #: Fields Deribit documents for public trades that the lake does not store. They are
@@ -150,12 +170,10 @@ TRADE_FIELDS: tuple[ContractField, ...] = (
 KNOWN_UNSTORED_FIELDS = frozenset(
     {
         "contracts",
-        "block_trade_id",
         "block_trade_leg_count",
         "block_rfq_id",
         "combo_id",
         "combo_trade_id",
-        "liquidation",
     }
 )
 
@@ -172,7 +190,7 @@ TRADE_CONTRACT = ObjectContract(
 OPTION_TRADE_LAKE_SCHEMA = pa.schema(
     [
         pa.field("trade_id", pa.string(), nullable=False),
-        pa.field("trade_seq", pa.int64(), nullable=False),
+        pa.field("trade_seq", pa.int64(), nullable=True),
         pa.field("timestamp", UTC_MS, nullable=False),
         pa.field("instrument_name", pa.string(), nullable=False),
         pa.field("direction", pa.string(), nullable=False),
@@ -185,6 +203,8 @@ OPTION_TRADE_LAKE_SCHEMA = pa.schema(
         pa.field("expiry", UTC_MS, nullable=False),  # 08:00 UTC on the expiry date
         pa.field("strike", PRICE, nullable=False),  # USD
         pa.field("option_type", pa.string(), nullable=False),  # "C" / "P"
+        pa.field("block_trade_id", pa.string(), nullable=True),  # null: on-screen trade
+        pa.field("liquidation", pa.string(), nullable=True),  # "M" / "T" / "MT" / null
     ],
     metadata={"contract": DATASET},
 )
@@ -264,6 +284,9 @@ def _build_table(rows: Sequence[Mapping[str, Any]], instruments: Sequence[Any]) 
     def column(name: str) -> list[Any]:
         return [row[name] for row in rows]
 
+    def optional(name: str) -> list[Any]:
+        return [row.get(name) for row in rows]
+
     def floats(name: str) -> list[float | None]:
         return [None if row.get(name) is None else float(row[name]) for row in rows]
 
@@ -272,7 +295,7 @@ def _build_table(rows: Sequence[Mapping[str, Any]], instruments: Sequence[Any]) 
 
     arrays = {
         "trade_id": pa.array(column("trade_id"), pa.string()),
-        "trade_seq": pa.array(column("trade_seq"), pa.int64()),
+        "trade_seq": pa.array(optional("trade_seq"), pa.int64()),
         "timestamp": pa.array(column("timestamp"), pa.int64()).cast(UTC_MS),
         "instrument_name": pa.array(column("instrument_name"), pa.string()),
         "direction": pa.array(column("direction"), pa.string()),
@@ -285,6 +308,8 @@ def _build_table(rows: Sequence[Mapping[str, Any]], instruments: Sequence[Any]) 
         "expiry": pa.array([i.expiry for i in instruments], UTC_MS),
         "strike": pa.array([i.strike for i in instruments], PRICE),
         "option_type": pa.array([i.option_type for i in instruments], pa.string()),
+        "block_trade_id": pa.array(optional("block_trade_id"), pa.string()),
+        "liquidation": pa.array(optional("liquidation"), pa.string()),
     }
     return pa.Table.from_arrays(
         [arrays[name] for name in OPTION_TRADE_LAKE_SCHEMA.names], schema=OPTION_TRADE_LAKE_SCHEMA

@@ -25,7 +25,7 @@ with trades as (
         amount,
         iv,
         index_price,
-        {'ts': "timestamp", 'seq': trade_seq, 'instrument': instrument_name} as trade_order
+        {'ts': "timestamp", 'seq': {{ trade_tiebreak('trade_seq', 'trade_id') }}, 'instrument': instrument_name} as trade_order
     from {{ ref('stg_deribit__option_trades') }}
     where {{ options_window_filter('hour') }}
 ),

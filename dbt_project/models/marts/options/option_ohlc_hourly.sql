@@ -33,7 +33,7 @@ with trades as (
         -- exact (DECIMAL(38,16)); rounded to 8 decimals after the aggregation, which gives the
         -- same values (rounding is monotone) for a fraction of the cost
         price * index_price as price_usd,
-        {{ trade_order_key('"timestamp"', 'trade_seq') }} as trade_order
+        {{ trade_order_key('"timestamp"', trade_tiebreak('trade_seq', 'trade_id')) }} as trade_order
     from {{ ref('stg_deribit__option_trades') }}
     where {{ options_window_filter('hour') }}
 ),

@@ -12,7 +12,23 @@
 
 {%- set has_files = lake_has_files('deribit', 'option_trades') %}
 
-with raw as not materialized (
+with
+{%- if has_files %}
+-- files written before block_trade_id and liquidation were stored lack those columns: the
+-- union by name gives them nulls there (and union_by_name in the source, when some files
+-- have them and some do not)
+files as not materialized (
+    select *
+    from {{ source('lake_deribit', 'deribit_option_trades') }}
+    -- only the files of the run's window (all of them when no window is set)
+    where {{ lake_partition_filter('"date"') }}
+    union all by name
+    select null::varchar as block_trade_id, null::varchar as liquidation
+    where false
+),
+{%- endif %}
+
+raw as not materialized (
 {%- if has_files %}
     select
         trade_id::varchar as trade_id,
@@ -29,10 +45,10 @@ with raw as not materialized (
         expiry::timestamptz as expiry,
         strike::decimal(38, 8) as strike,
         option_type::varchar as option_type,
+        block_trade_id::varchar as block_trade_id,
+        liquidation::varchar as liquidation,
         "date"::date as partition_date
-    from {{ source('lake_deribit', 'deribit_option_trades') }}
-    -- only the files of the run's window (all of them when no window is set)
-    where {{ lake_partition_filter('"date"') }}
+    from files
 {%- else %}
     select
         null::varchar as trade_id,
@@ -49,6 +65,8 @@ with raw as not materialized (
         null::timestamptz as expiry,
         null::decimal(38, 8) as strike,
         null::varchar as option_type,
+        null::varchar as block_trade_id,
+        null::varchar as liquidation,
         null::date as partition_date
     where false
 {%- endif %}
@@ -106,6 +124,8 @@ select
     expiry,
     strike,
     option_type,
+    block_trade_id,
+    liquidation,
     {{ utc_hour('"timestamp"') }} as hour,
     partition_date
 from deduplicated

@@ -1,0 +1,165 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key=['hour', 'trade_id'],
+        on_schema_change='fail',
+        tags=['options_hourly'],
+    )
+}}
+-- One row per Deribit option trade: its Black-76 greeks at the trade, from the trade's own iv.
+-- Deribit prices options with r = 0 on the expiry's forward; its public trades carry the
+-- index, not the forward, so the forward of an (hour, expiry) is implied from put-call parity
+-- of the hour's own trades (inverse options, priced in BTC: C - P = (F - K) / F, so
+-- F = K / (1 - (C - P))):
+--   1. pairs: each put trade with the latest call trade of the same expiry and strike at or
+--      before it in the same hour, and each call trade with the latest such put, at most
+--      300 s apart (trades of one side, strike and millisecond count once, at their
+--      volume-weighted price);
+--   2. the forward ratio of the (hour, expiry) = the median over the pairs of
+--      K / (1 - (C - P)) divided by the index price of the pair's later trade (1 + the
+--      basis); forward_price = the trade's index price times that ratio, so the forward
+--      follows the index within the hour (forward_source 'put_call_parity'). With no pair
+--      in the hour, the trade's index price (forward_source 'index': the basis is ignored,
+--      which for expiries months out understates F by 5-20 %).
+-- T = (expiry - timestamp) in years of 365 days; sigma = iv / 100. Greeks are null when
+-- T <= 0 or the trade has no positive iv.
+
+with trades as (
+    select
+        trade_id,
+        "timestamp",
+        hour,
+        instrument_name,
+        expiry,
+        strike,
+        option_type,
+        direction,
+        amount,
+        price,
+        iv,
+        index_price,
+        block_trade_id
+    from {{ ref('stg_deribit__option_trades') }}
+    where {{ options_window_filter('hour') }}
+),
+
+-- one price per side, strike and millisecond (the volume-weighted price of trades sharing a
+-- millisecond), so that the as-of pairing below is deterministic
+calls as (
+    select
+        hour, expiry, strike, "timestamp",
+        sum(price * amount) / sum(amount) as price,
+        avg(index_price) as index_price
+    from trades
+    where option_type = 'C' and amount > 0
+    group by all
+),
+
+puts as (
+    select
+        hour, expiry, strike, "timestamp",
+        sum(price * amount) / sum(amount) as price,
+        avg(index_price) as index_price
+    from trades
+    where option_type = 'P' and amount > 0
+    group by all
+),
+
+parity_pairs as (
+    select
+        p.hour, p.expiry, p.strike, c.price as call_price, p.price as put_price,
+        p.index_price
+    from puts as p
+    asof join calls as c
+        on p.hour = c.hour and p.expiry = c.expiry and p.strike = c.strike
+        and p."timestamp" >= c."timestamp"
+    where epoch_ms(p."timestamp") - epoch_ms(c."timestamp") <= 300000
+    union all
+    select
+        c.hour, c.expiry, c.strike, c.price as call_price, p.price as put_price,
+        c.index_price
+    from calls as c
+    asof join puts as p
+        on c.hour = p.hour and c.expiry = p.expiry and c.strike = p.strike
+        and c."timestamp" >= p."timestamp"
+    where epoch_ms(c."timestamp") - epoch_ms(p."timestamp") <= 300000
+),
+
+forwards as (
+    select
+        hour,
+        expiry,
+        median(
+            strike::double / (1 - (call_price - put_price)::double) / index_price::double
+        ) as forward_ratio,
+        count(*)::bigint as parity_pairs
+    from parity_pairs
+    where call_price - put_price < 1
+    group by hour, expiry
+),
+
+inputs as (
+    select
+        t.*,
+        t.index_price::double * coalesce(f.forward_ratio, 1.0) as forward_price,
+        case when f.forward_ratio is null then 'index' else 'put_call_parity' end
+            as forward_source,
+        coalesce(f.parity_pairs, 0) as parity_pairs,
+        (epoch_ms(t.expiry) - epoch_ms(t."timestamp")) / 31536000000.0 as time_to_expiry_years,
+        case when t.iv > 0 then t.iv / 100 end as sigma
+    from trades as t
+    left join forwards as f on f.hour = t.hour and f.expiry = t.expiry
+),
+
+with_d1 as (
+    select
+        *,
+        case when time_to_expiry_years > 0 and sigma > 0 then
+            {{ black76_d1('forward_price', 'strike::double', 'time_to_expiry_years', 'sigma') }}
+        end as d1
+    from inputs
+),
+
+with_d2 as (
+    select *, d1 - sigma * sqrt(time_to_expiry_years) as d2 from with_d1
+),
+
+with_n as (
+    select
+        *,
+        {{ std_normal_cdf('d1') }} as n_d1,
+        {{ std_normal_cdf('d2') }} as n_d2,
+        {{ std_normal_pdf('d1') }} as pdf_d1
+    from with_d2
+)
+
+select
+    trade_id,
+    "timestamp",
+    hour,
+    instrument_name,
+    expiry,
+    strike,
+    option_type,
+    direction,
+    amount,
+    price,
+    iv,
+    index_price,
+    block_trade_id,
+    forward_price,
+    forward_source,
+    parity_pairs,
+    time_to_expiry_years,
+    {{ black76_value("option_type = 'C'", 'forward_price', 'strike::double', 'n_d1', 'n_d2') }}
+        / forward_price as model_price,
+    {{ black76_delta("option_type = 'C'", 'n_d1') }} as delta,
+    case when option_type = 'C'
+        then strike::double / forward_price * n_d2
+        else -strike::double / forward_price * (1 - n_d2)
+    end as delta_premium_adjusted,
+    pdf_d1 / (forward_price * sigma * sqrt(time_to_expiry_years)) as gamma,
+    forward_price * pdf_d1 * sqrt(time_to_expiry_years) / 100 as vega,
+    -forward_price * pdf_d1 * sigma / (2 * sqrt(time_to_expiry_years)) / 365 as theta
+from with_n
