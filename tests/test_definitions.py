@@ -44,6 +44,10 @@ GRAPH = {
     "realized_volatility_daily": ("marts", {"int_candles_1h"}),
     "realized_volatility_rolling": ("marts", {"realized_volatility_daily"}),
     "dvol_daily": ("marts", {"stg_deribit__volatility_index"}),
+    "volatility_risk_premium_daily": (
+        "marts",
+        {"dvol_daily", "realized_volatility_rolling"},
+    ),
     "funding_carry_daily": ("marts", {"funding_rates_daily"}),
     "funding_rates_daily": ("marts", {"stg_hyperliquid__funding_rates"}),
     "option_ohlc_hourly": ("marts", {"stg_deribit__option_trades"}),

@@ -1,0 +1,55 @@
+{{ config(materialized='view', tags=['utc_daily']) }}
+-- One row per (currency, day) of dvol_daily: implied volatility against realized, the
+-- volatility risk premium. Conventions (the yml says the same):
+--   * implied = DVOL's close of the UTC day (the value at 24:00 UTC), as a decimal;
+--   * realized = close-to-close realized volatility of the currency's Binance spot pair
+--     (BTCUSDT for BTC, ETHUSDT for ETH) from realized_volatility_rolling, over 30 complete
+--     daily sessions (08:00 to 08:00 UTC), each window reported only when all 30 are there
+--     and complete (NULL otherwise);
+--   * trailing = the 30 sessions ending by the close (with the default 08:00 anchor: ending
+--     at the day's 08:00); forward = the 30 sessions from the first one starting at or
+--     after the close (08:00 the next day), NULL until they have happened;
+--   * premium = implied - realized (decimal volatility: 0.05 = 5 vol points), and the
+--     variance premium implied^2 - realized^2.
+
+with implied as (
+    select currency, day, close / 100.0 as implied_volatility
+    from {{ ref('dvol_daily') }}
+),
+
+realized as (
+    select
+        instrument,
+        session_start,
+        rv_close_to_close_30d,
+        complete_sessions_30d
+    from {{ ref('realized_volatility_rolling') }}
+    where source = 'binance'
+)
+
+select
+    i.currency,
+    i.day,
+    i.implied_volatility,
+    i.currency || 'USDT' as realized_instrument,
+    past.rv_close_to_close_30d as realized_volatility_trailing_30d,
+    future.rv_close_to_close_30d as realized_volatility_forward_30d,
+    i.implied_volatility - past.rv_close_to_close_30d as premium_trailing_30d,
+    i.implied_volatility - future.rv_close_to_close_30d as premium_forward_30d,
+    i.implied_volatility * i.implied_volatility
+        - past.rv_close_to_close_30d * past.rv_close_to_close_30d
+        as variance_premium_trailing_30d,
+    i.implied_volatility * i.implied_volatility
+        - future.rv_close_to_close_30d * future.rv_close_to_close_30d
+        as variance_premium_forward_30d
+from implied as i
+-- trailing: the rolling row of the last session ending by the close (day + 1 at 00:00),
+-- which starts at the session start containing the day's 00:00; forward: the first session
+-- starting at or after the close, S, and the rolling row 29 sessions later (S + 29 days)
+left join realized as past
+    on past.instrument = i.currency || 'USDT'
+    and past.session_start = {{ daily_session_start('i.day::timestamptz') }}
+left join realized as future
+    on future.instrument = i.currency || 'USDT'
+    and future.session_start = {{ daily_session_start(
+        "(i.day + interval 2 day - interval 1 millisecond)::timestamptz") }} + interval 29 day
