@@ -46,7 +46,7 @@ GRAPH = {
     "dvol_daily": ("marts", {"stg_deribit__volatility_index"}),
     "volatility_risk_premium_daily": (
         "marts",
-        {"dvol_daily", "realized_volatility_rolling"},
+        {"dvol_daily", "realized_volatility_rolling", "option_term_structure_hourly"},
     ),
     "funding_carry_daily": ("marts", {"funding_rates_daily"}),
     "funding_rates_daily": ("marts", {"stg_hyperliquid__funding_rates"}),
@@ -55,6 +55,8 @@ GRAPH = {
     "option_atm_iv_hourly": ("marts", {"stg_deribit__option_trades"}),
     "option_greeks": ("marts", {"stg_deribit__option_trades"}),
     "option_flow_hourly": ("marts", {"option_greeks"}),
+    "option_smile_hourly": ("marts", {"option_greeks"}),
+    "option_term_structure_hourly": ("marts", {"option_smile_hourly"}),
 }
 
 

@@ -24,7 +24,7 @@ import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 
-from mkt_platform.defs.deribit.datasets import OPTION_TRADES
+from mkt_platform.defs.deribit.datasets import OPTION_TRADES, VOLATILITY_INDEX
 from mkt_platform.defs.deribit.resources import DeribitClient
 from tests.conftest import SHARED_DATA
 from tests.test_options_marts import dbt, query
@@ -66,8 +66,9 @@ def close(a: float, b: float, rel: float = 1e-9, abs_: float = 1e-12) -> bool:
 
 @pytest.fixture(scope="module")
 def built(replay, tmp_path_factory) -> Path:
-    """The 2024-04-01 partition pulled through the replay, then every options mart built for
-    2024-04-01 00:00-02:00."""
+    """The 2024-04-01 partition of the option trades and of DVOL pulled through the replay,
+    then every options mart built for 2024-04-01 00:00-02:00, and the volatility risk
+    premium (with no Binance klines in this lake: realized is NULL)."""
     data_dir = tmp_path_factory.mktemp("amberdata") / "data"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MKT_DATA_DIR", str(data_dir))
@@ -77,7 +78,7 @@ def built(replay, tmp_path_factory) -> Path:
         )
         with dg.DagsterInstance.ephemeral() as instance:
             result = dg.materialize(
-                [OPTION_TRADES.asset()],
+                [OPTION_TRADES.asset(), VOLATILITY_INDEX.asset()],
                 partition_key=DAY,
                 resources={"deribit": client},
                 instance=instance,
@@ -88,6 +89,7 @@ def built(replay, tmp_path_factory) -> Path:
         "build",
         "--select",
         "+tag:options_hourly",
+        "+volatility_risk_premium_daily",
         hour_min="2024-04-01T00:00:00+00:00",
         hour_max="2024-04-01T02:00:00+00:00",
     )
@@ -332,3 +334,153 @@ def test_black76_macros_match_published_worked_examples(built):
     deltas = [round(r["delta"], 4) for r in rows]
     assert values[:2] == [1.7011, 1.7011]
     assert deltas[2:] == [0.5946, -0.3566]
+
+
+def interpolate(x: float, lower: tuple[float, float], upper: tuple[float, float]) -> float:
+    """y at x on the line through (x, y) points lower and upper (lower's y if they coincide)."""
+    if upper[0] == lower[0]:
+        return lower[1]
+    return lower[1] + (upper[1] - lower[1]) * (x - lower[0]) / (upper[0] - lower[0])
+
+
+def expected_smiles(greeks: list[dict], min_wing_trades: int = 2) -> dict[tuple, dict]:
+    """option_smile_hourly by its documented method, from option_greeks' rows."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for g in greeks:
+        if g["delta"] is not None and g["iv"] and g["iv"] > 0 and g["amount"] > 0:
+            groups[(g["hour"], g["expiry"])].append(g)
+    out = {}
+    for key, trades in groups.items():
+        forward = statistics.median(t["forward_price"] for t in trades)
+
+        def vw(ts: list[dict], field: str) -> float:
+            return sum(t[field] * float(t["amount"]) for t in ts) / sum(
+                float(t["amount"]) for t in ts
+            )
+
+        by_strike: dict[float, list[dict]] = defaultdict(list)
+        by_point: dict[tuple, list[dict]] = defaultdict(list)
+        for t in trades:
+            by_strike[float(t["strike"])].append(t)
+            by_point[(t["option_type"], float(t["strike"]))].append(t)
+        below = [k for k in by_strike if k <= forward]
+        above = [k for k in by_strike if k > forward]
+        atm = None
+        if below and above:
+            lo, hi = max(below), min(above)
+            atm = interpolate(
+                0.0,
+                (math.log(lo / forward), vw(by_strike[lo], "iv")),
+                (math.log(hi / forward), vw(by_strike[hi], "iv")),
+            )
+        wing_iv = {}
+        for side in ("C", "P"):
+            points = [
+                (abs(vw(ts, "delta")), vw(ts, "iv")) for (s, _), ts in by_point.items() if s == side
+            ]
+            lower = [p for p in points if p[0] <= 0.25]
+            upper = [p for p in points if p[0] >= 0.25]
+            in_wing = sum(
+                1
+                for t in trades
+                if t["option_type"] == side
+                and (0 < t["delta"] <= 0.5 if side == "C" else -0.5 <= t["delta"] < 0)
+            )
+            wing_iv[side] = (
+                interpolate(0.25, max(lower), min(upper))
+                if lower and upper and in_wing >= min_wing_trades
+                else None
+            )
+        call, put = wing_iv["C"], wing_iv["P"]
+        out[key] = {
+            "atm_iv": atm,
+            "iv_25d_call": call,
+            "iv_25d_put": put,
+            "risk_reversal_25d": None if call is None or put is None else call - put,
+            "butterfly_25d": None
+            if call is None or put is None or atm is None
+            else (call + put) / 2 - atm,
+        }
+    return out
+
+
+def assert_same(got: float | None, want: float | None, what) -> None:
+    if want is None:
+        assert got is None, what
+    else:
+        assert got is not None and close(got, want, rel=1e-9, abs_=1e-9), (what, got, want)
+
+
+def test_smile_follows_the_documented_method(built):
+    """ATM iv, 25-delta call and put iv, risk reversal and butterfly per hour and expiry of
+    00:00 and 01:00, recomputed here from option_greeks by the method in the model's docs;
+    the two hours hold expiries with a full smile and expiries where a wing is missing."""
+    greeks = query(built, "select * from marts.option_greeks")
+    expected = expected_smiles(greeks)
+    rows = query(built, "select * from marts.option_smile_hourly")
+    assert {(r["hour"], r["expiry"]) for r in rows} == set(expected)
+    for row in rows:
+        want = expected[(row["hour"], row["expiry"])]
+        for name, value in want.items():
+            assert_same(row[name], value, (row["hour"], row["expiry"], name))
+    full = [r for r in rows if r["butterfly_25d"] is not None]
+    assert full and len(full) < len(rows)
+    # April 2024: puts over calls on the front end is common, but a smile is convex
+    assert all(r["butterfly_25d"] > -1 for r in full)
+
+
+def test_term_structure_interpolates_total_variance_never_extrapolates(built):
+    smiles = query(built, "select * from marts.option_smile_hourly where atm_iv is not null")
+    rows = query(built, "select * from marts.option_term_structure_hourly")
+    assert {(r["hour"], r["maturity_days"]) for r in rows} == {
+        (hour, days) for hour in HOURS for days in (7, 30, 60, 90)
+    }
+    reported = 0
+    for row in rows:
+        tau = row["maturity_days"] / 365
+        points = [
+            (s["days_to_expiry"] / 365, s["atm_iv"] ** 2 * s["days_to_expiry"] / 365, s["expiry"])
+            for s in smiles
+            if s["hour"] == row["hour"]
+        ]
+        lower = [p for p in points if p[0] <= tau]
+        upper = [p for p in points if p[0] >= tau]
+        if not lower or not upper:
+            assert row["atm_iv"] is None and (
+                row["lower_expiry"] is None or row["upper_expiry"] is None
+            )
+            continue
+        lo, hi = max(lower), min(upper)
+        assert (row["lower_expiry"], row["upper_expiry"]) == (lo[2], hi[2])
+        variance = interpolate(tau, lo[:2], hi[:2]) / tau
+        assert_same(row["atm_iv"], math.sqrt(variance), (row["hour"], row["maturity_days"]))
+        reported += 1
+    assert reported >= 2
+
+
+def test_the_premium_view_carries_the_options_30_day_atm_iv(built):
+    """volatility_risk_premium_daily's atm_iv_30d for BTC on 2024-04-01 is the term
+    structure's 30-day ATM iv at the day's last hour with one (01:00 here), as a decimal,
+    beside DVOL's close from the recording; ETH has none (no ETH options collected)."""
+    term = query(
+        built,
+        "select hour, atm_iv from marts.option_term_structure_hourly "
+        "where maturity_days = 30 and atm_iv is not null order by hour",
+    )
+    rows = {
+        r["currency"]: r for r in query(built, "select * from marts.volatility_risk_premium_daily")
+    }
+    assert set(rows) == {"BTC"}  # the default universe collects BTC options and DVOL only
+    btc = rows["BTC"]
+    assert term[-1]["hour"] == HOURS[1]
+    assert close(btc["atm_iv_30d"], term[-1]["atm_iv"] / 100, rel=1e-15)
+    dvol = {
+        line.split(",")[0]: line.split(",")
+        for line in (SHARED_DATA / "deribit" / "dvol_BTC_1D_2021-03-24_to_2026-04-06.csv")
+        .read_text()
+        .splitlines()
+    }
+    assert close(btc["implied_volatility"], float(dvol[DAY][5]) / 100, rel=1e-15)
+    assert (
+        btc["realized_volatility_trailing_30d"] is None and btc["atm_premium_trailing_30d"] is None
+    )
