@@ -1,12 +1,13 @@
 """Tests of the Hyperliquid replay handler (POST /info) against the recordings in shared/data.
 
-The expected values are parsed here, independently of the handler, from the VCR cassettes and
-the allDexsAssetCtxs message. The handler is not in ``default_handlers`` yet, so the tests
+The expected values are parsed here, independently of the handler, from the VCR cassettes,
+the freqtrade files (SOURCES.md section 10) and the allDexsAssetCtxs message. The handler is not in ``default_handlers`` yet, so the tests
 mount it themselves.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 from collections.abc import Iterator
@@ -33,6 +34,16 @@ CANDLE_CASSETTE = HL_DIR / "vcr_meta+candleSnapshot_kPEPE_1h_2023-05-21.yaml"
 FUNDING_CASSETTE = HL_DIR / "vcr_meta+fundingHistory_BTC_2023-05-12_to_2023-07-17.yaml"
 CTXS_FILE = HL_DIR / "ws_allDexsAssetCtxs_snapshot_2026.json"
 HOUR_MS = 3_600_000
+# The freqtrade recordings (SOURCES.md section 10): 1h perp candles and funding per coin.
+FREQTRADE_COINS = ("BTC", "ETH", "SOL", "HYPE")
+
+
+def freqtrade_file(coin: str, kind: str) -> list[list[Any]]:
+    """The rows of ``freqtrade_hyperliquid_{coin}_USDC-1h-{kind}.json`` (kind perp, spot,
+    funding)."""
+    return json.loads((HL_DIR / f"freqtrade_hyperliquid_{coin}_USDC-1h-{kind}.json").read_text())
+
+
 # The recorded candleSnapshot request (startTime is 2023-05-21 20:46:47 UTC).
 KPEPE_START, KPEPE_END = 1684702007000, 1684784807000
 
@@ -114,6 +125,32 @@ def test_recordings_are_what_sources_md_says() -> None:
     assert FUNDING[0]["time"] == ms("2023-05-12T00:00:00.048")
     assert FUNDING[-1]["time"] == ms("2023-07-17T21:00:00.065")
     assert len(json.loads(META_BODY)["universe"]) == 28
+    # Hyperliquid's own close-time rule, which the freqtrade candles are served with.
+    assert all(c["T"] == c["t"] + HOUR_MS - 1 for c in CANDLES)
+    assert all((c["s"], c["i"]) == ("kPEPE", "1h") for c in CANDLES)
+
+
+@pytest.mark.parametrize(
+    ("coin", "kind", "rows", "first", "last"),
+    [
+        *[(c, "perp", 7793, "2024-09-04T11:00", "2025-07-26T03:00") for c in ("BTC", "ETH", "SOL")],
+        ("HYPE", "perp", 5588, "2024-12-05T09:00", "2025-07-26T04:00"),
+        ("HYPE", "spot", 5733, "2024-11-29T07:00", "2025-07-26T03:00"),
+        *[
+            (c, "funding", 18778, "2023-05-12T00:00:00.048", "2025-07-26T03:00:00.027")
+            for c in ("BTC", "ETH", "SOL")
+        ],
+        ("HYPE", "funding", 5587, "2024-12-05T10:00:00.004", "2025-07-26T04:00:00.029"),
+    ],
+)
+def test_freqtrade_files_are_what_sources_md_says(
+    coin: str, kind: str, rows: int, first: str, last: str
+) -> None:
+    data = freqtrade_file(coin, kind)
+    assert len(data) == rows
+    assert (data[0][0], data[-1][0]) == (ms(first), ms(last))
+    if kind != "funding":
+        assert all(b[0] - a[0] == HOUR_MS for a, b in itertools.pairwise(data))
 
 
 # -- candleSnapshot ------------------------------------------------------------------------
@@ -162,7 +199,7 @@ def test_candle_range_outside_the_recording_is_empty(client: httpx.Client) -> No
     assert candles(client, "kPEPE", "1h", 10, 5).json() == []
 
 
-@pytest.mark.parametrize(("coin", "interval"), [("BTC", "1h"), ("kPEPE", "15m")])
+@pytest.mark.parametrize(("coin", "interval"), [("BTC", "15m"), ("kPEPE", "15m"), ("DOGE", "1h")])
 def test_unrecorded_candles_are_a_404_not_an_empty_list(
     client: httpx.Client, coin: str, interval: str
 ) -> None:
@@ -179,7 +216,8 @@ def test_unrecorded_candles_are_a_404_not_an_empty_list(
 
 def test_funding_pages_of_500_reassemble_the_recording(server: ReplayServer) -> None:
     """Guards the page size and the inclusive time bounds, paging like a client does."""
-    start, end = ms("2023-04-19T00:00"), ms("2023-07-18T00:00")
+    # up to the cassette's last record: BTC's freqtrade funding goes on after it
+    start, end = ms("2023-04-19T00:00"), FUNDING[-1]["time"]
     records: list[dict[str, Any]] = []
     sizes = []
     with httpx.Client(base_url=server.base_url("hyperliquid")) as client:
@@ -205,7 +243,7 @@ def test_funding_without_end_time_and_inclusive_bounds(client: httpx.Client) -> 
 
 def test_funding_serves_the_recorded_strings(client: httpx.Client) -> None:
     """Guards against rates going through float ("0.0000125" must not become 1.25e-05)."""
-    resp = funding(client, "BTC", FUNDING[-1]["time"])
+    resp = funding(client, "BTC", FUNDING[-1]["time"], FUNDING[-1]["time"])
     assert (
         resp.text
         == '[{"coin":"BTC","fundingRate":"0.0000125","premium":"0.00007028","time":1689627600065}]'
@@ -214,11 +252,138 @@ def test_funding_serves_the_recorded_strings(client: httpx.Client) -> None:
 
 
 def test_funding_of_an_unrecorded_coin_is_a_404(client: httpx.Client) -> None:
-    resp = funding(client, "ETH", 0)
+    resp = funding(client, "kPEPE", 0)
     assert resp.status_code == 404
-    assert resp.json() == {"error": "replay: no recording of fundingHistory coin=ETH"}
+    assert resp.json() == {"error": "replay: no recording of fundingHistory coin=kPEPE"}
     # An unrecorded *range* of a recorded coin is an empty answer (documented).
     assert funding(client, "BTC", 0, ms("2023-05-01T00:00")).json() == []
+
+
+# -- freqtrade recordings (SOURCES.md section 10) -------------------------------------------
+
+
+def all_candles(client: httpx.Client, coin: str, start: int, end: int) -> list[dict[str, Any]]:
+    """Every candle of ``coin`` 1h opening in [start, end], paged as the platform's client."""
+    served: list[dict[str, Any]] = []
+    while start <= end:
+        page = candles(client, coin, "1h", start, end).json()
+        if not page:
+            break
+        served.extend(c for c in page if c["t"] >= start)
+        start = page[-1]["T"] + 1
+    return served
+
+
+def all_funding(client: httpx.Client, coin: str, start: int, end: int) -> list[dict[str, Any]]:
+    """Every funding record of ``coin`` in [start, end], in pages of 500 as clients page."""
+    records: list[dict[str, Any]] = []
+    while True:
+        page = funding(client, coin, start, end).json()
+        records.extend(page)
+        if len(page) < 500:
+            return records
+        start = page[-1]["time"] + 1
+
+
+def assert_decimal_string(text: Any, recorded: float) -> None:
+    """Hyperliquid's decimal string of a recorded float: positional, reads back as the same
+    float, the shortest such decimal, with ".0" on an integral value."""
+    assert type(text) is str
+    assert "e" not in text.lower()
+    assert float(text) == recorded
+    assert Decimal(text) == Decimal(repr(recorded))
+    assert "." in text
+
+
+@pytest.mark.parametrize(
+    ("coin", "kind", "served_as"),
+    [
+        *[(c, "perp", c) for c in FREQTRADE_COINS],
+        ("HYPE", "spot", "@107"),
+    ],
+)
+def test_freqtrade_candles_are_served_as_hyperliquid_candles(
+    client: httpx.Client, coin: str, kind: str, served_as: str
+) -> None:
+    """Guards the conversion: every recorded candle, each value exactly the recorded float as
+    a decimal string, T/s/i by Hyperliquid's rule, n null (never invented)."""
+    rows = freqtrade_file(coin, kind)
+    served = all_candles(client, served_as, rows[0][0] - 5 * HOUR_MS, rows[-1][0] + 5 * HOUR_MS)
+    assert [c["t"] for c in served] == [row[0] for row in rows]
+    for candle, row in zip(served, rows, strict=True):
+        assert list(candle) == list(CANDLES[0])  # Hyperliquid's key order
+        assert candle["T"] == row[0] + HOUR_MS - 1
+        assert (candle["s"], candle["i"], candle["n"]) == (served_as, "1h", None)
+        for key, value in zip("ohlcv", row[1:], strict=True):
+            assert_decimal_string(candle[key], value)
+
+
+def test_freqtrade_candle_strings_byte_for_byte(client: httpx.Client) -> None:
+    """Guards the exact wire text: BTC's first two recorded hours, integral prices with ".0"."""
+    t = ms("2024-09-04T11:00")
+    resp = candles(client, "BTC", "1h", t + 1, t + HOUR_MS)
+    assert resp.text == (
+        '[{"T":1725451199999,"c":"56584.0","h":"56680.0","i":"1h","l":"56456.0","n":null,'
+        '"o":"56461.0","s":"BTC","t":1725447600000,"v":"75.67353"},'
+        '{"T":1725454799999,"c":"56620.0","h":"56777.0","i":"1h","l":"56500.0","n":null,'
+        '"o":"56581.0","s":"BTC","t":1725451200000,"v":"91.58561"}]'
+    )
+
+
+def test_freqtrade_candles_keep_the_snapshot_semantics(client: httpx.Client) -> None:
+    """Guards the 5000 cap and the first candle being the one containing startTime."""
+    rows = freqtrade_file("ETH", "perp")
+    start = rows[10][0] + 1234
+    served = candles(client, "ETH", "1h", start, rows[-1][0]).json()
+    assert len(served) == 5000
+    assert served[0]["t"] == rows[10][0] and served[-1]["t"] == rows[5009][0]
+    # Outside the recording: empty, as documented (no candle is invented).
+    assert candles(client, "ETH", "1h", ms("2024-01-01T00:00"), ms("2024-09-04T10:59")).json() == []
+
+
+@pytest.mark.parametrize("coin", ["ETH", "SOL", "HYPE"])
+def test_freqtrade_funding_is_served_as_hyperliquid_funding(
+    client: httpx.Client, coin: str
+) -> None:
+    """Guards the conversion: every record, rate exactly the recorded float, premium null."""
+    rows = freqtrade_file(coin, "funding")
+    served = all_funding(client, coin, 0, ms("2025-08-01T00:00"))
+    assert [r["time"] for r in served] == [row[0] for row in rows]
+    for record, (_, rate) in zip(served, rows, strict=True):
+        assert list(record) == ["coin", "fundingRate", "premium", "time"]
+        assert (record["coin"], record["premium"]) == (coin, None)
+        assert_decimal_string(record["fundingRate"], rate)
+
+
+def test_funding_rate_in_exponent_form_is_written_positionally(client: httpx.Client) -> None:
+    """Guards against "1.25e-05" reaching the wire: Hyperliquid writes "0.0000125"."""
+    last = freqtrade_file("BTC", "funding")[-1]
+    assert repr(last[1]) == "3.09605e-05"
+    resp = funding(client, "BTC", last[0], last[0])
+    assert resp.text == (
+        '[{"coin":"BTC","fundingRate":"0.0000309605","premium":null,"time":1753498800027}]'
+    )
+
+
+def test_btc_funding_cassette_wins_inside_its_span(client: httpx.Client) -> None:
+    """Guards the overlap rule: inside the cassette's span only the cassette (the API's own
+    bytes) is served, the freqtrade file only outside it; the two agree in the span."""
+    rows = freqtrade_file("BTC", "funding")
+    served = all_funding(client, "BTC", 0, ms("2025-08-01T00:00"))
+    assert [r["time"] for r in served] == [row[0] for row in rows]  # one record per time
+    span = len(FUNDING)
+    assert served[:span] == FUNDING
+    assert all(r["premium"] is None for r in served[span:])
+    for record, (_, rate) in zip(served[span:], rows[span:], strict=True):
+        assert_decimal_string(record["fundingRate"], rate)
+    # The freqtrade rates the cassette replaces are the same rates at 10 decimals.
+    for record, (time, rate) in zip(FUNDING, rows[:span], strict=True):
+        assert record["time"] == time
+        assert abs(Decimal(record["fundingRate"]) - Decimal(repr(rate))) <= Decimal("5e-9")
+    # A page crossing the span's end: cassette records, then freqtrade ones.
+    page = funding(client, "BTC", FUNDING[-2]["time"], FUNDING[-1]["time"] + 2 * HOUR_MS).json()
+    assert page[:2] == FUNDING[-2:]
+    assert [r["premium"] for r in page[2:]] == [None, None]
 
 
 # -- meta and metaAndAssetCtxs -------------------------------------------------------------
@@ -356,7 +521,7 @@ def test_synthetic_candles_are_served_with_a_warning_once_per_coin(
     sub = write_synthetic_candles(
         synthetic_data_dir / "synthetic", "ETH", "1m", start, start + 9 * 60_000, 3
     )
-    extra = write_synthetic_candles(tmp_path / "extra", "SOL", "1h", start, start + 5 * HOUR_MS, 4)
+    extra = write_synthetic_candles(tmp_path / "extra", "AVAX", "1h", start, start + 5 * HOUR_MS, 4)
     handler = HyperliquidHandler(synthetic_data_dir, synthetic_dir=tmp_path / "extra")
     with (
         ReplayServer(DATA_DIR, handlers={"hyperliquid": handler}) as server,
@@ -365,13 +530,13 @@ def test_synthetic_candles_are_served_with_a_warning_once_per_coin(
     ):
         eth = candles(client, "ETH", "1m", start, start + 9 * 60_000).json()
         candles(client, "ETH", "1m", start, start + 60_000)
-        sol = candles(client, "SOL", "1h", start, start + 5 * HOUR_MS).json()
+        avax = candles(client, "AVAX", "1h", start, start + 5 * HOUR_MS).json()
     assert eth == json.loads(sub.read_text())
-    assert sol == json.loads(extra.read_text())
+    assert avax == json.loads(extra.read_text())
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 2
     assert all("SYNTHETIC" in w for w in warnings)
-    assert "ETH" in warnings[0] and "SOL" in warnings[1]
+    assert "ETH" in warnings[0] and "AVAX" in warnings[1]
 
 
 def test_real_recording_wins_over_a_synthetic_file(

@@ -32,6 +32,40 @@ Recordings (``shared/data/hyperliquid``, see ``SOURCES.md`` sections 4 and 5):
   sound for names but the answer is a mix of a 2023 universe and 2026 market state. Three of
   the 28 (MATIC, RNDR, FTM: indices 3, 20, 22) are delisted by then: ``premium``, ``midPx``
   and ``impactPxs`` are ``null`` and open interest is 0.
+* ``freqtrade_hyperliquid_{BTC,ETH,SOL,HYPE}_USDC-1h-{perp,funding}.json`` and
+  ``freqtrade_hyperliquid_HYPE_USDC-1h-spot.json`` (section 10, **converted**): freqtrade's
+  download (ccxt, from ``candleSnapshot`` and ``fundingHistory``) of 2025-07-26, as JSON
+  numbers. ccxt had already turned Hyperliquid's decimal strings into floats; the replay
+  writes each float back as the shortest decimal that reads back as the same float, in
+  positional notation (never an exponent: ``1.25e-05`` is sent as ``"0.0000125"``) with
+  ``.0`` on integral values, as Hyperliquid writes them (``"520665683.0"`` in the kPEPE
+  cassette). That is exact: every recorded value has at most 10 significant digits (prices
+  up to 4 decimals, volumes 5, funding rates 10), and a value of more than 15 is refused.
+
+  * Perp candles ``[open_ms, o, h, l, c, v]``: 1h, BTC/ETH/SOL 2024-09-04 11:00 ..
+    2025-07-26 03:00, HYPE 2024-12-05 09:00 .. 2025-07-26 04:00 (UTC open times). Served as
+    Hyperliquid's candle object: ``t`` the recorded open time; ``T = t + 3599999``,
+    ``s`` the coin and ``i`` ``"1h"``, which are Hyperliquid's own rule (every kPEPE candle
+    of the cassette has ``T = t + interval - 1`` and ``s``/``i`` equal to the request's
+    coin/interval); ``n`` (number of trades) is ``null``: freqtrade did not keep it.
+  * HYPE spot candles (HYPE/USDC, 2024-11-29 07:00 .. 2025-07-26 03:00) are served the same
+    way under Hyperliquid's spot coin name ``@107`` (spot pair index 107 of Hyperliquid's
+    ``spotMeta`` is HYPE/USDC; the platform's instrument list spells the pair that way, and
+    its ``hyperliquid_candles_1h`` dataset collects spot pairs).
+  * Funding ``[ms, rate]``: BTC/ETH/SOL 2023-05-12 .. 2025-07-26 03:00, HYPE 2024-12-05
+    10:00 .. 2025-07-26 04:00. Served as ``{coin, fundingRate, premium, time}`` with
+    ``time`` the recorded ms (Hyperliquid's own funding time, jitter included) and
+    ``premium`` ``null``: freqtrade did not keep it.
+
+  **Cassette and freqtrade overlap** (BTC funding): inside the span of a cassette's records
+  of a coin (for BTC funding 2023-05-12 00:00:00.048 .. 2023-07-17 21:00:00.065, both
+  inclusive) only the cassette is served, the API's own bytes (8-decimal rates, premium
+  set); the freqtrade file serves only the times outside that span (from 2023-07-17
+  22:00 on: 10-decimal rates, premium ``null``). In the span the two agree time for time
+  (every rate within 5e-9, SOURCES.md section 10); the freqtrade rows there are dropped,
+  never mixed in. A page whose range crosses the span's end therefore holds cassette
+  records, then freqtrade records: the change shows as ``premium`` turning ``null``. The
+  same rule would apply to candles; no candle series is recorded twice today.
 
 A gap in the recordings never looks like real (empty) market data: a coin (or coin and
 interval) with no recording answers HTTP 404 ``{"error": "replay: no recording of ..."}``.
@@ -60,6 +94,7 @@ import re
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +123,19 @@ INTERVALS = frozenset(
     {"1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "8h", "12h", "1d", "3d", "1w", "1M"}
 )
 ASSET_CTXS_FILE = "ws_allDexsAssetCtxs_snapshot_2026.json"
+#: freqtrade recordings (SOURCES.md section 10):
+#: ``freqtrade_hyperliquid_{BASE}_USDC-1h-{perp,spot,funding}.json``.
+FREQTRADE_FILE_RE = re.compile(
+    r"^freqtrade_hyperliquid_(?P<base>[A-Za-z0-9]+)_USDC-(?P<interval>1h)-"
+    r"(?P<kind>perp|spot|funding)\.json$"
+)
+#: Hyperliquid's spot coin name of a freqtrade spot pair (HYPE/USDC is spot pair @107).
+SPOT_COINS = {"HYPE": "@107"}
+#: Interval lengths of the freqtrade candle files, ms.
+_FREQTRADE_INTERVAL_MS = {"1h": 3_600_000}
+# More significant digits than this and a float's shortest repr might not be the decimal
+# Hyperliquid sent (float64 keeps 15 exactly): such a value is refused, never rounded.
+_MAX_DIGITS = 15
 # Keys of a candle and of a funding record, and which of them are ints on the wire.
 _CANDLE_KEYS = frozenset("tTsiochlvn")
 _CANDLE_INTS = frozenset("tTn")
@@ -127,7 +175,7 @@ class _Funding:
 
 @dataclass
 class _Recordings:
-    """Everything read from the cassettes and the asset-context file."""
+    """Everything read from the cassettes, the freqtrade files and the asset-context file."""
 
     meta_body: str | None
     candles: dict[tuple[str, str], _Candles]
@@ -139,13 +187,13 @@ class HyperliquidHandler:
     """Answers Hyperliquid ``POST /info`` requests from the recordings in ``data_dir``.
 
     Args:
-        data_dir: folder with the ``vcr_*.yaml`` cassettes and the asset-context file
-            (``shared/data/hyperliquid``); SYNTHETIC candle files here or in ``synthetic/``
-            are served too.
+        data_dir: folder with the ``vcr_*.yaml`` cassettes, the ``freqtrade_hyperliquid_*``
+            files and the asset-context file (``shared/data/hyperliquid``); SYNTHETIC candle
+            files here or in ``synthetic/`` are served too.
         synthetic_dir: an extra folder of SYNTHETIC candle files (benchmarks write there).
 
-    Cassettes are read on the first request; synthetic files are loaded on first use of
-    their coin/interval. Everything is cached for the life of the handler.
+    Cassettes and freqtrade files are read on the first request; synthetic files are loaded
+    on first use of their coin/interval. Everything is cached for the life of the handler.
     """
 
     def __init__(self, data_dir: Path | str, synthetic_dir: Path | str | None = None) -> None:
@@ -275,6 +323,7 @@ class HyperliquidHandler:
         meta_body: str | None = None
         candle_rows: dict[tuple[str, str], list[dict[str, Any]]] = {}
         funding_rows: dict[str, list[dict[str, Any]]] = {}
+        freqtrade_candles, freqtrade_funding = _read_freqtrade(self.data_dir)
         for path in sorted(self.data_dir.glob("vcr_*.yaml")):
             for request, body in _interactions(path):
                 kind = request.get("type")
@@ -295,6 +344,14 @@ class HyperliquidHandler:
                         if row["coin"] != request["coin"]:
                             raise ValueError(f"{path}: funding record {row} is not {request}")
                     funding_rows.setdefault(request["coin"], []).extend(rows)
+        candle_rows = {
+            key: _cassette_wins(rows, freqtrade_candles.get(key, []), "t")
+            for key, rows in candle_rows.items()
+        } | {key: rows for key, rows in freqtrade_candles.items() if key not in candle_rows}
+        funding_rows = {
+            coin: _cassette_wins(rows, freqtrade_funding.get(coin, []), "time")
+            for coin, rows in funding_rows.items()
+        } | {coin: rows for coin, rows in freqtrade_funding.items() if coin not in funding_rows}
         synthetic: dict[tuple[str, str], list[Path]] = {}
         for folder in dict.fromkeys(self.synthetic_dirs):
             for path in sorted(folder.glob(SYNTHETIC_PREFIX + "*.json")):
@@ -311,6 +368,94 @@ class HyperliquidHandler:
             funding={coin: _funding_series(rows) for coin, rows in funding_rows.items()},
             synthetic_files=synthetic,
         )
+
+
+def _read_freqtrade(
+    data_dir: Path,
+) -> tuple[dict[tuple[str, str], list[dict[str, Any]]], dict[str, list[dict[str, Any]]]]:
+    """The freqtrade recordings as Hyperliquid records: candles by (coin, interval), funding
+    by coin (see the module docstring for the conversion)."""
+    candles: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    funding: dict[str, list[dict[str, Any]]] = {}
+    for path in sorted(data_dir.glob("freqtrade_hyperliquid_*.json")):
+        match = FREQTRADE_FILE_RE.match(path.name)
+        if match is None:
+            logger.debug("replay: ignoring %s (not a freqtrade Hyperliquid file name)", path)
+            continue
+        rows = json.loads(path.read_bytes())
+        if not isinstance(rows, list):
+            raise ValueError(f"{path}: expected a JSON array")
+        base, interval, kind = match["base"], match["interval"], match["kind"]
+        if kind == "funding":
+            funding[base] = [_freqtrade_funding(path, i, base, row) for i, row in enumerate(rows)]
+            continue
+        coin = SPOT_COINS.get(base) if kind == "spot" else base
+        if coin is None:
+            logger.debug("replay: ignoring %s (no Hyperliquid spot coin name for %s)", path, base)
+            continue
+        candles[(coin, interval)] = [
+            _freqtrade_candle(path, i, coin, interval, row) for i, row in enumerate(rows)
+        ]
+    return candles, funding
+
+
+def _freqtrade_candle(path: Path, index: int, coin: str, interval: str, row: Any) -> dict[str, Any]:
+    """A freqtrade ``[open_ms, o, h, l, c, v]`` row as Hyperliquid's candle object, in the
+    key order Hyperliquid sends; ``n`` (not kept by freqtrade) is null."""
+    step = _FREQTRADE_INTERVAL_MS[interval]
+    if not (isinstance(row, list) and len(row) == 6 and type(row[0]) is int and row[0] % step == 0):
+        raise ValueError(f"{path}: row {index} is not a freqtrade {interval} candle: {row!r}")
+    o, h, low, c, v = (_decimal_string(path, index, value) for value in row[1:])
+    t = row[0]
+    return {
+        "T": t + step - 1,
+        "c": c,
+        "h": h,
+        "i": interval,
+        "l": low,
+        "n": None,
+        "o": o,
+        "s": coin,
+        "t": t,
+        "v": v,
+    }
+
+
+def _freqtrade_funding(path: Path, index: int, coin: str, row: Any) -> dict[str, Any]:
+    """A freqtrade ``[ms, rate]`` row as Hyperliquid's funding record; ``premium`` (not
+    kept by freqtrade) is null."""
+    if not (isinstance(row, list) and len(row) == 2 and type(row[0]) is int):
+        raise ValueError(f"{path}: row {index} is not a freqtrade funding record: {row!r}")
+    rate = _decimal_string(path, index, row[1])
+    return {"coin": coin, "fundingRate": rate, "premium": None, "time": row[0]}
+
+
+def _decimal_string(path: Path, index: int, value: Any) -> str:
+    """A recorded JSON number as Hyperliquid's decimal string: the shortest decimal that
+    reads back as the same float, positional, with ``.0`` on an integral value.
+
+    Raises:
+        ValueError: not a number, or more significant digits than a float keeps exactly.
+    """
+    if type(value) not in (int, float):
+        raise ValueError(f"{path}: row {index} has a non-numeric value {value!r}")
+    exact = Decimal(repr(float(value)))
+    if not exact.is_finite() or len(exact.as_tuple().digits) > _MAX_DIGITS:
+        raise ValueError(f"{path}: row {index} value {value!r} cannot be written exactly")
+    text = format(exact, "f")
+    return text if "." in text else text + ".0"
+
+
+def _cassette_wins(
+    cassette: list[dict[str, Any]], freqtrade: list[dict[str, Any]], time_key: str
+) -> list[dict[str, Any]]:
+    """The cassette's records, plus the freqtrade records outside the cassette's time span
+    (the overlap rule of the module docstring)."""
+    if not cassette:
+        return freqtrade
+    times = [row[time_key] for row in cassette]
+    first, last = min(times), max(times)
+    return cassette + [row for row in freqtrade if not first <= row[time_key] <= last]
 
 
 def _interactions(path: Path) -> Iterable[tuple[dict[str, Any], str]]:
