@@ -14,6 +14,9 @@ dataset and message, its days as ranges) and the tables of the marts built; dbt'
 goes to a log file under ``$MKT_DATA_DIR/logs``, and with ``--verbose`` to the terminal as
 well, beside Dagster's log.
 
+``mkt-platform report --start DATE --end DATE [--output FILE]`` writes a static HTML report
+of the marts' charts and the rows they are drawn from (see :mod:`mkt_platform.report`).
+
 ``mkt-platform dev [--replay DIR]`` starts the Dagster UI (``dg dev``) on the same instance,
 against the replay of the recordings in DIR when given (see :mod:`mkt_platform.dev`).
 """
@@ -397,6 +400,22 @@ def materialize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from mkt_platform.report import default_path, write_report
+
+    path = args.output or default_path(args.start, args.end)
+    try:
+        written = write_report(args.start, args.end, path)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # the warehouse is held by a writer, or unreadable
+        print(f"error: the warehouse cannot be read now: {exc}", file=sys.stderr)
+        return 1
+    print(f"report: {_shown(written)}")
+    return 0
+
+
 def _disk_problem(exc: BaseException) -> str | None:
     """ "disk full ..." or "read-only ..." when the data dir's or the instance's disk is the
     cause of ``exc`` (see :func:`mkt_platform.lib.lake.disk_problem`), else ``None``."""
@@ -447,6 +466,16 @@ def main(argv: list[str] | None = None) -> int:
         "by default dbt's output goes only to the log file named at the end",
     )
     dev.add_parser(commands)
+    report = commands.add_parser(
+        "report",
+        help="write a static HTML report of the marts (charts and their numbers)",
+        description="Write one self-contained HTML file with the charts of the session, "
+        "volatility and options marts for the UTC days START..END and the rows each is drawn "
+        "from (default $MKT_DATA_DIR/reports/report_START_END.html).",
+    )
+    report.add_argument("--start", type=date.fromisoformat, required=True, help="first day")
+    report.add_argument("--end", type=date.fromisoformat, required=True, help="last day")
+    report.add_argument("--output", type=Path, help="the HTML file to write")
     args = parser.parse_args(argv)
     # Started in the background of a script, a process inherits SIGINT ignored; Dagster sets
     # SIGTERM to SIGINT's handler after each run, which would leave the CLI deaf to SIGTERM
@@ -461,6 +490,8 @@ def main(argv: list[str] | None = None) -> int:
         return dev.dev(args, _dagster_home())
     if args.end < args.start:
         parser.error("--end is before --start")
+    if args.command == "report":
+        return _report(args)
     # SIGTERM stops the CLI as Ctrl-C does: the running step is interrupted (its dbt process
     # gets SIGINT), the run is marked failed, and nothing waits on.
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)

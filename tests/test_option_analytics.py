@@ -484,3 +484,65 @@ def test_the_premium_view_carries_the_options_30_day_atm_iv(built):
     assert (
         btc["realized_volatility_trailing_30d"] is None and btc["atm_premium_trailing_30d"] is None
     )
+
+
+def test_smile_and_term_charts_draw_the_marts_rows(built):
+    """The smile chart has a line per expiry through its 25-delta put, ATM and 25-delta call
+    iv (missing points left out), the term chart the fixed maturities and the expiries' own
+    ATM iv: each equal to a query of the mart, at the window's last hour (01:00)."""
+    import duckdb
+
+    from mkt_platform.lib.charts import smile_chart, term_chart
+
+    start, end = HOURS[0], HOURS[1] + (HOURS[1] - HOURS[0])
+    with duckdb.connect(str(built / "warehouse.duckdb"), read_only=True) as con:
+        smile, term = smile_chart(con, start, end), term_chart(con, start, end)
+    smiles = query(
+        built,
+        "select * from marts.option_smile_hourly where hour = $hour".replace(
+            "$hour", f"'{HOURS[1].isoformat()}'"
+        ),
+    )
+    drawn = 0
+    for row in smiles:
+        want = [
+            (x, row[c])
+            for c, x in (("iv_25d_put", -1.0), ("atm_iv", 0.0), ("iv_25d_call", 1.0))
+            if row[c] is not None
+        ]
+        assert smile.series(f"{row['expiry']:%Y-%m-%d}") == want
+        drawn += bool(want)
+    assert drawn >= 5
+    terms = query(
+        built,
+        "select maturity_days, atm_iv from marts.option_term_structure_hourly "
+        f"where hour = '{HOURS[1].isoformat()}' and atm_iv is not null order by maturity_days",
+    )
+    assert term.series("atm_iv") == [(float(t["maturity_days"]), t["atm_iv"]) for t in terms]
+    assert term.series("expiry_atm_iv") == sorted(
+        (r["days_to_expiry"], r["atm_iv"]) for r in smiles if r["atm_iv"] is not None
+    )
+
+
+def test_report_writes_the_charts_and_their_rows(built, tmp_path, monkeypatch):
+    """`mkt-platform report` writes one HTML file: a chart and the table of its rows for each
+    mart with rows in the range, and says which marts are empty (no sessions here)."""
+    import re
+
+    from mkt_platform.cli import main
+
+    monkeypatch.setenv("MKT_DATA_DIR", str(built))
+    out = tmp_path / "report.html"
+    assert main(["report", "--start", DAY, "--end", DAY, "--output", str(out)]) == 0
+    text = out.read_text()
+    assert len(re.findall(r'<img alt="[^"]+" src="data:image/png;base64,', text)) == 3
+    assert "No row of <code>marts.session_ohlc_daily</code>" in text
+    smiles = query(
+        built,
+        f"select count(*) n from marts.option_smile_hourly where hour = '{HOURS[1].isoformat()}'",
+    )[0]["n"]
+    assert f"<code>marts.option_smile_hourly</code>, {smiles} rows" in text
+    assert "<code>marts.option_term_structure_hourly</code>, 4 rows" in text
+    # a missing warehouse is a clear error, not a traceback
+    monkeypatch.setenv("MKT_DATA_DIR", str(tmp_path / "nothing"))
+    assert main(["report", "--start", DAY, "--end", DAY, "--output", str(out)]) == 2

@@ -50,7 +50,7 @@ def realized_30(variances: dict[datetime, float | None], first: datetime) -> flo
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory, replay):
+def built_and_instance(tmp_path_factory, replay):
     import dagster as dg
 
     monkeypatch = pytest.MonkeyPatch()
@@ -90,9 +90,21 @@ def built(tmp_path_factory, replay):
                 START, END, instance, only=("binance_klines_1h", "deribit_volatility_index")
             )
             assert all(r.success for r in results), [r.failed for r in results]
-        yield data_dir
+            yield data_dir, instance
     finally:
         monkeypatch.undo()
+
+
+@pytest.fixture(scope="module")
+def built(built_and_instance):
+    return built_and_instance[0]
+
+
+def query(data_dir, sql: str) -> list[dict]:
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
+        cursor = con.execute(sql)
+        names = [c[0] for c in cursor.description]
+        return [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
 
 
 def test_premium_equals_dvol_against_realized_computed_here(built):
@@ -134,3 +146,97 @@ def test_premium_equals_dvol_against_realized_computed_here(built):
     # the range holds days with a trailing window (2023-01-31..03-05), with a forward one
     # (2023-01-01..02-03: the last session built starts 2023-03-05) and with one only
     assert trailing_seen == 2 * 34 and forward_seen == 2 * 34
+
+
+def flat(points) -> list[float]:
+    return [float(v) for point in points for v in point]
+
+
+def window(first: date, last: date) -> tuple[datetime, datetime]:
+    start = datetime(first.year, first.month, first.day, tzinfo=UTC)
+    return start, datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1)
+
+
+def test_session_chart_draws_the_marts_candles(built):
+    """Each wick spans the session's low to high and each body its open to close, at the
+    session's start, for every session of the mart in the window; the marked extremes are
+    the window's highest high and lowest low."""
+    from matplotlib.dates import date2num
+
+    from mkt_platform.lib.charts import session_chart
+
+    with duckdb.connect(str(built / "warehouse.duckdb"), read_only=True) as con:
+        chart = session_chart(con, *window(date(2023, 2, 1), date(2023, 2, 28)))
+    rows = query(
+        built,
+        "select instrument, session_start, open::double o, high::double h, low::double l, "
+        "close::double c from marts.session_ohlc_daily where session_start >= "
+        "'2023-02-01 00:00+00' and session_start < '2023-03-01 00:00+00'",
+    )
+    assert {r["instrument"] for r in rows} == {"BTCUSDT", "ETHUSDT"}
+    for instrument in ("BTCUSDT", "ETHUSDT"):
+        own = sorted(
+            (r for r in rows if r["instrument"] == instrument), key=lambda r: r["session_start"]
+        )
+        assert len(own) == 28
+        x = [date2num(r["session_start"]) for r in own]
+        assert chart.segments(f"{instrument}:wick") == [
+            (xi, r["l"], r["h"]) for xi, r in zip(x, own, strict=True)
+        ]
+        bodies = chart.bars(f"{instrument}:body")
+        assert flat(bodies) == pytest.approx(
+            flat(
+                (xi, min(r["o"], r["c"]), max(r["o"], r["c"])) for xi, r in zip(x, own, strict=True)
+            ),
+            rel=1e-12,
+        )
+        top = max(own, key=lambda r: r["h"])
+        assert chart.series(f"{instrument}:max_high") == [
+            (date2num(top["session_start"]), top["h"])
+        ]
+        bottom = min(own, key=lambda r: r["l"])
+        assert chart.series(f"{instrument}:min_low") == [
+            (date2num(bottom["session_start"]), bottom["l"])
+        ]
+
+
+def test_premium_chart_draws_the_marts_series(built):
+    from matplotlib.dates import date2num
+
+    from mkt_platform.lib.charts import premium_chart
+
+    with duckdb.connect(str(built / "warehouse.duckdb"), read_only=True) as con:
+        chart = premium_chart(con, *window(date(2023, 3, 1), date(2023, 3, 5)))
+    rows = query(built, "select * from marts.volatility_risk_premium_daily order by day")
+    for currency in ("BTC", "ETH"):
+        own = [r for r in rows if r["currency"] == currency]
+        for column in ("implied_volatility", "realized_volatility_trailing_30d"):
+            want = [(date2num(r["day"]), r[column] * 100) for r in own if r[column] is not None]
+            assert flat(chart.series(f"{currency}:{column}")) == pytest.approx(
+                flat(want), rel=1e-12
+            )
+        premium = [
+            (date2num(r["day"]), r["premium_trailing_30d"] * 100)
+            for r in own
+            if r["premium_trailing_30d"] is not None
+        ]
+        drawn = chart.bars(f"{currency}:premium_trailing_30d")
+        # a bar spans 0 to the premium (bottom and top sorted): their sum is the premium
+        assert flat((b[0], b[1] + b[2]) for b in drawn) == pytest.approx(flat(premium), rel=1e-12)
+
+
+def test_the_materializations_carry_their_chart(built_and_instance):
+    """The Dagster UI shows a chart on the charted marts' materializations: markdown with an
+    inline PNG drawn by the run that built them."""
+    import base64
+    import re
+
+    import dagster as dg
+
+    _, instance = built_and_instance
+    for key in ("session_ohlc_daily", "volatility_risk_premium_daily"):
+        (record,) = instance.fetch_materializations(dg.AssetKey(key), limit=1).records
+        chart = record.asset_materialization.metadata["chart"]
+        assert isinstance(chart, dg.MarkdownMetadataValue)
+        match = re.search(r"\(data:image/png;base64,([A-Za-z0-9+/=]+)\)", chart.value)
+        assert match and base64.b64decode(match[1])[:8] == b"\x89PNG\r\n\x1a\n"

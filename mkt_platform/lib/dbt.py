@@ -13,7 +13,7 @@ import shutil
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import timedelta
 from functools import cache, cached_property
@@ -505,6 +505,11 @@ def with_warehouse_metadata(
             found = warehouse_metadata(partition_exprs, window)
         except Exception as exc:  # the run's outcome must not depend on this metadata
             context.log.warning(f"table metadata not read from the warehouse: {exc}")
+        try:
+            for relation, chart in chart_metadata(found, window).items():
+                found[relation]["chart"] = chart
+        except Exception as exc:  # nor on a chart
+            context.log.warning(f"chart not drawn: {exc}")
     for event in events:
         key = key_of(event)
         metadata = found.get(relations.get(key, "")) if key is not None else None
@@ -528,6 +533,34 @@ def with_warehouse_metadata(
             ]
         )
         yield event.with_metadata({**event.metadata, **metadata})
+
+
+def chart_metadata(
+    relations: Iterable[str], window: dg.TimeWindow | None
+) -> dict[str, dg.MarkdownMetadataValue]:
+    """The chart of each charted mart among ``relations`` (``<catalog>.<schema>.<table>``)
+    for the run's window, drawn from the warehouse's rows (:mod:`mkt_platform.lib.charts`),
+    as markdown with an inline PNG, which the Dagster UI renders. Empty when nothing is
+    charted, the run has no window, or ``MKT_CHARTS=0``.
+
+    Raises:
+        duckdb.Error: the warehouse cannot be opened read-only.
+    """
+    from mkt_platform.lib.charts import CHARTS
+
+    charted = [r for r in relations if r.split(".")[-1] in CHARTS]
+    if not charted or window is None or not settings.charts_enabled():
+        return {}
+    import duckdb
+
+    drawn: dict[str, dg.MarkdownMetadataValue] = {}
+    with duckdb.connect(str(settings.warehouse_path()), read_only=True) as con:
+        con.execute("set TimeZone = 'UTC'")
+        for relation in charted:
+            chart = CHARTS[relation.split(".")[-1]](con, window.start, window.end)
+            if chart is not None:
+                drawn[relation] = dg.MetadataValue.md(chart.markdown())
+    return drawn
 
 
 def refresh_condition() -> dg.AutomationCondition:
