@@ -168,6 +168,49 @@ SUMMARY_TABLES = (
         order by trades desc, volume desc, instrument limit 8
         """,
     ),
+    (
+        {"option_smile_hourly", "option_term_structure_hourly"},
+        "Smile (marts.option_smile_hourly, iv %): each expiry at the latest hour with trades",
+        """
+        select strftime(hour, '%Y-%m-%d %H:%M') as hour, strftime(expiry, '%d%b%y') as expiry,
+               round(days_to_expiry, 1) as days, round(forward_price, 0) as forward,
+               round(iv_25d_put, 2) as "25d put", round(atm_iv, 2) as atm,
+               round(iv_25d_call, 2) as "25d call", round(risk_reversal_25d, 2) as rr,
+               round(butterfly_25d, 2) as bf, trades
+        from marts.option_smile_hourly
+        where hour = (select max(hour) from marts.option_smile_hourly)
+        order by expiry
+        """,
+    ),
+    (
+        {"realized_volatility_daily", "dvol_daily", "volatility_risk_premium_daily"},
+        "Volatility (marts.volatility_risk_premium_daily, realized_volatility_rolling): the "
+        "latest day with 30 complete sessions, annualized %",
+        """
+        with premium as (
+            select * from marts.volatility_risk_premium_daily
+            where realized_volatility_trailing_30d is not null
+            qualify row_number() over (partition by currency order by day desc) = 1
+        )
+        select p.currency, strftime(p.day, '%Y-%m-%d') as day,
+               round(p.implied_volatility * 100, 2) as "DVOL",
+               round(r.rv_close_to_close_30d * 100, 2) as "RV c-c",
+               round(r.rv_parkinson_30d * 100, 2) as "Parkinson",
+               round(r.rv_garman_klass_30d * 100, 2) as "G-K",
+               round(r.rv_rogers_satchell_30d * 100, 2) as "R-S",
+               round(r.rv_yang_zhang_30d * 100, 2) as "Y-Z",
+               round(p.premium_trailing_30d * 100, 2) as "premium",
+               round(p.atm_iv_30d * 100, 2) as "ATM 30d"
+        from premium p
+        join marts.realized_volatility_rolling r
+          on r.source = 'binance' and r.instrument = p.realized_instrument
+         and r.session_start = (
+             select max(session_start) from marts.realized_volatility_rolling x
+             where x.source = 'binance' and x.instrument = p.realized_instrument
+               and x.session_start <= p.day::timestamptz)
+        order by p.currency
+        """,
+    ),
 )
 
 

@@ -126,3 +126,20 @@ def test_a_shrunk_universe_never_overwrites_a_partition(
     monkeypatch.setenv("MKT_ALLOW_UNIVERSE_SHRINK", "yes")
     with pytest.raises(settings.SettingError, match="MKT_ALLOW_UNIVERSE_SHRINK must be 0 or 1"):
         settings.allow_universe_shrink()
+
+
+def test_a_charts_setting_that_lies_is_refused_by_name(monkeypatch):
+    """MKT_CHARTS is 0 or 1; anything else is an error naming it (a dbt step logs it as a
+    warning and keeps its materializations, without the chart). 0 draws nothing."""
+    from datetime import UTC, datetime
+
+    import dagster as dg
+
+    from mkt_platform.lib.dbt import chart_metadata
+
+    window = dg.TimeWindow(datetime(2024, 4, 1, tzinfo=UTC), datetime(2024, 4, 2, tzinfo=UTC))
+    monkeypatch.setenv("MKT_CHARTS", "yes")
+    with pytest.raises(settings.SettingError, match="MKT_CHARTS must be 0 or 1"):
+        chart_metadata(["warehouse.marts.option_smile_hourly"], window)
+    monkeypatch.setenv("MKT_CHARTS", "0")
+    assert chart_metadata(["warehouse.marts.option_smile_hourly"], window) == {}

@@ -166,19 +166,20 @@ def test_session_chart_draws_the_marts_candles(built):
     from mkt_platform.lib.charts import session_chart
 
     with duckdb.connect(str(built / "warehouse.duckdb"), read_only=True) as con:
-        chart = session_chart(con, *window(date(2023, 2, 1), date(2023, 2, 28)))
+        # a one-day window shows the 60 days of sessions up to its end
+        chart = session_chart(con, *window(date(2023, 2, 28), date(2023, 2, 28)))
     rows = query(
         built,
         "select instrument, session_start, open::double o, high::double h, low::double l, "
         "close::double c from marts.session_ohlc_daily where session_start >= "
-        "'2023-02-01 00:00+00' and session_start < '2023-03-01 00:00+00'",
+        "'2022-12-31 00:00+00' and session_start < '2023-03-01 00:00+00'",
     )
     assert {r["instrument"] for r in rows} == {"BTCUSDT", "ETHUSDT"}
     for instrument in ("BTCUSDT", "ETHUSDT"):
         own = sorted(
             (r for r in rows if r["instrument"] == instrument), key=lambda r: r["session_start"]
         )
-        assert len(own) == 28
+        assert len(own) == 59  # the sessions of 2023-01-01..02-28
         x = [date2num(r["session_start"]) for r in own]
         assert chart.segments(f"{instrument}:wick") == [
             (xi, r["l"], r["h"]) for xi, r in zip(x, own, strict=True)

@@ -27,7 +27,9 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 #: At most this many instruments are drawn in a session chart (small multiples).
-MAX_PANELS = 6
+MAX_PANELS = 8
+#: The days of sessions a session chart shows, up to the end of its window.
+SESSION_DAYS = 60
 #: The days of context a premium chart shows up to the end of its window.
 PREMIUM_DAYS = 120
 
@@ -256,7 +258,12 @@ def term_structure(rows: list[dict[str, Any]], expiries: list[dict[str, Any]]) -
 
 
 def session_chart(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -> Chart | None:
-    """The session candles of the sessions starting in ``[start, end)``."""
+    """The candles of the sessions starting in the :data:`SESSION_DAYS` days before ``end``
+    (a one-day run still shows its session among the ones before it; a long backfill its
+    last two months)."""
+    from datetime import timedelta
+
+    start = end - timedelta(days=SESSION_DAYS)
     rows = _rows(
         con,
         "select source, instrument, session_start, open, high, low, close "
