@@ -181,6 +181,10 @@ class _Recordings:
     candles: dict[tuple[str, str], _Candles]
     funding: dict[str, _Funding]
     synthetic_files: dict[tuple[str, str], list[Path]]
+    # Real series not built yet (the freqtrade files are converted on first use): the
+    # cassette's records and the freqtrade file, by (coin, interval) and by coin.
+    pending_candles: dict[tuple[str, str], tuple[list[dict[str, Any]], Path | None]]
+    pending_funding: dict[str, tuple[list[dict[str, Any]], Path | None]]
 
 
 class HyperliquidHandler:
@@ -192,8 +196,9 @@ class HyperliquidHandler:
             files here or in ``synthetic/`` are served too.
         synthetic_dir: an extra folder of SYNTHETIC candle files (benchmarks write there).
 
-    Cassettes and freqtrade files are read on the first request; synthetic files are loaded
-    on first use of their coin/interval. Everything is cached for the life of the handler.
+    Cassettes are read on the first request; freqtrade and synthetic files are converted
+    on first use of their coin (and interval). Everything is cached for the life of the
+    handler.
     """
 
     def __init__(self, data_dir: Path | str, synthetic_dir: Path | str | None = None) -> None:
@@ -256,7 +261,12 @@ class HyperliquidHandler:
         start = _field(request, "startTime", int)
         end = _field(request, "endTime", int, optional=True)
         recordings = self._load()
-        funding = recordings.funding.get(coin)
+        with self._lock:
+            if coin in recordings.pending_funding:
+                rows, path = recordings.pending_funding.pop(coin)
+                freqtrade = _freqtrade_funding_rows(path, coin) if path else []
+                recordings.funding[coin] = _funding_series(_cassette_wins(rows, freqtrade, "time"))
+            funding = recordings.funding.get(coin)
         if funding is None:
             raise InfoError(f"replay: no recording of fundingHistory coin={coin}", 404)
         first = bisect.bisect_left(funding.times, start)
@@ -293,6 +303,12 @@ class HyperliquidHandler:
         recordings = self._load()
         key = (coin, interval)
         with self._lock:
+            if key in recordings.pending_candles:
+                rows, path = recordings.pending_candles.pop(key)
+                freqtrade = _freqtrade_candle_rows(path, coin, interval) if path else []
+                recordings.candles[key] = _candle_series(
+                    _cassette_wins(rows, freqtrade, "t"), synthetic=False
+                )
             if key not in recordings.candles:
                 paths = recordings.synthetic_files.get(key)
                 if not paths:
@@ -344,14 +360,6 @@ class HyperliquidHandler:
                         if row["coin"] != request["coin"]:
                             raise ValueError(f"{path}: funding record {row} is not {request}")
                     funding_rows.setdefault(request["coin"], []).extend(rows)
-        candle_rows = {
-            key: _cassette_wins(rows, freqtrade_candles.get(key, []), "t")
-            for key, rows in candle_rows.items()
-        } | {key: rows for key, rows in freqtrade_candles.items() if key not in candle_rows}
-        funding_rows = {
-            coin: _cassette_wins(rows, freqtrade_funding.get(coin, []), "time")
-            for coin, rows in funding_rows.items()
-        } | {coin: rows for coin, rows in freqtrade_funding.items() if coin not in funding_rows}
         synthetic: dict[tuple[str, str], list[Path]] = {}
         for folder in dict.fromkeys(self.synthetic_dirs):
             for path in sorted(folder.glob(SYNTHETIC_PREFIX + "*.json")):
@@ -362,41 +370,59 @@ class HyperliquidHandler:
                 synthetic.setdefault((match["coin"], match["interval"]), []).append(path)
         return _Recordings(
             meta_body=meta_body,
-            candles={
-                key: _candle_series(rows, synthetic=False) for key, rows in candle_rows.items()
-            },
-            funding={coin: _funding_series(rows) for coin, rows in funding_rows.items()},
+            candles={},
+            funding={},
             synthetic_files=synthetic,
+            pending_candles={
+                key: (candle_rows.get(key, []), freqtrade_candles.get(key))
+                for key in candle_rows.keys() | freqtrade_candles.keys()
+            },
+            pending_funding={
+                coin: (funding_rows.get(coin, []), freqtrade_funding.get(coin))
+                for coin in funding_rows.keys() | freqtrade_funding.keys()
+            },
         )
 
 
 def _read_freqtrade(
     data_dir: Path,
-) -> tuple[dict[tuple[str, str], list[dict[str, Any]]], dict[str, list[dict[str, Any]]]]:
-    """The freqtrade recordings as Hyperliquid records: candles by (coin, interval), funding
-    by coin (see the module docstring for the conversion)."""
-    candles: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    funding: dict[str, list[dict[str, Any]]] = {}
+) -> tuple[dict[tuple[str, str], Path], dict[str, Path]]:
+    """The freqtrade recordings' files: candles by (coin, interval), funding by coin."""
+    candles: dict[tuple[str, str], Path] = {}
+    funding: dict[str, Path] = {}
     for path in sorted(data_dir.glob("freqtrade_hyperliquid_*.json")):
         match = FREQTRADE_FILE_RE.match(path.name)
         if match is None:
             logger.debug("replay: ignoring %s (not a freqtrade Hyperliquid file name)", path)
             continue
-        rows = json.loads(path.read_bytes())
-        if not isinstance(rows, list):
-            raise ValueError(f"{path}: expected a JSON array")
         base, interval, kind = match["base"], match["interval"], match["kind"]
         if kind == "funding":
-            funding[base] = [_freqtrade_funding(path, i, base, row) for i, row in enumerate(rows)]
+            funding[base] = path
             continue
         coin = SPOT_COINS.get(base) if kind == "spot" else base
         if coin is None:
             logger.debug("replay: ignoring %s (no Hyperliquid spot coin name for %s)", path, base)
             continue
-        candles[(coin, interval)] = [
-            _freqtrade_candle(path, i, coin, interval, row) for i, row in enumerate(rows)
-        ]
+        candles[(coin, interval)] = path
     return candles, funding
+
+
+def _json_array(path: Path) -> list[Any]:
+    rows = json.loads(path.read_bytes())
+    if not isinstance(rows, list):
+        raise ValueError(f"{path}: expected a JSON array")
+    return rows
+
+
+def _freqtrade_candle_rows(path: Path, coin: str, interval: str) -> list[dict[str, Any]]:
+    """A freqtrade candle file as Hyperliquid candles (see the module docstring)."""
+    rows = _json_array(path)
+    return [_freqtrade_candle(path, i, coin, interval, row) for i, row in enumerate(rows)]
+
+
+def _freqtrade_funding_rows(path: Path, coin: str) -> list[dict[str, Any]]:
+    """A freqtrade funding file as Hyperliquid funding records (see the module docstring)."""
+    return [_freqtrade_funding(path, i, coin, row) for i, row in enumerate(_json_array(path))]
 
 
 def _freqtrade_candle(path: Path, index: int, coin: str, interval: str, row: Any) -> dict[str, Any]:
