@@ -447,7 +447,8 @@ def candles_with(change: Callable[[dict[str, Any]], None]) -> list[dict[str, Any
         pytest.param(
             candles_with(lambda c: c.update(t="1684717200000")), "t", "(str)", id="string-time"
         ),
-        pytest.param(candles_with(lambda c: c.update(n=None)), "n", "null", id="null-trades"),
+        pytest.param(candles_with(lambda c: c.pop("n")), "n", "key missing", id="missing-trades"),
+        pytest.param(candles_with(lambda c: c.update(n="709")), "n", "'709'", id="string-trades"),
         pytest.param(
             candles_with(lambda c: c.update(o="0.000000001")), "o", "0.000000001", id="9-decimals"
         ),
@@ -489,6 +490,7 @@ def test_malformed_candle_names_the_field(
     ("change", "field"),
     [
         pytest.param(lambda r: r.pop("premium"), "premium", id="missing-premium"),
+        pytest.param(lambda r: r.update(premium=0.00007028), "premium", id="float-premium"),
         pytest.param(lambda r: r.update(fundingRate=1.25e-05), "fundingRate", id="float-rate"),
         pytest.param(
             lambda r: r.update(fundingRate="0.0000000000001"), "fundingRate", id="13-decimals"
@@ -511,6 +513,27 @@ def test_malformed_funding_names_the_field(
     assert info.value.dataset == "hyperliquid_funding"
     assert info.value.field == field
     assert "type=fundingHistory coin=BTC" in info.value.source
+
+
+def test_null_trades_and_premium_are_stored_as_null(
+    client: HyperliquidClient, server: ReplayServer
+) -> None:
+    """Guards the two nullable fields (the replay's freqtrade recordings lack them): null
+    is stored as NULL, never as 0, and every other value of the record is kept."""
+    candles = candles_with(lambda c: c.update(n=None))
+    records = [dict(r) for r in FUNDING[:10]]
+    records[2]["premium"] = None
+    server.inject("hyperliquid", [Response.json(candles), Response.json(records)])
+    table = client.fetch_candles("kPEPE", "1h", FIRST_OPEN, LAST_OPEN)
+    trades = table["trades"].to_pylist()
+    assert trades == [None if i == 5 else c["n"] for i, c in enumerate(CANDLES)]
+    assert table["close"][5].as_py() == Decimal(CANDLES[5]["c"])
+    funding = client.fetch_funding_history("BTC", FUNDING[0]["time"], FUNDING[9]["time"])
+    premiums = funding["premium"].to_pylist()
+    assert premiums == [
+        None if i == 2 else Decimal(r["premium"]) for i, r in enumerate(FUNDING[:10])
+    ]
+    assert funding["funding_rate"][2].as_py() == Decimal(FUNDING[2]["fundingRate"])
 
 
 def ctxs_payload(change: Callable[[list[dict[str, Any]]], None]) -> list[Any]:

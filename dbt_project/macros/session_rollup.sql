@@ -60,7 +60,8 @@ sessions as (
         sum(volume) as volume,
         -- NULL only when no daily session has one (Hyperliquid sends no quote volume)
         sum(quote_volume) as quote_volume,
-        sum(trades)::bigint as trades,
+        -- NULL when a day's count is unknown, as in session_ohlc_daily
+        case when count(trades) = count(*) then sum(trades)::bigint end as trades,
         min(day_index) filter (where high = period_high) as chhightime,
         min(day_index) filter (where low = period_low) as chlowtime,
         -- the order of the extremes within the day that reached the period's high first

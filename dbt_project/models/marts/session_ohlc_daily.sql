@@ -42,7 +42,9 @@ sessions as (
         arg_max(close, open_time) as close,
         sum(volume) as volume,
         sum(quote_volume) as quote_volume,
-        sum(trades)::bigint as trades,
+        -- NULL when a candle's count is unknown (the replay's Hyperliquid freqtrade
+        -- recordings keep none): a sum over the known ones would undercount
+        case when count(trades) = count(*) then sum(trades)::bigint end as trades,
         min(candle_index) filter (where high = session_high) as chhightime,
         min(candle_index) filter (where low = session_low) as chlowtime,
         count(*)::integer as candle_count

@@ -50,13 +50,16 @@ CANDLE_COLUMNS = {
     "low": "Lowest trade price (quote currency).",
     "close": "Last trade price (quote currency).",
     "volume": "Traded volume (base currency).",
-    "trades": "Number of trades.",
+    "trades": "Number of trades; null in the replay's freqtrade recordings (not kept).",
 }
 FUNDING_COLUMNS = {
     "coin": "Perp coin (BTC).",
     "time": "Funding time (UTC), as sent (with millisecond jitter).",
     "funding_rate": "Rate paid for the funding interval (fraction, e.g. 0.0000125).",
-    "premium": "Premium of the mark over the oracle price (fraction).",
+    "premium": (
+        "Premium of the mark over the oracle price (fraction); null in the replay's "
+        "freqtrade recordings (not kept)."
+    ),
 }
 
 

@@ -9,6 +9,13 @@ Numbers arrive as decimal strings (``"0.001604"``), times and counts as integers
   string is expected, say), a non-numeric string, or a value the storage type cannot hold
   exactly raises :class:`~mkt_platform.lib.contracts.ContractViolation`. The violation's
   ``field`` is the JSON key as Hyperliquid spells it (``fundingRate``, ``impactPxs[0]``).
+* Hyperliquid always sends a candle's ``n`` and a funding record's ``premium``. Those two
+  fields alone are declared nullable, because the offline replay serves freqtrade
+  recordings that lack them (SOURCES.md section 10: the 1h candles of BTC, ETH, SOL and
+  HYPE keep no trade count, the funding files no premium): the replay sends ``null`` rather
+  than inventing values, and the lake stores NULL. The key itself must still be present,
+  and a value that is not null must still have the declared type (as for Binance's
+  freqtrade 1m klines).
 * A key the contract does not declare is **not** an error: it is reported in
   :attr:`~mkt_platform.lib.contracts.Validated.added_fields` so the caller can warn about
   schema drift, and dropped.
@@ -84,7 +91,14 @@ CANDLE_CONTRACT = ObjectContract(
         _f("low", "l", _NUM, PRICE, "Lowest trade price (quote, USDC)."),
         _f("close", "c", _NUM, PRICE, "Last trade price (quote, USDC)."),
         _f("volume", "v", _NUM, PRICE, "Traded volume (base units of the coin)."),
-        _f("trades", "n", _INT, pa.int64(), "Number of trades."),
+        ContractField(
+            "trades",
+            _INT,
+            pa.int64(),
+            "Number of trades; null where the recording did not keep it (freqtrade).",
+            nullable=True,
+            key="n",
+        ),
     ),
 )
 
@@ -108,7 +122,15 @@ FUNDING_CONTRACT = ObjectContract(
             "Funding rate for the period (fraction of notional; hourly since 2023-06-08, "
             "8-hourly before).",
         ),
-        _f("premium", "premium", _NUM, FINE, "Premium index (mark vs oracle, fraction)."),
+        ContractField(
+            "premium",
+            _NUM,
+            FINE,
+            "Premium index (mark vs oracle, fraction); null where the recording did not "
+            "keep it (freqtrade).",
+            nullable=True,
+            key="premium",
+        ),
     ),
 )
 
