@@ -99,28 +99,40 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, replay: ReplayServ
 
 @pytest.fixture
 def hourly_universe(data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The recorded universe cut to the hourly candles the session marts are built from:
-    Binance 1h klines of BTCUSDT, ETHUSDT and SOLUSDT and Hyperliquid's kPEPE 1h candles
-    (no 1m klines, funding or option trades). For tests of the session marts over long
-    ranges, which would otherwise pull months of data they never read."""
+    """The recorded universe cut to the 2023 hourly candles the session marts are built from:
+    Binance 1h klines of BTCUSDT, ETHUSDT and SOLUSDT (2022-01..2023-12) and Hyperliquid's
+    kPEPE 1h candles (2023-05-21/22 cassette); no 1m klines, funding or option trades, and not
+    the Hyperliquid perps recorded from 2024-09 on. For tests of the session marts over long
+    2023 ranges, which would otherwise pull months of data they never read."""
     path = write_hourly_universe(tmp_path / "hourly_instruments.yaml")
     monkeypatch.setenv("MKT_INSTRUMENTS_FILE", str(path))
     return path
 
 
+#: The instruments with 1h candles recorded in 2023, per venue: Binance's 1h klines
+#: (2022-01..2023-12) and the kPEPE cassette (2023-05-21/22). The Hyperliquid perps' 1h
+#: candles (freqtrade, 2024-09..2025-07) are in the recorded universe too, but not here.
+HOURLY_2023 = {"binance": {"BTCUSDT", "ETHUSDT", "SOLUSDT"}, "hyperliquid": {"kPEPE"}}
+
+
 def write_hourly_universe(path: Path, venues: tuple[str, ...] = ("binance", "hyperliquid")) -> Path:
-    """Write to ``path`` the recorded universe of ``venues`` cut to their 1h candles (no 1m
-    klines, funding or option trades); returns ``path``."""
+    """Write to ``path`` the recorded universe of ``venues`` cut to their 2023 1h candles
+    (:data:`HOURLY_2023`; no 1m klines, funding or option trades); returns ``path``."""
     import yaml
 
     recorded = yaml.safe_load(RECORDED_INSTRUMENTS.read_text())["instruments"]
+    hourly_1h = {
+        (entry["venue"], entry["instrument"])
+        for entry in recorded
+        if "1h" in entry.get("intervals", [])
+    }
+    expected = {(venue, i) for venue in venues for i in HOURLY_2023[venue]}
+    assert expected <= hourly_1h, f"the recorded universe lacks {expected - hourly_1h}"
     hourly = [
         {**entry, "intervals": ["1h"], "funding": False}
         for entry in recorded
-        if entry["venue"] in venues and "1h" in entry.get("intervals", [])
+        if (entry["venue"], entry["instrument"]) in expected
     ]
-    expected = {"binance": {"BTCUSDT", "ETHUSDT", "SOLUSDT"}, "hyperliquid": {"kPEPE"}}
-    assert {e["instrument"] for e in hourly} == set().union(*(expected[v] for v in venues))
     path.write_text(yaml.safe_dump({"instruments": hourly}))
     return path
 
