@@ -24,14 +24,20 @@ install: $(VENV)/.installed
 
 # The main job on recorded real data, offline, each dataset asked only for days the recordings
 # hold (../shared/data/SOURCES.md): three days of Binance 1m klines (that recording ends on
-# 2023-05-01 21:01), the Deribit option day with that day's DVOL candle, then four weeks of
-# Binance 1h klines with the Hyperliquid kPEPE candles (2023-05-21/22) and BTC funding (from
-# 2023-05-12) that fall in them.
-# tests/test_cli.py runs the last line and holds the README's sample output to it.
+# 2023-05-01 21:01); the two recorded Deribit option days (2022-01-01 from QuantLet, 2024-04-01
+# from Amberdata) with their DVOL candles; four weeks of 2023 Binance 1h klines with the
+# Hyperliquid kPEPE candles (2023-05-21/22) and BTC funding (from 2023-05-12) that fall in
+# them; then five weeks of 2025 with Binance's and Hyperliquid's BTC, ETH, SOL (and HYPE) 1h
+# candles and funding and DVOL, whose summary ends with the volatility table (the 30-session
+# windows are complete from 2025-07-01); and the HTML report of the charts.
+# tests/test_cli.py runs the last materialize line and holds the README's sample output to it.
 demo: install
 	$(BIN)/mkt-platform materialize --start 2023-04-28 --end 2023-04-30 --only binance_klines_1m --replay $(SHARED_DATA)
 	$(BIN)/mkt-platform materialize --start 2022-01-01 --end 2022-01-01 --only deribit_option_trades,deribit_volatility_index --replay $(SHARED_DATA)
+	$(BIN)/mkt-platform materialize --start 2024-04-01 --end 2024-04-01 --only deribit_option_trades,deribit_volatility_index --replay $(SHARED_DATA)
 	$(BIN)/mkt-platform materialize --start 2023-04-28 --end 2023-05-25 --only binance_klines_1h,hyperliquid_candles_1h,hyperliquid_funding_rates --replay $(SHARED_DATA)
+	$(BIN)/mkt-platform materialize --start 2025-06-01 --end 2025-07-05 --only binance_klines_1h,hyperliquid_candles_1h,hyperliquid_funding_rates,deribit_volatility_index --replay $(SHARED_DATA)
+	$(BIN)/mkt-platform report --start 2024-04-01 --end 2025-07-05
 
 # The suite on every core (pytest-xdist), each test module on one worker so that its
 # module-scoped fixtures are built once, in collection order (tests/conftest.py puts the

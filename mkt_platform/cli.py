@@ -134,15 +134,7 @@ SUMMARY_TABLES = (
         {"session_ohlc_weekly", "session_ohlc_monthly"},
         "Weekly and monthly sessions (marts.session_ohlc_weekly, _monthly): the latest",
         """
-        with sessions as (
-            select 'weekly' as session, source, instrument, session_start, open, high,
-                   low, close, chclose, day_count
-            from marts.session_ohlc_weekly
-            union all
-            select 'monthly', source, instrument, session_start, open, high, low, close,
-                   chclose, day_count
-            from marts.session_ohlc_monthly
-        )
+        with sessions as ({weekly_and_monthly})
         select session, source, instrument, count(*) over w as sessions,
                strftime(session_start, '%Y-%m-%d %H:%M') as latest_start,
                open, high, low, close, chclose as "chclose %", day_count as days
@@ -221,11 +213,26 @@ def _summary(warehouse: Path, built: set[str]) -> list[str]:
     if not warehouse.exists():
         return []
     with duckdb.connect(str(warehouse), read_only=True) as con:
+        existing = {
+            name
+            for (name,) in con.execute(
+                "select table_name from duckdb_tables() where schema_name = 'marts'"
+            ).fetchall()
+        }
+        # a warehouse that has built weekly sessions but no monthly one yet (or the reverse)
+        # still shows the one it has
+        periods = [
+            f"select '{period}' as session, source, instrument, session_start, open, high, "
+            f"low, close, chclose, day_count from marts.session_ohlc_{period}"
+            for period in ("weekly", "monthly")
+            if f"session_ohlc_{period}" in existing
+        ]
+        weekly_and_monthly = " union all ".join(periods) or "select null where false"
         return [
             line
             for marts, title, sql in SUMMARY_TABLES
             if marts & built
-            for line in _table(con, title, sql)
+            for line in _table(con, title, sql.replace("{weekly_and_monthly}", weekly_and_monthly))
         ]
 
 

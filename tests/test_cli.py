@@ -1,6 +1,6 @@
 """``mkt-platform materialize`` as a user sees it.
 
-The last command of ``make demo`` runs once here, as make runs it from the repository root:
+The last materialize command of ``make demo`` runs once here, as make runs it from the repository root:
 its output is held to the README's sample (run ids, seconds, ports and the data dir aside),
 each step of its plan is one line, and dbt's lines go to the log file only. A second, short
 run over days the 1m recording does not hold shows the warnings grouped (one line per
@@ -27,9 +27,7 @@ from tests.conftest import REPO, SHARED_DATA
 pytestmark = pytest.mark.slow
 
 #: Marks the README's sample output: the fenced block after it.
-README_MARK = (
-    "<!-- make demo's last line and its output, held to the real output by tests/test_cli.py -->"
-)
+README_MARK = "<!-- make demo's last materialize line and its output, held to the real output by tests/test_cli.py -->"
 
 
 @dataclass(frozen=True)
@@ -96,13 +94,24 @@ def run_cli(argv: list[str], data_dir: Path) -> Run:
     return Run(code, out.getvalue(), err.getvalue(), data_dir)
 
 
+def last_materialize() -> str:
+    """The last ``materialize`` line of ``make demo`` (the one after it writes the report)."""
+    return [line for line in demo_lines() if " materialize " in line][-1]
+
+
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
-    """The last line of ``make demo`` (four weeks of sessions), run once for the module."""
-    line = demo_lines()[-1]
-    program, *argv = shlex.split(line)
+    """The last materialize line of ``make demo`` (five weeks of 2025 sessions with DVOL),
+    run once for the module."""
+    program, *argv = shlex.split(last_materialize())
     assert program == ".venv/bin/mkt-platform"
     yield run_cli(argv, tmp_path_factory.mktemp("demo") / "data")
+
+
+def test_the_demo_ends_with_the_report_of_what_it_built() -> None:
+    program, command, *_ = shlex.split(demo_lines()[-1])
+    assert (program, command) == (".venv/bin/mkt-platform", "report")
+    assert demo_lines()[-2] == last_materialize()
 
 
 def test_the_readme_sample_is_the_demos_real_output(demo: Run) -> None:
@@ -110,7 +119,7 @@ def test_the_readme_sample_is_the_demos_real_output(demo: Run) -> None:
     sample table had drifted). The sample is make's echo of the command, then its output."""
     assert demo.code == 0, demo.out + demo.err
     sample = [normalized(line) for line in readme_sample()]
-    real = [normalized(demo_lines()[-1])] + [
+    real = [normalized(last_materialize())] + [
         normalized(line, demo.data_dir) for line in demo.out.splitlines()
     ]
     assert sample == real, "\n".join(real)
@@ -121,12 +130,12 @@ def test_the_demo_says_a_line_per_step_and_nothing_of_dbt(demo: Run) -> None:
     no Dagster log line and no warning: the demo asks only for what the recordings hold."""
     out = demo.out.splitlines()
     steps = [line for line in out if re.match(r"\[\d/\d\] ", line)]
+    # five weeks from 2025-06-01 hold four whole weekly sessions and no monthly one
     assert [re.sub(r":.*", "", s) for s in steps] == [
-        "[1/5] raw pulls",
-        "[2/5] dbt sessions",
-        "[3/5] dbt weekly sessions",
-        "[4/5] dbt monthly sessions",
-        "[5/5] dbt options and funding",
+        "[1/4] raw pulls",
+        "[2/4] dbt sessions",
+        "[3/4] dbt weekly sessions",
+        "[4/4] dbt options and funding",
     ]
     assert all(re.search(r" \.\.\. done in \d+\.\d s \(run [0-9a-f]{8}\)$", s) for s in steps)
     assert demo.err == ""
@@ -134,10 +143,13 @@ def test_the_demo_says_a_line_per_step_and_nothing_of_dbt(demo: Run) -> None:
     (log,) = re.findall(r"^dbt log:\s+(\S+)$", demo.out, re.M)
     dbt_lines = Path(log).read_text().splitlines()
     assert sum(" PASS " in line for line in dbt_lines) > 100
-    assert len(out) < 40
-    # Only the tables of the marts this run built: no options table (no option day asked).
+    assert len(out) < 50
+    # Only the tables of the marts this run built: no options table (no option day asked);
+    # the volatility table is the last
     assert "Daily sessions (marts.session_ohlc_daily)" in demo.out
-    assert "Options (" not in demo.out
+    assert "Options (" not in demo.out and "Smile (" not in demo.out
+    tables = [line for line in out if re.match(r"^[A-Z][a-z]+.* \(marts\.", line)]
+    assert tables[-1].startswith("Volatility (marts.volatility_risk_premium_daily")
 
 
 def test_warnings_are_grouped_by_dataset_and_range_and_verbose_shows_dbt(tmp_path: Path) -> None:
@@ -213,6 +225,20 @@ def test_only_plans_the_datasets_marts_and_what_they_read() -> None:
                 "session_ohlc_daily",
                 "stg_binance__klines",
                 "stg_hyperliquid__candles",
+            ],
+        ),
+        # the premium view reads the realized volatility, and the views and marts it reads
+        # beside it (DVOL, the options' term structure) must exist for it to be created
+        "dbt options and funding": (
+            1,
+            [
+                "dvol_daily",
+                "option_greeks",
+                "option_smile_hourly",
+                "option_term_structure_hourly",
+                "stg_deribit__option_trades",
+                "stg_deribit__volatility_index",
+                "volatility_risk_premium_daily",
             ],
         ),
     }

@@ -49,6 +49,7 @@ GRAPH = {
         {"dvol_daily", "realized_volatility_rolling", "option_term_structure_hourly"},
     ),
     "funding_carry_daily": ("marts", {"funding_rates_daily"}),
+    "perp_premium_snapshots": ("marts", {"stg_hyperliquid__asset_contexts"}),
     "funding_rates_daily": ("marts", {"stg_hyperliquid__funding_rates"}),
     "option_ohlc_hourly": ("marts", {"stg_deribit__option_trades"}),
     "option_expiry_hourly": ("marts", {"stg_deribit__option_trades"}),
