@@ -171,7 +171,7 @@ SUMMARY_TABLES = (
                round(butterfly_25d, 2) as bf, trades
         from marts.option_smile_hourly
         where hour = (select max(hour) from marts.option_smile_hourly)
-        order by expiry
+        order by days
         """,
     ),
     (
