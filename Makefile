@@ -44,7 +44,7 @@ demo: install
 # longest module first).
 test: install
 	$(BIN)/ruff check mkt_platform tests benchmarks
-	$(BIN)/pytest -n auto --dist loadscope --no-loadscope-reorder
+	$(BIN)/pytest -n auto --dist loadscope --no-loadscope-reorder --durations=25
 
 benchmark: install
 	$(BIN)/python benchmarks/backfill.py --replay $(SHARED_DATA)

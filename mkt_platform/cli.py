@@ -175,7 +175,7 @@ SUMMARY_TABLES = (
         """,
     ),
     (
-        {"realized_volatility_daily", "dvol_daily", "volatility_risk_premium_daily"},
+        {"volatility_risk_premium_daily"},
         "Volatility (marts.volatility_risk_premium_daily, realized_volatility_rolling): the "
         "latest day with 30 complete sessions, annualized %",
         """

@@ -227,22 +227,19 @@ def test_only_plans_the_datasets_marts_and_what_they_read() -> None:
                 "stg_hyperliquid__candles",
             ],
         ),
-        # the premium view reads the realized volatility, and the views and marts it reads
-        # beside it (DVOL, the options' term structure) must exist for it to be created
-        "dbt options and funding": (
-            1,
-            [
-                "dvol_daily",
-                "option_greeks",
-                "option_smile_hourly",
-                "option_term_structure_hourly",
-                "stg_deribit__option_trades",
-                "stg_deribit__volatility_index",
-                "volatility_risk_premium_daily",
-            ],
-        ),
     }
     assert planned(["binance_klines_1m"]) == {"raw pulls": (1, ["binance_klines_1m"])}
+    # the volatility risk premium joins DVOL and the realized volatility: built only when
+    # both datasets are pulled, never by pulling one (which would build the other's marts)
+    assert planned(["deribit_volatility_index"]) == {
+        "raw pulls": (1, ["deribit_volatility_index"]),
+        "dbt options and funding": (1, ["dvol_daily", "stg_deribit__volatility_index"]),
+    }
+    both = planned(["binance_klines_1h", "deribit_volatility_index"])
+    assert both["dbt options and funding"] == (
+        1,
+        ["dvol_daily", "stg_deribit__volatility_index", "volatility_risk_premium_daily"],
+    )
     with pytest.raises(
         DatasetError,
         match="not a raw dataset: binance_klines_5m; the raw datasets are binance_klines_1h, binance_klines_1m",

@@ -65,3 +65,16 @@
 {% macro is_own_partition(partition_date, ts) -%}
     (({{ partition_date }} - date '1970-01-01') = epoch_ms({{ ts }}) // 86400000)
 {%- endmacro %}
+
+{#- ref(model_name), or where that relation does not exist yet (a plan that built another
+    dataset's marts only) the subquery empty_sql, an empty relation of the same columns. The
+    ref is always taken, so dbt and Dagster keep the dependency, and the model is built again
+    whenever that mart is (it is downstream of it). -#}
+{% macro ref_if_built(model_name, empty_sql) -%}
+    {%- set relation = ref(model_name) -%}
+    {%- if execute and load_relation(relation) is none -%}
+    ({{ empty_sql }})
+    {%- else -%}
+    {{ relation }}
+    {%- endif -%}
+{%- endmacro %}

@@ -19,7 +19,7 @@ import base64
 import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -108,6 +108,15 @@ def _figure(width: float = 8.0, height: float = 3.6, panels: int = 1) -> Figure:
     return figure
 
 
+def _date_axis(axes: Any) -> None:
+    """Dates on the x axis, at most about 8 ticks, labelled concisely."""
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+
+    locator = AutoDateLocator(minticks=3, maxticks=8)
+    axes.xaxis.set_major_locator(locator)
+    axes.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+
+
 def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any]) -> list[dict]:
     cursor = con.execute(sql, list(params))
     names = [c[0] for c in cursor.description]
@@ -158,7 +167,7 @@ def session_candles(rows: list[dict[str, Any]]) -> Chart:
         axes.annotate(f"low {lows[bottom]:,.2f}", (x[bottom], lows[bottom]), fontsize=7, va="top")
         axes.margins(y=0.12)
         axes.set_title(f"{source} {instrument}: daily sessions", fontsize=9)
-        axes.xaxis_date()
+        _date_axis(axes)
         axes.tick_params(labelsize=7)
         axes.grid(alpha=0.3)
     return Chart("session_ohlc_daily", "Daily session candles", figure, rows)
@@ -173,7 +182,11 @@ def volatility_premium(rows: list[dict[str, Any]]) -> Chart:
     currencies = sorted({r["currency"] for r in rows})
     figure = _figure(panels=max(1, len(currencies)), height=3.0)
     for axes, currency in zip(figure.axes, currencies, strict=False):
-        own = sorted((r for r in rows if r["currency"] == currency), key=lambda r: r["day"])
+        by_day = {r["day"]: r for r in rows if r["currency"] == currency}
+        # every day from the first to the last, a missing one NULL: lines break at gaps
+        first, last = min(by_day), max(by_day)
+        days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+        own = [by_day.get(day, {"day": day}) for day in days]
         x = [date2num(r["day"]) for r in own]
         for column, label, style in (
             ("implied_volatility", "implied (DVOL)", "-"),
@@ -181,11 +194,11 @@ def volatility_premium(rows: list[dict[str, Any]]) -> Chart:
             ("realized_volatility_forward_30d", "realized, next 30", ":"),
             ("atm_iv_30d", "30-day ATM iv (trades)", "."),
         ):
-            values = [_float(r[column]) * 100 for r in own]
+            values = [_float(r.get(column)) * 100 for r in own]
             if all(v != v for v in values):  # nothing to draw (all NULL)
                 continue
             axes.plot(x, values, style, label=label, gid=f"{currency}:{column}")
-        premium = [_float(r["premium_trailing_30d"]) * 100 for r in own]
+        premium = [_float(r.get("premium_trailing_30d")) * 100 for r in own]
         bars = axes.bar(
             x, premium, width=0.8, alpha=0.3, color="tab:purple", label="premium (trailing)"
         )
@@ -193,9 +206,9 @@ def volatility_premium(rows: list[dict[str, Any]]) -> Chart:
             bar.set_gid(f"{currency}:premium_trailing_30d")
         axes.axhline(0, color="black", linewidth=0.5)
         axes.set_title(f"{currency}: implied vs realized volatility (%)", fontsize=9)
-        axes.xaxis_date()
+        _date_axis(axes)
         axes.tick_params(labelsize=7)
-        axes.legend(fontsize=7, loc="upper left")
+        axes.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
         axes.grid(alpha=0.3)
     return Chart("volatility_risk_premium_daily", "Implied vs realized volatility", figure, rows)
 
@@ -261,8 +274,6 @@ def session_chart(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime
     """The candles of the sessions starting in the :data:`SESSION_DAYS` days before ``end``
     (a one-day run still shows its session among the ones before it; a long backfill its
     last two months)."""
-    from datetime import timedelta
-
     start = end - timedelta(days=SESSION_DAYS)
     rows = _rows(
         con,
@@ -275,11 +286,9 @@ def session_chart(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime
 
 
 def premium_chart(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -> Chart | None:
-    """The premium over ``[start, end)``, widened to the :data:`PREMIUM_DAYS` days before
-    ``end`` for context."""
-    from datetime import timedelta
-
-    first = min(start, end - timedelta(days=PREMIUM_DAYS))
+    """The premium of the :data:`PREMIUM_DAYS` days before ``end`` (a one-day run still
+    shows the months before it; a long range its last four months)."""
+    first = end - timedelta(days=PREMIUM_DAYS)
     rows = _rows(
         con,
         "select * from marts.volatility_risk_premium_daily "

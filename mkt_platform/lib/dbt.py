@@ -662,17 +662,21 @@ class MktDbtTranslator(DagsterDbtTranslator):
 
     def get_metadata(self, dbt_resource_props: Mapping[str, Any]) -> Mapping[str, Any]:
         """dagster-dbt's metadata (column schema, relation), plus ``dbt_docs``: the link to
-        the node's page in the dbt docs site (``MKT_DBT_DOCS_URL``), and ``partition_expr``:
+        the node's page in the dbt docs site (``MKT_DBT_DOCS_URL``), ``partition_expr``:
         the column the model's partition window filters on, from its dbt ``meta`` (for the
-        row count of a run's window, :func:`warehouse_metadata`)."""
+        row count of a run's window, :func:`warehouse_metadata`), and ``optional_reads``:
+        the marts it reads only if they exist."""
         metadata = dict(super().get_metadata(dbt_resource_props))
         kind = dbt_resource_props["resource_type"]
         if kind in ("model", "seed", "snapshot", "source"):
             page = f"{settings.dbt_docs_url()}/#!/{kind}/{dbt_resource_props['unique_id']}"
             metadata["dbt_docs"] = dg.MetadataValue.url(page)
-        partition_expr = (dbt_resource_props.get("meta") or {}).get(PARTITION_EXPR)
-        if partition_expr:
-            metadata[PARTITION_EXPR] = partition_expr
+        meta = dbt_resource_props.get("meta") or {}
+        if meta.get(PARTITION_EXPR):
+            metadata[PARTITION_EXPR] = meta[PARTITION_EXPR]
+        # the marts a model reads only if they exist (mkt_platform.lib.materialize.plan)
+        if meta.get("optional_reads"):
+            metadata["optional_reads"] = list(meta["optional_reads"])
         return metadata
 
     def get_automation_condition(

@@ -112,6 +112,11 @@ def _raw_assets(graph: BaseAssetGraph) -> set[dg.AssetKey]:
     }
 
 
+#: dbt meta (and Dagster metadata) of a model that joins marts of several datasets: the marts
+#: it reads only if they exist (see :func:`plan`).
+OPTIONAL_READS = "optional_reads"
+
+
 def plan(
     defs: dg.Definitions, start: date, end: date, only: Collection[str] | None = None
 ) -> list[RangeStep]:
@@ -126,7 +131,9 @@ def plan(
     With ``only`` (raw asset keys, e.g. ``binance_klines_1h``), only those raw datasets are
     pulled and only the dbt models downstream of them are built, with the models these read
     (another venue's staging view of the session candles, say); a dataset no session mart
-    reads is pulled for ``start..end`` alone.
+    reads is pulled for ``start..end`` alone. A model with dbt meta ``optional_reads`` (it
+    joins marts of several datasets) is built only when every mart it reads, but those it
+    lists there, is built by the plan too.
 
     Raises:
         RangeError: no session in the range exists yet (or ``end`` is before ``start``).
@@ -155,9 +162,27 @@ def plan(
             )
         raw_assets = {names[name] for name in only}
         downstream = dbt_keys & dg.AssetSelection.assets(*raw_assets).downstream().resolve(graph)
+        # A model that joins marts of several datasets (dbt meta OPTIONAL_READS, e.g. the
+        # volatility risk premium over DVOL and realized volatility) is built only when the
+        # plan builds every mart it needs; the marts it lists as optional it reads if they
+        # exist. So pulling one dataset never builds another dataset's marts for it.
+        joined = {k for k in downstream if OPTIONAL_READS in graph.get(k).metadata}
+        for key in joined:
+            optional = set(graph.get(key).metadata[OPTIONAL_READS])
+            needed = {
+                parent
+                for parent in graph.get(key).parent_keys
+                if parent in dbt_keys
+                and graph.get(parent).group_name == "marts"
+                and parent.to_user_string() not in optional
+            }
+            if not needed <= downstream:
+                downstream.discard(key)
         # ... and the models these read from other venues (the session candles read every
         # venue's staging view; a venue with no lake file yet is an empty view).
-        dbt_keys &= dg.AssetSelection.assets(*downstream).upstream().resolve(graph)
+        dbt_keys &= dg.AssetSelection.assets(*(downstream - joined)).upstream().resolve(graph) | (
+            downstream & joined
+        )
     raw_def = raw_daily_partitions_def()
     day_keys = tuple(k for k in raw_def.get_partition_keys() if k in wanted)
     raw_keys: set[str] = set(day_keys)

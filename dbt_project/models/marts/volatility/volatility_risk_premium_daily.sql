@@ -25,7 +25,10 @@ options_atm as (
     select
         date '1970-01-01' + (epoch_ms(hour) // 86400000)::integer as day,
         arg_max(atm_iv, hour) / 100.0 as atm_iv_30d
-    from {{ ref('option_term_structure_hourly') }}
+    from {{ ref_if_built(
+        'option_term_structure_hourly',
+        'select null::timestamptz as hour, null::integer as maturity_days, '
+        ~ 'null::double as atm_iv where false') }}
     where maturity_days = 30 and atm_iv is not null
     group by 1
 ),
