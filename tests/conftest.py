@@ -65,6 +65,20 @@ def rel_close(a: Decimal, b: Decimal, rel: Decimal = Decimal("1e-9")) -> bool:
     return abs(a - b) <= rel * max(abs(a), abs(b))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_charts_unless_asked() -> Iterator[None]:
+    """The suite runs its dbt steps without drawing the marts' charts (1-3 s per step, over
+    the suite several minutes); the tests of the charts turn them on (MKT_CHARTS=1), and the
+    CLI's demo test runs with a user's defaults (charts on)."""
+    previous = os.environ.get("MKT_CHARTS")
+    os.environ["MKT_CHARTS"] = "0"
+    yield
+    if previous is None:
+        os.environ.pop("MKT_CHARTS", None)
+    else:
+        os.environ["MKT_CHARTS"] = previous
+
+
 @pytest.fixture(autouse=True)
 def _isolated_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No test writes into the checkout's ./data (a quarantined payload, say)."""

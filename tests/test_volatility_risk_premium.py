@@ -80,6 +80,7 @@ def built_and_instance(tmp_path_factory, replay):
         "BINANCE_BASE_URL": replay.base_url("binance"),
         "DERIBIT_BASE_URL": replay.base_url("deribit"),
         "DERIBIT_HISTORY_BASE_URL": replay.base_url("deribit_history"),
+        "MKT_CHARTS": "1",  # the charts on the materializations are tested here
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
