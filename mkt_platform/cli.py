@@ -482,6 +482,12 @@ def _disk_problem(exc: BaseException) -> str | None:
     return None
 
 
+def _add_day_range(parser: argparse.ArgumentParser) -> None:
+    """``--start`` and ``--end``, the first and last UTC day (ISO dates)."""
+    parser.add_argument("--start", type=date.fromisoformat, required=True, help="first day")
+    parser.add_argument("--end", type=date.fromisoformat, required=True, help="last day")
+
+
 def main(argv: list[str] | None = None) -> int:
     # backfill_policy and pools are marked beta; the warning says nothing a user can act on.
     warnings.filterwarnings("ignore", message=".*(beta|preview).*", category=Warning)
@@ -496,8 +502,7 @@ def main(argv: list[str] | None = None) -> int:
         "sessions starting on those days and the options and funding marts of those UTC "
         "days, through Dagster on the configured instance.",
     )
-    run.add_argument("--start", type=date.fromisoformat, required=True, help="first day")
-    run.add_argument("--end", type=date.fromisoformat, required=True, help="last day")
+    _add_day_range(run)
     dev.add_replay_arguments(run)
     run.add_argument(
         "--only",
@@ -523,8 +528,7 @@ def main(argv: list[str] | None = None) -> int:
         "volatility and options marts for the UTC days START..END and the rows each is drawn "
         "from (default $MKT_DATA_DIR/reports/report_START_END.html).",
     )
-    report.add_argument("--start", type=date.fromisoformat, required=True, help="first day")
-    report.add_argument("--end", type=date.fromisoformat, required=True, help="last day")
+    _add_day_range(report)
     report.add_argument("--output", type=Path, help="the HTML file to write")
     args = parser.parse_args(argv)
     # Started in the background of a script, a process inherits SIGINT ignored; Dagster sets

@@ -21,6 +21,7 @@ from typing import Any
 
 from mkt_platform import settings
 from mkt_platform.lib.charts import CHARTS, Chart
+from mkt_platform.lib.lake import atomic_file
 
 #: Report sections: the mart, its heading, and the columns of its table (in this order).
 SECTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
@@ -117,8 +118,8 @@ def build_charts(start: date, end: date) -> dict[str, Chart | None]:
 
 
 def write_report(start: date, end: date, path: Path) -> Path:
-    """Write the report of the UTC days ``start..end`` to ``path`` (atomically: a temporary
-    file beside it, then renamed). Returns ``path``.
+    """Write the report of the UTC days ``start..end`` to ``path`` (atomically, with the
+    lake's :func:`~mkt_platform.lib.lake.atomic_file`). Returns ``path``.
 
     Raises:
         FileNotFoundError: there is no warehouse yet.
@@ -149,10 +150,8 @@ def write_report(start: date, end: date, path: Path) -> Path:
         parts.append(f"<p><code>marts.{mart}</code>, {len(chart.rows)} rows:</p>")
         parts.append(_table(chart.rows, columns))
     parts.append("</body></html>")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".tmp-{path.name}")
-    temporary.write_text("\n".join(parts), encoding="utf-8")
-    temporary.replace(path)
+    with atomic_file(path) as handle:
+        handle.write("\n".join(parts).encode("utf-8"))
     return path
 
 

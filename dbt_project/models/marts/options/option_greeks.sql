@@ -46,25 +46,19 @@ with trades as (
 
 -- one price per side, strike and millisecond (the volume-weighted price of trades sharing a
 -- millisecond), so that the as-of pairing below is deterministic
-calls as (
+sides as (
     select
-        hour, expiry, strike, "timestamp",
+        hour, expiry, strike, option_type, "timestamp",
         sum(price * amount) / sum(amount) as price,
         avg(index_price) as index_price
     from trades
-    where option_type = 'C' and amount > 0
+    where amount > 0
     group by all
 ),
 
-puts as (
-    select
-        hour, expiry, strike, "timestamp",
-        sum(price * amount) / sum(amount) as price,
-        avg(index_price) as index_price
-    from trades
-    where option_type = 'P' and amount > 0
-    group by all
-),
+calls as (select * from sides where option_type = 'C'),
+
+puts as (select * from sides where option_type = 'P'),
 
 parity_pairs as (
     select
