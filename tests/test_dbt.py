@@ -82,7 +82,7 @@ def test_unit_tests_pass_here_and_partition_builds_leave_them_out(data_dir):
 
     unit = results(unit_run)
     assert set(unit) == set(declared)
-    assert len([uid for uid in unit if ".session_ohlc_daily." in uid]) == 3
+    assert len([uid for uid in unit if ".session_ohlc_daily." in uid]) == 4
     assert set(unit.values()) == {"pass"} and unit_run.is_successful()
     assert_every_model_column_documented(data_dir / "warehouse.duckdb")
 

@@ -36,6 +36,15 @@ LINE = "  - {venue: binance, instrument: BTCUSDT, base: BTC, quote: USDT, market
             2,
             "unknown interval '1H' for binance spot",
         ),
+        # Deribit's resolutions are numbers in YAML (3600), still checked against what is
+        # collected.
+        (
+            "instruments:\n"
+            "  - {venue: deribit, instrument: BTC, base: BTC, quote: USD, market: option, "
+            "intervals: [3601]}\n",
+            2,
+            "unknown interval '3601' for deribit option (collected: ['1D', '3600'])",
+        ),
         (
             "instruments:\n" + LINE + LINE.replace("intervals", "interval"),
             3,

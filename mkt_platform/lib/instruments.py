@@ -15,18 +15,20 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from mkt_platform import settings
 
 Market = Literal["spot", "perp", "option"]
 #: What the platform collects: per venue, the markets it has raw assets for and, per market,
 #: the candle intervals those assets pull (an interval outside these has no raw asset, so a
-#: line asking for it would silently collect nothing).
+#: line asking for it would silently collect nothing). For Deribit's option currencies the
+#: intervals are the resolutions of the currency's volatility index (DVOL) candles, in
+#: Deribit's notation: ``1D`` (daily, always collected) and ``3600`` (hourly, on request).
 COLLECTED: dict[str, dict[str, frozenset[str]]] = {
     "binance": {"spot": frozenset({"1h", "1m"})},
     "hyperliquid": {"spot": frozenset({"1h"}), "perp": frozenset({"1h"})},
-    "deribit": {"option": frozenset()},
+    "deribit": {"option": frozenset({"1D", "3600"})},
 }
 #: The venues the platform has clients and raw assets for.
 VENUES = tuple(COLLECTED)
@@ -42,7 +44,9 @@ class Instrument:
         base: base currency, e.g. ``BTC``.
         quote: quote currency (prices are in it), e.g. ``USDT``.
         market: ``spot``, ``perp`` or ``option``.
-        intervals: candle intervals to collect, in the venue's notation (``1h``, ``1m``).
+        intervals: candle intervals to collect, in the venue's notation (``1h``, ``1m``); for
+            a Deribit option currency, its DVOL resolutions besides the daily one, which
+            is always collected (``3600``).
         funding: collect funding rates (perps only; default true for perps).
     """
 
@@ -67,6 +71,15 @@ class InstrumentEntry(BaseModel):
     market: Market
     intervals: list[str] = Field(default_factory=list)
     funding: bool | None = None
+
+    @field_validator("intervals", mode="before")
+    @classmethod
+    def _resolution_numbers_as_text(cls, value: Any) -> Any:
+        """Deribit spells the hourly resolution as a number (``3600``), which YAML reads as
+        an integer: it is the text ``"3600"`` here (any other type is still an error)."""
+        if isinstance(value, list):
+            return [str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value]
+        return value
 
 
 class InstrumentsFile(BaseModel):
@@ -215,6 +228,21 @@ def symbols_for(venue: str, market: Market, interval: str | None = None) -> tupl
         for i in load_instruments()
         if i.venue == venue and i.market == market and (interval is None or interval in i.intervals)
     )
+
+
+#: The volatility index (DVOL) resolution every Deribit option currency collects.
+DAILY_VOLATILITY_INDEX = "1D"
+
+
+def volatility_index_resolutions(currency: str) -> tuple[str, ...]:
+    """The DVOL candle resolutions collected for the Deribit option ``currency``, in
+    Deribit's notation: ``1D`` (always) first, then the line's other ``intervals``
+    (``3600``) in file order; none when the currency is not in the universe."""
+    for i in load_instruments():
+        if i.venue == "deribit" and i.market == "option" and i.instrument == currency:
+            extra = [r for r in i.intervals if r != DAILY_VOLATILITY_INDEX]
+            return (DAILY_VOLATILITY_INDEX, *extra)
+    return ()
 
 
 def funding_instruments(venue: str) -> tuple[str, ...]:

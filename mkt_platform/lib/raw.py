@@ -233,7 +233,7 @@ def contract_failure(
 def refuse_universe_shrink(
     asset_key: str,
     paths: Mapping[str, Path],
-    column: str,
+    column: str | Sequence[str],
     universe: Sequence[str],
     instrument_of: Callable[[str], str] | None = None,
 ) -> None:
@@ -246,8 +246,10 @@ def refuse_universe_shrink(
     Args:
         asset_key: the raw asset, for the message.
         paths: each partition key's Parquet file (missing files are skipped).
-        column: the file's instrument column (``symbol``, ``coin``, ``instrument_name``).
-        universe: the instruments the asset pulls now.
+        column: the file's instrument column (``symbol``, ``coin``, ``instrument_name``), or
+            several columns whose values, joined by a space, name a series (DVOL's
+            ``currency`` and ``resolution``: ``BTC 3600``).
+        universe: the instruments (or series) the asset pulls now.
         instrument_of: maps a column value to a universe entry (Deribit: option name to
             currency); identity when ``None``.
 
@@ -262,8 +264,11 @@ def refuse_universe_shrink(
     for partition_key, path in paths.items():
         if not path.exists():
             continue
-        held = pc.unique(pq.read_table(path, columns=[column])[column]).to_pylist()
-        held = {instrument_of(v) if instrument_of else v for v in held if v is not None}
+        columns = [column] if isinstance(column, str) else list(column)
+        keys = pq.read_table(path, columns=columns).group_by(columns).aggregate([])
+        values = zip(*(keys[c].to_pylist() for c in columns), strict=True)
+        held = {" ".join(v) for v in values if None not in v}
+        held = {instrument_of(v) if instrument_of else v for v in held}
         missing = sorted(held - set(universe))
         if missing:
             dropped[partition_key] = missing

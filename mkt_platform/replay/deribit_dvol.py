@@ -12,6 +12,13 @@ candle's timestamp is its UTC day's midnight. The values are served as the JSON 
 files print. Only resolution ``1D`` is recorded: any other answers an error, never invented
 candles.
 
+SYNTHETIC files: ``SYNTHETIC_dvol_<CUR>_<RESOLUTION>_<first>_to_<last>.csv``, written by
+:func:`mkt_platform.testing.synthetic_deribit.write_synthetic_volatility_index` (generated
+candles, never market data; ``date`` is the candle's UTC start, ``YYYY-MM-DD HH:MM:SS``),
+are served the same way with a WARNING naming the file; they exist for the resolutions
+nothing was recorded at (``3600``), and one may not share a currency and resolution with a
+real recording.
+
 Not recorded, so assumed here: at most :data:`MAX_CANDLES` candles a response (the newest
 of the range), older ones behind ``continuation`` (the oldest candle's timestamp - 1).
 """
@@ -20,16 +27,21 @@ from __future__ import annotations
 
 import bisect
 import csv
+import logging
 import re
 import threading
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
+
+logger = logging.getLogger(__name__)
 
 VOL_INDEX_PATH = "/api/v2/public/get_volatility_index_data"
 #: Candles in one response (an assumption: Deribit does not document the cap).
 MAX_CANDLES = 1000
-_FILE_RE = re.compile(r"^dvol_(?P<currency>[A-Z]+)_(?P<resolution>1D)_.+\.csv$")
+_FILE_RE = re.compile(
+    r"^(?P<synthetic>SYNTHETIC_)?dvol_(?P<currency>[A-Z]+)_(?P<resolution>1D|3600)_.+\.csv$"
+)
 _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?")
 
 
@@ -64,25 +76,38 @@ class VolatilityIndexRecordings:
 
     def _load(self) -> dict[tuple[str, str], Candles]:
         found: dict[tuple[str, str], Candles] = {}
-        for path in sorted(self.data_dir.glob("dvol_*.csv")):
+        loaded_from: dict[tuple[str, str], Path] = {}
+        for path in sorted(self.data_dir.glob("*dvol_*.csv")):
             match = _FILE_RE.match(path.name)
             if match is None:
                 continue
+            series = (match["currency"], match["resolution"])
+            if match["synthetic"]:
+                logger.warning(
+                    "replay: serving SYNTHETIC Deribit volatility index candles from %s: "
+                    "generated data, not market data",
+                    path,
+                )
             rows: dict[int, str] = {}
             with path.open(newline="") as handle:
                 for line in csv.DictReader(handle):
                     if line["symbol"] != match["currency"]:
                         raise ValueError(f"replay: {path.name} holds symbol {line['symbol']!r}")
-                    day = date.fromisoformat(line["date"])
-                    ts = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() * 1000)
+                    start = datetime.fromisoformat(line["date"]).replace(tzinfo=UTC)
+                    ts = int(start.timestamp() * 1000)
                     values = [line[k] for k in ("open", "high", "low", "close")]
                     if not all(_NUMBER.fullmatch(v) for v in values):
                         raise ValueError(f"replay: {path.name} {line['date']}: not numbers")
                     rows[ts] = f"[{ts},{','.join(values)}]"
             ordered = sorted(rows)
-            found[(match["currency"], match["resolution"])] = Candles(
-                ordered, [rows[ts] for ts in ordered]
-            )
+            if series in found:
+                raise ValueError(
+                    f"replay: {path.name} repeats the {' '.join(series)} volatility index of "
+                    f"{loaded_from[series].name} (never mix SYNTHETIC and real candles, or "
+                    "serve two files of one series)"
+                )
+            loaded_from[series] = path
+            found[series] = Candles(ordered, [rows[ts] for ts in ordered])
         return found
 
 

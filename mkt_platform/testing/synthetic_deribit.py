@@ -10,6 +10,9 @@ this module generates trades in Deribit's exact trade format:
   The file is named ``SYNTHETIC_deribit_trades_BTC_option_{YYYY-MM-DD}.jsonl``; the
   replay's :class:`~mkt_platform.replay.deribit.DeribitHandler` serves such files from its
   data dir, logging a SYNTHETIC warning.
+* :func:`write_synthetic_volatility_index` writes SYNTHETIC volatility index (DVOL) candles
+  at a resolution Deribit was never recorded at (``3600``, hourly), in the layout of the
+  recorded daily files, for the replay to serve in Deribit's JSON shape.
 * :func:`synthetic_trades_table` returns the same trades (same ``day``/``n_trades``/``seed``
   give the same rows) straight in the lake schema
   (:data:`~mkt_platform.defs.deribit.contract.OPTION_TRADE_LAKE_SCHEMA`), with schema
@@ -90,6 +93,70 @@ def write_synthetic_trades(out_path: Path | str, day: date, n_trades: int, seed:
                 chunk = lines.slice(start, _WRITE_CHUNK).to_pylist()
                 fh.write("\n".join(chunk))
                 fh.write("\n")
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+#: Candle length of each DVOL resolution the generator writes, seconds.
+_DVOL_RESOLUTION_S = {"1D": 86_400, "3600": 3_600}
+
+
+def write_synthetic_volatility_index(
+    out_dir: Path | str,
+    currency: str,
+    first_day: date,
+    last_day: date,
+    resolution: str = "3600",
+    seed: int = 0,
+) -> Path:
+    """Write SYNTHETIC DVOL candles of ``currency`` for the UTC days ``first_day`` ..
+    ``last_day`` at ``resolution``: generated, never market data.
+
+    The file is ``SYNTHETIC_dvol_{currency}_{resolution}_{first}_to_{last}.csv`` in
+    ``out_dir``, laid out as the recorded daily files (``date,symbol,open,high,low,close``,
+    newest first, values in percent on a 0.01 grid) except that ``date`` is the candle's UTC
+    start as ``YYYY-MM-DD HH:MM:SS``. The index random-walks from about 55 (log steps of 1.5 %
+    of the level per hour's square root); each candle opens at the previous close, as
+    Deribit's hourly candles mostly do; high and low straddle open and close. The replay
+    (:mod:`mkt_platform.replay.deribit_dvol`) serves the file with a SYNTHETIC warning.
+
+    Returns:
+        The path, written to a temporary name and renamed (never half a file).
+
+    Raises:
+        ValueError: a resolution other than ``1D`` or ``3600``, or ``last_day`` before
+            ``first_day``.
+    """
+    if resolution not in _DVOL_RESOLUTION_S:
+        raise ValueError(f"synthetic DVOL: resolution {resolution!r} is not one of 1D, 3600")
+    if last_day < first_day:
+        raise ValueError(f"synthetic DVOL: last day {last_day} is before {first_day}")
+    step = _DVOL_RESOLUTION_S[resolution]
+    first = datetime(first_day.year, first_day.month, first_day.day, tzinfo=UTC)
+    n = ((last_day - first_day).days + 1) * 86_400 // step
+    rng = np.random.default_rng(seed)
+    scale = 0.015 * np.sqrt(step / 3_600)
+    closes = np.round(55.0 * np.exp(np.cumsum(rng.normal(0.0, scale, n))) * 100).astype(np.int64)
+    opens = np.concatenate([[5_500], closes[:-1]])
+    spread = np.round(np.abs(rng.normal(0.0, scale, (2, n))) * closes * 100).astype(np.int64)
+    highs = np.maximum(opens, closes) + spread[0]
+    lows = np.maximum(np.minimum(opens, closes) - spread[1], 1)
+    lines = ["date,symbol,open,high,low,close"]
+    for i in reversed(range(n)):
+        start = (first + timedelta(seconds=i * step)).strftime("%Y-%m-%d %H:%M:%S")
+        values = ",".join(
+            f"{v // 100}.{v % 100:02d}" for v in (opens[i], highs[i], lows[i], closes[i])
+        )
+        lines.append(f"{start},{currency},{values}")
+    path = Path(out_dir) / (
+        f"SYNTHETIC_dvol_{currency}_{resolution}_{first_day.isoformat()}_to_"
+        f"{last_day.isoformat()}.csv"
+    )
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text("\n".join(lines) + "\n")
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)

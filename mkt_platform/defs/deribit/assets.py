@@ -8,6 +8,7 @@ from ``mkt_platform/instruments.yaml`` (Deribit option entries).
 
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import dagster as dg
 import pyarrow as pa
@@ -24,7 +25,7 @@ from mkt_platform.defs.deribit.instruments import parse_instrument_name
 from mkt_platform.defs.deribit.resources import DeribitAPIError, DeribitClient
 from mkt_platform.lib import lake, raw
 from mkt_platform.lib.contracts import ContractViolation
-from mkt_platform.lib.instruments import symbols_for
+from mkt_platform.lib.instruments import symbols_for, volatility_index_resolutions
 
 SOURCE = "deribit"
 DATASET = "option_trades"
@@ -243,76 +244,134 @@ def _pull_day(
 #: Deribit's volatility index candles in the lake, column by column (units).
 VOLATILITY_INDEX_COLUMNS = {
     "currency": "Currency whose index it is (BTC, ETH): DVOL, Deribit's 30-day implied volatility.",
-    "resolution": "Candle resolution as Deribit spells it (1D: a UTC day).",
+    "resolution": "Candle resolution as Deribit spells it (1D: a UTC day; 3600: an hour).",
     **{f.name: f.description for f in VOLATILITY_INDEX_CONTRACT.fields},
 }
+#: Length of a DVOL candle of each resolution the platform collects, ms.
+RESOLUTION_MS = {"1D": raw.DAY_MS, "3600": 3_600_000}
+
+
+def volatility_index_series() -> tuple[tuple[str, str], ...]:
+    """The (currency, resolution) DVOL series the universe collects: each Deribit option
+    currency's daily candles and its other configured resolutions (``intervals``)."""
+    return tuple(
+        (currency, resolution)
+        for currency in symbols_for(SOURCE, "option")
+        for resolution in volatility_index_resolutions(currency)
+    )
 
 
 def volatility_index_day_tables(
     deribit: DeribitClient, partition_keys: list[str], now: datetime
 ) -> dict[str, pa.Table]:
-    """What each partition's file holds when pulled at ``now``: the daily DVOL candles of
-    every configured currency (Deribit option currencies) that had closed by ``now``, one
-    paged range per currency for all the partitions, each day sorted on currency.
+    """What each partition's file holds when pulled at ``now``: the DVOL candles of every
+    configured currency (Deribit option currencies) and resolution (``1D``, and ``3600``
+    where the currency's ``intervals`` ask for it) that had closed by ``now``, one paged
+    range per series for all the partitions, each day sorted on currency, resolution and
+    candle start.
 
     Raises:
         ContractViolation: a page broke the candle contract (it is quarantined).
+        DeribitAPIError: Deribit refused a request (the replay answers so for a resolution
+            it holds no recording of).
     """
     first, last = _day_start(min(partition_keys)), _day_start(max(partition_keys))
     tables = []
-    for currency in symbols_for(SOURCE, "option"):
-        candles = deribit.fetch_volatility_index(currency, _ms(first), _ms(last), "1D")
+    for currency, resolution in volatility_index_series():
+        length = RESOLUTION_MS[resolution]
+        end = last + timedelta(days=1) - timedelta(milliseconds=length)
+        candles = deribit.fetch_volatility_index(currency, _ms(first), _ms(end), resolution)
         starts = pc.cast(candles["timestamp"], pa.int64())
-        closed = candles.filter(pc.less_equal(pc.add(starts, raw.DAY_MS), _ms(now)))
+        closed = candles.filter(pc.less_equal(pc.add(starts, length), _ms(now)))
         tables.append(
             closed.add_column(0, "currency", pa.array([currency] * closed.num_rows, pa.string()))
-            .add_column(1, "resolution", pa.array(["1D"] * closed.num_rows, pa.string()))
+            .add_column(1, "resolution", pa.array([resolution] * closed.num_rows, pa.string()))
             .cast(VOLATILITY_INDEX_LAKE_SCHEMA)
         )
     rows = pa.concat_tables(tables) if tables else VOLATILITY_INDEX_LAKE_SCHEMA.empty_table()
-    return raw.split_days(rows, "timestamp", partition_keys, ("currency", "timestamp"))
+    return raw.split_days(
+        rows, "timestamp", partition_keys, ("currency", "resolution", "timestamp")
+    )
+
+
+def volatility_index_quality(day: pa.Table, partition_key: str, now: datetime) -> list[Any]:
+    """The ``index_candles`` checks on one day's DVOL candles, each resolution against its
+    own candle length and currencies, merged per check (examples start with the
+    resolution)."""
+    from mkt_platform.lib import quality
+
+    by_resolution: dict[str, list[str]] = {}
+    for currency, resolution in volatility_index_series():
+        by_resolution.setdefault(resolution, []).append(currency)
+    per_resolution = {
+        resolution: raw.candle_quality(
+            day.filter(pc.equal(day["resolution"], resolution)),
+            "currency",
+            currencies,
+            _ms(_day_start(partition_key)),
+            RESOLUTION_MS[resolution],
+            _ms(now),
+            volumes=(),
+            time_column="timestamp",
+        )
+        for resolution, currencies in by_resolution.items()
+    }
+    names = [o.name for o in next(iter(per_resolution.values()), [])]
+    return [
+        quality.merge(
+            name,
+            {
+                resolution: next(o for o in outcomes if o.name == name)
+                for resolution, outcomes in per_resolution.items()
+            },
+        )
+        for name in names
+    ]
 
 
 def pull_volatility_index(
     context: dg.AssetExecutionContext, deribit: DeribitClient
 ) -> dg.MaterializeResult:
-    """Pull ``deribit_volatility_index`` (daily DVOL candles) for the run's partitions."""
+    """Pull ``deribit_volatility_index`` (DVOL candles: daily, and hourly where configured)
+    for the run's partitions."""
     key = context.asset_key.to_user_string()
-    currencies = symbols_for(SOURCE, "option")
+    series = volatility_index_series()
     raw.refuse_universe_shrink(
         key,
         {
             pk: lake.raw_partition_path(SOURCE, "volatility_index", pk)
             for pk in context.partition_keys
         },
-        "currency",
-        currencies,
+        ("currency", "resolution"),
+        [f"{currency} {resolution}" for currency, resolution in series],
     )
     pulled_at = settings.utcnow()
     try:
         days = volatility_index_day_tables(deribit, context.partition_keys, pulled_at)
     except ContractViolation as exc:
         raise raw.contract_failure(exc, key, context.partition_keys) from exc
-    outcomes = {
-        pk: raw.candle_quality(
-            day,
-            "currency",
-            currencies,
-            _ms(_day_start(pk)),
-            raw.DAY_MS,
-            _ms(pulled_at),
-            volumes=(),
-            time_column="timestamp",
-        )
-        for pk, day in days.items()
-    }
+    except DeribitAPIError as exc:
+        raise dg.Failure(
+            description=(
+                f"{key}: Deribit refused the volatility index request for partitions "
+                f"{min(context.partition_keys)}..{max(context.partition_keys)}: {exc}. Nothing "
+                "was written."
+            )
+        ) from exc
+    outcomes = {pk: volatility_index_quality(day, pk, pulled_at) for pk, day in days.items()}
     raw.refuse_failing_partitions(
         key, f"{SOURCE}_volatility_index", "index_candles", outcomes, days
     )
+    currencies = sorted({currency for currency, _ in series})
     for pk, day in days.items():
         counts = {c: day.filter(pc.equal(day["currency"], c)).num_rows for c in currencies}
+        per_resolution = {
+            r: day.filter(pc.equal(day["resolution"], r)).num_rows
+            for r in dict.fromkeys(resolution for _, resolution in series)
+        }
         metadata = {
             "rows_per_instrument": dg.MetadataValue.json(counts),
+            "rows_per_resolution": dg.MetadataValue.json(per_resolution),
             "window_closed": pulled_at >= _day_start(pk) + timedelta(days=1),
         }
         if day.num_rows:

@@ -49,11 +49,12 @@ VOLATILITY_INDEX = RawDataset(
     dataset="volatility_index",
     description=(
         "Deribit's volatility index DVOL (GET /api/v2/public/get_volatility_index_data, "
-        "resolution 1D, paged by continuation), the market's 30-day implied volatility, for "
-        "the configured option currencies: one daily candle per currency and UTC day, open, "
-        "high, low and close in percent as DECIMAL(38,8), exactly as sent. Only closed days "
-        "are stored. A day's open need not equal the previous close (Deribit's candles do not "
-        "chain)."
+        "resolution 1D, and 3600 for the currencies whose instruments line lists it; paged by "
+        "continuation), the market's 30-day implied volatility, for the configured option "
+        "currencies: one daily candle per currency and UTC day (and its 24 hourly candles "
+        "where collected), open, high, low and close in percent as DECIMAL(38,8), exactly as "
+        "sent. Only closed candles are stored. A day's open need not equal the previous close "
+        "(Deribit's candles do not chain)."
     ),
     resource="deribit",
     compute=pull_volatility_index,

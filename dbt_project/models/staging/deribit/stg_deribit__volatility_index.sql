@@ -1,5 +1,6 @@
 -- One row per (instrument, interval, open_time): Deribit's volatility index DVOL in the
--- platform's terms, the index in percent exactly as sent. A re-pulled partition replaces its
+-- platform's terms, the index in percent exactly as sent. Deribit's resolutions become the
+-- platform's intervals: 1D is '1d' (a UTC day), 3600 is '1h'. A re-pulled partition replaces its
 -- file, so duplicates can only come from overlapping files; the newest partition wins.
 -- A partition run reads only the lake files of its window (lake_partition_filter), so the
 -- view in the warehouse shows the rows of the last run's window.
@@ -10,9 +11,11 @@ select
     'deribit' as source,
     currency || ' DVOL' as instrument,
     currency,
-    lower(resolution) as interval,
+    case resolution when '1D' then '1d' when '3600' then '1h' end as interval,
     "timestamp" as open_time,
-    "timestamp" + interval 1 day as close_time,
+    "timestamp" + case resolution
+        when '1D' then interval 1 day when '3600' then interval 1 hour
+    end as close_time,
     open,
     high,
     low,
