@@ -163,8 +163,14 @@ def session_candles(rows: list[dict[str, Any]]) -> Chart:
         bottom = min(range(len(own)), key=lambda i: lows[i])
         axes.plot([x[top]], [highs[top]], "v", color="black", gid=f"{instrument}:max_high")
         axes.plot([x[bottom]], [lows[bottom]], "^", color="black", gid=f"{instrument}:min_low")
-        axes.annotate(f"high {highs[top]:,.2f}", (x[top], highs[top]), fontsize=7, va="bottom")
-        axes.annotate(f"low {lows[bottom]:,.2f}", (x[bottom], lows[bottom]), fontsize=7, va="top")
+        # labels beside the markers, not under them
+        beside = {"textcoords": "offset points", "fontsize": 7}
+        axes.annotate(
+            f"high {highs[top]:,.2f}", (x[top], highs[top]), (6, 2), va="bottom", **beside
+        )
+        axes.annotate(
+            f"low {lows[bottom]:,.2f}", (x[bottom], lows[bottom]), (6, -2), va="top", **beside
+        )
         axes.margins(y=0.12)
         axes.set_title(f"{source} {instrument}: daily sessions", fontsize=9)
         _date_axis(axes)
