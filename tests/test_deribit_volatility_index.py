@@ -11,6 +11,7 @@ asset and the staging view hold the recorded candles of their days.
 from __future__ import annotations
 
 import csv
+import itertools
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -67,26 +68,28 @@ def test_a_resolution_without_recording_is_an_error_not_invented_candles(client)
 
 
 def test_raw_asset_and_staging_hold_the_recorded_days(data_dir, instance):
-    """Three days through the platform path (the raw asset, then the UTC-daily dbt step that
-    builds the staging view and dvol_daily downstream of it, one run for the three days): the
-    lake holds each day's BTC candle as recorded, the quality checks pass, and the staging
-    view (the run's window) and the mart hold the three candles as recorded."""
-    results = materialize_days(
-        date(2023, 3, 1), date(2023, 3, 3), instance, only=("deribit_volatility_index",)
-    )
+    """The 31 days of 2023-03 through the platform path (the raw asset, then the UTC-daily
+    dbt step that builds the staging view and dvol_daily downstream of it, one run for the
+    month): the lake holds each day's BTC candle as recorded, the quality checks pass, and
+    the staging view (the run's window) and the mart hold the month's candles, row for row
+    as the CSV (where a day's open is not the previous close too)."""
+    first, last = date(2023, 3, 1), date(2023, 3, 31)
+    results = materialize_days(first, last, instance, only=("deribit_volatility_index",))
     assert results and all(r.success for r in results), [(r.step.label, r.success) for r in results]
     expected = recorded("BTC")
+    days = [datetime(2023, 3, day, tzinfo=UTC) for day in range(1, 32)]
     lake = data_dir / "lake" / "raw" / "deribit" / "volatility_index"
-    for day in (1, 2, 3):
-        start = datetime(2023, 3, day, tzinfo=UTC)
+    for start in days:
         with duckdb.connect() as con:
             rows = con.execute(
                 f"select currency, resolution, timestamp, open, high, low, close "
-                f"from '{lake}/date=2023-03-0{day}/part.parquet'"
+                f"from '{lake}/date={start.date()}/part.parquet'"
             ).fetchall()
         assert [(r[0], r[1], r[2], tuple(r[3:])) for r in rows] == [
             ("BTC", "1D", start, expected[start])
         ]
+    # Deribit's candles do not chain: the month has days whose open is not the last close.
+    assert any(expected[a][3] != expected[b][0] for a, b in itertools.pairwise(days))
     record = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=VOLATILITY_INDEX.key, asset_partitions=["2023-03-02"]),
         limit=1,
@@ -106,15 +109,13 @@ def test_raw_asset_and_staging_hold_the_recorded_days(data_dir, instance):
             "select instrument, interval, open_time, open, high, low, close "
             "from staging.stg_deribit__volatility_index order by open_time"
         ).fetchall()
-    days = [datetime(2023, 3, day, tzinfo=UTC) for day in (1, 2, 3)]
+        mart = con.execute(
+            "select currency, day, open, high, low, close from marts.dvol_daily order by day"
+        ).fetchall()
     assert [(r[0], r[1], r[2], tuple(r[3:])) for r in rows] == [
         ("BTC DVOL", "1d", start, expected[start]) for start in days
     ]
     # The mart: one row per currency and day, equal to the recording row for row.
-    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
-        mart = con.execute(
-            "select currency, day, open, high, low, close from marts.dvol_daily order by day"
-        ).fetchall()
     assert [(r[0], r[1], tuple(r[2:])) for r in mart] == [
         ("BTC", start.date(), expected[start]) for start in days
     ]
