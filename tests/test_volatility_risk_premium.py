@@ -173,7 +173,7 @@ def test_session_chart_draws_the_marts_candles(built):
         built,
         "select instrument, session_start, open::double o, high::double h, low::double l, "
         "close::double c from marts.session_ohlc_daily where session_start >= "
-        "'2022-12-31 00:00+00' and session_start < '2023-03-01 00:00+00'",
+        "'2022-12-31 00:00:00+00' and session_start < '2023-03-01 00:00:00+00'",
     )
     assert {r["instrument"] for r in rows} == {"BTCUSDT", "ETHUSDT"}
     for instrument in ("BTCUSDT", "ETHUSDT"):
