@@ -206,17 +206,18 @@ SUMMARY_TABLES = (
 )
 
 
-def _summary(warehouse: Path, built: set[str]) -> list[str]:
+def _summary(built: set[str]) -> list[str]:
     """The tables (:data:`SUMMARY_TABLES`) of the marts in ``built`` (the run's plan)."""
-    import duckdb
+    from mkt_platform import warehouse
 
     if not warehouse.exists():
         return []
-    with duckdb.connect(str(warehouse), read_only=True) as con:
+    with warehouse.connect(read_only=True) as con:
         existing = {
             name
             for (name,) in con.execute(
-                "select table_name from duckdb_tables() where schema_name = 'marts'"
+                "select table_name from duckdb_tables() where schema_name = 'marts' "
+                "and database_name = current_database()"
             ).fetchall()
         }
         # a warehouse that has built weekly sessions but no monthly one yet (or the reverse)
@@ -326,7 +327,7 @@ def _shown(path: Path | str) -> str:
 
 
 def materialize(args: argparse.Namespace) -> int:
-    from mkt_platform import settings
+    from mkt_platform import settings, warehouse
 
     with ExitStack() as stack:
         if args.replay:
@@ -346,7 +347,8 @@ def materialize(args: argparse.Namespace) -> int:
 
         try:
             universe = load_instruments()
-        except InstrumentsFileError as exc:
+            settings.warehouse_kind()
+        except (InstrumentsFileError, settings.SettingError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         if not universe:
@@ -423,12 +425,15 @@ def materialize(args: argparse.Namespace) -> int:
     if run_log.written:
         print(f"dbt log:   {_shown(run_log.path)}")
     print(f"lake:      {_shown(settings.lake_dir())}")
-    if settings.warehouse_path().exists():
-        print(
-            f"warehouse: {_shown(settings.warehouse_path())} (schemas staging, intermediate, marts)"
+    if warehouse.exists():
+        where = (
+            _shown(warehouse.catalog_path())
+            if warehouse.kind() == "duckdb"
+            else f"DuckLake {_shown(warehouse.catalog_path())}, {_shown(warehouse.data_path())}/"
         )
+        print(f"warehouse: {where} (schemas staging, intermediate, marts)")
     try:
-        summary = _summary(settings.warehouse_path(), built)
+        summary = _summary(built)
     except Exception as exc:  # the warehouse is held by another process, or unreadable
         summary = [f"(no summary: the warehouse cannot be read now: {exc})"]
     for line in summary:

@@ -6,8 +6,9 @@ candles, implied vs realized volatility with the premium, the smile and the term
 at the last hour of the range with option trades) and under each chart the table of the mart
 rows it was drawn from. A mart with no row in the range is named as empty, not drawn.
 
-Reads the warehouse (``$MKT_DATA_DIR/warehouse.duckdb``) read-only: run it when no dbt build
-is writing (DuckDB lets no reader in beside a writer).
+Reads the warehouse (:mod:`mkt_platform.warehouse`) read-only: with the default DuckDB file,
+run it when no dbt build is writing (DuckDB lets no reader in beside a writer); a DuckLake
+warehouse (``MKT_WAREHOUSE=ducklake``) can be read while dbt writes.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from mkt_platform import settings
+from mkt_platform import settings, warehouse
 from mkt_platform.lib.charts import CHARTS, Chart
 from mkt_platform.lib.lake import atomic_file
 
@@ -93,23 +94,21 @@ def build_charts(start: date, end: date) -> dict[str, Chart | None]:
         FileNotFoundError: there is no warehouse yet (nothing was materialized).
         duckdb.Error: the warehouse cannot be opened read-only (a dbt build holds it).
     """
-    import duckdb
-
-    path = settings.warehouse_path()
-    if not path.exists():
-        raise FileNotFoundError(f"no warehouse at {path}: materialize first")
+    if not warehouse.exists():
+        raise FileNotFoundError(f"no warehouse at {warehouse.describe()}: materialize first")
     window = (
         datetime(start.year, start.month, start.day, tzinfo=UTC),
         datetime(end.year, end.month, end.day, tzinfo=UTC) + timedelta(days=1),
     )
     charts: dict[str, Chart | None] = {}
-    with duckdb.connect(str(path), read_only=True) as con:
-        con.execute("set TimeZone = 'UTC'")
+    with warehouse.connect(read_only=True) as con:
         tables = {
             name
             for (name,) in con.execute(
-                "select table_name from duckdb_tables() where schema_name = 'marts' union all "
-                "select view_name from duckdb_views() where schema_name = 'marts'"
+                "select table_name from duckdb_tables() where schema_name = 'marts' "
+                "and database_name = current_database() union all "
+                "select view_name from duckdb_views() where schema_name = 'marts' "
+                "and database_name = current_database()"
             ).fetchall()
         }
         for mart, _, _ in SECTIONS:
@@ -134,7 +133,7 @@ def write_report(start: date, end: date, path: Path) -> Path:
         "td,th{border:1px solid #ccc;padding:2px 6px}td.num{text-align:right}"
         "td.null{color:#999}img{max-width:100%}</style></head><body>",
         f"<h1>mkt_platform: {start} to {end} (UTC days)</h1>",
-        f"<p>From the warehouse {html.escape(str(settings.warehouse_path()))}, drawn "
+        f"<p>From the warehouse {html.escape(warehouse.describe())}, drawn "
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC. Each chart is drawn from the rows in the "
         "table under it.</p>",
     ]

@@ -67,6 +67,26 @@ def warehouse_path() -> Path:
     return data_dir() / "warehouse.duckdb"
 
 
+#: The kinds of warehouse (see :mod:`mkt_platform.warehouse`).
+WAREHOUSE_KINDS = ("duckdb", "ducklake")
+
+
+def warehouse_kind() -> str:
+    """The kind of warehouse dbt builds and readers open (env ``MKT_WAREHOUSE``, default
+    ``duckdb``): ``duckdb``, one DuckDB file; ``ducklake``, a DuckLake with its catalog in a
+    SQLite file, which readers can hold open while dbt writes.
+
+    Raises:
+        SettingError: another value.
+    """
+    raw = os.environ.get("MKT_WAREHOUSE", "duckdb").strip() or "duckdb"
+    if raw not in WAREHOUSE_KINDS:
+        raise SettingError(
+            f"MKT_WAREHOUSE must be one of {', '.join(WAREHOUSE_KINDS)}, got {raw!r}"
+        )
+    return raw
+
+
 def session_anchor_hour() -> int:
     """UTC hour (0-23) at which daily sessions start (env ``MKT_SESSION_ANCHOR_HOUR``).
 

@@ -152,3 +152,31 @@ def test_a_charts_setting_that_lies_is_refused_by_name(monkeypatch):
         chart_metadata(["warehouse.marts.option_smile_hourly"], window)
     monkeypatch.setenv("MKT_CHARTS", "0")
     assert chart_metadata(["warehouse.marts.option_smile_hourly"], window) == {}
+
+
+def test_a_warehouse_setting_that_lies_is_refused_before_any_run(monkeypatch, capsys):
+    """MKT_WAREHOUSE is duckdb or ducklake; a typo would otherwise build a DuckDB file the
+    user did not ask for. The CLI exits 2 naming the setting, and nothing is pulled; the
+    readers refuse it too."""
+    from mkt_platform import warehouse
+
+    monkeypatch.setenv("MKT_WAREHOUSE", "duck_lake")
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    code = cli.main(
+        [
+            "materialize",
+            "--start",
+            "2023-01-02",
+            "--end",
+            "2023-01-02",
+            "--replay",
+            str(SHARED_DATA),
+        ]
+    )
+    assert code == 2
+    assert (
+        "MKT_WAREHOUSE must be one of duckdb, ducklake, got 'duck_lake'" in capsys.readouterr().err
+    )
+    assert not settings.lake_dir().exists()
+    with pytest.raises(settings.SettingError, match="MKT_WAREHOUSE"):
+        warehouse.connect()

@@ -356,9 +356,12 @@ def stream_dbt_build(
     os.environ["MKT_DATA_DIR"] = str(settings.data_dir())
     # DuckDB creates the warehouse file but not its folder.
     settings.data_dir().mkdir(parents=True, exist_ok=True)
-    wait_for_warehouse(
-        settings.warehouse_path(), settings.warehouse_lock_wait_seconds(), context.log
-    )
+    # dbt reads MKT_WAREHOUSE in its profile: check it here, with a clear message.
+    if settings.warehouse_kind() == "duckdb":
+        wait_for_warehouse(
+            settings.warehouse_path(), settings.warehouse_lock_wait_seconds(), context.log
+        )
+    # (A DuckLake warehouse has no file lock: readers and dbt work at once.)
     time_window = context.partition_time_window
     context.log.info(
         f"dbt build for {len(context.partition_keys)} {unit}(s) "
@@ -418,17 +421,17 @@ def warehouse_metadata(
     Raises:
         duckdb.Error: the warehouse cannot be opened read-only (it is missing or locked).
     """
-    import duckdb
+    from mkt_platform import warehouse
 
     wanted = {tuple(name.split(".")[-2:]): name for name in relations}
     found: dict[str, dict[str, Any]] = {}
-    with duckdb.connect(str(settings.warehouse_path()), read_only=True) as con:
-        # A DATE partition column compares with the window as UTC midnight.
-        con.execute("set TimeZone = 'UTC'")
+    # In UTC: a DATE partition column compares with the window as UTC midnight.
+    with warehouse.connect(read_only=True) as con:
         rows = con.execute(
             "select c.table_schema, c.table_name, c.column_name, c.data_type, c.is_nullable, "
             "t.table_type = 'BASE TABLE' from information_schema.columns c "
             "join information_schema.tables t using (table_catalog, table_schema, table_name) "
+            "where c.table_catalog = current_database() "
             "order by c.table_schema, c.table_name, c.ordinal_position"
         ).fetchall()
         columns: dict[str, list[dg.TableColumn]] = {}
@@ -551,11 +554,10 @@ def chart_metadata(
     charted = [r for r in relations if r.split(".")[-1] in CHARTS]
     if not charted or window is None or not settings.charts_enabled():
         return {}
-    import duckdb
+    from mkt_platform import warehouse
 
     drawn: dict[str, dg.MarkdownMetadataValue] = {}
-    with duckdb.connect(str(settings.warehouse_path()), read_only=True) as con:
-        con.execute("set TimeZone = 'UTC'")
+    with warehouse.connect(read_only=True) as con:
         for relation in charted:
             chart = CHARTS[relation.split(".")[-1]](con, window.start, window.end)
             if chart is not None:

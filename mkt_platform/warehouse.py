@@ -1,0 +1,95 @@
+"""The warehouse dbt builds (schemas ``staging``, ``intermediate``, ``marts``), for its
+readers: the CLI's summary, the charts, the report, a notebook.
+
+Two kinds, chosen by env ``MKT_WAREHOUSE`` (:func:`mkt_platform.settings.warehouse_kind`):
+
+* ``duckdb`` (the default): one DuckDB file, ``$MKT_DATA_DIR/warehouse.duckdb``. DuckDB lets
+  one process write it only while no other has it open, even read-only: a reader left open
+  makes dbt wait (``MKT_WAREHOUSE_LOCK_WAIT_SECONDS``) and then fail.
+* ``ducklake``: a DuckLake (DuckDB's lakehouse format): its catalog in the SQLite file
+  ``$MKT_DATA_DIR/warehouse.sqlite``, its tables as Parquet files under
+  ``$MKT_DATA_DIR/warehouse_files/``. Readers and dbt work at once: a reader sees each
+  committed state, and dbt never waits for it. The DuckDB extensions it needs come from
+  their Python packages (:mod:`mkt_platform.lib.duckdb_extensions`), never a download.
+
+In both, the warehouse is the connection's current database, named ``warehouse``, so the
+same SQL reads either (``select * from marts.session_ohlc_daily``)::
+
+    from mkt_platform.warehouse import connect
+    connect().sql("select * from marts.session_ohlc_daily").df()
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from mkt_platform import settings
+
+#: The warehouse's database name, in dbt's relation names (``warehouse.marts.<model>``).
+DATABASE = "warehouse"
+
+
+def kind() -> str:
+    """``duckdb`` or ``ducklake`` (see the module docstring)."""
+    return settings.warehouse_kind()
+
+
+def catalog_path() -> Path:
+    """The file that says what the warehouse holds: the DuckDB file, or the DuckLake's SQLite
+    catalog."""
+    if kind() == "ducklake":
+        return settings.data_dir() / "warehouse.sqlite"
+    return settings.warehouse_path()
+
+
+def data_path() -> Path:
+    """Where a DuckLake warehouse keeps its tables' Parquet files."""
+    return settings.data_dir() / "warehouse_files"
+
+
+def exists() -> bool:
+    """Whether dbt has created the warehouse yet."""
+    return catalog_path().exists()
+
+
+def describe() -> str:
+    """The warehouse in a few words, for messages: its kind and files."""
+    if kind() == "ducklake":
+        return f"DuckLake, catalog {catalog_path()}, data {data_path()}/"
+    return str(catalog_path())
+
+
+def attach_sql(read_only: bool) -> str:
+    """The ``ATTACH`` statement of a DuckLake warehouse as :data:`DATABASE`."""
+    options = f"DATA_PATH '{data_path()}/'" + (", READ_ONLY" if read_only else "")
+    return f"ATTACH 'ducklake:sqlite:{catalog_path()}' AS {DATABASE} ({options})"
+
+
+def connect(read_only: bool = True) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection whose current database is the warehouse, in time zone UTC.
+
+    Raises:
+        FileNotFoundError: the warehouse does not exist yet (no dbt build has run); names it.
+        duckdb.Error: DuckDB cannot open it (a DuckDB file another process writes).
+        mkt_platform.lib.duckdb_extensions.ExtensionUnavailableError: a DuckLake warehouse
+            whose extension packages are missing.
+    """
+    if not exists():
+        raise FileNotFoundError(f"no warehouse yet at {describe()}: run a dbt build first")
+    if kind() == "ducklake":
+        from mkt_platform.lib.duckdb_extensions import load_offline
+
+        con = duckdb.connect()
+        try:
+            load_offline(con, ("ducklake", "sqlite_scanner"))
+            con.execute(attach_sql(read_only))
+            con.execute(f"USE {DATABASE}")
+        except BaseException:
+            con.close()
+            raise
+    else:
+        con = duckdb.connect(str(catalog_path()), read_only=read_only)
+    con.execute("SET TimeZone = 'UTC'")
+    return con

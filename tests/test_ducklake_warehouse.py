@@ -1,0 +1,107 @@
+"""The warehouse on DuckLake (``MKT_WAREHOUSE=ducklake``, issue 15): dbt builds the same marts
+there as in the DuckDB file, and a reader holding the warehouse open never blocks dbt.
+
+The DuckDB file lets one process write only while no other has it open, so a notebook left
+open makes every dbt run wait and fail (``test_faults_warehouse.py``). A DuckLake keeps its
+catalog in SQLite and its tables in Parquet files: here a reader stays attached for a whole
+three-day run, querying the sessions as dbt writes them, and the run succeeds.
+
+Data: the real Binance 1h klines of BTCUSDT, ETHUSDT and SOLUSDT for the sessions
+2023-03-14..16 (``../shared/data/binance/klines_*_1h_2023-03.json``) and the Hyperliquid
+kPEPE cassette's (none that week), through the replay.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import date
+
+import dagster as dg
+import pytest
+
+from mkt_platform import warehouse
+from tests.conftest import materialize_days
+
+FIRST, LAST = date(2023, 3, 14), date(2023, 3, 16)
+
+
+def marts(con) -> dict[str, list[tuple]]:
+    """Every table and view of the marts schema, its rows in a fixed order."""
+    names = [
+        name
+        for (name,) in con.execute(
+            "select table_name from duckdb_tables() where schema_name = 'marts' "
+            "and database_name = current_database() union all "
+            "select view_name from duckdb_views() where schema_name = 'marts' "
+            "and database_name = current_database() order by 1"
+        ).fetchall()
+    ]
+    return {
+        name: con.execute(f"select * from marts.{name} order by all").fetchall() for name in names
+    }
+
+
+def build(start: date, end: date) -> None:
+    with dg.DagsterInstance.ephemeral() as instance:
+        results = materialize_days(start, end, instance, only=("binance_klines_1h",))
+    assert results and all(r.success for r in results), [(r.step.label, r.success) for r in results]
+
+
+@pytest.mark.slow
+def test_ducklake_holds_the_same_marts_and_a_reader_never_blocks_dbt(
+    data_dir, hourly_universe, tmp_path, monkeypatch
+):
+    # The DuckDB file warehouse, as the reference.
+    monkeypatch.setenv("MKT_DATA_DIR", str(tmp_path / "file_warehouse"))
+    build(FIRST, LAST)
+    with warehouse.connect() as con:
+        expected = marts(con)
+    assert warehouse.kind() == "duckdb"
+    assert len(expected["session_ohlc_daily"]) == 9  # 3 sessions x 3 instruments
+
+    # The DuckLake warehouse: the first session creates it; a reader attaches and keeps
+    # querying while dbt builds the next two.
+    monkeypatch.setenv("MKT_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("MKT_WAREHOUSE", "ducklake")
+    build(FIRST, FIRST)
+    assert (data_dir / "warehouse.sqlite").exists() and not (data_dir / "warehouse.duckdb").exists()
+    seen: list[int] = []
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            with warehouse.connect() as reader:
+                while not stop.is_set():
+                    (count,) = reader.execute(
+                        "select count(*) from marts.session_ohlc_daily"
+                    ).fetchone()
+                    seen.append(count)
+                    time.sleep(0.05)
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    try:
+        build(FIRST, LAST)  # dbt never waits: no file lock to wait for
+    finally:
+        stop.set()
+        thread.join(30)
+    assert not errors, errors
+    # Each dbt commit is a DuckLake snapshot; the reader read between them.
+    with warehouse.connect() as con:
+        (snapshots,) = con.execute(
+            "select count(*) from ducklake_snapshots('warehouse')"
+        ).fetchone()
+    assert snapshots > 3
+    # The reader saw committed states only, growing: the first session's 3 rows, then all 9.
+    assert len(seen) >= 10 and seen[0] == 3 and seen[-1] == 9 and seen == sorted(seen), seen
+    assert set(seen) <= {3, 6, 9}, sorted(set(seen))
+
+    with warehouse.connect() as con:
+        got = marts(con)
+    assert got.keys() == expected.keys()
+    for name, rows in expected.items():
+        assert got[name] == rows, name
