@@ -1,11 +1,13 @@
-"""A writer and a reader in two processes on one DuckLake with its catalog in SQLite (the
-``ducklake`` warehouse's layout, see mkt_platform/warehouse.py), and, for contrast, two
-writers in one process: prints the transactions, reads and errors of each.
+"""A writer and a reader in two processes on one DuckLake, and two writers at once: prints
+the transactions, reads and errors of each. The catalog is a SQLite file (the ``ducklake``
+warehouse's default, see mkt_platform/warehouse.py) or, with ``--postgres DSN``, a fresh
+PostgreSQL database created for the run on that server and dropped after it (libpq
+conninfo without a database name, e.g. ``host=127.0.0.1 user=postgres``).
 
 The writer replaces one of five keys' 1,000 rows per transaction (delete then insert, as
 dbt's incremental delete+insert does); the reader counts the table in a loop, read-only.
 
-    .venv/bin/python benchmarks/ducklake_concurrency.py [--transactions 40]
+    .venv/bin/python benchmarks/ducklake_concurrency.py [--transactions 40] [--postgres DSN]
 """
 
 from __future__ import annotations
@@ -22,17 +24,21 @@ import duckdb
 
 from mkt_platform.lib.duckdb_extensions import load_offline
 
+#: The catalog of the run: ``sqlite:<file>`` or ``postgres:<conninfo>`` (set in main).
+CATALOG = ""
 
-def connect(folder: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+
+def connect(folder: Path, read_only: bool = False, catalog: str = "") -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
-    load_offline(con, ("ducklake", "sqlite_scanner"))
+    load_offline(con, ("ducklake", "sqlite_scanner", "postgres_scanner"))
     options = f"DATA_PATH '{folder}/files/'" + (", READ_ONLY" if read_only else "")
-    con.execute(f"ATTACH 'ducklake:sqlite:{folder}/catalog.sqlite' AS w ({options})")
+    catalog = catalog or CATALOG or f"sqlite:{folder}/catalog.sqlite"
+    con.execute(f"ATTACH 'ducklake:{catalog}' AS w ({options})")
     return con
 
 
-def write(folder: Path, transactions: int, first_key: int, out) -> None:
-    con = connect(folder)
+def write(folder: Path, transactions: int, first_key: int, out, catalog: str = "") -> None:
+    con = connect(folder, catalog=catalog)
     errors: list[str] = []
     started = time.monotonic()
     for i in range(transactions):
@@ -49,8 +55,8 @@ def write(folder: Path, transactions: int, first_key: int, out) -> None:
     out.put(("writer", transactions, time.monotonic() - started, errors))
 
 
-def read(folder: Path, seconds: float, out) -> None:
-    con = connect(folder, read_only=True)
+def read(folder: Path, seconds: float, out, catalog: str = "") -> None:
+    con = connect(folder, read_only=True, catalog=catalog)
     errors: list[str] = []
     reads = 0
     started = time.monotonic()
@@ -63,19 +69,45 @@ def read(folder: Path, seconds: float, out) -> None:
     out.put(("reader", reads, time.monotonic() - started, errors))
 
 
+@contextlib.contextmanager
+def catalog_database(dsn: str | None):
+    """``postgres:<dsn> dbname=<fresh>`` for a database created now and dropped after, or
+    ``""`` (the SQLite file) without a DSN."""
+    if not dsn:
+        yield ""
+        return
+    import os
+
+    import psycopg2
+
+    name = f"ducklake_bench_{os.getpid()}"
+    admin = psycopg2.connect(f"{dsn} dbname=postgres")
+    admin.autocommit = True
+    admin.cursor().execute(f"create database {name}")
+    try:
+        yield f"postgres:{dsn} dbname={name}"
+    finally:
+        admin.cursor().execute(f"drop database {name} with (force)")
+        admin.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--transactions", type=int, default=40)
+    parser.add_argument("--postgres", metavar="DSN", help="libpq conninfo of a server")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, catalog_database(args.postgres) as catalog:
+        global CATALOG
+        CATALOG = catalog
+        print(f"catalog: {catalog or 'SQLite file'}")
         folder = Path(tmp)
         con = connect(folder)
         con.execute("create table w.t (k int, v bigint)")
         con.close()
         out: mp.Queue = mp.Queue()
         procs = [
-            mp.Process(target=read, args=(folder, 8.0, out)),
-            mp.Process(target=write, args=(folder, args.transactions, 0, out)),
+            mp.Process(target=read, args=(folder, 8.0, out, catalog)),
+            mp.Process(target=write, args=(folder, args.transactions, 0, out, catalog)),
         ]
         for p in procs:
             p.start()
@@ -89,12 +121,16 @@ def main() -> None:
                 f"{seconds:.1f} s, {len(errors)} errors {sorted(set(errors))[:2]}"
             )
 
-        # Two writers at once (dbt with threads: 2), on disjoint keys, 5 transactions each:
-        # SQLite's busy waits make each failure slow.
+        # Two writers at once (dbt with threads: 2), on disjoint keys; on SQLite 5 transactions
+        # each, since its busy waits make each failure slow.
+        writes = args.transactions if catalog else 5
         import queue
 
         local: queue.Queue = queue.Queue()
-        threads = [threading.Thread(target=write, args=(folder, 5, k, local)) for k in (100, 200)]
+        threads = [
+            threading.Thread(target=write, args=(folder, writes, k, local, catalog))
+            for k in (100, 200)
+        ]
         for t in threads:
             t.start()
         for t in threads:

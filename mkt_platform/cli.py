@@ -426,10 +426,12 @@ def materialize(args: argparse.Namespace) -> int:
         print(f"dbt log:   {_shown(run_log.path)}")
     print(f"lake:      {_shown(settings.lake_dir())}")
     if warehouse.exists():
+        path = warehouse.catalog_path()
         where = (
-            _shown(warehouse.catalog_path())
+            _shown(path)
             if warehouse.kind() == "duckdb"
-            else f"DuckLake {_shown(warehouse.catalog_path())}, {_shown(warehouse.data_path())}/"
+            else f"DuckLake {_shown(path) if path else warehouse.catalog()}, "
+            f"{_shown(warehouse.data_path().rstrip('/'))}/"
         )
         print(f"warehouse: {where} (schemas staging, intermediate, marts)")
     try:

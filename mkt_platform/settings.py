@@ -29,6 +29,7 @@ another to dbt.
 from __future__ import annotations
 
 import os
+import re
 from datetime import UTC, date, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -85,6 +86,40 @@ def warehouse_kind() -> str:
             f"MKT_WAREHOUSE must be one of {', '.join(WAREHOUSE_KINDS)}, got {raw!r}"
         )
     return raw
+
+
+def ducklake_catalog() -> str:
+    """Where a DuckLake warehouse keeps its catalog, as DuckLake spells it after ``ducklake:``
+    (env ``MKT_DUCKLAKE_CATALOG``): ``sqlite:<file>`` (default
+    ``sqlite:$MKT_DATA_DIR/warehouse.sqlite``) or ``postgres:<libpq conninfo>`` (for example
+    ``postgres:host=postgres dbname=mkt_warehouse user=mkt``), whose password comes from
+    libpq's own environment (``PGPASSWORD``), never from this setting.
+
+    Raises:
+        SettingError: another scheme, or a conninfo that holds a password.
+    """
+    raw = os.environ.get("MKT_DUCKLAKE_CATALOG", "").strip()
+    if not raw:
+        return f"sqlite:{data_dir() / 'warehouse.sqlite'}"
+    scheme = raw.split(":", 1)[0]
+    if scheme not in ("sqlite", "postgres") or ":" not in raw:
+        raise SettingError(
+            "MKT_DUCKLAKE_CATALOG must be sqlite:<file> or postgres:<conninfo>, got a value "
+            f"starting {raw[:9]!r}"
+        )
+    if scheme == "postgres" and re.search(r"(^|[\s:])password\s*=", raw):
+        raise SettingError(
+            "MKT_DUCKLAKE_CATALOG holds a password: leave it out (the setting is shown in logs "
+            "and run metadata) and give it to libpq as PGPASSWORD"
+        )
+    return raw
+
+
+def ducklake_data_path() -> str:
+    """Where a DuckLake warehouse keeps its tables' Parquet files (env
+    ``MKT_DUCKLAKE_DATA_PATH``, default ``$MKT_DATA_DIR/warehouse_files``), ending in ``/``."""
+    raw = os.environ.get("MKT_DUCKLAKE_DATA_PATH", "").strip()
+    return (raw or str(data_dir() / "warehouse_files")).rstrip("/") + "/"
 
 
 def session_anchor_hour() -> int:

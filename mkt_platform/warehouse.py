@@ -7,10 +7,11 @@ Two kinds, chosen by env ``MKT_WAREHOUSE`` (:func:`mkt_platform.settings.warehou
   one process write it only while no other has it open, even read-only: a reader left open
   makes dbt wait (``MKT_WAREHOUSE_LOCK_WAIT_SECONDS``) and then fail.
 * ``ducklake``: a DuckLake (DuckDB's lakehouse format): its catalog in the SQLite file
-  ``$MKT_DATA_DIR/warehouse.sqlite``, its tables as Parquet files under
-  ``$MKT_DATA_DIR/warehouse_files/``. Readers and dbt work at once: a reader sees each
-  committed state, and dbt never waits for it. The DuckDB extensions it needs come from
-  their Python packages (:mod:`mkt_platform.lib.duckdb_extensions`), never a download.
+  ``$MKT_DATA_DIR/warehouse.sqlite`` or in PostgreSQL (``MKT_DUCKLAKE_CATALOG``), its tables
+  as Parquet files under ``$MKT_DATA_DIR/warehouse_files/`` (``MKT_DUCKLAKE_DATA_PATH``).
+  Readers and dbt work at once: a reader sees each committed state, and dbt never waits for
+  it. The DuckDB extensions it needs come from their Python packages
+  (:mod:`mkt_platform.lib.duckdb_extensions`), never a download.
 
 In both, the warehouse is the connection's current database, named ``warehouse``, so the
 same SQL reads either (``select * from marts.session_ohlc_daily``)::
@@ -36,35 +37,52 @@ def kind() -> str:
     return settings.warehouse_kind()
 
 
-def catalog_path() -> Path:
-    """The file that says what the warehouse holds: the DuckDB file, or the DuckLake's SQLite
-    catalog."""
-    if kind() == "ducklake":
-        return settings.data_dir() / "warehouse.sqlite"
-    return settings.warehouse_path()
+def catalog() -> str:
+    """The DuckLake catalog (:func:`mkt_platform.settings.ducklake_catalog`):
+    ``sqlite:<file>`` or ``postgres:<conninfo>``."""
+    return settings.ducklake_catalog()
 
 
-def data_path() -> Path:
-    """Where a DuckLake warehouse keeps its tables' Parquet files."""
-    return settings.data_dir() / "warehouse_files"
+def catalog_path() -> Path | None:
+    """The file that says what the warehouse holds: the DuckDB file, or a DuckLake's SQLite
+    catalog; ``None`` for a catalog in PostgreSQL."""
+    if kind() == "duckdb":
+        return settings.warehouse_path()
+    scheme, _, rest = catalog().partition(":")
+    return Path(rest) if scheme == "sqlite" else None
+
+
+def data_path() -> str:
+    """Where a DuckLake warehouse keeps its tables' Parquet files, ending in ``/``."""
+    return settings.ducklake_data_path()
 
 
 def exists() -> bool:
-    """Whether dbt has created the warehouse yet."""
-    return catalog_path().exists()
+    """Whether dbt has created the warehouse yet (always ``True`` for a catalog in
+    PostgreSQL, whose server is configured: dbt creates the catalog there on its first
+    build)."""
+    path = catalog_path()
+    return path is None or path.exists()
 
 
 def describe() -> str:
-    """The warehouse in a few words, for messages: its kind and files."""
+    """The warehouse in a few words, for messages: its kind and where it is (no secret: the
+    catalog setting holds none)."""
     if kind() == "ducklake":
-        return f"DuckLake, catalog {catalog_path()}, data {data_path()}/"
+        return f"DuckLake, catalog {catalog()}, data {data_path()}"
     return str(catalog_path())
+
+
+def extensions() -> tuple[str, ...]:
+    """The DuckDB extensions a DuckLake warehouse's catalog needs."""
+    scheme = catalog().partition(":")[0]
+    return ("ducklake", "postgres_scanner" if scheme == "postgres" else "sqlite_scanner")
 
 
 def attach_sql(read_only: bool) -> str:
     """The ``ATTACH`` statement of a DuckLake warehouse as :data:`DATABASE`."""
-    options = f"DATA_PATH '{data_path()}/'" + (", READ_ONLY" if read_only else "")
-    return f"ATTACH 'ducklake:sqlite:{catalog_path()}' AS {DATABASE} ({options})"
+    options = f"DATA_PATH '{data_path()}'" + (", READ_ONLY" if read_only else "")
+    return f"ATTACH 'ducklake:{catalog()}' AS {DATABASE} ({options})"
 
 
 def connect(read_only: bool = True) -> duckdb.DuckDBPyConnection:
@@ -83,7 +101,7 @@ def connect(read_only: bool = True) -> duckdb.DuckDBPyConnection:
 
         con = duckdb.connect()
         try:
-            load_offline(con, ("ducklake", "sqlite_scanner"))
+            load_offline(con, extensions())
             con.execute(attach_sql(read_only))
             con.execute(f"USE {DATABASE}")
         except BaseException:

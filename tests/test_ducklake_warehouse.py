@@ -3,8 +3,9 @@ there as in the DuckDB file, and a reader holding the warehouse open never block
 
 The DuckDB file lets one process write only while no other has it open, so a notebook left
 open makes every dbt run wait and fail (``test_faults_warehouse.py``). A DuckLake keeps its
-catalog in SQLite and its tables in Parquet files: here a reader stays attached for a whole
-three-day run, querying the sessions as dbt writes them, and the run succeeds.
+catalog in SQLite (the default) or PostgreSQL (the local server, a database created for the
+test) and its tables in Parquet files: here a reader stays attached for a whole three-day
+run, querying the sessions as dbt writes them, and the run succeeds.
 
 Data: the real Binance 1h klines of BTCUSDT, ETHUSDT and SOLUSDT for the sessions
 2023-03-14..16 (``../shared/data/binance/klines_*_1h_2023-03.json``) and the Hyperliquid
@@ -13,8 +14,10 @@ kPEPE cassette's (none that week), through the replay.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+from collections.abc import Iterator
 from datetime import date
 
 import dagster as dg
@@ -48,9 +51,30 @@ def build(start: date, end: date) -> None:
     assert results and all(r.success for r in results), [(r.step.label, r.success) for r in results]
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def catalog(request) -> Iterator[str]:
+    """The DuckLake catalog setting: the default SQLite file, or a fresh PostgreSQL database
+    on the local server (dropped after the test)."""
+    if request.param == "sqlite":
+        yield ""
+        return
+    import psycopg2
+
+    name = f"test_ducklake_{os.getpid()}"
+    admin = psycopg2.connect("host=127.0.0.1 user=postgres dbname=postgres")
+    admin.autocommit = True
+    admin.cursor().execute(f"drop database if exists {name} with (force)")
+    admin.cursor().execute(f"create database {name}")
+    try:
+        yield f"postgres:host=127.0.0.1 user=postgres dbname={name}"
+    finally:
+        admin.cursor().execute(f"drop database {name} with (force)")
+        admin.close()
+
+
 @pytest.mark.slow
 def test_ducklake_holds_the_same_marts_and_a_reader_never_blocks_dbt(
-    data_dir, hourly_universe, tmp_path, monkeypatch
+    data_dir, hourly_universe, tmp_path, monkeypatch, catalog
 ):
     # The DuckDB file warehouse, as the reference.
     monkeypatch.setenv("MKT_DATA_DIR", str(tmp_path / "file_warehouse"))
@@ -64,8 +88,11 @@ def test_ducklake_holds_the_same_marts_and_a_reader_never_blocks_dbt(
     # querying while dbt builds the next two.
     monkeypatch.setenv("MKT_DATA_DIR", str(data_dir))
     monkeypatch.setenv("MKT_WAREHOUSE", "ducklake")
+    if catalog:
+        monkeypatch.setenv("MKT_DUCKLAKE_CATALOG", catalog)
     build(FIRST, FIRST)
-    assert (data_dir / "warehouse.sqlite").exists() and not (data_dir / "warehouse.duckdb").exists()
+    assert not (data_dir / "warehouse.duckdb").exists()
+    assert (data_dir / "warehouse.sqlite").exists() == (not catalog)
     seen: list[int] = []
     errors: list[BaseException] = []
     stop = threading.Event()

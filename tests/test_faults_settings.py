@@ -180,3 +180,21 @@ def test_a_warehouse_setting_that_lies_is_refused_before_any_run(monkeypatch, ca
     assert not settings.lake_dir().exists()
     with pytest.raises(settings.SettingError, match="MKT_WAREHOUSE"):
         warehouse.connect()
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("mysql:host=db", "must be sqlite:<file> or postgres:<conninfo>"),
+        ("warehouse.sqlite", "must be sqlite:<file> or postgres:<conninfo>"),
+        ("postgres:host=db user=mkt password=hunter2", "holds a password"),
+        ("postgres:password=hunter2 host=db", "holds a password"),
+    ],
+)
+def test_a_ducklake_catalog_setting_that_lies_or_leaks_is_refused(monkeypatch, value, says):
+    """The DuckLake catalog is a SQLite file or a PostgreSQL conninfo; a password in it would
+    be shown wherever the warehouse is described, so it is refused (and not repeated)."""
+    monkeypatch.setenv("MKT_DUCKLAKE_CATALOG", value)
+    with pytest.raises(settings.SettingError, match="MKT_DUCKLAKE_CATALOG") as error:
+        settings.ducklake_catalog()
+    assert says in str(error.value) and "hunter2" not in str(error.value)

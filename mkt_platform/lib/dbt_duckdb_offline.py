@@ -12,9 +12,10 @@ from __future__ import annotations
 from dbt.adapters.duckdb.plugins import BasePlugin
 from duckdb import DuckDBPyConnection
 
+from mkt_platform import warehouse
 from mkt_platform.lib.duckdb_extensions import load_offline
 
 
 class Plugin(BasePlugin):
     def configure_connection(self, conn: DuckDBPyConnection) -> None:
-        load_offline(conn, ("ducklake", "sqlite_scanner"))
+        load_offline(conn, warehouse.extensions())
