@@ -7,7 +7,9 @@ and funding marts of those UTC days, through Dagster, on the configured instance
 talk to a local replay of the recordings in DIR, and the instrument universe is the one the
 recordings cover (``mkt_platform/replay/recorded_instruments.yaml``) unless
 ``MKT_INSTRUMENTS_FILE`` says otherwise. ``--only DATASET[,DATASET]`` pulls only those raw
-datasets and builds only the marts downstream of them.
+datasets and builds only the marts downstream of them. ``--from-lake`` pulls nothing and
+builds the marts from what the lake holds: the warehouse rebuilt, the lake untouched (after
+switching ``MKT_WAREHOUSE``, for example).
 
 The terminal gets a line per step of the plan, the warnings of each step grouped (a line per
 dataset and message, its days as ranges) and the tables of the marts built; dbt's output
@@ -359,7 +361,11 @@ def materialize(args: argparse.Namespace) -> int:
         except (RangeError, DatasetError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        if args.replay:
+        if args.from_lake:
+            # the dbt steps only (those in the warehouse pool): nothing is pulled, and the lake
+            # is only read
+            steps = [step for step in steps if step.pool is not None]
+        elif args.replay:
             print(
                 f"replay of {_shown(args.replay)} on {server.url}: "
                 "Binance, Hyperliquid and Deribit are pulled from it"
@@ -376,8 +382,14 @@ def materialize(args: argparse.Namespace) -> int:
             f"session anchor {settings.session_anchor_hour():02d}:00 UTC"
         )
         graph = defs.resolve_asset_graph()
-        pulled = sorted(k.to_user_string() for k in steps[0].selection.resolve(graph))
-        print(f"raw datasets: {', '.join(pulled)}")
+        if args.from_lake:
+            print(
+                "raw datasets: none pulled (--from-lake): the marts are built from "
+                f"{_shown(settings.lake_dir())} as it is"
+            )
+        else:
+            pulled = sorted(k.to_user_string() for k in steps[0].selection.resolve(graph))
+            print(f"raw datasets: {', '.join(pulled)}")
         from mkt_platform.lib import lake, runs
 
         swept = lake.sweep_stale_temp_files(settings.lake_dir())
@@ -519,6 +531,12 @@ def main(argv: list[str] | None = None) -> int:
         help="pull only these raw datasets (asset keys, e.g. binance_klines_1h) and build only "
         "the marts downstream of them (the demo asks each dataset for the days the "
         "recordings hold)",
+    )
+    run.add_argument(
+        "--from-lake",
+        action="store_true",
+        help="pull nothing: build only the marts, from what the lake holds (to rebuild the "
+        "warehouse, e.g. after switching MKT_WAREHOUSE to ducklake)",
     )
     run.add_argument(
         "-v",

@@ -132,3 +132,47 @@ def test_ducklake_holds_the_same_marts_and_a_reader_never_blocks_dbt(
     assert got.keys() == expected.keys()
     for name, rows in expected.items():
         assert got[name] == rows, name
+
+
+@pytest.mark.slow
+def test_from_lake_rebuilds_a_duckdb_users_warehouse_as_a_ducklake_leaving_the_lake(
+    data_dir, hourly_universe, monkeypatch, capsys
+):
+    """The migration a user of the DuckDB file makes: switch MKT_WAREHOUSE and run
+    ``mkt-platform materialize --from-lake`` over their days. Every exchange is unreachable
+    for it, so a pull would fail the run: it pulls nothing, leaves every lake file as it was
+    (bytes and modification time), and the DuckLake's marts equal the file's."""
+    from mkt_platform import cli, settings
+
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    days = ["--start", "2023-03-14", "--end", "2023-03-15", "--only", "binance_klines_1h"]
+    assert cli.main(["materialize", *days]) == 0  # from the replay, into the DuckDB file
+    with warehouse.connect() as con:
+        expected = marts(con)
+    assert len(expected["session_ohlc_daily"]) == 6
+    lake = {
+        path: (path.stat().st_mtime_ns, path.read_bytes())
+        for path in settings.lake_dir().rglob("*")
+        if path.is_file()
+    }
+    assert lake
+
+    monkeypatch.setenv("MKT_WAREHOUSE", "ducklake")
+    for name in ("BINANCE_BASE_URL", "HYPERLIQUID_BASE_URL", "DERIBIT_BASE_URL"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    monkeypatch.setenv("DERIBIT_HISTORY_BASE_URL", "http://127.0.0.1:9")
+    capsys.readouterr()
+    assert cli.main(["materialize", *days, "--from-lake"]) == 0
+    out = capsys.readouterr().out
+    assert "raw datasets: none pulled (--from-lake)" in out
+    assert "raw pulls" not in out and "[1/1] dbt sessions" in out, out
+    assert "warehouse: DuckLake" in out
+    after = {
+        path: (path.stat().st_mtime_ns, path.read_bytes())
+        for path in settings.lake_dir().rglob("*")
+        if path.is_file()
+    }
+    assert after == lake
+    with warehouse.connect() as con:
+        got = marts(con)
+    assert got == expected
