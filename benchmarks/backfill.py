@@ -11,6 +11,10 @@ files) and the platform's time as a multiple of it.
 Not a test: it prints figures, it asserts nothing.
 
     python benchmarks/backfill.py --replay ../shared/data [--start 2023-01-01 --end 2023-06-30]
+        [--warehouse duckdb|ducklake]
+
+``--warehouse ducklake`` builds the marts into a DuckLake (SQLite catalog) instead of the
+DuckDB file (``MKT_WAREHOUSE``, see mkt_platform/warehouse.py), for the two side by side.
 """
 
 from __future__ import annotations
@@ -100,12 +104,12 @@ group by all
 def duckdb_floor(data_dir: Path, anchor: int, start: date, end: date) -> dict[str, float]:
     """Seconds of one DuckDB query for the daily sessions and for the hourly option OHLC over
     the same lake files; the sessions are compared with the mart (rows that differ)."""
-    import duckdb
+    from mkt_platform import warehouse
 
+    os.environ["MKT_DATA_DIR"] = str(data_dir)
     lake = data_dir / "lake" / "raw"
     figures: dict[str, float] = {}
-    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
-        con.execute("set TimeZone = 'UTC'")
+    with warehouse.connect(read_only=True) as con:
         window = (
             f"session_start >= timestamptz '{start.isoformat()} {anchor:02d}:00:00+00' and "
             f"session_start < timestamptz '{end.isoformat()} {anchor:02d}:00:00+00' "
@@ -134,12 +138,15 @@ def main() -> int:
     parser.add_argument("--replay", type=Path, required=True, help="recorded data dir")
     parser.add_argument("--start", type=date.fromisoformat, default=date(2023, 1, 1))
     parser.add_argument("--end", type=date.fromisoformat, default=date(2023, 6, 30))
+    parser.add_argument("--warehouse", choices=("duckdb", "ducklake"))
     parser.add_argument("--step", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.step is not None:
         print(json.dumps(run_step(args.step, args.start, args.end)))
         return 0
 
+    # the step processes inherit it (they are not given --warehouse)
+    os.environ["MKT_WAREHOUSE"] = args.warehouse or os.environ.get("MKT_WAREHOUSE", "duckdb")
     from mkt_platform.replay import ReplayServer
     from mkt_platform.replay.server import RECORDED_INSTRUMENTS
     from mkt_platform.testing.environment import fresh_platform_environment
@@ -152,7 +159,10 @@ def main() -> int:
                 "MKT_INSTRUMENTS_FILE": str(RECORDED_INSTRUMENTS),
             },
         )
-        print(f"backfill {args.start}..{args.end}, sessions at the default anchor, replay data")
+        print(
+            f"backfill {args.start}..{args.end}, sessions at the default anchor, replay data, "
+            f"warehouse {os.environ['MKT_WAREHOUSE']}"
+        )
         print("each step in a fresh process: wall and CPU seconds of the whole process")
         print(f"{'step':<24}{'partitions':>11}{'wall s':>9}{'CPU s':>8}{'peak MiB':>10}  ok")
         failed = False
