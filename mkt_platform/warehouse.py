@@ -81,8 +81,12 @@ def extensions() -> tuple[str, ...]:
 
 def attach_sql(read_only: bool) -> str:
     """The ``ATTACH`` statement of a DuckLake warehouse as :data:`DATABASE`."""
-    options = f"DATA_PATH '{data_path()}'" + (", READ_ONLY" if read_only else "")
-    return f"ATTACH 'ducklake:{catalog()}' AS {DATABASE} ({options})"
+
+    def quoted(text: str) -> str:
+        return "'" + text.replace("'", "''") + "'"
+
+    options = f"DATA_PATH {quoted(data_path())}" + (", READ_ONLY" if read_only else "")
+    return f"ATTACH {quoted('ducklake:' + catalog())} AS {DATABASE} ({options})"
 
 
 def connect(read_only: bool = True) -> duckdb.DuckDBPyConnection:
