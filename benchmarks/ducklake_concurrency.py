@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import multiprocessing as mp
+import queue
 import tempfile
 import threading
 import time
@@ -24,21 +25,20 @@ import duckdb
 
 from mkt_platform.lib.duckdb_extensions import load_offline
 
-#: The catalog of the run: ``sqlite:<file>`` or ``postgres:<conninfo>`` (set in main).
-CATALOG = ""
 
-
-def connect(folder: Path, read_only: bool = False, catalog: str = "") -> duckdb.DuckDBPyConnection:
+def connect(folder: Path, catalog: str, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """The DuckLake of ``catalog`` (``postgres:<conninfo>``, or ``""`` for a SQLite file in
+    ``folder``) attached as ``w``, its data under ``folder``."""
     con = duckdb.connect()
     load_offline(con, ("ducklake", "sqlite_scanner", "postgres_scanner"))
     options = f"DATA_PATH '{folder}/files/'" + (", READ_ONLY" if read_only else "")
-    catalog = catalog or CATALOG or f"sqlite:{folder}/catalog.sqlite"
+    catalog = catalog or f"sqlite:{folder}/catalog.sqlite"
     con.execute(f"ATTACH 'ducklake:{catalog}' AS w ({options})")
     return con
 
 
-def write(folder: Path, transactions: int, first_key: int, out, catalog: str = "") -> None:
-    con = connect(folder, catalog=catalog)
+def write(folder: Path, catalog: str, transactions: int, first_key: int, out) -> None:
+    con = connect(folder, catalog)
     errors: list[str] = []
     started = time.monotonic()
     for i in range(transactions):
@@ -55,8 +55,8 @@ def write(folder: Path, transactions: int, first_key: int, out, catalog: str = "
     out.put(("writer", transactions, time.monotonic() - started, errors))
 
 
-def read(folder: Path, seconds: float, out, catalog: str = "") -> None:
-    con = connect(folder, read_only=True, catalog=catalog)
+def read(folder: Path, catalog: str, seconds: float, out) -> None:
+    con = connect(folder, catalog, read_only=True)
     errors: list[str] = []
     reads = 0
     started = time.monotonic()
@@ -91,57 +91,53 @@ def catalog_database(dsn: str | None):
         admin.close()
 
 
+def run(title: str, workers: list, out) -> None:
+    """Start ``workers`` (processes or threads), wait for them, and print what each put on
+    ``out``."""
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    print(title)
+    for _ in workers:
+        who, n, seconds, errors = out.get()
+        print(
+            f"  {who}: {n} {'transactions' if who == 'writer' else 'reads'} in "
+            f"{seconds:.1f} s, {len(errors)} errors {sorted(set(errors))[:2]}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--transactions", type=int, default=40)
     parser.add_argument("--postgres", metavar="DSN", help="libpq conninfo of a server")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, catalog_database(args.postgres) as catalog:
-        global CATALOG
-        CATALOG = catalog
         print(f"catalog: {catalog or 'SQLite file'}")
         folder = Path(tmp)
-        con = connect(folder)
-        con.execute("create table w.t (k int, v bigint)")
-        con.close()
+        with connect(folder, catalog) as con:
+            con.execute("create table w.t (k int, v bigint)")
         out: mp.Queue = mp.Queue()
-        procs = [
-            mp.Process(target=read, args=(folder, 8.0, out, catalog)),
-            mp.Process(target=write, args=(folder, args.transactions, 0, out, catalog)),
-        ]
-        for p in procs:
-            p.start()
-        for p in procs:
-            p.join()
-        print("two processes, a writer and a reader:")
-        for _ in procs:
-            who, n, seconds, errors = out.get()
-            print(
-                f"  {who}: {n} {'transactions' if who == 'writer' else 'reads'} in "
-                f"{seconds:.1f} s, {len(errors)} errors {sorted(set(errors))[:2]}"
-            )
-
+        run(
+            "two processes, a writer and a reader:",
+            [
+                mp.Process(target=read, args=(folder, catalog, 8.0, out)),
+                mp.Process(target=write, args=(folder, catalog, args.transactions, 0, out)),
+            ],
+            out,
+        )
         # Two writers at once (dbt with threads: 2), on disjoint keys; on SQLite 5 transactions
         # each, since its busy waits make each failure slow.
         writes = args.transactions if catalog else 5
-        import queue
-
         local: queue.Queue = queue.Queue()
-        threads = [
-            threading.Thread(target=write, args=(folder, writes, k, local, catalog))
-            for k in (100, 200)
-        ]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        print("two writers in one process, disjoint keys:")
-        for _ in threads:
-            who, n, seconds, errors = local.get()
-            print(
-                f"  {who}: {n} transactions in {seconds:.1f} s, {len(errors)} errors "
-                f"{sorted(set(errors))[:2]}"
-            )
+        run(
+            "two writers in one process, disjoint keys:",
+            [
+                threading.Thread(target=write, args=(folder, catalog, writes, key, local))
+                for key in (100, 200)
+            ],
+            local,
+        )
 
 
 if __name__ == "__main__":

@@ -14,17 +14,15 @@ kPEPE cassette's (none that week), through the replay.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-from collections.abc import Iterator
 from datetime import date
 
 import dagster as dg
 import pytest
 
 from mkt_platform import warehouse
-from tests.conftest import materialize_days
+from tests.conftest import PG, materialize_days
 
 FIRST, LAST = date(2023, 3, 14), date(2023, 3, 16)
 
@@ -52,24 +50,13 @@ def build(start: date, end: date) -> None:
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def catalog(request) -> Iterator[str]:
-    """The DuckLake catalog setting: the default SQLite file, or a fresh PostgreSQL database
-    on the local server (dropped after the test)."""
+def catalog(request) -> str:
+    """The DuckLake catalog setting: the default SQLite file, or a fresh database on the local
+    PostgreSQL (conftest's ``postgres_db``, dropped after the test)."""
     if request.param == "sqlite":
-        yield ""
-        return
-    import psycopg2
-
-    name = f"test_ducklake_{os.getpid()}"
-    admin = psycopg2.connect("host=127.0.0.1 user=postgres dbname=postgres")
-    admin.autocommit = True
-    admin.cursor().execute(f"drop database if exists {name} with (force)")
-    admin.cursor().execute(f"create database {name}")
-    try:
-        yield f"postgres:host=127.0.0.1 user=postgres dbname={name}"
-    finally:
-        admin.cursor().execute(f"drop database {name} with (force)")
-        admin.close()
+        return ""
+    name = request.getfixturevalue("postgres_db")
+    return f"postgres:host={PG['host']} port={PG['port']} user={PG['user']} dbname={name}"
 
 
 @pytest.mark.slow

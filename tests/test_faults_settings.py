@@ -77,14 +77,10 @@ def test_the_shipped_universes_validate():
     assert [i.instrument for i in recorded if i.venue == "binance"] == list(SYMBOLS)
 
 
-def test_cli_refuses_a_misspelled_instruments_file_before_any_run(tmp_path, monkeypatch, capsys):
-    """The reported fault end to end: the CLI exits 2 naming the file and line, and the lake
-    and the instance stay untouched."""
-    bad = tmp_path / "instruments.yaml"
-    bad.write_text("instrument:\n" + LINE)
-    monkeypatch.setenv("MKT_INSTRUMENTS_FILE", str(bad))
+def materialize_one_day(monkeypatch) -> int:
+    """``mkt-platform materialize`` of 2023-01-02 against the replay; its exit code."""
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
-    code = cli.main(
+    return cli.main(
         [
             "materialize",
             "--start",
@@ -95,6 +91,15 @@ def test_cli_refuses_a_misspelled_instruments_file_before_any_run(tmp_path, monk
             str(SHARED_DATA),
         ]
     )
+
+
+def test_cli_refuses_a_misspelled_instruments_file_before_any_run(tmp_path, monkeypatch, capsys):
+    """The reported fault end to end: the CLI exits 2 naming the file and line, and the lake
+    and the instance stay untouched."""
+    bad = tmp_path / "instruments.yaml"
+    bad.write_text("instrument:\n" + LINE)
+    monkeypatch.setenv("MKT_INSTRUMENTS_FILE", str(bad))
+    code = materialize_one_day(monkeypatch)
     err = capsys.readouterr().err
     assert code == 2
     assert f"{bad}, line 1: instrument: unknown key 'instrument'" in err
@@ -161,18 +166,7 @@ def test_a_warehouse_setting_that_lies_is_refused_before_any_run(monkeypatch, ca
     from mkt_platform import warehouse
 
     monkeypatch.setenv("MKT_WAREHOUSE", "duck_lake")
-    monkeypatch.delenv("DAGSTER_HOME", raising=False)
-    code = cli.main(
-        [
-            "materialize",
-            "--start",
-            "2023-01-02",
-            "--end",
-            "2023-01-02",
-            "--replay",
-            str(SHARED_DATA),
-        ]
-    )
+    code = materialize_one_day(monkeypatch)
     assert code == 2
     assert (
         "MKT_WAREHOUSE must be one of duckdb, ducklake, got 'duck_lake'" in capsys.readouterr().err

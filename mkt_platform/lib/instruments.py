@@ -234,15 +234,16 @@ def symbols_for(venue: str, market: Market, interval: str | None = None) -> tupl
 DAILY_VOLATILITY_INDEX = "1D"
 
 
-def volatility_index_resolutions(currency: str) -> tuple[str, ...]:
-    """The DVOL candle resolutions collected for the Deribit option ``currency``, in
-    Deribit's notation: ``1D`` (always) first, then the line's other ``intervals``
-    (``3600``) in file order; none when the currency is not in the universe."""
-    for i in load_instruments():
-        if i.venue == "deribit" and i.market == "option" and i.instrument == currency:
-            extra = [r for r in i.intervals if r != DAILY_VOLATILITY_INDEX]
-            return (DAILY_VOLATILITY_INDEX, *extra)
-    return ()
+def volatility_index_series() -> tuple[tuple[str, str], ...]:
+    """The (currency, resolution) volatility index (DVOL) series the universe collects, in
+    Deribit's notation: each Deribit option currency's ``1D`` first, then its line's other
+    ``intervals`` (``3600``), in file order."""
+    return tuple(
+        (i.instrument, resolution)
+        for i in load_instruments()
+        if i.venue == "deribit" and i.market == "option"
+        for resolution in dict.fromkeys((DAILY_VOLATILITY_INDEX, *i.intervals))
+    )
 
 
 def funding_instruments(venue: str) -> tuple[str, ...]:

@@ -25,7 +25,7 @@ from mkt_platform.defs.deribit.instruments import parse_instrument_name
 from mkt_platform.defs.deribit.resources import DeribitAPIError, DeribitClient
 from mkt_platform.lib import lake, raw
 from mkt_platform.lib.contracts import ContractViolation
-from mkt_platform.lib.instruments import symbols_for, volatility_index_resolutions
+from mkt_platform.lib.instruments import symbols_for, volatility_index_series
 
 SOURCE = "deribit"
 DATASET = "option_trades"
@@ -251,16 +251,6 @@ VOLATILITY_INDEX_COLUMNS = {
 RESOLUTION_MS = {"1D": raw.DAY_MS, "3600": 3_600_000}
 
 
-def volatility_index_series() -> tuple[tuple[str, str], ...]:
-    """The (currency, resolution) DVOL series the universe collects: each Deribit option
-    currency's daily candles and its other configured resolutions (``intervals``)."""
-    return tuple(
-        (currency, resolution)
-        for currency in symbols_for(SOURCE, "option")
-        for resolution in volatility_index_resolutions(currency)
-    )
-
-
 def volatility_index_day_tables(
     deribit: DeribitClient, partition_keys: list[str], now: datetime
 ) -> dict[str, pa.Table]:
@@ -294,14 +284,16 @@ def volatility_index_day_tables(
     )
 
 
-def volatility_index_quality(day: pa.Table, partition_key: str, now: datetime) -> list[Any]:
-    """The ``index_candles`` checks on one day's DVOL candles, each resolution against its
-    own candle length and currencies, merged per check (examples start with the
-    resolution)."""
+def volatility_index_quality(
+    day: pa.Table, partition_key: str, now: datetime, series: tuple[tuple[str, str], ...]
+) -> list[Any]:
+    """The ``index_candles`` checks on one day's DVOL candles, each resolution of ``series``
+    (:func:`volatility_index_series`) against its own candle length and currencies, merged
+    per check (examples start with the resolution)."""
     from mkt_platform.lib import quality
 
     by_resolution: dict[str, list[str]] = {}
-    for currency, resolution in volatility_index_series():
+    for currency, resolution in series:
         by_resolution.setdefault(resolution, []).append(currency)
     per_resolution = {
         resolution: raw.candle_quality(
@@ -358,7 +350,9 @@ def pull_volatility_index(
                 "was written."
             )
         ) from exc
-    outcomes = {pk: volatility_index_quality(day, pk, pulled_at) for pk, day in days.items()}
+    outcomes = {
+        pk: volatility_index_quality(day, pk, pulled_at, series) for pk, day in days.items()
+    }
     raw.refuse_failing_partitions(
         key, f"{SOURCE}_volatility_index", "index_candles", outcomes, days
     )
