@@ -19,6 +19,9 @@ well, beside Dagster's log.
 ``mkt-platform report --start DATE --end DATE [--output FILE]`` writes a static HTML report
 of the marts' charts and the rows they are drawn from (see :mod:`mkt_platform.report`).
 
+``mkt-platform api [--host H] [--port P]`` serves the marts over HTTP (JSON, CSV, Parquet;
+an OpenAPI schema at ``/docs``), on 127.0.0.1:8000 by default (see :mod:`mkt_platform.api`).
+
 ``mkt-platform dev [--replay DIR]`` starts the Dagster UI (``dg dev``) on the same instance,
 against the replay of the recordings in DIR when given (see :mod:`mkt_platform.dev`).
 """
@@ -555,6 +558,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     _add_day_range(report)
     report.add_argument("--output", type=Path, help="the HTML file to write")
+    api = commands.add_parser(
+        "api",
+        help="serve the marts over HTTP (JSON, CSV, Parquet) for charts, bots and notebooks",
+        description="Serve the read API over the warehouse until Ctrl-C: the OpenAPI schema "
+        "at /docs; with MKT_API_TOKEN set, every data request needs that bearer token.",
+    )
+    api.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    api.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
     args = parser.parse_args(argv)
     # Started in the background of a script, a process inherits SIGINT ignored; Dagster sets
     # SIGTERM to SIGINT's handler after each run, which would leave the CLI deaf to SIGTERM
@@ -567,6 +578,15 @@ def main(argv: list[str] | None = None) -> int:
     enable_event_batches()
     if args.command == "dev":
         return dev.dev(args, _dagster_home())
+    if args.command == "api":
+        from mkt_platform import api as read_api
+        from mkt_platform.settings import SettingError
+
+        try:
+            return read_api.serve(args.host, args.port)
+        except SettingError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     if args.end < args.start:
         parser.error("--end is before --start")
     if args.command == "report":

@@ -23,6 +23,7 @@ another to dbt.
 | HYPERLIQUID_BASE_URL      | https://api.hyperliquid.xyz | Hyperliquid info API (POST /info)     |
 | DERIBIT_BASE_URL          | https://www.deribit.com     | Deribit API (the last day)            |
 | DERIBIT_HISTORY_BASE_URL  | https://history.deribit.com | Deribit history API (older days)      |
+| MKT_API_TOKEN             | (unset: no token asked)     | read API's bearer token (a secret)    |
 | DAGSTER_EVENT_BATCH_SIZE  | 1000 (set by the CLI)       | Dagster's batched event writes        |
 """
 
@@ -47,6 +48,10 @@ DEFAULT_HYPERLIQUID_BASE_URL = "https://api.hyperliquid.xyz"
 DEFAULT_DERIBIT_BASE_URL = "https://www.deribit.com"
 DEFAULT_DERIBIT_HISTORY_BASE_URL = "https://history.deribit.com"
 DEFAULT_DBT_DOCS_URL = "http://127.0.0.1:8080"
+#: The dbt project (models, their descriptions and tests), beside the package.
+DBT_PROJECT_DIR = Path(__file__).resolve().parents[1] / "dbt_project"
+#: The shortest bearer token the read API accepts (``MKT_API_TOKEN``).
+API_TOKEN_MIN_LENGTH = 16
 
 
 class SettingError(ValueError):
@@ -239,6 +244,26 @@ def alert_webhook_url() -> str | None:
     are only logged). The URL often embeds a token: treat it as a secret, never log it."""
     url = os.environ.get(ALERT_WEBHOOK_URL_ENV, "").strip()
     return url or None
+
+
+def api_token() -> str | None:
+    """The bearer token the read API asks of every data request (env ``MKT_API_TOKEN``), or
+    ``None`` when unset or empty: then the API asks none, and listens on loopback by default.
+
+    Raises:
+        SettingError: a token shorter than :data:`API_TOKEN_MIN_LENGTH` characters (the
+            message gives its length only, never the token).
+    """
+    raw = os.environ.get("MKT_API_TOKEN", "").strip()
+    if not raw:
+        return None
+    if len(raw) < API_TOKEN_MIN_LENGTH:
+        raise SettingError(
+            f"MKT_API_TOKEN is {len(raw)} characters long: use at least "
+            f"{API_TOKEN_MIN_LENGTH} (e.g. `python -c 'import secrets; "
+            "print(secrets.token_urlsafe(32))'`)"
+        )
+    return raw
 
 
 def dbt_docs_url() -> str:

@@ -5,7 +5,8 @@ The DuckDB file lets one process write only while no other has it open, so a not
 open makes every dbt run wait and fail (``test_faults_warehouse.py``). A DuckLake keeps its
 catalog in SQLite (the default) or PostgreSQL (the local server, a database created for the
 test) and its tables in Parquet files: here a reader stays attached for a whole three-day
-run, querying the sessions as dbt writes them, and the run succeeds.
+run, querying the sessions as dbt writes them, and the read API serves them all the while;
+the run succeeds, and both see committed states only.
 
 Data: the real Binance 1h klines of BTCUSDT, ETHUSDT and SOLUSDT for the sessions
 2023-03-14..16 (``../shared/data/binance/klines_*_1h_2023-03.json``) and the Hyperliquid
@@ -20,8 +21,10 @@ from datetime import date
 
 import dagster as dg
 import pytest
+from fastapi.testclient import TestClient
 
 from mkt_platform import warehouse
+from mkt_platform.api import create_app
 from tests.conftest import PG, materialize_days
 
 FIRST, LAST = date(2023, 3, 14), date(2023, 3, 16)
@@ -96,14 +99,33 @@ def test_ducklake_holds_the_same_marts_and_a_reader_never_blocks_dbt(
         except BaseException as exc:
             errors.append(exc)
 
-    thread = threading.Thread(target=read)
-    thread.start()
+    # The read API serves requests all the while too (issue 15): each answer a committed state.
+    client = TestClient(create_app(token=None))
+    served: list[tuple[int, int]] = []
+
+    def serve() -> None:
+        try:
+            while not stop.is_set():
+                response = client.get("/sessions/daily", params={"start": FIRST.isoformat()})
+                served.append((response.status_code, len(response.json().get("rows", []))))
+                time.sleep(0.05)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=read), threading.Thread(target=serve)]
+    for thread in threads:
+        thread.start()
     try:
         build(FIRST, LAST)  # dbt never waits: no file lock to wait for
     finally:
         stop.set()
-        thread.join(30)
+        for thread in threads:
+            thread.join(30)
     assert not errors, errors
+    assert len(served) >= 10 and {status for status, _ in served} == {200}, served[:5]
+    counts = [count for _, count in served]
+    assert counts[0] == 3 and counts[-1] == 9 and counts == sorted(counts), counts
+    assert set(counts) <= {3, 6, 9}, sorted(set(counts))
     # Each dbt commit is a DuckLake snapshot; the reader read between them.
     with warehouse.connect() as con:
         (snapshots,) = con.execute(

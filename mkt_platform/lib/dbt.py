@@ -32,7 +32,7 @@ from dagster_dbt.dbt_project import DbtProjectPreparer, using_dagster_dev
 
 from mkt_platform import settings
 
-DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
+DBT_PROJECT_DIR = settings.DBT_PROJECT_DIR
 
 
 def dbt_executable() -> str:
