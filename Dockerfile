@@ -32,4 +32,4 @@ RUN mkdir -p /tmp/build \
     && MKT_DATA_DIR=/tmp/build dbt docs generate --project-dir dbt_project --profiles-dir dbt_project \
     && rm -rf /tmp/build dbt_project/logs
 
-EXPOSE 3000 4000 8080
+EXPOSE 3000 4000 8000 8080

@@ -564,8 +564,8 @@ def main(argv: list[str] | None = None) -> int:
         description="Serve the read API over the warehouse until Ctrl-C: the OpenAPI schema "
         "at /docs; with MKT_API_TOKEN set, every data request needs that bearer token.",
     )
-    api.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
-    api.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
+    api.add_argument("--host", help="address to listen on (default MKT_API_HOST, else 127.0.0.1)")
+    api.add_argument("--port", type=int, help="port to listen on (default MKT_API_PORT, else 8000)")
     args = parser.parse_args(argv)
     # Started in the background of a script, a process inherits SIGINT ignored; Dagster sets
     # SIGTERM to SIGINT's handler after each run, which would leave the CLI deaf to SIGTERM
@@ -580,11 +580,13 @@ def main(argv: list[str] | None = None) -> int:
         return dev.dev(args, _dagster_home())
     if args.command == "api":
         from mkt_platform import api as read_api
-        from mkt_platform.settings import SettingError
+        from mkt_platform import settings
 
         try:
-            return read_api.serve(args.host, args.port)
-        except SettingError as exc:
+            host = args.host or settings.api_host()
+            port = args.port if args.port is not None else settings.api_port()
+            return read_api.serve(host, port)
+        except settings.SettingError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
     if args.end < args.start:

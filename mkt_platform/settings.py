@@ -24,6 +24,8 @@ another to dbt.
 | DERIBIT_BASE_URL          | https://www.deribit.com     | Deribit API (the last day)            |
 | DERIBIT_HISTORY_BASE_URL  | https://history.deribit.com | Deribit history API (older days)      |
 | MKT_API_TOKEN             | (unset: no token asked)     | read API's bearer token (a secret)    |
+| MKT_API_HOST              | 127.0.0.1                   | address the read API listens on       |
+| MKT_API_PORT              | 8000                        | port the read API listens on          |
 | DAGSTER_EVENT_BATCH_SIZE  | 1000 (set by the CLI)       | Dagster's batched event writes        |
 """
 
@@ -264,6 +266,24 @@ def api_token() -> str | None:
             "print(secrets.token_urlsafe(32))'`)"
         )
     return raw
+
+
+def api_host() -> str:
+    """The address ``mkt-platform api`` listens on by default (env ``MKT_API_HOST``, default
+    ``127.0.0.1``: loopback only)."""
+    return os.environ.get("MKT_API_HOST", "").strip() or "127.0.0.1"
+
+
+def api_port() -> int:
+    """The port ``mkt-platform api`` listens on by default (env ``MKT_API_PORT``, 8000).
+
+    Raises:
+        SettingError: not a port number (1..65535).
+    """
+    raw = os.environ.get("MKT_API_PORT", "").strip() or "8000"
+    if not raw.isdigit() or not 1 <= int(raw) <= 65535:
+        raise SettingError(f"MKT_API_PORT must be a port number (1..65535), got {raw!r}")
+    return int(raw)
 
 
 def dbt_docs_url() -> str:

@@ -32,17 +32,19 @@ from dagster._core.execution.backfill import BulkActionStatus
 from dagster._core.storage.dagster_run import NOT_FINISHED_STATUSES
 from dagster._grpc.client import DagsterGrpcClient
 
+from mkt_platform import warehouse as warehouse_db
 from mkt_platform.definitions import build_definitions
-from tests.conftest import REPO
+from tests.conftest import PG, REPO
 
 #: What each service runs, natively here and in docker-compose.yml (the compose test below
 #: holds the file to these). Listen addresses and ports come from the environment
-#: (DAGSTER_GRPC_*, DAGSTER_WEBSERVER_*, DBT_HOST), never from the command.
+#: (DAGSTER_GRPC_*, DAGSTER_WEBSERVER_*, MKT_API_*, DBT_HOST), never from the command.
 COMMANDS = {
     "init": ["dagster", "instance", "concurrency", "set", "duckdb_warehouse", "1"],
     "code": ["dagster", "api", "grpc", "--module-name", "mkt_platform.definitions"],
     "webserver": ["dagster-webserver", "--workspace", "deploy/workspace.yaml"],
     "daemon": ["dagster-daemon", "run", "--workspace", "deploy/workspace.yaml"],
+    "api": ["mkt-platform", "api"],
     "docs": [
         "dbt",
         "docs",
@@ -57,6 +59,7 @@ COMMANDS = {
     ],
 }
 DOCS_PORT = 8080
+API_TOKEN = "deployment-test-" + "t" * 16
 BIN = Path(sys.executable).parent
 
 RAW = ("binance_klines_1h", "hyperliquid_candles_1h")
@@ -114,11 +117,23 @@ def test_compose_services_run_the_native_commands(tmp_path):
     postgres = services["postgres"]
     assert "ports" not in postgres and "healthcheck" in postgres
     assert postgres["volumes"][0].startswith("pgdata:/var/lib/postgresql/data")
-    for name, port in (("proxy", 3000), ("docs", DOCS_PORT)):
+    for name, port in (("proxy", 3000), ("docs", DOCS_PORT), ("api", 8000)):
         (published,) = services[name]["ports"]
         assert published.startswith(f"127.0.0.1:{port}:"), published
     assert "data:/data:rw" in services["code"]["volumes"]
+    assert services["api"]["volumes"] == ["data:/data:ro"]
     assert services["code"]["environment"]["MKT_DATA_DIR"] == "/data"
+    # The warehouse is a DuckLake whose catalog is in the instance's PostgreSQL database, the
+    # password given to libpq apart (the catalog setting is shown in logs).
+    for name in ("code", "daemon", "webserver", "api"):
+        env = services[name]["environment"]
+        assert env["MKT_WAREHOUSE"] == "ducklake", name
+        assert env["MKT_DUCKLAKE_CATALOG"] == (
+            "postgres:host=postgres port=5432 dbname=placeholder user=placeholder"
+        )
+        assert env["PGPASSWORD"] == "placeholder"
+    assert services["api"]["environment"]["MKT_API_TOKEN"] == "placeholder"
+    assert services["api"]["environment"]["MKT_API_HOST"] == "0.0.0.0"
     daemon_needs = services["daemon"]["depends_on"]["init"]["condition"]
     assert daemon_needs == "service_completed_successfully"
     for name in ("webserver", "daemon"):
@@ -171,13 +186,21 @@ class Services:
 
 
 @pytest.fixture
-def deployment(postgres_db, data_dir, tmp_path) -> Iterator[tuple[Services, Path, int]]:
-    """Code server, webserver and daemon on a fresh PostgreSQL database with the deployment's
-    dagster.yaml; yields the services, DAGSTER_HOME and the webserver's port."""
+def deployment(
+    postgres_db, data_dir, tmp_path, monkeypatch
+) -> Iterator[tuple[Services, Path, int, int]]:
+    """Code server, webserver, daemon and read API on a fresh PostgreSQL database with the
+    deployment's dagster.yaml; yields the services, DAGSTER_HOME and the webserver's and the
+    API's ports."""
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copy(REPO / "deploy" / "dagster.yaml", home / "dagster.yaml")
-    grpc_port, web_port = free_port(), free_port()
+    grpc_port, web_port, api_port = free_port(), free_port(), free_port()
+    # The warehouse as in docker-compose.yml: a DuckLake, its catalog in the instance's
+    # database (its data files under the test's MKT_DATA_DIR).
+    catalog = f"postgres:host={PG['host']} port={PG['port']} dbname={postgres_db} user={PG['user']}"
+    for key, value in (("MKT_WAREHOUSE", "ducklake"), ("MKT_DUCKLAKE_CATALOG", catalog)):
+        monkeypatch.setenv(key, value)
     env = {
         **os.environ,
         "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
@@ -188,6 +211,9 @@ def deployment(postgres_db, data_dir, tmp_path) -> Iterator[tuple[Services, Path
         "DAGSTER_CODE_SERVER_PORT": str(grpc_port),
         "DAGSTER_WEBSERVER_HOST": "127.0.0.1",
         "DAGSTER_WEBSERVER_PORT": str(web_port),
+        "MKT_API_HOST": "127.0.0.1",
+        "MKT_API_PORT": str(api_port),
+        "MKT_API_TOKEN": API_TOKEN,
     }
     env.pop("DAGSTER_IS_DEV_CLI", None)
     logs = tmp_path / "logs"
@@ -213,7 +239,8 @@ def deployment(postgres_db, data_dir, tmp_path) -> Iterator[tuple[Services, Path
         assert services.start("init").wait(timeout=120) == 0
         services.procs.pop("init")
         services.start("daemon")
-        yield services, home, web_port
+        services.start("api")
+        yield services, home, web_port, api_port
     finally:
         services.stop_all()
         for log in sorted(logs.glob("*.log")):
@@ -359,7 +386,7 @@ def test_parallel_backfill_survives_a_daemon_kill_and_a_code_server_outage(
     with it are failed by the orphaned-run sensor and launched again, and in the end every
     partition has exactly one materialization from a successful run, no run is left
     unfinished, and the backfill succeeds, with no manual step."""
-    services, home, web_port = deployment
+    services, home, web_port, api_port = deployment
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     defs = build_definitions()
     session_keys = defs.get_assets_def(dg.AssetKey("session_ohlc_daily")).keys
@@ -490,6 +517,20 @@ def test_parallel_backfill_survives_a_daemon_kill_and_a_code_server_outage(
             counts = Counter(e.partition_key for e in events if e.run_id in succeeded)
             assert set(counts) == partitions, key
             assert set(counts.values()) == {1}, (key, counts.most_common(3))
+
+        # The read API serves the sessions dbt built into the DuckLake on PostgreSQL, to the
+        # holder of the token only.
+        with warehouse_db.connect() as con:
+            (sessions,) = con.execute(
+                "select count(*) from marts.session_ohlc_daily "
+                "where session_start >= '2023-01-01' and session_start < '2023-01-31'"
+            ).fetchone()
+        assert sessions >= 30
+        url = f"http://127.0.0.1:{api_port}/sessions/daily"
+        params = {"start": SESSION_RANGE[0], "end": SESSION_RANGE[1], "limit": 10_000}
+        assert httpx.get(url, params=params).status_code == 401
+        answer = httpx.get(url, params=params, headers={"Authorization": f"Bearer {API_TOKEN}"})
+        assert answer.status_code == 200 and answer.json()["count"] == sessions
 
         # A run whose process dies is failed by the code server and retried by the daemon
         # (run_retries), and the retry succeeds.
