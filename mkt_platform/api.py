@@ -800,5 +800,12 @@ def serve(host: str, port: int) -> int:
             "the warehouse",
             host,
         )
+    if warehouse.kind() == "duckdb":
+        log.warning(
+            "the warehouse is the DuckDB file %s: a dbt run that starts while a request has it "
+            "open fails on its lock (benchmarks/api_latency.py --warehouse duckdb); to serve "
+            "while the platform writes, use MKT_WAREHOUSE=ducklake",
+            warehouse.describe(),
+        )
     uvicorn.run(create_app(token), host=host, port=port, log_level="info")
     return 0
