@@ -192,3 +192,28 @@ def test_a_ducklake_catalog_setting_that_lies_or_leaks_is_refused(monkeypatch, v
     with pytest.raises(settings.SettingError, match="MKT_DUCKLAKE_CATALOG") as error:
         settings.ducklake_catalog()
     assert says in str(error.value) and "hunter2" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("MKT_API_TOKEN", "hunter2-short", "MKT_API_TOKEN is 13 characters long"),
+        ("MKT_API_PORT", "80a", "MKT_API_PORT must be a port number"),
+        ("MKT_API_PORT", "70000", "MKT_API_PORT must be a port number"),
+        ("MKT_WAREHOUSE", "duck_lake", "MKT_WAREHOUSE must be one of"),
+    ],
+)
+def test_an_api_setting_that_lies_is_refused_before_it_listens(
+    monkeypatch, capsys, name, value, says
+):
+    """`mkt-platform api` exits 2 naming the setting before it opens a port: a token too short
+    to be a secret (its length is said, never the token), a port that is no port, a warehouse
+    kind that does not exist."""
+    from mkt_platform import cli
+
+    for other in ("MKT_API_TOKEN", "MKT_API_PORT", "MKT_WAREHOUSE"):
+        monkeypatch.delenv(other, raising=False)
+    monkeypatch.setenv(name, value)
+    assert cli.main(["api"]) == 2
+    err = capsys.readouterr().err
+    assert says in err and "hunter2" not in err, err
