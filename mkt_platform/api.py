@@ -444,6 +444,7 @@ def _unknown_values(
         f"""
         with present as (
             select distinct {column} as v from {warehouse.DATABASE}.{dataset.relation}
+            where {column} is not null  -- a NULL would make every `not in` unknown
         )
         select (select list(w order by w) from unnest(?) as t(w)
                 where w not in (select v from present)),

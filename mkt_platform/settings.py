@@ -23,6 +23,7 @@ another to dbt.
 | HYPERLIQUID_BASE_URL      | https://api.hyperliquid.xyz | Hyperliquid info API (POST /info)     |
 | DERIBIT_BASE_URL          | https://www.deribit.com     | Deribit API (the last day)            |
 | DERIBIT_HISTORY_BASE_URL  | https://history.deribit.com | Deribit history API (older days)      |
+| MKT_DUCKLAKE_RETENTION_DAYS | 7                         | DuckLake snapshots kept (time travel) |
 | MKT_API_TOKEN             | (unset: no token asked)     | read API's bearer token (a secret)    |
 | MKT_API_HOST              | 127.0.0.1                   | address the read API listens on       |
 | MKT_API_PORT              | 8000                        | port the read API listens on          |
@@ -120,6 +121,22 @@ def ducklake_catalog() -> str:
             "and run metadata) and give it to libpq as PGPASSWORD"
         )
     return raw
+
+
+def ducklake_retention_days() -> int:
+    """How many days of a DuckLake warehouse's history the daily maintenance keeps (env
+    ``MKT_DUCKLAKE_RETENTION_DAYS``, default 7, 0 or more): older snapshots are expired, and
+    the files only they needed are deleted once they have been unneeded that long.
+
+    Raises:
+        SettingError: not a whole number of days.
+    """
+    raw = os.environ.get("MKT_DUCKLAKE_RETENTION_DAYS", "").strip() or "7"
+    if not raw.isdigit():
+        raise SettingError(
+            f"MKT_DUCKLAKE_RETENTION_DAYS must be a whole number of days, got {raw!r}"
+        )
+    return int(raw)
 
 
 def ducklake_data_path() -> str:

@@ -22,6 +22,7 @@ same SQL reads either (``select * from marts.session_ohlc_daily``)::
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -115,3 +116,59 @@ def connect(read_only: bool = True) -> duckdb.DuckDBPyConnection:
         con = duckdb.connect(str(catalog_path()), read_only=read_only)
     con.execute("SET TimeZone = 'UTC'")
     return con
+
+
+def _lake_figures(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    (snapshots,) = con.execute(f"select count(*) from ducklake_snapshots('{DATABASE}')").fetchone()
+    files, size, deletes, delete_size = con.execute(
+        "select coalesce(sum(file_count), 0), coalesce(sum(file_size_bytes), 0), "
+        "coalesce(sum(delete_file_count), 0), coalesce(sum(delete_file_size_bytes), 0) "
+        f"from ducklake_table_info('{DATABASE}')"
+    ).fetchone()
+    return {
+        "snapshots": int(snapshots),
+        "data_files": int(files + deletes),
+        "data_bytes": int(size + delete_size),
+    }
+
+
+def maintain(retention: timedelta, now: datetime | None = None) -> dict[str, int]:
+    """The daily upkeep of a DuckLake warehouse (the job ``warehouse_maintenance``), in one
+    writing connection:
+
+    1. rows DuckLake keeps inline in its catalog (small inserts) are written out as Parquet;
+    2. adjacent small data files are merged;
+    3. snapshots older than ``retention`` are expired (a reader can still travel back that far);
+    4. files that no remaining snapshot needs are deleted once they have been unneeded for
+       ``retention`` (a reader still on an older snapshot is not pulled from under).
+
+    Every dbt commit is a snapshot, so without it the catalog and the data files grow with
+    every run, whatever the marts hold. The marts read the same before and after.
+
+    Returns:
+        ``snapshots``, ``data_files`` (data and delete files) and ``data_bytes``, each before
+        and after (``<name>_before`` / ``<name>_after``), and ``rows_flushed``.
+
+    Raises:
+        ValueError: the warehouse is the DuckDB file (nothing of this applies to it).
+        duckdb.Error: DuckLake refused (another writer committed meanwhile: the next day's
+            run does it).
+    """
+    if kind() != "ducklake":
+        raise ValueError(f"the warehouse is a DuckDB file ({describe()}), not a DuckLake")
+    cutoff = (now or datetime.now(UTC)) - retention
+    with connect(read_only=False) as con:
+        before = _lake_figures(con)
+        flushed = con.execute(f"CALL ducklake_flush_inlined_data('{DATABASE}')").fetchall()
+        con.execute(f"CALL ducklake_merge_adjacent_files('{DATABASE}')").fetchall()
+        con.execute(
+            f"CALL ducklake_expire_snapshots('{DATABASE}', older_than => ?)", [cutoff]
+        ).fetchall()
+        con.execute(
+            f"CALL ducklake_cleanup_old_files('{DATABASE}', older_than => ?)", [cutoff]
+        ).fetchall()
+        after = _lake_figures(con)
+    figures = {f"{k}_before": v for k, v in before.items()}
+    figures |= {f"{k}_after": v for k, v in after.items()}
+    figures["rows_flushed"] = sum(int(row[-1]) for row in flushed)
+    return figures

@@ -18,6 +18,7 @@ from __future__ import annotations
 import threading
 import time
 from datetime import date
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -25,6 +26,7 @@ from fastapi.testclient import TestClient
 
 from mkt_platform import warehouse
 from mkt_platform.api import create_app
+from mkt_platform.definitions import build_definitions
 from tests.conftest import PG, materialize_days
 
 FIRST, LAST = date(2023, 3, 14), date(2023, 3, 16)
@@ -141,6 +143,34 @@ def test_ducklake_holds_the_same_marts_and_a_reader_never_blocks_dbt(
     assert got.keys() == expected.keys()
     for name, rows in expected.items():
         assert got[name] == rows, name
+
+    # The daily upkeep (job warehouse_maintenance), with no history kept: one snapshot is
+    # left, the files on disk are exactly those DuckLake still lists (the first session's
+    # rewritten rows went with their snapshots), and every mart reads the same.
+    monkeypatch.setenv("MKT_DUCKLAKE_RETENTION_DAYS", "0")
+    result = build_definitions().resolve_job_def("warehouse_maintenance").execute_in_process()
+    assert result.success
+    (output,) = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
+    figures = {k: v.value for k, v in output.event_specific_data.metadata.items()}
+    assert figures["snapshots_before"] == snapshots  # no commit since they were counted
+    assert figures["snapshots_after"] == 1
+    with warehouse.connect() as con:
+        listed = {
+            path
+            for (name,) in con.execute(
+                "select table_name from duckdb_tables() where database_name = current_database()"
+                " and schema_name = 'marts'"
+            ).fetchall()
+            for row in con.execute(
+                f"select data_file, delete_file from ducklake_list_files('warehouse', '{name}', "
+                "schema => 'marts')"
+            ).fetchall()
+            for path in row
+            if path
+        }
+        assert marts(con) == expected
+    on_disk = {str(p) for p in Path(warehouse.data_path()).rglob("*") if p.is_file()}
+    assert listed and on_disk == listed
 
 
 @pytest.mark.slow

@@ -217,3 +217,17 @@ def test_an_api_setting_that_lies_is_refused_before_it_listens(
     assert cli.main(["api"]) == 2
     err = capsys.readouterr().err
     assert says in err and "hunter2" not in err, err
+
+
+@pytest.mark.parametrize("value", ["-1", "7d", "1.5"])
+def test_a_retention_setting_that_lies_fails_the_upkeep_by_name(monkeypatch, tmp_path, value):
+    """MKT_DUCKLAKE_RETENTION_DAYS is a whole number of days: anything else fails the
+    warehouse_maintenance run naming the setting, before it touches the DuckLake."""
+    from mkt_platform.definitions import build_definitions
+
+    monkeypatch.setenv("MKT_WAREHOUSE", "ducklake")
+    monkeypatch.setenv("MKT_DUCKLAKE_RETENTION_DAYS", value)
+    job = build_definitions().resolve_job_def("warehouse_maintenance")
+    with pytest.raises(settings.SettingError, match="MKT_DUCKLAKE_RETENTION_DAYS must be"):
+        job.execute_in_process()
+    assert not (settings.data_dir() / "warehouse.sqlite").exists()

@@ -139,9 +139,16 @@ def test_replay_mode_starts_the_pull_schedules_stopped(data_dir, monkeypatch):
         "hyperliquid_asset_contexts_schedule",
     }
     replayed = build_definitions()
-    assert {s.name for s in replayed.schedules} == pulls
+    # The warehouse's upkeep pulls nothing: it runs in replay mode too.
+    upkeep = "warehouse_maintenance_schedule"
+    assert {s.name for s in replayed.schedules} == {*pulls, upkeep}
     for schedule in replayed.schedules:
-        assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED, schedule.name
+        expected = (
+            dg.DefaultScheduleStatus.RUNNING
+            if schedule.name == upkeep
+            else (dg.DefaultScheduleStatus.STOPPED)
+        )
+        assert schedule.default_status == expected, schedule.name
     assert (
         "replay mode"
         in replayed.resolve_schedule_def("hourly_sources_refresh_schedule").description
