@@ -132,7 +132,7 @@ def test_values_and_instance_agree_with_each_other_and_with_compose():
     assert monitoring | compose_monitoring == monitoring  # every compose setting kept
 
 
-@pytest.mark.parametrize("path", [K8S / "values.yaml", K8S / "dagster.yaml"])
+@pytest.mark.parametrize("path", [K8S / "values.yaml", K8S / "dagster.yaml", K8S / "api.yaml"])
 def test_no_secret_is_in_the_kubernetes_files(path: Path):
     def walk(node, trail=()):
         if isinstance(node, dict):
@@ -144,7 +144,7 @@ def test_no_secret_is_in_the_kubernetes_files(path: Path):
         else:
             yield trail, node
 
-    for trail, value in walk(yaml.safe_load(path.read_text())):
+    for trail, value in walk(list(yaml.safe_load_all(path.read_text()))):
         name = trail[-1].lower() if trail else ""
         if "password" in name or "token" in name or "secret" in name:
             # Only references: an env var to read, a Secret's name, or nothing.
@@ -153,3 +153,37 @@ def test_no_secret_is_in_the_kubernetes_files(path: Path):
                 value,
             )
         assert "password=" not in str(value).lower(), trail
+
+
+API_MANIFEST = list(yaml.safe_load_all((K8S / "api.yaml").read_text()))
+
+
+def test_the_api_manifest_is_valid_kubernetes_and_reads_what_the_runs_write():
+    """deploy/k8s/api.yaml (the read API beside the chart) validates strictly against
+    Kubernetes 1.30's own schemas (the kubernetes-validate package carries them: offline), a
+    misspelled field is refused, and the API gets the code location's warehouse settings, the
+    same Secret, and the lake volume read-only."""
+    import kubernetes_validate
+
+    for document in API_MANIFEST:
+        kubernetes_validate.validate(document, "1.30", strict=True)
+    (deployment,) = [d for d in API_MANIFEST if d["kind"] == "Deployment"]
+    broken = yaml.safe_load(yaml.safe_dump(deployment))
+    broken["spec"]["template"]["spec"]["containers"][0]["readinesProbe"] = {}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, "1.30", strict=True)
+
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["mkt-platform", "api"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    code = VALUES["dagster-user-deployments"]["deployments"][0]
+    assert {k: env[k] for k in WAREHOUSE_SETTINGS} == {
+        k: code["env"][k] for k in WAREHOUSE_SETTINGS
+    }
+    assert container["image"] == f"{code['image']['repository']}:{code['image']['tag']}"
+    assert [s["secretRef"]["name"] for s in container["envFrom"]] == [
+        s["name"] for s in code["envSecrets"]
+    ]
+    (mount,) = container["volumeMounts"]
+    assert mount["readOnly"] is True and mount["mountPath"] == env["MKT_DATA_DIR"]
+    assert "MKT_API_TOKEN" not in env  # from the Secret, never the manifest
