@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import inspect
 import io
 import json
 import logging
@@ -56,6 +57,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import duckdb
+import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import yaml
@@ -463,17 +465,16 @@ def _unknown_values(
         )
 
 
-def _page(
-    reader: WarehouseReader,
-    dataset: Dataset,
-    request: Request,
-    start: date | datetime | None,
-    end: date | datetime | None,
-    filters: dict[Filter, list[Any]],
-    limit: int,
-    cursor: str | None,
-    fmt: Format,
-) -> Response:
+def _window(
+    start: date | datetime | None, end: date | datetime | None
+) -> tuple[datetime | None, datetime | None, bool]:
+    """The UTC bounds of ``start``..``end``: (lower, upper, whether upper is included). A
+    date ``end`` includes its whole day (the bound is the next midnight, excluded).
+
+    Raises:
+        HTTPException: 422 when a bound is outside the years 1-9999 or ``start`` is after
+            ``end``.
+    """
     try:
         lower = _utc(start) if start is not None else None
         upper: datetime | None = None
@@ -490,71 +491,68 @@ def _page(
         and (lower > upper if upper_inclusive else lower >= upper)
     ):
         raise HTTPException(422, f"start ({start}) is after end ({end})")
-    after = _decode_cursor(dataset, cursor) if cursor else None
+    return lower, upper, upper_inclusive
 
-    with reader.connection() as con:
-        columns = _columns(con, dataset)
-        if columns is None:
-            raise HTTPException(
-                404,
-                f"{dataset.relation} has not been built in the warehouse "
-                f"({warehouse.kind()}) yet: `mkt-platform materialize` builds it",
-            )
-        types = dict(columns)
-        for flt, values in filters.items():
-            _unknown_values(con, dataset, flt, values)
 
-        key_columns = ", ".join(f'"{k}"' for k in dataset.key)
-        where: list[str] = []
-        params: list[Any] = []
-        time_column = f'"{dataset.time_column}"'
-        if lower is not None:
-            where.append(f"{time_column} >= ?")
-            params.append(lower)
-        if upper is not None:
-            where.append(f"{time_column} {'<=' if upper_inclusive else '<'} ?")
-            params.append(upper)
-        for flt, values in filters.items():
-            column = f'"{flt.column}"' if flt.kind == "text" else f'cast("{flt.column}" as date)'
-            where.append(f"list_contains(?, {column})")
-            params.append(values)
-        if after is not None:
-            casts = ", ".join(f"cast(? as {types[k]})" for k in dataset.key)
-            where.append(f"({key_columns}) > ({casts})")
-            params.extend(after)
-        select = (
-            ", ".join(f'"{c}"' for c, _ in columns)
-            if fmt is Format.parquet
-            else ", ".join(_rendered(c, t) for c, t in columns)
-        )
-        sql = (
-            f"select {select} from {warehouse.DATABASE}.{dataset.relation}"
-            + (f" where {' and '.join(where)}" if where else "")
-            + f" order by {key_columns}"
-            + f" limit {limit + 1}"
-        )
-        try:
-            if fmt is Format.json:
-                rows = [
-                    text
-                    for (text,) in con.execute(
-                        f"select to_json(t)::varchar from ({sql}) t", params
-                    ).fetchall()
-                ]
-            else:
-                table = con.execute(sql, params).to_arrow_table()
-        except (duckdb.ConversionException, duckdb.InvalidInputException) as exc:
-            if after is None:
-                raise
-            raise HTTPException(422, f"cursor: its values do not fit {dataset.path}'s key") from exc
+def _select(
+    dataset: Dataset,
+    columns: list[tuple[str, str]],
+    window: tuple[datetime | None, datetime | None, bool],
+    filters: dict[Filter, list[Any]],
+    after: list[Any] | None,
+    limit: int,
+    fmt: Format,
+) -> tuple[str, list[Any]]:
+    """The page's SQL and its parameters: the window, the filters and the cursor's key as
+    ``where`` terms, ordered by the key, ``limit + 1`` rows (the extra one says a next page
+    exists). Parquet keeps the columns' types; JSON and CSV get them rendered as text."""
+    types = dict(columns)
+    key_columns = ", ".join(f'"{k}"' for k in dataset.key)
+    lower, upper, upper_inclusive = window
+    where: list[str] = []
+    params: list[Any] = []
+    time_column = f'"{dataset.time_column}"'
+    if lower is not None:
+        where.append(f"{time_column} >= ?")
+        params.append(lower)
+    if upper is not None:
+        where.append(f"{time_column} {'<=' if upper_inclusive else '<'} ?")
+        params.append(upper)
+    for flt, values in filters.items():
+        column = f'"{flt.column}"' if flt.kind == "text" else f'cast("{flt.column}" as date)'
+        where.append(f"list_contains(?, {column})")
+        params.append(values)
+    if after is not None:
+        casts = ", ".join(f"cast(? as {types[k]})" for k in dataset.key)
+        where.append(f"({key_columns}) > ({casts})")
+        params.extend(after)
+    select = (
+        ", ".join(f'"{c}"' for c, _ in columns)
+        if fmt is Format.parquet
+        else ", ".join(_rendered(c, t) for c, t in columns)
+    )
+    sql = (
+        f"select {select} from {warehouse.DATABASE}.{dataset.relation}"
+        + (f" where {' and '.join(where)}" if where else "")
+        + f" order by {key_columns}"
+        + f" limit {limit + 1}"
+    )
+    return sql, params
 
-    if fmt is Format.json:
-        more = len(rows) > limit
-        rows = rows[:limit]
+
+def _rendered_page(
+    dataset: Dataset, request: Request, result: list[str] | pa.Table, limit: int, fmt: Format
+) -> Response:
+    """The response of one page: ``result`` holds up to ``limit + 1`` rows (DuckDB's JSON
+    texts, or an Arrow table for CSV and Parquet); the extra row only makes the ``next`` link
+    (and the ``Link`` header), keyed on the page's last row."""
+    if isinstance(result, list):
+        more = len(result) > limit
+        rows = result[:limit]
         last = json.loads(rows[-1]) if more else None
     else:
-        more = table.num_rows > limit
-        table = table.slice(0, limit)
+        more = result.num_rows > limit
+        table = result.slice(0, limit)
         last = table.slice(limit - 1, 1).to_pylist()[0] if more else None
     next_url = (
         str(request.url.include_query_params(cursor=_encode_cursor(dataset, last)))
@@ -580,9 +578,63 @@ def _page(
     return Response(sink.getvalue(), media_type=MEDIA_TYPES[fmt], headers=headers)
 
 
+def _page(
+    reader: WarehouseReader,
+    dataset: Dataset,
+    request: Request,
+    start: date | datetime | None,
+    end: date | datetime | None,
+    filters: dict[Filter, list[Any]],
+    limit: int,
+    cursor: str | None,
+    fmt: Format,
+) -> Response:
+    """One page of ``dataset``: validated, queried on a reader connection, rendered.
+
+    Raises:
+        HTTPException: 404 for a mart not built or an unknown filter value; 422 for a bad
+            window or cursor.
+    """
+    window = _window(start, end)
+    after = _decode_cursor(dataset, cursor) if cursor else None
+    with reader.connection() as con:
+        columns = _columns(con, dataset)
+        if columns is None:
+            raise HTTPException(
+                404,
+                f"{dataset.relation} has not been built in the warehouse "
+                f"({warehouse.kind()}) yet: `mkt-platform materialize` builds it",
+            )
+        for flt, values in filters.items():
+            _unknown_values(con, dataset, flt, values)
+        sql, params = _select(dataset, columns, window, filters, after, limit, fmt)
+        try:
+            result: list[str] | pa.Table
+            if fmt is Format.json:
+                result = [
+                    text
+                    for (text,) in con.execute(
+                        f"select to_json(t)::varchar from ({sql}) t", params
+                    ).fetchall()
+                ]
+            else:
+                result = con.execute(sql, params).to_arrow_table()
+        except (duckdb.ConversionException, duckdb.InvalidInputException) as exc:
+            if after is None:
+                raise
+            raise HTTPException(422, f"cursor: its values do not fit {dataset.path}'s key") from exc
+    return _rendered_page(dataset, request, result, limit, fmt)
+
+
+def _query_parameter(name: str, annotation: Any, default: Any = None) -> inspect.Parameter:
+    """A keyword-only query parameter of an endpoint's signature (what FastAPI reads)."""
+    return inspect.Parameter(
+        name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
+    )
+
+
 def _endpoint(dataset: Dataset, reader: WarehouseReader):
     """The endpoint function of one dataset, its filters as named query parameters."""
-    import inspect
 
     def handler(request: Request, **params: Any) -> Response:
         filters = {flt: params[flt.name] for flt in dataset.filters if params.get(flt.name)}
@@ -598,71 +650,47 @@ def _endpoint(dataset: Dataset, reader: WarehouseReader):
             params["format"],
         )
 
+    def time_parameter(name: str, description: str, examples: list[str]) -> inspect.Parameter:
+        query = Query(pattern=TIME_PATTERN, description=description, examples=examples)
+        return _query_parameter(name, Annotated[str | None, query])
+
     parameters = [
         inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request),
-        inspect.Parameter(
+        time_parameter(
             "start",
-            inspect.Parameter.KEYWORD_ONLY,
-            default=None,
-            annotation=Annotated[
-                str | None,
-                Query(
-                    pattern=TIME_PATTERN,
-                    description=f"First `{dataset.time_column}` (UTC), included: a date or an "
-                    "ISO 8601 date-time (naive is UTC).",
-                    examples=["2025-06-01", "2025-06-01T08:00:00Z"],
-                ),
-            ],
+            f"First `{dataset.time_column}` (UTC), included: a date or an ISO 8601 date-time "
+            "(naive is UTC).",
+            ["2025-06-01", "2025-06-01T08:00:00Z"],
         ),
-        inspect.Parameter(
+        time_parameter(
             "end",
-            inspect.Parameter.KEYWORD_ONLY,
-            default=None,
-            annotation=Annotated[
-                str | None,
-                Query(
-                    pattern=TIME_PATTERN,
-                    description=f"Last `{dataset.time_column}` (UTC), included: a date "
-                    "includes its whole day.",
-                    examples=["2025-06-30"],
-                ),
-            ],
+            f"Last `{dataset.time_column}` (UTC), included: a date includes its whole day.",
+            ["2025-06-30"],
         ),
     ]
     for flt in dataset.filters:
         value_type = date if flt.kind == "date" else Annotated[str, Field(max_length=200)]
+        query = Query(description=flt.description + " Repeat for several.", max_length=100)
         parameters.append(
-            inspect.Parameter(
-                flt.name,
-                inspect.Parameter.KEYWORD_ONLY,
-                default=None,
-                annotation=Annotated[
-                    list[value_type] | None,  # type: ignore[valid-type]
-                    Query(description=flt.description + " Repeat for several.", max_length=100),
-                ],
-            )
+            _query_parameter(flt.name, Annotated[list[value_type] | None, query])  # type: ignore[valid-type]
         )
     parameters += [
-        inspect.Parameter(
+        _query_parameter(
             "limit",
-            inspect.Parameter.KEYWORD_ONLY,
-            default=DEFAULT_LIMIT,
-            annotation=Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Rows per page.")],
+            Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Rows per page.")],
+            DEFAULT_LIMIT,
         ),
-        inspect.Parameter(
+        _query_parameter(
             "cursor",
-            inspect.Parameter.KEYWORD_ONLY,
-            default=None,
-            annotation=Annotated[
+            Annotated[
                 str | None,
                 Query(max_length=2000, description="The previous page's cursor (in `next`)."),
             ],
         ),
-        inspect.Parameter(
+        _query_parameter(
             "format",
-            inspect.Parameter.KEYWORD_ONLY,
-            default=Format.json,
-            annotation=Annotated[Format, Query(description="json, csv or parquet.")],
+            Annotated[Format, Query(description="json, csv or parquet.")],
+            Format.json,
         ),
     ]
     handler.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
