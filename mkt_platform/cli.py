@@ -324,7 +324,10 @@ class _StepLines:
 
 
 def _shown(path: Path | str) -> str:
-    """``path`` relative to the working directory when it lies under it, as a user types it."""
+    """``path`` relative to the working directory when it lies under it, as a user types it
+    (a URL, such as an ``s3://`` lake, as it is)."""
+    if "://" in str(path):
+        return str(path)
     path = Path(path)
     with suppress(ValueError, OSError):
         return str(path.absolute().relative_to(Path.cwd()))
@@ -353,6 +356,10 @@ def materialize(args: argparse.Namespace) -> int:
         try:
             universe = load_instruments()
             settings.warehouse_kind()
+            from mkt_platform.lib import s3
+
+            if s3.in_use():
+                settings.s3_settings()
         except (InstrumentsFileError, settings.SettingError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
@@ -385,17 +392,21 @@ def materialize(args: argparse.Namespace) -> int:
             f"session anchor {settings.session_anchor_hour():02d}:00 UTC"
         )
         graph = defs.resolve_asset_graph()
+        from mkt_platform.lib import lake, runs
+
         if args.from_lake:
             print(
                 "raw datasets: none pulled (--from-lake): the marts are built from "
-                f"{_shown(settings.lake_dir())} as it is"
+                f"{_shown(str(lake.lake_root()))} as it is"
             )
         else:
             pulled = sorted(k.to_user_string() for k in steps[0].selection.resolve(graph))
             print(f"raw datasets: {', '.join(pulled)}")
-        from mkt_platform.lib import lake, runs
-
-        swept = lake.sweep_stale_temp_files(settings.lake_dir())
+        # the raw lake, and the local lake folder (the quarantine) when the raw lake is on S3
+        roots = [lake.lake_root()]
+        if isinstance(roots[0], lake.ObjectPath):
+            roots.append(settings.lake_dir())
+        swept = [path for root in roots for path in lake.sweep_stale_temp_files(root)]
         if swept:
             print(f"swept {len(swept)} temporary file(s) left in the lake by writes that died")
 
@@ -439,7 +450,7 @@ def materialize(args: argparse.Namespace) -> int:
     print()
     if run_log.written:
         print(f"dbt log:   {_shown(run_log.path)}")
-    print(f"lake:      {_shown(settings.lake_dir())}")
+    print(f"lake:      {_shown(str(lake.lake_root()))}")
     if warehouse.exists():
         path = warehouse.catalog_path()
         where = (

@@ -24,6 +24,10 @@ another to dbt.
 | DERIBIT_BASE_URL          | https://www.deribit.com     | Deribit API (the last day)            |
 | DERIBIT_HISTORY_BASE_URL  | https://history.deribit.com | Deribit history API (older days)      |
 | MKT_DUCKLAKE_RETENTION_DAYS | 7                         | DuckLake snapshots kept (time travel) |
+| MKT_LAKE_URL              | (unset: $MKT_DATA_DIR/lake) | the raw lake on S3: s3://bucket/prefix |
+| AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL | (unset: AWS) | an S3-compatible server (MinIO...)   |
+| AWS_REGION                | us-east-1                   | the bucket's region                   |
+| AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN | (unset) | S3 credentials (secrets) |
 | MKT_API_TOKEN             | (unset: no token asked)     | read API's bearer token (a secret)    |
 | MKT_API_HOST              | 127.0.0.1                   | address the read API listens on       |
 | MKT_API_PORT              | 8000                        | port the read API listens on          |
@@ -34,6 +38,7 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -69,6 +74,83 @@ def data_dir() -> Path:
 def lake_dir() -> Path:
     """Root of the Parquet lake: ``$MKT_DATA_DIR/lake``."""
     return data_dir() / "lake"
+
+
+def lake_url() -> str | None:
+    """Where the raw lake is when it is on S3-compatible object storage (env ``MKT_LAKE_URL``,
+    ``s3://bucket`` or ``s3://bucket/prefix``), without a trailing ``/``; ``None`` (the
+    default) for local files under :func:`lake_dir`. The server and the credentials are
+    :func:`s3_settings`.
+
+    Raises:
+        SettingError: not an ``s3://`` URL with a bucket, or one with a query, a fragment or
+            user information (credentials belong in the environment, never in the URL).
+    """
+    raw = os.environ.get("MKT_LAKE_URL", "").strip()
+    if not raw:
+        return None
+    url = urlsplit(raw)
+    if url.scheme != "s3" or not url.hostname or url.query or url.fragment or "@" in url.netloc:
+        # The value itself is not shown: a URL with user information may hold a secret.
+        raise SettingError(
+            "MKT_LAKE_URL must be s3://bucket or s3://bucket/prefix, with no user, query or "
+            f"fragment (unset for local files under MKT_DATA_DIR); got a {url.scheme or 'bare'}"
+            " value"
+        )
+    return f"s3://{url.netloc}{url.path}".rstrip("/")
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    """How to reach S3-compatible object storage, from the AWS SDKs' own environment names
+    (so that the aws CLI, boto3 and this platform agree). The secret is not in the ``repr``.
+
+    Attributes:
+        endpoint: ``host[:port]`` of an S3-compatible server (MinIO, Ceph, a test's moto), or
+            ``None`` for AWS itself (virtual-host style URLs).
+        use_ssl: whether the endpoint is ``https``.
+        region: the bucket's region.
+        key_id, secret, session_token: the credentials, or ``None`` each.
+    """
+
+    endpoint: str | None
+    use_ssl: bool
+    region: str
+    key_id: str | None
+    secret: str | None = field(repr=False)
+    session_token: str | None = field(repr=False)
+
+
+def s3_settings() -> S3Settings:
+    """The S3 server and credentials (env ``AWS_ENDPOINT_URL_S3``, else ``AWS_ENDPOINT_URL``:
+    ``http(s)://host[:port]``; ``AWS_REGION``, else ``AWS_DEFAULT_REGION``, default
+    ``us-east-1``; ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``).
+
+    Raises:
+        SettingError: an endpoint that is not an http(s) URL of a host (the message never
+            shows a credential), or only one of the key id and the secret.
+    """
+    env = os.environ
+    raw = (env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or "").strip()
+    endpoint, use_ssl = None, True
+    if raw:
+        url = urlsplit(raw)
+        if url.scheme not in ("http", "https") or not url.hostname or "@" in url.netloc:
+            raise SettingError(
+                "AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL must be http(s)://host[:port] with no "
+                f"user; got a {url.scheme or 'bare'} value"
+            )
+        endpoint, use_ssl = url.netloc, url.scheme == "https"
+    key_id = env.get("AWS_ACCESS_KEY_ID") or None
+    secret = env.get("AWS_SECRET_ACCESS_KEY") or None
+    if (key_id is None) != (secret is None):
+        raise SettingError(
+            "S3 credentials: set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither"
+        )
+    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
+    return S3Settings(
+        endpoint, use_ssl, region.strip(), key_id, secret, env.get("AWS_SESSION_TOKEN") or None
+    )
 
 
 def warehouse_path() -> Path:

@@ -98,23 +98,28 @@ def connect(read_only: bool = True) -> duckdb.DuckDBPyConnection:
         duckdb.Error: DuckDB cannot open it (a DuckDB file another process writes).
         mkt_platform.lib.duckdb_extensions.ExtensionUnavailableError: a DuckLake warehouse
             whose extension packages are missing.
+        mkt_platform.settings.SettingError: S3 settings that cannot be used.
     """
     if not exists():
         raise FileNotFoundError(f"no warehouse yet at {describe()}: run a dbt build first")
-    if kind() == "ducklake":
-        from mkt_platform.lib.duckdb_extensions import load_offline
+    from mkt_platform.lib import s3
 
-        con = duckdb.connect()
-        try:
+    ducklake = kind() == "ducklake"
+    con = duckdb.connect() if ducklake else duckdb.connect(str(catalog_path()), read_only=read_only)
+    try:
+        if ducklake:
+            from mkt_platform.lib.duckdb_extensions import load_offline
+
             load_offline(con, extensions())
+        # the staging views read the lake, and a DuckLake's files may be on S3
+        s3.configure_duckdb(con)
+        if ducklake:
             con.execute(attach_sql(read_only))
             con.execute(f"USE {DATABASE}")
-        except BaseException:
-            con.close()
-            raise
-    else:
-        con = duckdb.connect(str(catalog_path()), read_only=read_only)
-    con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET TimeZone = 'UTC'")
+    except BaseException:
+        con.close()
+        raise
     return con
 
 

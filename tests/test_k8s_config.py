@@ -25,6 +25,7 @@ import yaml
 from dagster._config import validate_config
 from dagster._core.instance.config import dagster_instance_config
 
+from mkt_platform import settings
 from tests.conftest import PG, REPO
 
 K8S = REPO / "deploy" / "k8s"
@@ -32,7 +33,14 @@ VALUES = yaml.safe_load((K8S / "values.yaml").read_text())
 INSTANCE = yaml.safe_load((K8S / "dagster.yaml").read_text())
 COMPOSE_INSTANCE = yaml.safe_load((REPO / "deploy" / "dagster.yaml").read_text())
 #: The settings every process that reads or writes the warehouse must share.
-WAREHOUSE_SETTINGS = ("MKT_DATA_DIR", "MKT_WAREHOUSE", "MKT_DUCKLAKE_CATALOG")
+WAREHOUSE_SETTINGS = (
+    "MKT_DATA_DIR",
+    "MKT_WAREHOUSE",
+    "MKT_DUCKLAKE_CATALOG",
+    "MKT_LAKE_URL",
+    "MKT_DUCKLAKE_DATA_PATH",
+    "AWS_REGION",
+)
 
 
 def test_the_instance_configuration_passes_dagsters_validation(tmp_path):
@@ -83,7 +91,7 @@ def test_it_opens_as_an_instance_on_postgresql_with_the_deployments_limits(
         assert instance.get_ref().run_launcher_data.class_name == "K8sRunLauncher"
 
 
-def test_values_and_instance_agree_with_each_other_and_with_compose():
+def test_values_and_instance_agree_with_each_other_and_with_compose(monkeypatch):
     deployment = VALUES["dagster-user-deployments"]["deployments"][0]
     launcher = VALUES["runLauncher"]["config"]["k8sRunLauncher"]
     assert deployment["dagsterApiGrpcArgs"] == ["--module-name", "mkt_platform.definitions"]
@@ -104,7 +112,15 @@ def test_values_and_instance_agree_with_each_other_and_with_compose():
         f"postgres:host={host} port=5432 dbname={VALUES['postgresql']['postgresqlDatabase']} "
         f"user={VALUES['postgresql']['postgresqlUsername']}"
     )
-    # One shared volume for the lake and the warehouse's files, in the code server and in runs.
+    # The raw lake and the DuckLake's files on S3, as settings the platform accepts; the
+    # credentials come from the Secret only, never the values.
+    monkeypatch.setenv("MKT_LAKE_URL", code_env["MKT_LAKE_URL"])
+    assert settings.lake_url() == code_env["MKT_LAKE_URL"]
+    assert code_env["MKT_DUCKLAKE_DATA_PATH"].startswith("s3://")
+    everything = yaml.safe_dump(VALUES) + yaml.safe_dump(INSTANCE)
+    assert "AWS_ACCESS_KEY_ID" not in everything and "AWS_SECRET_ACCESS_KEY" not in everything
+    # One shared volume, in the code server and in runs, for what is not on S3: the
+    # quarantine, the dbt run folders, the logs.
     assert deployment["volumeMounts"] == launcher["volumeMounts"]
     assert deployment["volumes"] == launcher["volumes"]
     assert {m["mountPath"] for m in launcher["volumeMounts"]} == {code_env["MKT_DATA_DIR"]}

@@ -1,7 +1,8 @@
 {#- The raw Parquet lake, as written by the Dagster raw assets:
-    $MKT_DATA_DIR/lake/raw/<source>/<dataset>/date=YYYY-MM-DD/part.parquet -#}
+    $MKT_DATA_DIR/lake/raw/<source>/<dataset>/date=YYYY-MM-DD/part.parquet, or
+    MKT_LAKE_URL/raw/... (s3://bucket/prefix/raw/...) when the lake is on S3 -#}
 {% macro lake_glob(source_name, dataset) -%}
-    {{ env_var('MKT_DATA_DIR', '../data') }}/lake/raw/{{ source_name }}/{{ dataset }}/date=*/part.parquet
+    {{ env_var('MKT_LAKE_URL', '') | trim | trim('/') or env_var('MKT_DATA_DIR', '../data') ~ '/lake' }}/raw/{{ source_name }}/{{ dataset }}/date=*/part.parquet
 {%- endmacro %}
 
 {#- True when at least one partition file of the dataset exists. A venue that has never been

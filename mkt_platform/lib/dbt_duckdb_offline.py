@@ -1,7 +1,12 @@
-"""A dbt-duckdb plugin that loads the platform's DuckDB extensions from their packages
-(:mod:`mkt_platform.lib.duckdb_extensions`) on every connection dbt opens, before dbt-duckdb
-attaches the profile's databases: so a DuckLake warehouse (``ducklake:`` attach) works
-offline, and nothing dbt runs downloads an extension.
+"""A dbt-duckdb plugin that prepares every connection dbt opens, before dbt-duckdb attaches
+the profile's databases:
+
+* a DuckLake warehouse: loads its DuckDB extensions from their packages
+  (:mod:`mkt_platform.lib.duckdb_extensions`), so that the ``ducklake:`` attach works offline
+  and nothing dbt runs downloads an extension;
+* a lake or DuckLake data files on S3: loads ``httpfs`` the same way and creates the S3
+  secret from the environment (:func:`mkt_platform.lib.s3.configure_duckdb`), so the staging
+  models read ``s3://`` and DuckLake writes there. The secret never appears in dbt's SQL log.
 
 Named in ``dbt_project/profiles.yml`` (``plugins: [{module: ...}]``); dbt-duckdb calls
 :meth:`Plugin.configure_connection` once per connection.
@@ -13,9 +18,12 @@ from dbt.adapters.duckdb.plugins import BasePlugin
 from duckdb import DuckDBPyConnection
 
 from mkt_platform import warehouse
+from mkt_platform.lib import s3
 from mkt_platform.lib.duckdb_extensions import load_offline
 
 
 class Plugin(BasePlugin):
     def configure_connection(self, conn: DuckDBPyConnection) -> None:
-        load_offline(conn, warehouse.extensions())
+        if warehouse.kind() == "ducklake":
+            load_offline(conn, warehouse.extensions())
+        s3.configure_duckdb(conn)

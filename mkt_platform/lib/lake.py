@@ -1,36 +1,135 @@
 """The Parquet lake: one file per raw partition, written atomically.
 
-Layout: ``$MKT_DATA_DIR/lake/raw/<source>/<dataset>/date=YYYY-MM-DD/part.parquet``. Each
-write goes to a temporary file in the same folder and is renamed over the old one, so a
-reader (or a run killed mid-write) sees either the previous file or the new one, never a
-torn file, and writing the same table twice gives the same bytes.
+Layout: ``<lake>/raw/<source>/<dataset>/date=YYYY-MM-DD/part.parquet``, where ``<lake>`` is
+``$MKT_DATA_DIR/lake`` (the default) or, with ``MKT_LAKE_URL=s3://bucket/prefix``, that
+prefix on S3-compatible object storage (:mod:`mkt_platform.lib.s3`); nothing else changes.
+
+Local files: each write goes to a temporary file in the same folder and is renamed over the
+old one, so a reader (or a run killed mid-write) sees either the previous file or the new
+one, never a torn file, and writing the same table twice gives the same bytes.
+
+Object storage has no rename. A write there is made whole first (in memory, or in a local
+temporary file for a streamed partition), uploaded to a temporary key beside the final one
+(``.part-<random>.parquet.tmp``), its size checked, then copied to the final key by the
+server (``CopyObject``, which makes the new object appear whole or not at all) and the
+temporary key deleted. So no partial object ever sits under a final key: a run killed during
+the upload leaves at most an incomplete multipart upload, which no listing shows (a bucket
+lifecycle rule ``AbortIncompleteMultipartUpload`` reclaims its parts), or a whole temporary
+object, which :func:`sweep_stale_temp_files` deletes after an hour like a local one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import fnmatch
 import hashlib
 import io
 import os
+import secrets
 import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from mkt_platform import settings
+from mkt_platform.lib import s3
 
 #: Names of the platform's own temporary files in the lake (atomic writes in progress):
 #: ``.part-*.parquet.tmp`` (Parquet), ``.tmp-*`` (bytes), ``.q-*`` (quarantine records).
 TEMP_PATTERNS = (".part-*.parquet.tmp", ".tmp-*", ".q-*")
 #: A temporary file older than this belongs to a write that died: it is swept.
 STALE_TEMP_SECONDS = 3600
+
+
+@dataclass(frozen=True)
+class ObjectStat:
+    """What :meth:`ObjectPath.stat` gives: the size in bytes and the modification time (Unix
+    seconds), under ``os.stat_result``'s names."""
+
+    st_size: int
+    st_mtime: float
+
+
+@dataclass(frozen=True)
+class ObjectPath:
+    """A file of the lake on S3-compatible object storage, ``s3://<key>``, with the part of
+    ``pathlib.Path``'s interface the lake's users need (``/``, ``parent``, ``name``,
+    ``exists``, ``stat``), so that a raw asset handles a local path and an object alike.
+
+    Attributes:
+        key: ``bucket/key`` as pyarrow's S3 file system names it (no scheme).
+    """
+
+    key: str
+
+    def __str__(self) -> str:
+        return f"s3://{self.key}"
+
+    def __truediv__(self, name: str) -> ObjectPath:
+        return ObjectPath(f"{self.key.rstrip('/')}/{name}")
+
+    @property
+    def parent(self) -> ObjectPath:
+        return ObjectPath(self.key.rsplit("/", 1)[0])
+
+    @property
+    def name(self) -> str:
+        return self.key.rsplit("/", 1)[-1]
+
+    def _info(self) -> pafs.FileInfo:
+        return s3.filesystem().get_file_info(self.key)
+
+    def exists(self) -> bool:
+        """Whether an object is stored under this key."""
+        return self._info().type == pafs.FileType.File
+
+    def stat(self) -> ObjectStat:
+        """The object's size and modification time.
+
+        Raises:
+            FileNotFoundError: no object under this key.
+        """
+        info = self._info()
+        if info.type != pafs.FileType.File:
+            raise FileNotFoundError(f"no object at {self}")
+        return ObjectStat(info.size, info.mtime.timestamp() if info.mtime else 0.0)
+
+
+#: A lake file or folder: a local path, or an object on S3.
+LakePath = Path | ObjectPath
+
+
+def lake_root() -> LakePath:
+    """The lake's root: ``s3://bucket/prefix`` as an :class:`ObjectPath` when ``MKT_LAKE_URL``
+    sets one, else ``$MKT_DATA_DIR/lake``.
+
+    Raises:
+        mkt_platform.settings.SettingError: a malformed ``MKT_LAKE_URL``.
+    """
+    url = settings.lake_url()
+    return ObjectPath(url.removeprefix("s3://")) if url else settings.lake_dir()
+
+
+def read_table(path: LakePath, columns: list[str] | None = None) -> pa.Table:
+    """Read a lake Parquet file (local or on S3), all columns or ``columns``.
+
+    Raises:
+        FileNotFoundError: no file or object at ``path``.
+        OSError: the store cannot be read.
+    """
+    if isinstance(path, ObjectPath):
+        return pq.read_table(path.key, columns=columns, filesystem=s3.filesystem())
+    return pq.read_table(path, columns=columns)
 
 
 def _file_mode() -> int:
@@ -50,8 +149,8 @@ def _mkstemp(folder: Path, prefix: str, suffix: str) -> tuple[int, str]:
 
 
 def sweep_stale_temp_files(
-    root: Path, older_than_seconds: float = STALE_TEMP_SECONDS, *, recursive: bool = True
-) -> list[Path]:
+    root: LakePath, older_than_seconds: float = STALE_TEMP_SECONDS, *, recursive: bool = True
+) -> list[LakePath]:
     """Delete the platform's own temporary files (:data:`TEMP_PATTERNS`) in ``root`` (and its
     sub-folders when ``recursive``) that are older than ``older_than_seconds``: debris of
     writes whose process died. A younger one may be a write in progress and is kept; no
@@ -61,10 +160,12 @@ def sweep_stale_temp_files(
     Returns:
         The files deleted.
     """
+    cutoff = time.time() - older_than_seconds
+    if isinstance(root, ObjectPath):
+        return _sweep_stale_objects(root, cutoff, recursive)
     if not root.is_dir():
         return []
-    cutoff = time.time() - older_than_seconds
-    swept = []
+    swept: list[LakePath] = []
     for pattern in TEMP_PATTERNS:
         for path in root.rglob(pattern) if recursive else root.glob(pattern):
             try:
@@ -74,6 +175,49 @@ def sweep_stale_temp_files(
             except FileNotFoundError:  # swept by another process meanwhile
                 continue
     return swept
+
+
+def _sweep_stale_objects(root: ObjectPath, cutoff: float, recursive: bool) -> list[LakePath]:
+    fs = s3.filesystem()
+    listing = fs.get_file_info(
+        pafs.FileSelector(root.key, allow_not_found=True, recursive=recursive)
+    )
+    swept: list[LakePath] = []
+    for info in listing:
+        stale = info.mtime is not None and info.mtime.timestamp() < cutoff
+        if info.type == pafs.FileType.File and stale and _is_temp_name(info.base_name):
+            fs.delete_file(info.path)
+            swept.append(ObjectPath(info.path))
+    return swept
+
+
+def _is_temp_name(name: str) -> bool:
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in TEMP_PATTERNS)
+
+
+def _upload_whole(source: BinaryIO, size: int, path: ObjectPath, prefix: str, suffix: str) -> None:
+    """Put ``size`` bytes read from ``source`` at ``path`` on S3 so that the final key only
+    ever holds a whole object (see the module docstring): upload to a temporary key beside
+    it, check its size, copy it server-side to ``path``, delete the temporary key.
+
+    Raises:
+        OSError: the upload, the check or the copy failed; ``path`` keeps its previous object
+            (if any), and the temporary key is deleted where the store still answers.
+    """
+    fs = s3.filesystem()
+    sweep_stale_temp_files(path.parent, recursive=False)
+    tmp = path.parent / f"{prefix}{secrets.token_hex(8)}{suffix}"
+    try:
+        with fs.open_output_stream(tmp.key) as stream:
+            shutil.copyfileobj(source, stream, 8 * 1024 * 1024)
+        uploaded = fs.get_file_info(tmp.key).size
+        if uploaded != size:
+            raise OSError(errno.EIO, f"upload of {path} stored {uploaded} of {size} bytes")
+        fs.copy_file(tmp.key, path.key)
+    finally:
+        # never created, or the store is gone: then the sweep deletes it later
+        with contextlib.suppress(OSError):
+            fs.delete_file(tmp.key)
 
 
 class LakeWriteError(OSError):
@@ -104,7 +248,7 @@ def disk_problem(path: Path, error: BaseException | None = None) -> str | None:
 
 
 @contextmanager
-def _said_plainly(path: Path) -> Iterator[None]:
+def _said_plainly(path: LakePath) -> Iterator[None]:
     """Turn an OSError of a lake write into a :class:`LakeWriteError` that says "disk full"
     or "read-only" when that is the cause (pyarrow's own messages and SQLite's "disk I/O
     error" do not)."""
@@ -113,6 +257,8 @@ def _said_plainly(path: Path) -> Iterator[None]:
     except LakeWriteError:
         raise
     except OSError as exc:
+        if isinstance(path, ObjectPath):
+            raise
         problem = disk_problem(path, exc)
         if problem is None:
             raise
@@ -121,18 +267,20 @@ def _said_plainly(path: Path) -> Iterator[None]:
         ) from exc
 
 
-def raw_partition_path(source: str, dataset: str, partition_key: str) -> Path:
-    """Path of a raw partition's Parquet file, e.g. ``lake/raw/binance/klines_1h/date=...``."""
-    return settings.lake_dir() / "raw" / source / dataset / f"date={partition_key}" / "part.parquet"
+def raw_partition_path(source: str, dataset: str, partition_key: str) -> LakePath:
+    """Path of a raw partition's Parquet file, e.g. ``lake/raw/binance/klines_1h/date=...``
+    (an :class:`ObjectPath` when the lake is on S3)."""
+    return lake_root() / "raw" / source / dataset / f"date={partition_key}" / "part.parquet"
 
 
 def raw_dataset_glob(source: str, dataset: str) -> str:
-    """Glob matching every partition file of a raw dataset (what DuckDB reads)."""
-    return str(settings.lake_dir() / "raw" / source / dataset / "date=*" / "part.parquet")
+    """Glob matching every partition file of a raw dataset (what DuckDB reads): a local path
+    or an ``s3://`` URL."""
+    return str(lake_root() / "raw" / source / dataset / "date=*" / "part.parquet")
 
 
 @contextmanager
-def atomic_file(path: Path, *, prefix: str = ".tmp-", suffix: str = "") -> Iterator[BinaryIO]:
+def atomic_file(path: LakePath, *, prefix: str = ".tmp-", suffix: str = "") -> Iterator[BinaryIO]:
     """Open a temporary file beside ``path`` for writing bytes; on success it replaces ``path``.
 
     The temporary file is created in ``path``'s folder (created if missing) and named
@@ -147,6 +295,9 @@ def atomic_file(path: Path, *, prefix: str = ".tmp-", suffix: str = "") -> Itera
         prefix: start of the temporary file's name (a leading dot keeps it hidden).
         suffix: end of the temporary file's name.
 
+    An :class:`ObjectPath` gets an in-memory buffer instead, uploaded whole when the block
+    ends normally (see the module docstring); nothing is uploaded when it raises.
+
     Yields:
         The temporary file, open in binary write mode.
 
@@ -154,6 +305,13 @@ def atomic_file(path: Path, *, prefix: str = ".tmp-", suffix: str = "") -> Itera
         OSError: the folder cannot be created or the file cannot be written, synced or
             renamed; the previous file at ``path``, if any, is then left as it was.
     """
+    if isinstance(path, ObjectPath):
+        buffer = io.BytesIO()
+        yield buffer
+        size = buffer.tell()
+        buffer.seek(0)
+        _upload_whole(buffer, size, path, prefix, suffix)
+        return
     with _said_plainly(path):
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = _mkstemp(path.parent, prefix, suffix)
@@ -168,7 +326,7 @@ def atomic_file(path: Path, *, prefix: str = ".tmp-", suffix: str = "") -> Itera
             raise
 
 
-def write_bytes_atomic(data: bytes, path: Path, *, prefix: str = ".tmp-") -> None:
+def write_bytes_atomic(data: bytes, path: LakePath, *, prefix: str = ".tmp-") -> None:
     """Write ``data`` to ``path`` byte for byte, atomically (see :func:`atomic_file`).
 
     Raises:
@@ -179,7 +337,7 @@ def write_bytes_atomic(data: bytes, path: Path, *, prefix: str = ".tmp-") -> Non
         handle.write(data)
 
 
-def write_parquet_atomic(table: pa.Table, path: Path) -> int:
+def write_parquet_atomic(table: pa.Table, path: LakePath) -> int:
     """Write ``table`` to ``path`` atomically (temp file in the same folder, fsync, rename;
     see :func:`atomic_file`), zstd-compressed, with column statistics.
 
@@ -212,7 +370,9 @@ class StreamingPartitionWriter:
     """Write a raw partition batch by batch, atomically: memory holds one batch at a time.
 
     Batches go to a temporary Parquet file in the partition's folder (one row group each);
-    :meth:`commit` fsyncs it and renames it over ``path``. Leaving the ``with`` block without
+    :meth:`commit` fsyncs it and renames it over ``path``. For an :class:`ObjectPath`, the
+    temporary file is local (the system's temporary folder) and :meth:`commit` uploads it
+    whole (see the module docstring). Leaving the ``with`` block without
     committing (an exception, a failed page) deletes the temporary file and leaves the
     previous partition file as it was. Writing no batch commits an empty file with the schema.
 
@@ -222,7 +382,7 @@ class StreamingPartitionWriter:
             (equal to :func:`content_hash` of the whole table).
     """
 
-    def __init__(self, path: Path, schema: pa.Schema) -> None:
+    def __init__(self, path: LakePath, schema: pa.Schema) -> None:
         self.path, self.schema = path, schema
         self.rows = 0
         self.content_hash = ""
@@ -232,8 +392,11 @@ class StreamingPartitionWriter:
 
     def __enter__(self) -> StreamingPartitionWriter:
         with _said_plainly(self.path):
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp_name = _mkstemp(self.path.parent, ".part-", ".parquet.tmp")
+            if isinstance(self.path, ObjectPath):
+                fd, tmp_name = tempfile.mkstemp(prefix=".part-", suffix=".parquet.tmp")
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp_name = _mkstemp(self.path.parent, ".part-", ".parquet.tmp")
             os.close(fd)
             self._tmp = Path(tmp_name)
             self._writer = pq.ParquetWriter(
@@ -272,9 +435,15 @@ class StreamingPartitionWriter:
         if check is not None:
             check(pq.read_table(self._tmp))
         with _said_plainly(self.path):
-            with open(self._tmp, "rb+") as handle:
-                os.fsync(handle.fileno())
-            os.replace(self._tmp, self.path)
+            if isinstance(self.path, ObjectPath):
+                with open(self._tmp, "rb") as handle:
+                    size = os.fstat(handle.fileno()).st_size
+                    _upload_whole(handle, size, self.path, ".part-", ".parquet.tmp")
+                self._tmp.unlink()
+            else:
+                with open(self._tmp, "rb+") as handle:
+                    os.fsync(handle.fileno())
+                os.replace(self._tmp, self.path)
         self._tmp = None
         self.content_hash = self._hash.hexdigest()
         return self.path.stat().st_size

@@ -17,13 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from mkt_platform import settings
 from mkt_platform.lib import lake, quarantine
@@ -135,7 +133,7 @@ def split_days(
 
 
 def partition_written(
-    path: Path,
+    path: lake.LakePath,
     previous: pa.Table | None,
     written: pa.Table,
     size: int,
@@ -176,7 +174,7 @@ def partition_written(
 
 
 def write_partition(
-    path: Path,
+    path: lake.LakePath,
     table: pa.Table,
     keys: Sequence[str] | None,
     time_column: str | None,
@@ -186,7 +184,7 @@ def write_partition(
     """Write a whole partition atomically (the file is replaced, or left as it was) and
     return its metadata (:func:`partition_written`); the streamed path is
     :class:`lake.StreamingPartitionWriter`, reported the same way."""
-    previous = pq.read_table(path) if path.exists() else None
+    previous = lake.read_table(path) if path.exists() else None
     size = lake.write_parquet_atomic(table, path)
     return partition_written(
         path, previous, table, size, keys, time_column, descriptions, content_hash
@@ -232,7 +230,7 @@ def contract_failure(
 
 def refuse_universe_shrink(
     asset_key: str,
-    paths: Mapping[str, Path],
+    paths: Mapping[str, lake.LakePath],
     column: str | Sequence[str],
     universe: Sequence[str],
     instrument_of: Callable[[str], str] | None = None,
@@ -265,7 +263,7 @@ def refuse_universe_shrink(
         if not path.exists():
             continue
         columns = [column] if isinstance(column, str) else list(column)
-        keys = pq.read_table(path, columns=columns).group_by(columns).aggregate([])
+        keys = lake.read_table(path, columns=columns).group_by(columns).aggregate([])
         values = zip(*(keys[c].to_pylist() for c in columns), strict=True)
         held = {" ".join(v) for v in values if None not in v}
         held = {instrument_of(v) if instrument_of else v for v in held}

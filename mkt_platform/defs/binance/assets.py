@@ -10,7 +10,6 @@ from typing import Any
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from pydantic import Field
 
 from mkt_platform import settings
@@ -289,7 +288,7 @@ def klines_pull(interval: str):
             window = dg.TimeWindow(day_start, day_start + timedelta(days=1))
             pulled = _pull_range(context, binance, symbols, window, pulled_at, {partition_key: {}})
             return (*pulled[partition_key][:2], {})
-        existing = pq.read_table(path).cast(KLINE_LAKE_SCHEMA)
+        existing = lake.read_table(path).cast(KLINE_LAKE_SCHEMA)
         _, before = split_partition(existing, day_start, interval, symbols, pulled_at, known)
         tables, repaired = [existing], {}
         for symbol, ranges in before["missing_candles"].value.items():

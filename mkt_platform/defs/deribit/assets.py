@@ -13,7 +13,6 @@ from typing import Any
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from mkt_platform import settings
 from mkt_platform.defs.deribit.contract import (
@@ -111,14 +110,14 @@ def pull_option_trades(
     for partition_key in context.partition_keys:
         day_start = _day_start(partition_key)
         path = lake.raw_partition_path(SOURCE, DATASET, partition_key)
-        previous = pq.read_table(path) if path.exists() else None
+        previous = lake.read_table(path) if path.exists() else None
         try:
             metadata = _pull_day(context, deribit, currencies, day_start, now)
         except ContractViolation as exc:
             raise raw.contract_failure(
                 exc, context.asset_key.to_user_string(), [partition_key]
             ) from exc
-        written = pq.read_table(path)
+        written = lake.read_table(path)
         metadata.update(
             raw.partition_written(
                 path,

@@ -13,7 +13,6 @@ from typing import Any
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from mkt_platform import settings
 from mkt_platform.defs.hyperliquid.contract import (
@@ -367,7 +366,7 @@ def snapshot_asset_contexts(
         0, "snapshot_time", pa.array([now] * contexts.num_rows, pa.timestamp("ms", tz="UTC"))
     )
     path = lake.raw_partition_path(SOURCE, "asset_contexts", today)
-    day = pa.concat_tables([pq.read_table(path), snapshot]) if path.exists() else snapshot
+    day = pa.concat_tables([lake.read_table(path), snapshot]) if path.exists() else snapshot
     metadata = _write(
         today,
         "asset_contexts",
