@@ -1,13 +1,15 @@
 """A writer and a reader in two processes on one DuckLake, and two writers at once: prints
 the transactions, reads and errors of each. The catalog is a SQLite file (the ``ducklake``
-warehouse's default, see mkt_platform/warehouse.py) or, with ``--postgres DSN``, a fresh
-PostgreSQL database created for the run on that server and dropped after it (libpq
+warehouse's default, see mkt_platform/warehouse.py); with ``--duckdb-catalog``, a DuckDB
+file (DuckLake's own default, measured to choose against it); or, with ``--postgres DSN``, a
+fresh PostgreSQL database created for the run on that server and dropped after it (libpq
 conninfo without a database name, e.g. ``host=127.0.0.1 user=postgres``).
 
 The writer replaces one of five keys' 1,000 rows per transaction (delete then insert, as
 dbt's incremental delete+insert does); the reader counts the table in a loop, read-only.
 
-    .venv/bin/python benchmarks/ducklake_concurrency.py [--transactions 40] [--postgres DSN]
+    .venv/bin/python benchmarks/ducklake_concurrency.py [--transactions 40]
+        [--postgres DSN | --duckdb-catalog]
 """
 
 from __future__ import annotations
@@ -27,20 +29,34 @@ from mkt_platform.lib.duckdb_extensions import load_offline
 
 
 def connect(folder: Path, catalog: str, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """The DuckLake of ``catalog`` (``postgres:<conninfo>``, or ``""`` for a SQLite file in
-    ``folder``) attached as ``w``, its data under ``folder``."""
+    """The DuckLake of ``catalog`` (``postgres:<conninfo>``, ``"duckdb"`` for a DuckDB file or
+    ``""`` for a SQLite file in ``folder``) attached as ``w``, its data under ``folder``."""
     con = duckdb.connect()
     load_offline(con, ("ducklake", "sqlite_scanner", "postgres_scanner"))
     options = f"DATA_PATH '{folder}/files/'" + (", READ_ONLY" if read_only else "")
+    if catalog == "duckdb":
+        catalog = f"{folder}/catalog.ducklake"
     catalog = catalog or f"sqlite:{folder}/catalog.sqlite"
     con.execute(f"ATTACH 'ducklake:{catalog}' AS w ({options})")
     return con
 
 
+def attached(who: str, folder: Path, catalog: str, out, read_only: bool = False):
+    """:func:`connect`, or ``None`` after putting the refusal on ``out`` (a DuckDB-file catalog
+    that another process holds cannot be attached at all)."""
+    try:
+        return connect(folder, catalog, read_only)
+    except duckdb.Error as exc:
+        out.put((who, 0, 0.0, ["attach refused: " + str(exc).splitlines()[0][-150:]]))
+        return None
+
+
 def write(folder: Path, catalog: str, transactions: int, first_key: int, out) -> None:
-    con = connect(folder, catalog)
-    errors: list[str] = []
     started = time.monotonic()
+    con = attached("writer", folder, catalog, out)
+    if con is None:
+        return
+    errors: list[str] = []
     for i in range(transactions):
         key = first_key + i % 5
         try:
@@ -56,7 +72,9 @@ def write(folder: Path, catalog: str, transactions: int, first_key: int, out) ->
 
 
 def read(folder: Path, catalog: str, seconds: float, out) -> None:
-    con = connect(folder, catalog, read_only=True)
+    con = attached("reader", folder, catalog, out, read_only=True)
+    if con is None:
+        return
     errors: list[str] = []
     reads = 0
     started = time.monotonic()
@@ -111,8 +129,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--transactions", type=int, default=40)
     parser.add_argument("--postgres", metavar="DSN", help="libpq conninfo of a server")
+    parser.add_argument("--duckdb-catalog", action="store_true", help="a DuckDB file catalog")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, catalog_database(args.postgres) as catalog:
+        catalog = "duckdb" if args.duckdb_catalog else catalog
         print(f"catalog: {catalog or 'SQLite file'}")
         folder = Path(tmp)
         with connect(folder, catalog) as con:
@@ -128,7 +148,7 @@ def main() -> None:
         )
         # Two writers at once (dbt with threads: 2), on disjoint keys; on SQLite 5 transactions
         # each, since its busy waits make each failure slow.
-        writes = args.transactions if catalog else 5
+        writes = args.transactions if catalog.startswith("postgres") else 5
         local: queue.Queue = queue.Queue()
         run(
             "two writers in one process, disjoint keys:",
