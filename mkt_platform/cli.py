@@ -365,6 +365,15 @@ def materialize(args: argparse.Namespace) -> int:
             return 2
         if not universe:
             print(f"warning: {instruments_file()} lists no instrument")
+        old = warehouse.superseded_file()
+        if old is not None:
+            print(
+                f"note: {_shown(old)} is a DuckDB-file warehouse from before DuckLake became "
+                f"the default; this run builds the DuckLake {warehouse.describe()}. To move "
+                "every mart over, run `mkt-platform materialize --start FIRST --end LAST "
+                "--from-lake` over the lake's days (nothing is pulled, the lake is only read); "
+                "to keep the file, set MKT_WAREHOUSE=duckdb."
+            )
         defs = build_definitions()
         try:
             steps = plan(defs, args.start, args.end, only=args.only)

@@ -6,7 +6,8 @@ another to dbt.
 
 | env var                   | default                     | meaning                               |
 |---------------------------|-----------------------------|---------------------------------------|
-| MKT_DATA_DIR              | ./data                      | lake (Parquet) and DuckDB warehouse   |
+| MKT_DATA_DIR              | ./data                      | lake (Parquet) and the warehouse      |
+| MKT_WAREHOUSE             | ducklake                    | the warehouse: ducklake or duckdb     |
 | MKT_SESSION_ANCHOR_HOUR   | 8                           | UTC hour a daily session starts at    |
 | MKT_WEEKLY_SESSION_WEEKDAY | FRI                        | weekday weekly/monthly sessions start |
 | MKT_PARTITIONS_START      | 2022-01-01                  | first daily partition (UTC date)      |
@@ -164,13 +165,14 @@ WAREHOUSE_KINDS = ("duckdb", "ducklake")
 
 def warehouse_kind() -> str:
     """The kind of warehouse dbt builds and readers open (env ``MKT_WAREHOUSE``, default
-    ``duckdb``): ``duckdb``, one DuckDB file; ``ducklake``, a DuckLake with its catalog in a
-    SQLite file, which readers can hold open while dbt writes.
+    ``ducklake``): ``ducklake``, a DuckLake with its catalog in a SQLite file (or PostgreSQL),
+    which readers can hold open while dbt writes; ``duckdb``, one DuckDB file, which a reader
+    left open keeps dbt from writing.
 
     Raises:
         SettingError: another value.
     """
-    raw = os.environ.get("MKT_WAREHOUSE", "duckdb").strip() or "duckdb"
+    raw = os.environ.get("MKT_WAREHOUSE", "ducklake").strip() or "ducklake"
     if raw not in WAREHOUSE_KINDS:
         raise SettingError(
             f"MKT_WAREHOUSE must be one of {', '.join(WAREHOUSE_KINDS)}, got {raw!r}"

@@ -3,15 +3,16 @@ readers: the CLI's summary, the charts, the report, a notebook.
 
 Two kinds, chosen by env ``MKT_WAREHOUSE`` (:func:`mkt_platform.settings.warehouse_kind`):
 
-* ``duckdb`` (the default): one DuckDB file, ``$MKT_DATA_DIR/warehouse.duckdb``. DuckDB lets
-  one process write it only while no other has it open, even read-only: a reader left open
-  makes dbt wait (``MKT_WAREHOUSE_LOCK_WAIT_SECONDS``) and then fail.
-* ``ducklake``: a DuckLake (DuckDB's lakehouse format): its catalog in the SQLite file
-  ``$MKT_DATA_DIR/warehouse.sqlite`` or in PostgreSQL (``MKT_DUCKLAKE_CATALOG``), its tables
-  as Parquet files under ``$MKT_DATA_DIR/warehouse_files/`` (``MKT_DUCKLAKE_DATA_PATH``).
-  Readers and dbt work at once: a reader sees each committed state, and dbt never waits for
-  it. The DuckDB extensions it needs come from their Python packages
-  (:mod:`mkt_platform.lib.duckdb_extensions`), never a download.
+* ``ducklake`` (the default): a DuckLake (DuckDB's lakehouse format): its catalog in the
+  SQLite file ``$MKT_DATA_DIR/warehouse.sqlite`` or in PostgreSQL (``MKT_DUCKLAKE_CATALOG``),
+  its tables as Parquet files under ``$MKT_DATA_DIR/warehouse_files/`` or on S3
+  (``MKT_DUCKLAKE_DATA_PATH``). Readers and dbt work at once: a reader sees each committed
+  state, and dbt never waits for it. The DuckDB extensions it needs come from their Python
+  packages (:mod:`mkt_platform.lib.duckdb_extensions`), never a download.
+* ``duckdb``: one DuckDB file, ``$MKT_DATA_DIR/warehouse.duckdb`` (the default before
+  DuckLake). DuckDB lets one process write it only while no other has it open, even
+  read-only: a reader left open makes dbt wait (``MKT_WAREHOUSE_LOCK_WAIT_SECONDS``) and then
+  fail.
 
 In both, the warehouse is the connection's current database, named ``warehouse``, so the
 same SQL reads either (``select * from marts.session_ohlc_daily``)::
@@ -22,6 +23,7 @@ same SQL reads either (``select * from marts.session_ohlc_daily``)::
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -64,6 +66,16 @@ def exists() -> bool:
     build)."""
     path = catalog_path()
     return path is None or path.exists()
+
+
+def superseded_file() -> Path | None:
+    """The DuckDB-file warehouse of a user who has not chosen a kind (``MKT_WAREHOUSE`` unset)
+    from before DuckLake became the default, when the DuckLake has not been built yet: its
+    marts are not in the new warehouse until ``--from-lake`` rebuilds them. ``None``
+    otherwise."""
+    old = settings.warehouse_path()
+    chosen = os.environ.get("MKT_WAREHOUSE", "").strip()
+    return old if not chosen and kind() == "ducklake" and old.exists() and not exists() else None
 
 
 def describe() -> str:

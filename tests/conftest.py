@@ -81,8 +81,14 @@ def _no_charts_unless_asked() -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def _isolated_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test writes into the checkout's ./data (a quarantined payload, say)."""
+    """No test writes into the checkout's ./data (a quarantined payload, say).
+
+    The tests build the DuckDB-file warehouse (``MKT_WAREHOUSE=duckdb``), which their
+    queries open as a file; DuckLake, the default, is built by the tests that are about it
+    (``test_ducklake_warehouse``, ``test_api``, ``test_s3_lake``, the deployment test), which
+    hold its marts equal to the file's, and by the demo's (``test_cli``, a user's settings)."""
     monkeypatch.setenv("MKT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("MKT_WAREHOUSE", "duckdb")
 
 
 @pytest.fixture(scope="session")

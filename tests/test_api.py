@@ -293,7 +293,7 @@ def test_the_duckdb_file_being_written_is_503_then_served(tmp_path, monkeypatch)
     writing) makes a request 503 with Retry-After, not a 500 or a hang; once the writer
     closes, the same request is served."""
     monkeypatch.setenv("MKT_DATA_DIR", str(tmp_path))
-    monkeypatch.delenv("MKT_WAREHOUSE", raising=False)
+    monkeypatch.setenv("MKT_WAREHOUSE", "duckdb")
     monkeypatch.delenv("MKT_API_TOKEN", raising=False)
     path = tmp_path / "warehouse.duckdb"
     with duckdb.connect(str(path)) as con:

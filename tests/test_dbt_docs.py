@@ -11,13 +11,13 @@ import subprocess
 from datetime import UTC, date, datetime
 
 import dagster as dg
-import duckdb
 import httpx
 import pytest
 
 from mkt_platform.defs.hyperliquid.datasets import ASSET_CONTEXTS
 from mkt_platform.defs.hyperliquid.resources import HyperliquidClient
 from mkt_platform.lib.dbt import dbt_executable, dbt_project, dbt_vars
+from mkt_platform.warehouse import connect
 from tests.conftest import REPO, materialize_days
 from tests.test_deployment import BIN, COMMANDS, DOCS_PORT, wait_for
 
@@ -57,12 +57,14 @@ def test_each_dbt_asset_links_to_its_docs_page(monkeypatch):
 
 @pytest.mark.slow
 def test_docs_generate_lists_every_mart_with_its_columns_and_is_served(
-    data_dir, replay, instance, tmp_path
+    data_dir, replay, instance, tmp_path, monkeypatch
 ):
     """One day of every venue (2022-01-01, the Deribit day) and a Hyperliquid snapshot, then
-    a full `dbt run` (so the weekly and monthly marts exist too), then `dbt docs generate`:
-    the catalog holds every mart with exactly the warehouse's columns, each of them described
-    in the manifest. The docs service's command serves the site and the catalog."""
+    a full `dbt run` (so the weekly and monthly marts exist too), then `dbt docs generate`,
+    all on the default warehouse, a DuckLake: the catalog holds every mart with exactly the
+    warehouse's columns, each of them described in the manifest. The docs service's command
+    serves the site and the catalog."""
+    monkeypatch.setenv("MKT_WAREHOUSE", "ducklake")
     materialize_days(date(2022, 1, 1), date(2022, 1, 1), instance)
     today = datetime.now(UTC).strftime("%Y-%m-%d")
     assert dg.materialize(
@@ -96,13 +98,14 @@ def test_docs_generate_lists_every_mart_with_its_columns_and_is_served(
     names = {n["name"] for n in marts}
     assert {"session_ohlc_daily", "session_ohlc_weekly", "session_ohlc_monthly"} <= names
     assert {"option_ohlc_hourly", "funding_rates_daily"} <= names
-    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
+    with connect(read_only=True) as con:
         for mart in marts:
             entry = catalog["nodes"][mart["unique_id"]]
             columns = sorted(entry["columns"].values(), key=lambda c: c["index"])
             warehouse = con.execute(
                 "select column_name, data_type from information_schema.columns "
-                "where table_schema = ? and table_name = ? order by ordinal_position",
+                "where table_catalog = current_database() and table_schema = ? "
+                "and table_name = ? order by ordinal_position",
                 [mart["schema"], mart["name"]],
             ).fetchall()
             assert [(c["name"], c["type"]) for c in columns] == warehouse, mart["name"]

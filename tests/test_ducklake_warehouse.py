@@ -177,10 +177,12 @@ def test_ducklake_holds_the_same_marts_and_a_reader_never_blocks_dbt(
 def test_from_lake_rebuilds_a_duckdb_users_warehouse_as_a_ducklake_leaving_the_lake(
     data_dir, hourly_universe, monkeypatch, capsys
 ):
-    """The migration a user of the DuckDB file makes: switch MKT_WAREHOUSE and run
-    ``mkt-platform materialize --from-lake`` over their days. Every exchange is unreachable
-    for it, so a pull would fail the run: it pulls nothing, leaves every lake file as it was
-    (bytes and modification time), and the DuckLake's marts equal the file's."""
+    """The migration a user of the DuckDB file makes when DuckLake becomes their default (or
+    they switch MKT_WAREHOUSE): the CLI says so on finding their old file, and
+    ``mkt-platform materialize --from-lake`` over their days rebuilds the warehouse. Every
+    exchange is unreachable for it, so a pull would fail the run: it pulls nothing, leaves
+    every lake file as it was (bytes and modification time), and the DuckLake's marts equal
+    the file's."""
     from mkt_platform import cli, settings
 
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
@@ -196,13 +198,14 @@ def test_from_lake_rebuilds_a_duckdb_users_warehouse_as_a_ducklake_leaving_the_l
     }
     assert lake
 
-    monkeypatch.setenv("MKT_WAREHOUSE", "ducklake")
+    monkeypatch.delenv("MKT_WAREHOUSE")  # the default: DuckLake
     for name in ("BINANCE_BASE_URL", "HYPERLIQUID_BASE_URL", "DERIBIT_BASE_URL"):
         monkeypatch.setenv(name, "http://127.0.0.1:9")
     monkeypatch.setenv("DERIBIT_HISTORY_BASE_URL", "http://127.0.0.1:9")
     capsys.readouterr()
     assert cli.main(["materialize", *days, "--from-lake"]) == 0
     out = capsys.readouterr().out
+    assert f"note: {settings.warehouse_path()} is a DuckDB-file warehouse" in out
     assert "raw datasets: none pulled (--from-lake)" in out
     assert "raw pulls" not in out and "[1/1] dbt sessions" in out, out
     assert "warehouse: DuckLake" in out
