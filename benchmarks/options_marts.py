@@ -81,9 +81,9 @@ def main() -> int:
         )
         seconds, summary = dbt_build(data_dir, Path(tmp) / "target", {})
         print(f"dbt build, all {args.days} days (3 marts + tests): {seconds:.1f}s  [{summary}]")
-        with __import__("duckdb").connect(
-            str(data_dir / "warehouse.duckdb"), read_only=True
-        ) as con:
+        from mkt_platform import warehouse
+
+        with warehouse.connect(read_only=True) as con:
             counts = {
                 name: con.execute(f"select count(*) from marts.{name}").fetchone()[0]
                 for name in ("option_ohlc_hourly", "option_expiry_hourly", "option_atm_iv_hourly")
