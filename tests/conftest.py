@@ -79,16 +79,22 @@ def _no_charts_unless_asked() -> Iterator[None]:
         os.environ["MKT_CHARTS"] = previous
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _duckdb_file_warehouse() -> Iterator[None]:
+    """The tests build the DuckDB-file warehouse (``MKT_WAREHOUSE=duckdb``), which their
+    queries open as a file, module fixtures included; DuckLake, the default, is built by the
+    tests that are about it (``test_ducklake_warehouse``, ``test_api``, ``test_s3_lake``,
+    ``test_dbt_docs``, the deployment test), which hold its marts equal to the file's, and by
+    the demo's (``test_cli``, a user's settings)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MKT_WAREHOUSE", "duckdb")
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _isolated_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test writes into the checkout's ./data (a quarantined payload, say).
-
-    The tests build the DuckDB-file warehouse (``MKT_WAREHOUSE=duckdb``), which their
-    queries open as a file; DuckLake, the default, is built by the tests that are about it
-    (``test_ducklake_warehouse``, ``test_api``, ``test_s3_lake``, the deployment test), which
-    hold its marts equal to the file's, and by the demo's (``test_cli``, a user's settings)."""
+    """No test writes into the checkout's ./data (a quarantined payload, say)."""
     monkeypatch.setenv("MKT_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("MKT_WAREHOUSE", "duckdb")
 
 
 @pytest.fixture(scope="session")

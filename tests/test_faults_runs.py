@@ -30,8 +30,10 @@ POOL = "duckdb_warehouse"
 
 
 def cli_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    """A user's environment (no platform setting) but the data dir and the warehouse: these
+    tests are about the DuckDB file's lock, and read it as a file."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "MKT_"))}
-    env.update(MKT_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1", **extra)
+    env.update(MKT_DATA_DIR=str(data_dir), MKT_WAREHOUSE="duckdb", PYTHONUNBUFFERED="1", **extra)
     return env
 
 
