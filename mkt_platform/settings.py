@@ -25,6 +25,7 @@ another to dbt.
 | DERIBIT_BASE_URL          | https://www.deribit.com     | Deribit API (the last day)            |
 | DERIBIT_HISTORY_BASE_URL  | https://history.deribit.com | Deribit history API (older days)      |
 | MKT_DUCKLAKE_RETENTION_DAYS | 7                         | DuckLake snapshots kept (time travel) |
+| MKT_BINANCE_ORDER_BOOK_LEVELS | 100                   | levels a side, Binance book snapshots |
 | MKT_LAKE_URL              | (unset: $MKT_DATA_DIR/lake) | the raw lake on S3: s3://bucket/prefix |
 | AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL | (unset: AWS) | an S3-compatible server (MinIO...)   |
 | AWS_REGION                | us-east-1                   | the bucket's region                   |
@@ -384,6 +385,24 @@ def api_port() -> int:
     raw = os.environ.get("MKT_API_PORT", "").strip() or "8000"
     if not raw.isdigit() or not 1 <= int(raw) <= 65535:
         raise SettingError(f"MKT_API_PORT must be a port number (1..65535), got {raw!r}")
+    return int(raw)
+
+
+DEFAULT_BINANCE_ORDER_BOOK_LEVELS = 100
+
+
+def binance_order_book_levels() -> int:
+    """Levels a side of each Binance order-book snapshot (env ``MKT_BINANCE_ORDER_BOOK_LEVELS``,
+    default 100; Binance serves 1 to 5000, and weighs a request of more than 100 levels more).
+
+    Raises:
+        SettingError: not a whole number in 1..5000.
+    """
+    raw = os.environ.get("MKT_BINANCE_ORDER_BOOK_LEVELS", "").strip()
+    if not raw:
+        return DEFAULT_BINANCE_ORDER_BOOK_LEVELS
+    if not raw.isdigit() or not 1 <= int(raw) <= 5000:
+        raise SettingError(f"MKT_BINANCE_ORDER_BOOK_LEVELS must be 1..5000, got {raw!r}")
     return int(raw)
 
 

@@ -74,7 +74,14 @@ def test_the_shipped_universes_validate():
         >= 8
     ), settings_default
     recorded = load_instruments(RECORDED_INSTRUMENTS)
-    assert [i.instrument for i in recorded if i.venue == "binance"] == list(SYMBOLS)
+    assert [i.instrument for i in recorded if i.venue == "binance" and i.intervals] == list(SYMBOLS)
+    # the four order books cryptofeed recorded, and nothing else, are snapshotted
+    assert [i.instrument for i in recorded if i.order_book] == [
+        "NKNUSDT",
+        "BLZETH",
+        "LRCBTC",
+        "RUNEEUR",
+    ]
 
 
 def materialize_one_day(monkeypatch) -> int:

@@ -198,6 +198,37 @@ def pull_schedule_status() -> dg.DefaultScheduleStatus:
     return dg.DefaultScheduleStatus.RUNNING
 
 
+def snapshot_schedule(
+    name: str, job_name: str, cron: str, description: str
+) -> Callable[[dg.AssetsDefinition], list[dg.ScheduleDefinition]]:
+    """The schedule of a snapshot dataset (:attr:`RawDataset.schedules`): each tick runs the
+    asset (in the job ``job_name``) for the UTC day of the tick, one run per tick (its run
+    key is the tick's time). Stopped by default in replay mode (:func:`pull_schedule_status`).
+    """
+
+    def schedules(asset: dg.AssetsDefinition) -> list[dg.ScheduleDefinition]:
+        job = dg.define_asset_job(job_name, selection=[asset.key])
+
+        @dg.schedule(
+            name=name,
+            job=job,
+            cron_schedule=cron,
+            execution_timezone="UTC",
+            default_status=pull_schedule_status(),
+            description=description,
+        )
+        def _schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+            moment = context.scheduled_execution_time
+            return dg.RunRequest(
+                run_key=f"{asset.key.to_user_string()}:{moment.isoformat()}",
+                partition_key=moment.strftime("%Y-%m-%d"),
+            )
+
+        return [_schedule]
+
+    return schedules
+
+
 def latest_materialization(
     instance: dg.DagsterInstance, key: dg.AssetKey, partition_key: str
 ) -> Any:

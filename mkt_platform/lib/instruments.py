@@ -48,6 +48,7 @@ class Instrument:
             a Deribit option currency, its DVOL resolutions besides the daily one, which
             is always collected (``3600``).
         funding: collect funding rates (perps only; default true for perps).
+        order_book: snapshot the order book (Binance spot only; default false).
     """
 
     venue: str
@@ -57,6 +58,7 @@ class Instrument:
     market: Market
     intervals: tuple[str, ...]
     funding: bool = False
+    order_book: bool = False
 
 
 class InstrumentEntry(BaseModel):
@@ -71,6 +73,7 @@ class InstrumentEntry(BaseModel):
     market: Market
     intervals: list[str] = Field(default_factory=list)
     funding: bool | None = None
+    order_book: bool = False
 
     @field_validator("intervals", mode="before")
     @classmethod
@@ -202,6 +205,8 @@ def load_instruments(path: Path | None = None) -> tuple[Instrument, ...]:
                 )
         if entry.funding and entry.market != "perp":
             raise fail("funding", "funding rates exist for perps only")
+        if entry.order_book and (entry.venue, entry.market) != ("binance", "spot"):
+            raise fail("order_book", "order-book snapshots are collected for Binance spot only")
         instrument = Instrument(
             venue=entry.venue,
             instrument=entry.instrument,
@@ -210,6 +215,7 @@ def load_instruments(path: Path | None = None) -> tuple[Instrument, ...]:
             market=entry.market,
             intervals=tuple(entry.intervals),
             funding=entry.funding if entry.funding is not None else entry.market == "perp",
+            order_book=entry.order_book,
         )
         if any(
             (i.venue, i.instrument, i.market)
@@ -244,6 +250,12 @@ def volatility_index_series() -> tuple[tuple[str, str], ...]:
         if i.venue == "deribit" and i.market == "option"
         for resolution in dict.fromkeys((DAILY_VOLATILITY_INDEX, *i.intervals))
     )
+
+
+def order_book_symbols() -> tuple[str, ...]:
+    """Binance spot symbols whose order book is snapshotted (``order_book: true``), in file
+    order."""
+    return tuple(i.instrument for i in load_instruments() if i.order_book)
 
 
 def funding_instruments(venue: str) -> tuple[str, ...]:

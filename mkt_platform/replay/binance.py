@@ -1,4 +1,5 @@
-"""Replay of Binance spot ``GET /api/v3/klines`` from recorded raw responses.
+"""Replay of Binance spot ``GET /api/v3/klines`` and ``GET /api/v3/depth`` from recorded raw
+responses.
 
 Emulated endpoint (live: ``https://api.binance.com/api/v3/klines``, see
 https://developers.binance.com/docs/binance-spot-api-docs/rest-api/market-data-endpoints):
@@ -23,6 +24,13 @@ They hold ``[openTime, open, high, low, close, volume]`` as JSON numbers only: t
 writes the prices and volume in Binance's 8-decimal string format (exact: every recorded value
 has at most 5 decimals) and sends ``null`` for the six fields freqtrade did not keep (close
 time, quote volume, trades, taker volumes, ignore). It never derives or invents them.
+
+``GET /api/v3/depth`` (``symbol``; ``limit``, default 100, 1..5000) answers the order book
+recorded for the symbol by cryptofeed's HTTP recorder (``DATA_DIR/cryptofeed_capture_api-v3-
+depth_*.txt``, lines ``URL -> unix_ts: <body>``, each body a ``limit=1000`` snapshot), cut to
+the first ``limit`` levels a side, as Binance cuts a deeper book. Prices and quantities stay
+the recorded strings. A symbol with no recorded book is HTTP 404 with code -1 (never an
+invented book).
 """
 
 from __future__ import annotations
@@ -41,6 +49,9 @@ from mkt_platform.replay.server import Response
 logger = logging.getLogger(__name__)
 
 KLINES_PATH = "/api/v3/klines"
+DEPTH_PATH = "/api/v3/depth"
+#: ``GET /api/v3/depth``'s default and largest ``limit``.
+DEPTH_DEFAULT_LIMIT, DEPTH_MAX_LIMIT = 100, 5000
 # Every interval Binance accepts; anything else is -1120 even if a file claims it.
 INTERVALS = frozenset(
     {"1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h"}  # intraday
@@ -97,22 +108,56 @@ class BinanceHandler:
         self._files: dict[str, dict[str, list[Path]]] | None = None
         self._series: dict[tuple[str, str], _Series] = {}
         self._freqtrade: set[Path] = set()
+        self._books: dict[str, dict] | None = None
 
     def handle(self, method: str, path: str, query: dict[str, list[str]], body: bytes) -> Response:
-        if path.rstrip("/") != KLINES_PATH:
+        route = path.rstrip("/")
+        if route not in (KLINES_PATH, DEPTH_PATH):
             return Response.json(
                 {"code": -1, "msg": f"replay: binance has no route {method} {path}"}, 404
             )
         if method != "GET":
             return Response.json(
-                {"code": -1, "msg": f"replay: binance {KLINES_PATH} only answers GET"},
+                {"code": -1, "msg": f"replay: binance {route} only answers GET"},
                 405,
                 {"Allow": "GET"},
             )
         try:
-            return self._klines(query)
+            return self._klines(query) if route == KLINES_PATH else self._depth(query)
         except BinanceError as err:
             return err.response()
+
+    def _depth(self, query: dict[str, list[str]]) -> Response:
+        symbol = _mandatory(query, "symbol")
+        if not _SYMBOL_RE.match(symbol):
+            raise BinanceError(
+                -1100,
+                "Illegal characters found in parameter 'symbol'; legal range is "
+                f"'{_SYMBOL_RE.pattern}'.",
+            )
+        limit = _optional_int(query, "limit")
+        limit = DEPTH_DEFAULT_LIMIT if limit is None else limit
+        if not 1 <= limit <= DEPTH_MAX_LIMIT:
+            raise BinanceError(
+                -1100,
+                "Illegal characters found in parameter 'limit'; legal range is "
+                f"'1-{DEPTH_MAX_LIMIT}'.",
+            )
+        with self._lock:
+            if self._books is None:
+                self._books = _load_books(self.data_dir)
+        book = self._books.get(symbol)
+        if book is None:
+            return Response.json(
+                {"code": -1, "msg": f"replay: no order book recorded for {symbol}"}, 404
+            )
+        return Response.json(
+            {
+                "lastUpdateId": book["lastUpdateId"],
+                "bids": book["bids"][:limit],
+                "asks": book["asks"][:limit],
+            }
+        )
 
     def _klines(self, query: dict[str, list[str]]) -> Response:
         symbol = _mandatory(query, "symbol")
@@ -244,6 +289,23 @@ def _check_row(path: Path, index: int, row: object) -> None:
                 break
     if not ok:
         raise ValueError(f"{path}: row {index} is not a raw Binance REST kline: {row!r}")
+
+
+def _load_books(data_dir: Path) -> dict[str, dict]:
+    """The recorded order books by symbol, from cryptofeed's HTTP recorder files (the latest
+    line of a symbol wins)."""
+    books: dict[str, dict] = {}
+    for path in sorted(data_dir.glob("cryptofeed_capture_api-v3-depth_*.txt")):
+        for line in path.read_text().splitlines():
+            if not line.strip():
+                continue
+            url, _, rest = line.partition(" -> ")
+            _, _, body = rest.partition(": ")
+            symbol = re.search(r"[?&]symbol=([A-Z0-9]+)", url)
+            if symbol is None or not body:
+                raise ValueError(f"{path}: a line is not 'URL?symbol=... -> ts: body'")
+            books[symbol.group(1)] = json.loads(body)
+    return books
 
 
 def _single(query: dict[str, list[str]], name: str) -> str | None:

@@ -13,7 +13,12 @@ import pyarrow.compute as pc
 from pydantic import Field
 
 from mkt_platform import settings
-from mkt_platform.defs.binance.contract import INTERVAL_MS, KLINE_CONTRACT, KLINE_LAKE_SCHEMA
+from mkt_platform.defs.binance.contract import (
+    INTERVAL_MS,
+    KLINE_CONTRACT,
+    KLINE_LAKE_SCHEMA,
+    ORDER_BOOK_LAKE_SCHEMA,
+)
 from mkt_platform.defs.binance.resources import BinanceSpotClient
 from mkt_platform.lib import lake, raw
 from mkt_platform.lib.contracts import ContractViolation
@@ -317,3 +322,71 @@ def klines_pull(interval: str):
         return pa.concat_tables(tables), known, repaired
 
     return _klines
+
+
+#: The order-book lake columns, with units (the dataset's column schema in Dagster).
+ORDER_BOOK_COLUMNS = {
+    "snapshot_time": "When the platform took the snapshot (UTC, ms): the request's time.",
+    "symbol": "Binance spot symbol, e.g. BTCUSDT.",
+    "last_update_id": "Binance's book update id of the snapshot (lastUpdateId).",
+    "side": "'bid' or 'ask'.",
+    "level": "1 for the best price of the side, then outwards.",
+    "price": "Level price (quote currency).",
+    "quantity": "Quantity resting at the level (base currency).",
+}
+
+
+def snapshot_order_books(
+    context: dg.AssetExecutionContext, binance: BinanceSpotClient
+) -> dg.MaterializeResult:
+    """Append one order-book snapshot of every ``order_book`` symbol
+    (``GET /api/v3/depth``, ``MKT_BINANCE_ORDER_BOOK_LEVELS`` levels a side) to today's
+    partition. Binance keeps no history of its books, so only today's partition can be
+    snapshotted.
+
+    Raises:
+        dagster.Failure: a past partition (nothing is invented for it), or a book that broke
+            its contract (quarantined; nothing written).
+    """
+    from mkt_platform.lib.instruments import order_book_symbols
+
+    now = settings.utcnow()
+    today = now.strftime("%Y-%m-%d")
+    key = context.asset_key.to_user_string()
+    if context.partition_key != today:
+        raise dg.Failure(
+            f"{key} partition {context.partition_key}: Binance keeps no history of its order "
+            f"books, so only today's partition ({today} UTC) can be snapshotted; past days are "
+            "never back-filled with invented values"
+        )
+    levels = settings.binance_order_book_levels()
+    symbols = order_book_symbols()
+    try:
+        books = [binance.fetch_order_book(s, levels, _ms(now)) for s in symbols]
+    except ContractViolation as exc:
+        raise raw.contract_failure(exc, key, [today]) from exc
+    snapshot = pa.concat_tables(books) if books else ORDER_BOOK_LAKE_SCHEMA.empty_table()
+    path = lake.raw_partition_path(SOURCE, "order_book", today)
+    day = pa.concat_tables([lake.read_table(path), snapshot]) if path.exists() else snapshot
+    day = day.sort_by(
+        [
+            ("snapshot_time", "ascending"),
+            ("symbol", "ascending"),
+            ("side", "descending"),
+            ("level", "ascending"),
+        ]
+    )
+    metadata = raw.write_partition(path, day, None, None, ORDER_BOOK_COLUMNS)
+    context.log.info(
+        f"{key} {today}: a snapshot of {len(symbols)} book(s), {levels} levels a side, "
+        f"{snapshot.num_rows} levels in all"
+    )
+    return dg.MaterializeResult(
+        metadata={
+            **metadata,
+            "snapshot_time": dg.MetadataValue.timestamp(now),
+            "symbols": dg.MetadataValue.json(list(symbols)),
+            "levels_per_side": levels,
+            "snapshots_today": len(set(day["snapshot_time"].to_pylist())),
+        }
+    )

@@ -79,3 +79,96 @@ KLINE_LAKE_SCHEMA = pa.schema(
 
 #: Binance interval notation to milliseconds, for the intervals the platform collects.
 INTERVAL_MS = {"1m": 60_000, "5m": 300_000, "15m": 900_000, "1h": 3_600_000, "1d": 86_400_000}
+
+
+#: One price level of an order book (``GET /api/v3/depth``'s ``bids`` and ``asks``):
+#: ``["price", "quantity"]``, both strings with 8 decimals.
+BOOK_LEVEL_CONTRACT = PositionalContract(
+    dataset="binance_order_book",
+    fields=(
+        ContractField("price", WireType.NUMERIC_STRING, PRICE, "Level price (quote currency)."),
+        ContractField(
+            "quantity", WireType.NUMERIC_STRING, PRICE, "Quantity at the level (base currency)."
+        ),
+    ),
+)
+
+#: Storage schema of the raw order-book Parquet files: one row per side and level of one
+#: snapshot of one symbol (level 1 is the best bid or ask).
+ORDER_BOOK_LAKE_SCHEMA = pa.schema(
+    [
+        pa.field("snapshot_time", UTC_MS, nullable=False),
+        pa.field("symbol", pa.string(), nullable=False),
+        pa.field("last_update_id", pa.int64(), nullable=False),
+        pa.field("side", pa.string(), nullable=False),
+        pa.field("level", pa.int32(), nullable=False),
+        *BOOK_LEVEL_CONTRACT.arrow_schema(),
+    ],
+    metadata={"contract": BOOK_LEVEL_CONTRACT.dataset},
+)
+
+
+def order_book_table(payload: object, symbol: str, snapshot_ms: int, source: str) -> pa.Table:
+    """One ``GET /api/v3/depth`` answer as lake rows (:data:`ORDER_BOOK_LAKE_SCHEMA`): the
+    bids from the best (highest) down, then the asks from the best (lowest) up.
+
+    The answer is ``{"lastUpdateId": int, "bids": [["price", "qty"], ...], "asks": [...]}``.
+
+    Raises:
+        ContractViolation: a key missing or mistyped, a level not ``[price, quantity]`` of
+            numeric strings.
+        MalformedResponse: bids not strictly descending or asks not strictly ascending in
+            price, or the book crossed (best bid at or above best ask): no exchange snapshot
+            looks like that.
+    """
+    from mkt_platform.lib.contracts import ContractViolation, MalformedResponse
+
+    dataset = BOOK_LEVEL_CONTRACT.dataset
+    if not isinstance(payload, dict):
+        raise ContractViolation(dataset, source, None, "a JSON object", type(payload).__name__)
+    update_id = payload.get("lastUpdateId")
+    if type(update_id) is not int:
+        raise ContractViolation(dataset, source, "lastUpdateId", "an integer", f"{update_id!r}")
+    sides = []
+    for side, key, descending in (("bid", "bids", True), ("ask", "asks", False)):
+        levels = BOOK_LEVEL_CONTRACT.to_table(payload.get(key), f"{source} {key}")
+        prices = levels["price"].to_pylist()
+        for index in range(1, len(prices)):
+            ordered = (
+                prices[index] < prices[index - 1]
+                if descending
+                else prices[index] > prices[index - 1]
+            )
+            if not ordered:
+                raise MalformedResponse(
+                    dataset,
+                    source,
+                    f"{key}[{index}]",
+                    f"{key} strictly {'descending' if descending else 'ascending'} in price",
+                    f"{prices[index]} after {prices[index - 1]}",
+                )
+        n = levels.num_rows
+        sides.append(
+            pa.table(
+                {
+                    "snapshot_time": pa.array([snapshot_ms] * n, UTC_MS),
+                    "symbol": pa.array([symbol] * n, pa.string()),
+                    "last_update_id": pa.array([update_id] * n, pa.int64()),
+                    "side": pa.array([side] * n, pa.string()),
+                    "level": pa.array(range(1, n + 1), pa.int32()),
+                    "price": levels["price"],
+                    "quantity": levels["quantity"],
+                },
+                schema=ORDER_BOOK_LAKE_SCHEMA,
+            )
+        )
+    bids, asks = sides
+    if bids.num_rows and asks.num_rows and bids["price"][0].as_py() >= asks["price"][0].as_py():
+        raise MalformedResponse(
+            dataset,
+            source,
+            "bids[0]",
+            "best bid below best ask",
+            f"bid {bids['price'][0].as_py()} >= ask {asks['price'][0].as_py()} (a crossed book)",
+        )
+    return pa.concat_tables(sides)

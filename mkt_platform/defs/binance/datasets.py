@@ -1,4 +1,5 @@
-"""Binance's raw datasets: spot klines, 1h and 1m (``GET /api/v3/klines``).
+"""Binance's raw datasets: spot klines, 1h and 1m (``GET /api/v3/klines``), and snapshots of
+the spot order books (``GET /api/v3/depth``).
 
 Each is declared once here; the asset, its checks, freshness, late-data re-pulls, refresh and
 gap-repair schedules derive from the declaration (see :mod:`mkt_platform.lib.datasets`).
@@ -6,15 +7,29 @@ gap-repair schedules derive from the declaration (see :mod:`mkt_platform.lib.dat
 
 from datetime import timedelta
 
+import dagster as dg
+
 from mkt_platform.defs.binance.assets import (
     COLUMN_DESCRIPTIONS,
+    ORDER_BOOK_COLUMNS,
     KlinePullConfig,
     kline_day_tables,
     klines_pull,
+    snapshot_order_books,
 )
-from mkt_platform.defs.binance.contract import INTERVAL_MS, KLINE_LAKE_SCHEMA
+from mkt_platform.defs.binance.contract import (
+    INTERVAL_MS,
+    KLINE_LAKE_SCHEMA,
+    ORDER_BOOK_LAKE_SCHEMA,
+)
 from mkt_platform.defs.binance.schedules import build_gap_repair_schedule
-from mkt_platform.lib.datasets import HOURLY_REFRESH, Freshness, RawDataset, Refresh
+from mkt_platform.lib.datasets import (
+    HOURLY_REFRESH,
+    Freshness,
+    RawDataset,
+    Refresh,
+    snapshot_schedule,
+)
 
 #: Every 5 minutes, as the replaced pipeline pulled Binance: the 1m klines, which no mart reads,
 #: so a tick starts no dbt run. The 1h klines, which the session marts read, change only when
@@ -61,4 +76,34 @@ def _klines(interval: str, gap_repair: bool, refresh: Refresh) -> RawDataset:
 KLINES_1H = _klines("1h", gap_repair=False, refresh=HOURLY_REFRESH)
 KLINES_1M = _klines("1m", gap_repair=True, refresh=KLINES_REFRESH)
 
-DATASETS = (KLINES_1H, KLINES_1M)
+ORDER_BOOK = RawDataset(
+    venue="binance",
+    dataset="order_book",
+    description=(
+        "Snapshots of the Binance spot order books (GET /api/v3/depth) of the instruments "
+        "marked order_book: true, MKT_BINANCE_ORDER_BOOK_LEVELS levels a side (100 by "
+        "default): one row per snapshot, symbol, side and level, prices in quote currency and "
+        "quantities in base currency as DECIMAL(38,8). Binance keeps no history of its books, "
+        "so each run appends one snapshot (stamped snapshot_time) to today's UTC partition; "
+        "a past day can never be back-filled, and the run refuses to invent one. The mart "
+        "order_book_depth gives each snapshot's spread and the depth near the mid."
+    ),
+    resource="binance",
+    compute=snapshot_order_books,
+    schema=ORDER_BOOK_LAKE_SCHEMA,
+    columns=ORDER_BOOK_COLUMNS,
+    schedules=snapshot_schedule(
+        "binance_order_book_schedule",
+        "binance_order_book_snapshot",
+        "*/5 * * * *",
+        "Every 5 minutes, snapshot the Binance spot order books of the order_book instruments "
+        "into today's partition (as the replaced pipeline did). A snapshot not taken is lost.",
+    ),
+    # Dagster's own freshness policy: materialized within the last 15 minutes (3 ticks).
+    freshness_policy=dg.FreshnessPolicy.time_window(
+        fail_window=timedelta(minutes=30), warn_window=timedelta(minutes=15)
+    ),
+    snapshot=True,
+)
+
+DATASETS = (KLINES_1H, KLINES_1M, ORDER_BOOK)

@@ -1,4 +1,5 @@
-"""Binance spot REST client: ``GET /api/v3/klines`` with pagination, retries and a contract.
+"""Binance spot REST client: ``GET /api/v3/klines`` with pagination, and ``GET /api/v3/depth``
+(order-book snapshots), with retries and a contract.
 
 Endpoint docs:
 https://developers.binance.com/docs/binance-spot-api-docs/rest-api/market-data-endpoints#klinecandlestick-data
@@ -14,10 +15,15 @@ from typing import Any, ClassVar
 import dagster as dg
 import httpx
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import PrivateAttr
 
 from mkt_platform import settings
-from mkt_platform.defs.binance.contract import KLINE_CONTRACT
+from mkt_platform.defs.binance.contract import (
+    BOOK_LEVEL_CONTRACT,
+    KLINE_CONTRACT,
+    order_book_table,
+)
 from mkt_platform.lib import quarantine
 from mkt_platform.lib.contracts import MalformedResponse, check_page_size
 from mkt_platform.lib.http import (
@@ -29,6 +35,7 @@ from mkt_platform.lib.http import (
 )
 
 KLINES_PATH = "/api/v3/klines"
+DEPTH_PATH = "/api/v3/depth"
 #: Binance serves at most 1000 klines a request.
 MAX_KLINES_PER_REQUEST = 1000
 
@@ -141,8 +148,8 @@ class BinanceSpotClient(ExchangeClient):
             "limit": MAX_KLINES_PER_REQUEST,
         }
         response, payload = self._fetch(
-            lambda: self._get(http, params, source),
-            lambda response: _decode_json(response, source),
+            lambda: self._get(http, KLINES_PATH, params, source),
+            lambda response: _decode_json(response, source, KLINE_CONTRACT.dataset, "a JSON array"),
             BinanceTransportError,
             source,
         )
@@ -155,8 +162,44 @@ class BinanceSpotClient(ExchangeClient):
         added.update(KLINE_CONTRACT.added_fields(payload))
         return table
 
-    def _get(self, http: httpx.Client, params: dict[str, Any], source: str) -> httpx.Response:
-        response = self._request(http, "GET", KLINES_PATH, source, params=params)
+    def fetch_order_book(self, symbol: str, limit: int, snapshot_ms: int) -> pa.Table:
+        """The order book of ``symbol`` now, ``limit`` levels a side
+        (``GET /api/v3/depth?symbol=...&limit=...``), stamped ``snapshot_ms``.
+
+        Returns:
+            A table with :data:`~mkt_platform.defs.binance.contract.ORDER_BOOK_LAKE_SCHEMA`:
+            one row per side and level, prices in quote currency and quantities in base
+            currency as DECIMAL(38,8).
+
+        Raises:
+            BinanceAPIError: Binance refused the request (an unknown symbol: code -1121).
+            BinanceTransportError: every attempt failed to connect or was cut off.
+            mkt_platform.lib.contracts.ContractViolation: the answer broke its contract
+                (:func:`~mkt_platform.defs.binance.contract.order_book_table`); the body is
+                quarantined first.
+        """
+        source = f"GET {DEPTH_PATH} symbol={symbol} limit={limit}"
+        params = {"symbol": symbol, "limit": limit}
+        with self._http() as http:
+            response, payload = self._fetch(
+                lambda: self._get(http, DEPTH_PATH, params, source),
+                lambda response: _decode_json(
+                    response, source, BOOK_LEVEL_CONTRACT.dataset, "a JSON object"
+                ),
+                BinanceTransportError,
+                source,
+            )
+        with quarantine.on_violation(response.content):
+            table = order_book_table(payload, symbol, snapshot_ms, source)
+            for side in ("bid", "ask"):
+                levels = table.filter(pc.equal(table["side"], side)).num_rows
+                check_page_size(BOOK_LEVEL_CONTRACT.dataset, source, levels, limit, f"{side}s")
+        return table
+
+    def _get(
+        self, http: httpx.Client, path: str, params: dict[str, Any], source: str
+    ) -> httpx.Response:
+        response = self._request(http, "GET", path, source, params=params)
         status = response.status_code
 
         def refused(reason: str | None) -> BinanceAPIError:
@@ -180,20 +223,18 @@ def _binance_error(response: httpx.Response) -> tuple[int | None, str]:
     return None, response.text[:200]
 
 
-def _decode_json(response: httpx.Response, source: str) -> Any:
+def _decode_json(response: httpx.Response, source: str, dataset: str, expected: str) -> Any:
     if not response.content.strip():
-        raise MalformedResponse(
-            KLINE_CONTRACT.dataset, source, None, "a JSON array", "an empty body"
-        )
+        raise MalformedResponse(dataset, source, None, expected, "an empty body")
     try:
         return json.loads(response.content)
     except ValueError as exc:
         content_type = response.headers.get("Content-Type", "no content type")
         raise MalformedResponse(
-            KLINE_CONTRACT.dataset,
+            dataset,
             source,
             None,
-            "a JSON array",
+            expected,
             f"undecodable {content_type} body ({exc}): {response.text[:120]!r}",
         ) from None
 

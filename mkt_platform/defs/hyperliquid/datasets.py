@@ -23,36 +23,21 @@ from mkt_platform.lib.datasets import (
     HOURLY_REFRESH,
     Freshness,
     RawDataset,
-    pull_schedule_status,
+    snapshot_schedule,
 )
 
 HOURLY_FRESHNESS = Freshness(timedelta(hours=2), timedelta(hours=1), "last_open_time")
 
 
-def asset_contexts_schedule(asset: dg.AssetsDefinition) -> list[dg.ScheduleDefinition]:
-    """Hourly at :05, a snapshot of the asset contexts into today's partition."""
-    job = dg.define_asset_job("hyperliquid_asset_contexts_snapshot", selection=[asset.key])
-
-    @dg.schedule(
-        name="hyperliquid_asset_contexts_schedule",
-        job=job,
-        cron_schedule="5 * * * *",
-        execution_timezone="UTC",
-        default_status=pull_schedule_status(),
-        description=(
-            "Every hour at :05, snapshot Hyperliquid's asset contexts (open interest, mark, "
-            "oracle and mid price) into today's partition. Hyperliquid keeps no history of "
-            "them, so a snapshot not taken is lost: this is the only way they are collected."
-        ),
-    )
-    def _schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-        moment = context.scheduled_execution_time
-        return dg.RunRequest(
-            run_key=f"asset_contexts:{moment.isoformat()}",
-            partition_key=moment.strftime("%Y-%m-%d"),
-        )
-
-    return [_schedule]
+#: Hourly at :05, a snapshot of the asset contexts into today's partition.
+asset_contexts_schedule = snapshot_schedule(
+    "hyperliquid_asset_contexts_schedule",
+    "hyperliquid_asset_contexts_snapshot",
+    "5 * * * *",
+    "Every hour at :05, snapshot Hyperliquid's asset contexts (open interest, mark, oracle and "
+    "mid price) into today's partition. Hyperliquid keeps no history of them, so a snapshot "
+    "not taken is lost: this is the only way they are collected.",
+)
 
 
 CANDLES_1H = RawDataset(
