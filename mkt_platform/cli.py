@@ -586,6 +586,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     api.add_argument("--host", help="address to listen on (default MKT_API_HOST, else 127.0.0.1)")
     api.add_argument("--port", type=int, help="port to listen on (default MKT_API_PORT, else 8000)")
+    commands.add_parser(
+        "capture",
+        help="capture Hyperliquid candles and asset contexts and Binance liquidations from "
+        "their WebSocket streams into the lake, until stopped",
+        description="Capture the WebSocket streams into hourly Parquet files of the lake, a "
+        "row per minute (every liquidation kept), until SIGTERM or Ctrl-C; a heartbeat line "
+        "per stream every 5 minutes.",
+    )
     args = parser.parse_args(argv)
     # Started in the background of a script, a process inherits SIGINT ignored; Dagster sets
     # SIGTERM to SIGINT's handler after each run, which would leave the CLI deaf to SIGTERM
@@ -598,6 +606,10 @@ def main(argv: list[str] | None = None) -> int:
     enable_event_batches()
     if args.command == "dev":
         return dev.dev(args, _dagster_home())
+    if args.command == "capture":
+        from mkt_platform.capture.service import serve as capture
+
+        return capture()
     if args.command == "api":
         from mkt_platform import api as read_api
         from mkt_platform import settings

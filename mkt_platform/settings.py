@@ -406,6 +406,26 @@ def binance_order_book_levels() -> int:
     return int(raw)
 
 
+DEFAULT_CAPTURE_HYPERLIQUID_URL = "wss://api.hyperliquid.xyz/ws"
+DEFAULT_CAPTURE_BINANCE_LIQUIDATIONS_URL = "wss://fstream.binance.com/ws/!forceOrder@arr"
+
+
+def capture_hyperliquid_url() -> str:
+    """Hyperliquid's WebSocket API for the capture service (env
+    ``MKT_CAPTURE_HYPERLIQUID_URL``, default ``wss://api.hyperliquid.xyz/ws``)."""
+    return os.environ.get("MKT_CAPTURE_HYPERLIQUID_URL") or DEFAULT_CAPTURE_HYPERLIQUID_URL
+
+
+def capture_binance_liquidations_url() -> str:
+    """Binance USD-M futures' all-symbol liquidation stream for the capture service (env
+    ``MKT_CAPTURE_BINANCE_LIQUIDATIONS_URL``, default
+    ``wss://fstream.binance.com/ws/!forceOrder@arr``)."""
+    return (
+        os.environ.get("MKT_CAPTURE_BINANCE_LIQUIDATIONS_URL")
+        or DEFAULT_CAPTURE_BINANCE_LIQUIDATIONS_URL
+    )
+
+
 def dbt_docs_url() -> str:
     """Root of the dbt docs site (env ``MKT_DBT_DOCS_URL``, default the docker-compose
     ``docs`` service as published, ``http://127.0.0.1:8080``), without a trailing slash."""

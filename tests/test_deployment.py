@@ -45,6 +45,7 @@ COMMANDS = {
     "webserver": ["dagster-webserver", "--workspace", "deploy/workspace.yaml"],
     "daemon": ["dagster-daemon", "run", "--workspace", "deploy/workspace.yaml"],
     "api": ["mkt-platform", "api"],
+    "capture": ["mkt-platform", "capture"],
     "docs": [
         "dbt",
         "docs",

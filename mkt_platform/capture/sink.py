@@ -1,0 +1,121 @@
+"""Minute buffers flushed to hourly Parquet files of the lake, atomically.
+
+Layout: ``$MKT_DATA_DIR/lake/raw/<venue>/<dataset>/date=YYYY-MM-DD/hour=HH/``:
+
+* ``open.parquet`` while the hour is being captured: every minute closed so far;
+* ``part.parquet`` once the hour is closed (renamed from ``open.parquet``, atomically): the
+  partition Dagster builds from.
+
+A minute is closed, and flushed, when a row of a later minute arrives (the stream's own
+times for candles and liquidations; the receive time for asset contexts). A flush rewrites
+the hour's file with the minute's rows merged in (a temporary file renamed over it,
+:func:`mkt_platform.lib.lake.write_parquet_atomic`), so a reader, or a process killed at any
+moment, sees the previous file or the new one, never a torn one: a kill loses at most the
+minute not yet flushed. A restarted capture merges into the hour's ``open.parquet`` and goes
+on. Merging follows the dataset's rule: the latest row per key (a value received again, or
+after a reconnect, replaces the earlier one), or every distinct row once (liquidations).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow as pa
+
+from mkt_platform.capture.frames import MINUTE_MS, Dataset
+from mkt_platform.lib import lake
+
+HOUR_MS = 60 * MINUTE_MS
+
+
+def hour_folder(root: Path, dataset: Dataset, hour_ms: int) -> Path:
+    """The folder of one hour of ``dataset`` under the lake ``root``."""
+    moment = datetime.fromtimestamp(hour_ms / 1000, UTC)
+    return (
+        root
+        / "raw"
+        / dataset.venue
+        / dataset.name
+        / f"date={moment:%Y-%m-%d}"
+        / f"hour={moment:%H}"
+    )
+
+
+class HourlySink:
+    """The open minutes of one dataset in memory, and their flushes to the lake.
+
+    Attributes:
+        rows_written: rows flushed so far (a row merged again counts again).
+        hours_closed: the hours closed so far (their start, UTC ms).
+    """
+
+    def __init__(self, dataset: Dataset, root: Path) -> None:
+        self.dataset, self.root = dataset, root
+        self._pending: dict[int, dict[tuple, dict]] = defaultdict(dict)
+        self._latest_minute: int | None = None
+        self.rows_written = 0
+        self.hours_closed: list[int] = []
+
+    def add(self, row: dict) -> None:
+        """Buffer a row in its minute; flush every minute before the newest one seen."""
+        minute = row[self.dataset.time_column] // MINUTE_MS * MINUTE_MS
+        key = tuple(row[c] for c in self.dataset.key)
+        if self.dataset.keep_all:
+            self._pending[minute].setdefault(key, row)
+        else:
+            self._pending[minute][key] = row
+        if self._latest_minute is None or minute > self._latest_minute:
+            self._latest_minute = minute
+            self.flush(before=minute)
+
+    def flush(self, before: int | None = None) -> None:
+        """Write the buffered minutes before ``before`` (all of them when ``None``, at
+        shutdown) into their hours' files, then close every hour that ended before the
+        newest minute seen."""
+        minutes = sorted(m for m in self._pending if before is None or m < before)
+        by_hour: dict[int, list[dict]] = defaultdict(list)
+        for minute in minutes:
+            by_hour[minute // HOUR_MS * HOUR_MS].extend(self._pending.pop(minute).values())
+        for hour, rows in sorted(by_hour.items()):
+            self._merge(hour, rows)
+        if self._latest_minute is not None:
+            self._close_hours_before(self._latest_minute // HOUR_MS * HOUR_MS)
+
+    def _merge(self, hour: int, rows: list[dict]) -> None:
+        folder = hour_folder(self.root, self.dataset, hour)
+        path = folder / "open.parquet"
+        if not path.exists() and (folder / "part.parquet").exists():
+            path = folder / "part.parquet"  # a late row of a closed hour: merged there
+        new = pa.Table.from_pylist(rows, schema=self.dataset.schema)
+        table = pa.concat_tables([lake.read_table(path), new]) if path.exists() else new
+        merged = self._deduplicated(table)
+        lake.write_parquet_atomic(merged, path)
+        self.rows_written += len(rows)
+
+    def _deduplicated(self, table: pa.Table) -> pa.Table:
+        """One row per key: the last in ``table``'s order (latest rule) or the first (a
+        liquidation received twice is one), sorted by key."""
+        rows = table.to_pylist()
+        kept: dict[tuple, dict] = {}
+        for row in rows:
+            key = tuple(row[c] for c in self.dataset.key)
+            if self.dataset.keep_all:
+                kept.setdefault(key, row)
+            else:
+                kept[key] = row
+        ordered = [kept[k] for k in sorted(kept)]
+        return pa.Table.from_pylist(ordered, schema=self.dataset.schema)
+
+    def _close_hours_before(self, hour: int) -> None:
+        base = self.root / "raw" / self.dataset.venue / self.dataset.name
+        for path in sorted(base.glob("date=*/hour=*/open.parquet")):
+            start = datetime.strptime(
+                f"{path.parent.parent.name[5:]} {path.parent.name[5:]}", "%Y-%m-%d %H"
+            ).replace(tzinfo=UTC)
+            start_ms = int(start.timestamp() * 1000)
+            if start_ms < hour:
+                os.replace(path, path.with_name("part.parquet"))
+                self.hours_closed.append(start_ms)
