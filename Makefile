@@ -53,6 +53,7 @@ benchmark: install
 	$(BIN)/python benchmarks/deribit_ingest.py
 	$(BIN)/python benchmarks/options_marts.py
 	$(BIN)/python benchmarks/api_latency.py --replay $(SHARED_DATA)
+	$(BIN)/python benchmarks/capture_flood.py
 
 # The dbt docs of the local warehouse (every description, and the column types of what has
 # been built), served on http://127.0.0.1:8080 until Ctrl-C. No Docker needed.
