@@ -29,6 +29,7 @@ from mkt_platform.capture.service import (
     hyperliquid_stream,
 )
 from mkt_platform.replay.ws import WebSocketReplay
+from tests.test_alerts import receiver  # noqa: F401 (the webhook receiver fixture)
 
 MINUTE = 60_000
 #: 10:55 UTC: the eight simulated minutes cross the 11:00 hour boundary.
@@ -325,3 +326,58 @@ def test_a_killed_capture_loses_at_most_the_unflushed_minute_and_continues_the_h
         (f["o"]["s"], f["o"]["T"]) for m in range(30, 38) for f in minute_frames(m)[1]
     )
     assert sorted((r["symbol"], ms(r["trade_time"])) for r in rows) == expected
+
+
+def test_a_silent_stream_raises_one_alert_at_the_webhook(
+    tmp_path: Path,
+    monkeypatch,
+    receiver,  # noqa: F811 (test_alerts' fixture, imported above)
+) -> None:
+    """A capture started at 10:55 whose Hyperliquid stream never speaks and whose Binance
+    stream speaks at 10:59, then stops (its last status, 10:59). At 11:05 nothing is silent
+    for 15 minutes; at 11:12 the sensor POSTs one alert, for Hyperliquid, to a local webhook
+    receiver; none on the next tick; at 11:15 one more: the status itself is 16 minutes old."""
+    import dagster as dg
+
+    from mkt_platform import settings
+    from mkt_platform.capture.service import status_path
+    from mkt_platform.defs.monitoring.capture import capture_silence_sensor
+    from mkt_platform.lib.alerts import AlertWebhook
+
+    monkeypatch.setenv("MKT_DATA_DIR", str(tmp_path / "data"))
+    clock = Clock()
+    with WebSocketReplay() as hl, WebSocketReplay() as bn:
+        capture = Capture(
+            [hyperliquid_stream(hl.url, ("BTC",)), binance_liquidations_stream(bn.url)],
+            tmp_path / "lake",
+            clock=clock,
+            status_path=status_path(),
+        )
+        loop, thread = start(capture)
+        hl.wait_for_clients(1, subscriptions=2)
+        bn.wait_for_clients(1)
+        clock.now = T0 + 4 * MINUTE  # 10:59: Binance speaks once; Hyperliquid never did
+        bn.send(minute_frames(4)[1][:1])
+        wait(lambda: capture.states["binance_liquidations"].messages == 1)
+        loop.call_soon_threadsafe(capture.stop)  # writes the status, at 10:59
+        thread.join(30)
+
+    def tick(minutes_after_t0: int, cursor: str | None) -> dg.SensorResult:
+        moment = datetime.fromtimestamp((T0 + minutes_after_t0 * MINUTE) / 1000, UTC)
+        monkeypatch.setattr(settings, "utcnow", lambda: moment)
+        context = dg.build_sensor_context(
+            cursor=cursor, resources={"alert_webhook": AlertWebhook(url=receiver.url)}
+        )
+        return capture_silence_sensor(context)
+
+    result = tick(10, None)  # 10 min after the start: nothing silent for 15 min yet
+    assert receiver.requests == []
+    result = tick(17, result.cursor)  # Hyperliquid never spoke: silent since the start
+    assert [json.loads(r.body)["details"]["stream"] for r in receiver.requests] == ["hyperliquid"]
+    alert = json.loads(receiver.requests[0].body)
+    assert alert["kind"] == "capture_silence" and "silent for 17 min" in alert["summary"]
+    result = tick(18, result.cursor)  # the same silence: no second alert
+    assert len(receiver.requests) == 1
+    tick(20, result.cursor)  # the status itself is 16 min old: the capture is not reporting
+    assert len(receiver.requests) == 2
+    assert "has not reported for 16 min" in json.loads(receiver.requests[1].body)["summary"]

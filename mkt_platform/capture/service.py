@@ -9,7 +9,9 @@ decodes each message, checks it against its contract (:mod:`mkt_platform.capture
 a frame that breaks it is quarantined and counted, never buffered) and hands its rows to the
 dataset's :class:`~mkt_platform.capture.sink.HourlySink`. No per-message logging: a
 heartbeat line per stream every ``heartbeat_seconds`` (messages, last message time,
-connection state, drops, reconnects).
+connection state, drops, reconnects), also written to a status file
+(``$MKT_DATA_DIR/capture/status.json``, atomically) that ``capture_silence_sensor`` reads
+to alert when a stream, or the capture itself, has been silent for 15 minutes.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from websockets.asyncio.client import connect
 
 from mkt_platform.capture.frames import DATASETS, Dataset, FrameViolation, parse
 from mkt_platform.capture.sink import HourlySink
-from mkt_platform.lib import quarantine
+from mkt_platform.lib import lake, quarantine
 
 logger = logging.getLogger("mkt_platform.capture")
 
@@ -77,6 +79,13 @@ def binance_liquidations_stream(url: str) -> Stream:
     return Stream("binance_liquidations", url)
 
 
+def status_path() -> Path:
+    """The capture's status file, ``$MKT_DATA_DIR/capture/status.json``."""
+    from mkt_platform import settings
+
+    return settings.data_dir() / "capture" / "status.json"
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -99,6 +108,7 @@ class Capture:
     clock: Callable[[], int] = _now_ms
     heartbeat_seconds: float = 300.0
     reconnect_delays: Callable | None = None
+    status_path: Path | None = None
     states: dict[str, StreamState] = field(default_factory=dict)
     sinks: dict[str, HourlySink] = field(default_factory=dict)
 
@@ -106,6 +116,7 @@ class Capture:
         self.states = {s.name: StreamState() for s in self.streams}
         self.sinks = {d.name: HourlySink(d, self.root) for d in DATASETS}
         self._stopping: asyncio.Event | None = None
+        self._started_ms: int | None = None
 
     def sink(self, dataset: Dataset) -> HourlySink:
         return self.sinks[dataset.name]
@@ -113,6 +124,8 @@ class Capture:
     async def run(self) -> None:
         """Capture until :meth:`stop`; then flush every buffered minute."""
         self._stopping = asyncio.Event()
+        self._started_ms = self.clock()
+        self._log_heartbeat()
         queue: asyncio.Queue = asyncio.Queue(maxsize=self.queue_size)
         tasks = [asyncio.create_task(self._read(s, queue)) for s in self.streams]
         tasks.append(asyncio.create_task(self._heartbeat()))
@@ -187,7 +200,19 @@ class Capture:
             await asyncio.sleep(self.heartbeat_seconds)
             self._log_heartbeat()
 
+    def status(self) -> dict:
+        """What the heartbeat reports: ``written_at_ms``, ``started_at_ms`` and, per stream,
+        ``connected``, ``messages``, ``last_message_ms``, ``connects``, ``dropped`` and
+        ``quarantined``."""
+        return {
+            "written_at_ms": self.clock(),
+            "started_at_ms": self._started_ms,
+            "streams": {name: vars(state).copy() for name, state in self.states.items()},
+        }
+
     def _log_heartbeat(self) -> None:
+        if self.status_path is not None:
+            lake.write_bytes_atomic(json.dumps(self.status()).encode(), self.status_path)
         for name, s in self.states.items():
             logger.info(
                 f"capture heartbeat {name}: {'connected' if s.connected else 'disconnected'}, "
@@ -215,7 +240,7 @@ def serve() -> int:
     streams = [binance_liquidations_stream(settings.capture_binance_liquidations_url())]
     if coins:
         streams.insert(0, hyperliquid_stream(settings.capture_hyperliquid_url(), coins))
-    capture = Capture(streams, settings.lake_dir())
+    capture = Capture(streams, settings.lake_dir(), status_path=status_path())
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
