@@ -108,18 +108,19 @@ def main() -> None:
         lake, rows, still = Path(tmp, "data", "lake"), -1, time.perf_counter()
         while time.perf_counter() - still < 3:
             now_rows = lake_rows(lake)
-            if now_rows >= sent - 50:
-                break
             if now_rows != rows:
                 rows, still = now_rows, time.perf_counter()
-            time.sleep(0.2)
-        flood_s = time.perf_counter() - started
+            if now_rows >= sent - 50:
+                break
+            time.sleep(0.05)
+        flood_s = still - started  # until the lake last grew
         cpu_flood = proc_figures(capture.pid)[0] - cpu_before
         _, peak = proc_figures(capture.pid)
         capture.send_signal(signal.SIGTERM)
         capture.wait(120)
         text = log.read_text()
-        dropped = re.search(r"(\d+) dropped", text)
+        # the last heartbeat, written at the stop, holds the final count
+        dropped = ([None, *re.findall(r"(\d+) dropped", text)])[-1]
         print(
             f"flood: {args.flood:,} frames written by the replay in {written_s:.1f} s, "
             f"consumed by the capture in {flood_s:.1f} s ({args.flood / flood_s:,.0f} frames/s "
@@ -127,7 +128,7 @@ def main() -> None:
         )
         print(
             f"capture peak RSS {peak / 2**20:.0f} MiB; dropped "
-            f"{dropped.group(1) if dropped else '?'} of {sent:,} frames; "
+            f"{dropped or '?'} of {sent:,} frames; "
             f"{lake_rows(lake):,} rows in the lake"
         )
 
