@@ -381,3 +381,37 @@ def test_a_silent_stream_raises_one_alert_at_the_webhook(
     tick(20, result.cursor)  # the status itself is 16 min old: the capture is not reporting
     assert len(receiver.requests) == 2
     assert "has not reported for 16 min" in json.loads(receiver.requests[1].body)["summary"]
+
+
+def test_closed_hours_become_partitions_of_the_captured_assets(tmp_path: Path, monkeypatch) -> None:
+    """The sensor records each closed hour once as a materialization of its hourly
+    partition (with its row count), and again when a late row changed it."""
+    import dagster as dg
+
+    from mkt_platform import settings
+    from mkt_platform.capture.sink import HourlySink
+    from mkt_platform.defs.capture.definitions import capture_hours_sensor, hourly_partitions_def
+
+    monkeypatch.setenv("MKT_DATA_DIR", str(tmp_path / "data"))
+    sink = HourlySink(LIQUIDATIONS, settings.lake_dir())
+    for minute in range(MINUTES):  # 10:55..11:02: hour 10 closes at 11:00
+        for frame in minute_frames(minute)[1]:
+            for _, row in parse("binance_liquidations", frame, T0):
+                sink.add(row)
+
+    def tick(cursor: str | None) -> dg.SensorResult:
+        return capture_hours_sensor(dg.build_sensor_context(cursor=cursor))
+
+    first = tick(None)
+    assert [(e.asset_key.to_user_string(), e.partition) for e in first.asset_events] == [
+        ("binance_futures_liquidations_stream", "2026-01-05-10:00")
+    ]
+    assert first.asset_events[0].metadata["dagster/row_count"].value == 5 * 3
+    assert hourly_partitions_def().has_partition_key("2026-01-05-10:00")
+    assert tick(first.cursor).asset_events == []  # nothing new
+    time.sleep(0.01)
+    sink.add(parse("binance_liquidations", liquidation("SOLUSDT", 4, 9), T0)[0][1])  # late, 10:59
+    sink.flush(before=T0 + MINUTES * MINUTE)
+    again = tick(first.cursor)
+    assert [e.partition for e in again.asset_events] == ["2026-01-05-10:00"]
+    assert again.asset_events[0].metadata["dagster/row_count"].value == 5 * 3 + 1
