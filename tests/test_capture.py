@@ -415,3 +415,46 @@ def test_closed_hours_become_partitions_of_the_captured_assets(tmp_path: Path, m
     again = tick(first.cursor)
     assert [e.partition for e in again.asset_events] == ["2026-01-05-10:00"]
     assert again.asset_events[0].metadata["dagster/row_count"].value == 5 * 3 + 1
+
+
+@pytest.mark.slow
+def test_liquidations_hourly_sums_the_closed_hours_liquidations(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """The mart over the captured liquidations: per symbol and closed hour, the count,
+    quantity and notional, longs (SELL) against shorts (BUY), equal to exact sums computed
+    here from the frames; the hour still open is not in it."""
+    import duckdb
+
+    from mkt_platform import settings
+    from mkt_platform.capture.sink import HourlySink
+    from tests.test_options_marts import dbt
+
+    data_dir = tmp_path / "data"
+    monkeypatch.setenv("MKT_DATA_DIR", str(data_dir))
+    sink = HourlySink(LIQUIDATIONS, settings.lake_dir())
+    frames = [f for minute in range(MINUTES) for f in minute_frames(minute)[1]]
+    for frame in frames:
+        sink.add(parse("binance_liquidations", frame, T0)[0][1])
+    sink.flush()  # 10:55-10:59 closed as hour 10; 11:00-11:02 open
+    dbt(data_dir, "build", "--select", "+liquidations_hourly")
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
+        cursor = con.execute("select * from marts.liquidations_hourly order by instrument")
+        names = [c[0] for c in cursor.description]
+        rows = [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
+
+    hour_10 = T0 - 55 * MINUTE
+    closed = [f["o"] for f in frames if f["o"]["T"] < hour_10 + 60 * MINUTE]
+    assert [r["instrument"] for r in rows] == ["BTCUSDT", "ETHUSDT"]
+    for row in rows:
+        mine = [o for o in closed if o["s"] == row["instrument"]]
+        assert ms(row["hour"]) == hour_10
+        notional = {o["T"]: Decimal(o["z"]) * Decimal(o["ap"]) for o in mine}
+        assert row["liquidations"] == len(mine)
+        assert row["quantity"] == sum(Decimal(o["z"]) for o in mine)
+        assert row["notional_usd"] == sum(notional.values())
+        longs = [o for o in mine if o["S"] == "SELL"]
+        assert row["longs_liquidated"] == len(longs)
+        assert row["longs_notional_usd"] == sum((notional[o["T"]] for o in longs), Decimal(0))
+        assert row["shorts_liquidated"] == len(mine) - len(longs)
+        assert row["longs_notional_usd"] + row["shorts_notional_usd"] == row["notional_usd"]

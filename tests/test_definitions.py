@@ -56,6 +56,8 @@ GRAPH = {
     "funding_carry_daily": ("marts", {"funding_rates_daily"}),
     "perp_premium_snapshots": ("marts", {"stg_hyperliquid__asset_contexts"}),
     "order_book_depth": ("marts", {"stg_binance__order_book"}),
+    "stg_binance_futures__liquidations": ("staging", {"binance_futures_liquidations_stream"}),
+    "liquidations_hourly": ("marts", {"stg_binance_futures__liquidations"}),
     "funding_rates_daily": ("marts", {"stg_hyperliquid__funding_rates"}),
     "option_ohlc_hourly": ("marts", {"stg_deribit__option_trades"}),
     "option_expiry_hourly": ("marts", {"stg_deribit__option_trades"}),

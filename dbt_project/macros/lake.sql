@@ -1,19 +1,19 @@
 {#- The raw Parquet lake, as written by the Dagster raw assets:
     $MKT_DATA_DIR/lake/raw/<source>/<dataset>/date=YYYY-MM-DD/part.parquet, or
     MKT_LAKE_URL/raw/... (s3://bucket/prefix/raw/...) when the lake is on S3 -#}
-{% macro lake_glob(source_name, dataset) -%}
-    {{ env_var('MKT_LAKE_URL', '') | trim | trim('/') or env_var('MKT_DATA_DIR', '../data') ~ '/lake' }}/raw/{{ source_name }}/{{ dataset }}/date=*/part.parquet
+{% macro lake_glob(source_name, dataset, files='date=*/part.parquet') -%}
+    {{ env_var('MKT_LAKE_URL', '') | trim | trim('/') or env_var('MKT_DATA_DIR', '../data') ~ '/lake' }}/raw/{{ source_name }}/{{ dataset }}/{{ files }}
 {%- endmacro %}
 
 {#- True when at least one partition file of the dataset exists. A venue that has never been
     pulled has no file, and DuckDB's read_parquet fails on an empty glob; staging models use
     this to read as an empty relation instead, so one venue not pulled yet never breaks the
     models that union every venue. At parse time (no execution) it answers true. -#}
-{% macro lake_has_files(source_name, dataset) -%}
+{% macro lake_has_files(source_name, dataset, files='date=*/part.parquet') -%}
     {%- if not execute -%}
         {{ return(true) }}
     {%- endif -%}
-    {%- set result = run_query("select count(*) from glob('" ~ lake_glob(source_name, dataset) ~ "')") -%}
+    {%- set result = run_query("select count(*) from glob('" ~ lake_glob(source_name, dataset, files) ~ "')") -%}
     {{ return(result.columns[0].values()[0] > 0) }}
 {%- endmacro %}
 
