@@ -458,3 +458,38 @@ def test_liquidations_hourly_sums_the_closed_hours_liquidations(
         assert row["longs_notional_usd"] == sum((notional[o["T"]] for o in longs), Decimal(0))
         assert row["shorts_liquidated"] == len(mine) - len(longs)
         assert row["longs_notional_usd"] + row["shorts_notional_usd"] == row["notional_usd"]
+
+
+@pytest.mark.slow
+def test_funding_and_open_interest_at_one_minute_are_the_last_context_of_each_minute(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """The mart over the captured contexts: per closed minute, the last context received in
+    it, with open interest in USDC exact, computed here from the frames."""
+    import duckdb
+
+    from mkt_platform import settings
+    from mkt_platform.capture.sink import HourlySink
+    from tests.test_options_marts import dbt
+
+    data_dir = tmp_path / "data"
+    monkeypatch.setenv("MKT_DATA_DIR", str(data_dir))
+    sink = HourlySink(ASSET_CONTEXTS, settings.lake_dir())
+    for minute in range(MINUTES):
+        for update in range(3):
+            received = T0 + minute * MINUTE + 10_000 * update
+            for _, row in parse("hyperliquid", asset_context("BTC", minute, update), received):
+                sink.add(row)
+    sink.flush()  # hour 10 (10:55-10:59) closed
+    dbt(data_dir, "build", "--select", "+funding_open_interest_1m")
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
+        cursor = con.execute("select * from marts.funding_open_interest_1m order by minute")
+        names = [c[0] for c in cursor.description]
+        rows = [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
+    assert [ms(r["minute"]) for r in rows] == [T0 + m * MINUTE for m in range(5)]
+    for minute, row in enumerate(rows):
+        ctx = asset_context("BTC", minute, 2)["data"]["ctx"]  # the minute's last push
+        assert row["open_interest"] == Decimal(ctx["openInterest"])
+        assert row["open_interest_usd"] == Decimal(ctx["openInterest"]) * Decimal(ctx["oraclePx"])
+        assert row["funding_rate"] == Decimal(ctx["funding"])
+        assert row["funding_rate_annualized"] == pytest.approx(float(ctx["funding"]) * 8760)

@@ -58,6 +58,8 @@ GRAPH = {
     "order_book_depth": ("marts", {"stg_binance__order_book"}),
     "stg_binance_futures__liquidations": ("staging", {"binance_futures_liquidations_stream"}),
     "liquidations_hourly": ("marts", {"stg_binance_futures__liquidations"}),
+    "stg_hyperliquid__asset_contexts_1m": ("staging", {"hyperliquid_asset_contexts_1m_stream"}),
+    "funding_open_interest_1m": ("marts", {"stg_hyperliquid__asset_contexts_1m"}),
     "funding_rates_daily": ("marts", {"stg_hyperliquid__funding_rates"}),
     "option_ohlc_hourly": ("marts", {"stg_deribit__option_trades"}),
     "option_expiry_hourly": ("marts", {"stg_deribit__option_trades"}),
