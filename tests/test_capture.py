@@ -493,3 +493,49 @@ def test_funding_and_open_interest_at_one_minute_are_the_last_context_of_each_mi
         assert row["open_interest_usd"] == Decimal(ctx["openInterest"]) * Decimal(ctx["oraclePx"])
         assert row["funding_rate"] == Decimal(ctx["funding"])
         assert row["funding_rate_annualized"] == pytest.approx(float(ctx["funding"]) * 8760)
+
+
+def test_a_stream_refused_for_good_is_logged_and_retried_while_the_others_go_on(
+    tmp_path: Path, monkeypatch, caplog
+) -> None:
+    """A server that answers the WebSocket handshake with an HTTP 404 page (websockets does
+    not retry that itself): the stream's task logs it and tries again, over and over; the
+    other stream captures on."""
+    import logging
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from mkt_platform.capture import service
+
+    class NotFound(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_error(404)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    monkeypatch.setattr(service, "RETRY_AFTER_FATAL_SECONDS", 0.05)
+    http = ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+    threading.Thread(target=http.serve_forever, daemon=True).start()
+    caplog.set_level(logging.ERROR, logger="mkt_platform.capture")
+    try:
+        with WebSocketReplay() as bn:
+            capture = Capture(
+                [
+                    hyperliquid_stream(f"ws://127.0.0.1:{http.server_address[1]}", ("BTC",)),
+                    binance_liquidations_stream(bn.url),
+                ],
+                tmp_path / "lake",
+            )
+            loop, thread = start(capture)
+            bn.wait_for_clients(1)
+            bn.send(minute_frames(0)[1])
+            wait(lambda: capture.states["binance_liquidations"].messages == 3)
+            wait(lambda: len([r for r in caplog.records if "hyperliquid" in r.getMessage()]) >= 2)
+            loop.call_soon_threadsafe(capture.stop)
+            thread.join(30)
+    finally:
+        http.shutdown()
+    assert capture.states["hyperliquid"].connects == 0
+    # websockets reads the 404 page as no valid handshake answer: refused for good
+    assert "capture hyperliquid: Invalid" in caplog.records[0].getMessage()
+    assert len(read_hours(tmp_path / "lake", LIQUIDATIONS)) == 1  # flushed at the stop

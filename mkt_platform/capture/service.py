@@ -32,6 +32,8 @@ from mkt_platform.capture.sink import HourlySink
 from mkt_platform.lib import lake, quarantine
 
 logger = logging.getLogger("mkt_platform.capture")
+#: The wait before a stream whose connection failed for good is tried again.
+RETRY_AFTER_FATAL_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -147,6 +149,23 @@ class Capture:
             self._stopping.set()
 
     async def _read(self, stream: Stream, queue: asyncio.Queue) -> None:
+        """Hold ``stream``'s connection for as long as the capture runs. websockets' iterator
+        retries what it deems transient (a refused connection, a 5xx); anything else (a
+        handshake refused for good, a bad URL) is logged and tried again after
+        ``RETRY_AFTER_FATAL_SECONDS``, so one stream's fault never ends the others."""
+        while True:
+            try:
+                await self._connections(stream, queue)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # logged, then tried again: never fatal
+                logger.error(
+                    f"capture {stream.name}: {type(exc).__name__}: {exc}; connecting again "
+                    f"in {RETRY_AFTER_FATAL_SECONDS:.0f} s"
+                )
+                await asyncio.sleep(RETRY_AFTER_FATAL_SECONDS)
+
+    async def _connections(self, stream: Stream, queue: asyncio.Queue) -> None:
         state = self.states[stream.name]
         options = {"reconnect_delays": self.reconnect_delays} if self.reconnect_delays else {}
         async for ws in connect(stream.url, open_timeout=10, ping_interval=20, **options):
