@@ -11,6 +11,12 @@ demo's generator); this server adds nothing to a frame.
         server.wait_for_clients(1)
         server.send([{"channel": "candle", "data": {...}}])
         server.drop()  # the client sees the connection closed, and reconnects
+
+The faults a test makes with it: a dropped connection (:meth:`WebSocketReplay.drop`, no
+closing handshake); a malformed frame (:meth:`WebSocketReplay.send` of a text that is not
+JSON, or of an object that breaks the stream's contract); a stall (sending nothing while the
+connection stays open, the server answering pings); a flood (:meth:`WebSocketReplay.send`
+of a large batch, written as fast as the socket takes it: ``benchmarks/capture_flood.py``).
 """
 
 from __future__ import annotations
