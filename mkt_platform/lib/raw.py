@@ -191,6 +191,45 @@ def write_partition(
     )
 
 
+def snapshot_moment(context: dg.AssetExecutionContext, no_history: str) -> tuple[datetime, str]:
+    """The moment of a snapshot of the present and its partition (today, UTC).
+
+    Args:
+        no_history: why only today can be taken, e.g. ``"Binance keeps no history of its
+            order books"``.
+
+    Raises:
+        dagster.Failure: the run is for another partition: a snapshot of the present cannot
+            be back-filled, and nothing is invented for a past day.
+    """
+    now = settings.utcnow()
+    today = now.strftime("%Y-%m-%d")
+    if context.partition_key != today:
+        raise dg.Failure(
+            f"{context.asset_key.to_user_string()} partition {context.partition_key}: "
+            f"{no_history}, so only today's partition ({today} UTC) can be snapshotted; past "
+            "days are never back-filled with invented values"
+        )
+    return now, today
+
+
+def append_snapshot(
+    path: lake.LakePath,
+    snapshot: pa.Table,
+    sort_by: Sequence[str | tuple[str, str]],
+    descriptions: Mapping[str, str] | None = None,
+) -> tuple[pa.Table, dict[str, Any]]:
+    """Append ``snapshot`` to the day's partition file at ``path`` (created if missing),
+    sorted by ``sort_by``, atomically (:func:`write_partition`).
+
+    Returns:
+        The day's table as written, and the partition's metadata.
+    """
+    day = pa.concat_tables([lake.read_table(path), snapshot]) if path.exists() else snapshot
+    day = day.sort_by([(c, "ascending") if isinstance(c, str) else c for c in sort_by])
+    return day, write_partition(path, day, None, None, descriptions)
+
+
 def contract_failure(
     exc: ContractViolation, asset_key: str, partition_keys: Sequence[str]
 ) -> dg.Failure:

@@ -350,15 +350,8 @@ def snapshot_order_books(
     """
     from mkt_platform.lib.instruments import order_book_symbols
 
-    now = settings.utcnow()
-    today = now.strftime("%Y-%m-%d")
     key = context.asset_key.to_user_string()
-    if context.partition_key != today:
-        raise dg.Failure(
-            f"{key} partition {context.partition_key}: Binance keeps no history of its order "
-            f"books, so only today's partition ({today} UTC) can be snapshotted; past days are "
-            "never back-filled with invented values"
-        )
+    now, today = raw.snapshot_moment(context, "Binance keeps no history of its order books")
     levels = settings.binance_order_book_levels()
     symbols = order_book_symbols()
     try:
@@ -367,16 +360,12 @@ def snapshot_order_books(
         raise raw.contract_failure(exc, key, [today]) from exc
     snapshot = pa.concat_tables(books) if books else ORDER_BOOK_LAKE_SCHEMA.empty_table()
     path = lake.raw_partition_path(SOURCE, "order_book", today)
-    day = pa.concat_tables([lake.read_table(path), snapshot]) if path.exists() else snapshot
-    day = day.sort_by(
-        [
-            ("snapshot_time", "ascending"),
-            ("symbol", "ascending"),
-            ("side", "descending"),
-            ("level", "ascending"),
-        ]
+    day, metadata = raw.append_snapshot(
+        path,
+        snapshot,
+        ["snapshot_time", "symbol", ("side", "descending"), "level"],
+        ORDER_BOOK_COLUMNS,
     )
-    metadata = raw.write_partition(path, day, None, None, ORDER_BOOK_COLUMNS)
     context.log.info(
         f"{key} {today}: a snapshot of {len(symbols)} book(s), {levels} levels a side, "
         f"{snapshot.num_rows} levels in all"

@@ -347,14 +347,7 @@ def snapshot_asset_contexts(
     context: dg.AssetExecutionContext, hyperliquid: HyperliquidClient
 ) -> dg.MaterializeResult:
     """Append one snapshot to today's ``hyperliquid_asset_contexts`` partition."""
-    now = settings.utcnow()
-    today = now.strftime("%Y-%m-%d")
-    if context.partition_key != today:
-        raise dg.Failure(
-            f"hyperliquid_asset_contexts partition {context.partition_key}: Hyperliquid keeps "
-            f"no history of asset contexts, so only today's partition ({today} UTC) can be "
-            "snapshotted; past days are never back-filled with invented values"
-        )
+    now, today = raw.snapshot_moment(context, "Hyperliquid keeps no history of asset contexts")
     coins = set(symbols_for(SOURCE, "perp"))
     contexts = hyperliquid.fetch_asset_contexts()
     added = _warn_added(context, list(hyperliquid.last_added_fields), "asset contexts")
@@ -366,16 +359,13 @@ def snapshot_asset_contexts(
         0, "snapshot_time", pa.array([now] * contexts.num_rows, pa.timestamp("ms", tz="UTC"))
     )
     path = lake.raw_partition_path(SOURCE, "asset_contexts", today)
-    day = pa.concat_tables([lake.read_table(path), snapshot]) if path.exists() else snapshot
-    metadata = _write(
-        today,
-        "asset_contexts",
-        day.sort_by([("snapshot_time", "ascending"), ("coin", "ascending")]),
-        {
+    day, written = raw.append_snapshot(path, snapshot, ["snapshot_time", "coin"])
+    return dg.MaterializeResult(
+        metadata={
             "snapshot_time": dg.MetadataValue.timestamp(now),
             "coins": dg.MetadataValue.json(sorted(contexts["coin"].to_pylist())),
             "snapshots_today": len(set(day["snapshot_time"].to_pylist())),
             "added_fields": dg.MetadataValue.json(added),
-        },
+            **written,
+        }
     )
-    return dg.MaterializeResult(metadata=metadata)
