@@ -33,6 +33,18 @@ SYMBOLS = ("NKNUSDT", "BLZETH", "LRCBTC", "RUNEEUR")
 BANDS = {"10bps": Decimal("0.001"), "50bps": Decimal("0.005"), "100bps": Decimal("0.01")}
 
 
+def snapshot(replay, instance, partition_key: str | None = None) -> dg.ExecuteInProcessResult:
+    """One run of ``binance_order_book`` against the replay (today's partition by default);
+    a failed run is returned, not raised."""
+    return dg.materialize(
+        [ORDER_BOOK.asset()],
+        partition_key=partition_key or datetime.now(UTC).strftime("%Y-%m-%d"),
+        resources={"binance": BinanceSpotClient(base_url=replay.base_url("binance"))},
+        instance=instance,
+        raise_on_error=False,
+    )
+
+
 def recorded_books() -> dict[str, dict]:
     """The capture's books by symbol, prices and quantities as ``Decimal``."""
     books = {}
@@ -65,16 +77,9 @@ def test_snapshots_land_as_recorded_and_the_depth_mart_equals_the_book(
     data_dir, replay, instance, monkeypatch
 ):
     monkeypatch.setenv("MKT_BINANCE_ORDER_BOOK_LEVELS", "500")
-    client = BinanceSpotClient(base_url=replay.base_url("binance"))
     today = datetime.now(UTC).strftime("%Y-%m-%d")
     for _ in range(2):  # two snapshots of today: each run appends one
-        result = dg.materialize(
-            [ORDER_BOOK.asset()],
-            partition_key=today,
-            resources={"binance": client},
-            instance=instance,
-        )
-        assert result.success
+        assert snapshot(replay, instance, today).success
     books = recorded_books()
     assert set(SYMBOLS) <= set(books)
 
@@ -122,14 +127,7 @@ def test_snapshots_land_as_recorded_and_the_depth_mart_equals_the_book(
 
 
 def test_a_past_day_is_refused_and_nothing_is_written(data_dir, replay, instance):
-    client = BinanceSpotClient(base_url=replay.base_url("binance"))
-    result = dg.materialize(
-        [ORDER_BOOK.asset()],
-        partition_key="2024-04-01",
-        resources={"binance": client},
-        instance=instance,
-        raise_on_error=False,
-    )
+    result = snapshot(replay, instance, "2024-04-01")
     assert not result.success
     assert not lake.raw_partition_path("binance", "order_book", "2024-04-01").exists()
 
@@ -183,13 +181,7 @@ def test_a_crossed_book_from_the_exchange_fails_the_run_quarantined_and_writes_n
 
     replay.mutate("binance", crossed)
     try:
-        result = dg.materialize(
-            [ORDER_BOOK.asset()],
-            partition_key=datetime.now(UTC).strftime("%Y-%m-%d"),
-            resources={"binance": BinanceSpotClient(base_url=replay.base_url("binance"))},
-            instance=instance,
-            raise_on_error=False,
-        )
+        result = snapshot(replay, instance)
     finally:
         replay.clear_mutations("binance")
     assert not result.success
@@ -207,13 +199,7 @@ def test_a_levels_setting_that_lies_fails_the_snapshot_by_name(
     data_dir, replay, instance, monkeypatch, value
 ):
     monkeypatch.setenv("MKT_BINANCE_ORDER_BOOK_LEVELS", value)
-    result = dg.materialize(
-        [ORDER_BOOK.asset()],
-        partition_key=datetime.now(UTC).strftime("%Y-%m-%d"),
-        resources={"binance": BinanceSpotClient(base_url=replay.base_url("binance"))},
-        instance=instance,
-        raise_on_error=False,
-    )
+    result = snapshot(replay, instance)
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert "MKT_BINANCE_ORDER_BOOK_LEVELS must be 1..5000" in str(failure.step_failure_data.error)

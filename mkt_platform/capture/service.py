@@ -102,6 +102,9 @@ class Capture:
         heartbeat_seconds: how often each stream's state is logged.
         reconnect_delays: the delays between reconnections (websockets' exponential backoff
             with jitter by default).
+        status_path: where the status is written at each heartbeat (none when ``None``).
+        states: each stream's figures, by stream name (what the heartbeat reports).
+        sinks: each dataset's minute buffers, by dataset name.
     """
 
     streams: list[Stream]
@@ -111,8 +114,8 @@ class Capture:
     heartbeat_seconds: float = 300.0
     reconnect_delays: Callable | None = None
     status_path: Path | None = None
-    states: dict[str, StreamState] = field(default_factory=dict)
-    sinks: dict[str, HourlySink] = field(default_factory=dict)
+    states: dict[str, StreamState] = field(init=False)
+    sinks: dict[str, HourlySink] = field(init=False)
 
     def __post_init__(self) -> None:
         self.states = {s.name: StreamState() for s in self.streams}

@@ -31,17 +31,25 @@ from mkt_platform.lib import lake
 HOUR_MS = 60 * MINUTE_MS
 
 
+def dataset_folder(root: Path, dataset: Dataset) -> Path:
+    """The folder of ``dataset`` under the lake ``root``: ``raw/<venue>/<dataset>``."""
+    return root / "raw" / dataset.venue / dataset.name
+
+
 def hour_folder(root: Path, dataset: Dataset, hour_ms: int) -> Path:
     """The folder of one hour of ``dataset`` under the lake ``root``."""
     moment = datetime.fromtimestamp(hour_ms / 1000, UTC)
-    return (
-        root
-        / "raw"
-        / dataset.venue
-        / dataset.name
-        / f"date={moment:%Y-%m-%d}"
-        / f"hour={moment:%H}"
-    )
+    return dataset_folder(root, dataset) / f"date={moment:%Y-%m-%d}" / f"hour={moment:%H}"
+
+
+def hour_files(root: Path, dataset: Dataset, name: str) -> list[tuple[datetime, Path]]:
+    """The hour files called ``name`` (``open.parquet`` or ``part.parquet``) of ``dataset``
+    under ``root``, with the start of their hour (UTC), in time order."""
+    files = []
+    for path in sorted(dataset_folder(root, dataset).glob(f"date=*/hour=*/{name}")):
+        day, hour = path.parent.parent.name.removeprefix("date="), path.parent.name[5:]
+        files.append((datetime.strptime(f"{day} {hour}", "%Y-%m-%d %H").replace(tzinfo=UTC), path))
+    return files
 
 
 class HourlySink:
@@ -107,11 +115,7 @@ class HourlySink:
         return kept.sort_by([(k, "ascending") for k in keys])
 
     def _close_hours_before(self, hour: int) -> None:
-        base = self.root / "raw" / self.dataset.venue / self.dataset.name
-        for path in sorted(base.glob("date=*/hour=*/open.parquet")):
-            start = datetime.strptime(
-                f"{path.parent.parent.name[5:]} {path.parent.name[5:]}", "%Y-%m-%d %H"
-            ).replace(tzinfo=UTC)
+        for start, path in hour_files(self.root, self.dataset, "open.parquet"):
             start_ms = int(start.timestamp() * 1000)
             if start_ms < hour:
                 os.replace(path, path.with_name("part.parquet"))

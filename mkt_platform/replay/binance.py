@@ -128,13 +128,7 @@ class BinanceHandler:
             return err.response()
 
     def _depth(self, query: dict[str, list[str]]) -> Response:
-        symbol = _mandatory(query, "symbol")
-        if not _SYMBOL_RE.match(symbol):
-            raise BinanceError(
-                -1100,
-                "Illegal characters found in parameter 'symbol'; legal range is "
-                f"'{_SYMBOL_RE.pattern}'.",
-            )
+        symbol = _symbol(query)
         limit = _optional_int(query, "limit")
         limit = DEPTH_DEFAULT_LIMIT if limit is None else limit
         if not 1 <= limit <= DEPTH_MAX_LIMIT:
@@ -160,18 +154,12 @@ class BinanceHandler:
         )
 
     def _klines(self, query: dict[str, list[str]]) -> Response:
-        symbol = _mandatory(query, "symbol")
+        symbol = _symbol(query)
         interval = _mandatory(query, "interval")
         start_time = _optional_int(query, "startTime")
         end_time = _optional_int(query, "endTime")
         limit = _optional_int(query, "limit")
 
-        if not _SYMBOL_RE.match(symbol):
-            raise BinanceError(
-                -1100,
-                "Illegal characters found in parameter 'symbol'; "
-                f"legal range is '{_SYMBOL_RE.pattern}'.",
-            )
         if interval not in INTERVALS:
             raise BinanceError(-1120, "Invalid interval.")
         if limit is None:
@@ -315,6 +303,18 @@ def _single(query: dict[str, list[str]], name: str) -> str | None:
     if len(values) > 1:
         raise BinanceError(-1101, "Duplicate values for a parameter detected.")
     return values[0]
+
+
+def _symbol(query: dict[str, list[str]]) -> str:
+    """The mandatory ``symbol``, checked against Binance's own pattern."""
+    symbol = _mandatory(query, "symbol")
+    if not _SYMBOL_RE.match(symbol):
+        raise BinanceError(
+            -1100,
+            "Illegal characters found in parameter 'symbol'; "
+            f"legal range is '{_SYMBOL_RE.pattern}'.",
+        )
+    return symbol
 
 
 def _mandatory(query: dict[str, list[str]], name: str) -> str:

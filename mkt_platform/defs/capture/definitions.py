@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import dagster as dg
 import pyarrow.parquet as pq
 
 from mkt_platform import settings
 from mkt_platform.capture.frames import DATASETS, Dataset
+from mkt_platform.capture.sink import dataset_folder, hour_files
 
 #: The group of the captured datasets' assets.
 GROUP = "raw_capture"
@@ -64,7 +66,7 @@ def capture_specs() -> list[dg.AssetSpec]:
             owners=["team:market-data"],
             metadata={
                 "lake_path": dg.MetadataValue.path(
-                    str(settings.lake_dir() / "raw" / d.venue / d.name / "date=*" / "hour=*")
+                    str(dataset_folder(settings.lake_dir(), d) / "date=*" / "hour=*")
                 )
             },
         )
@@ -72,14 +74,12 @@ def capture_specs() -> list[dg.AssetSpec]:
     ]
 
 
-def closed_hours(dataset: Dataset) -> list[tuple[str, int, object]]:
+def closed_hours(dataset: Dataset) -> list[tuple[str, int, Path]]:
     """The closed hours of ``dataset`` in the lake: ``(partition key, mtime ns, path)``."""
-    base = settings.lake_dir() / "raw" / dataset.venue / dataset.name
-    hours = []
-    for path in sorted(base.glob("date=*/hour=*/part.parquet")):
-        day, hour = path.parent.parent.name[5:], path.parent.name[5:]
-        hours.append((f"{day}-{hour}:00", path.stat().st_mtime_ns, path))
-    return hours
+    return [
+        (f"{start:%Y-%m-%d-%H}:00", path.stat().st_mtime_ns, path)
+        for start, path in hour_files(settings.lake_dir(), dataset, "part.parquet")
+    ]
 
 
 @dg.sensor(
