@@ -43,3 +43,21 @@
     true
     {%- endif -%}
 {%- endmacro %}
+
+{#- An empty relation with the columns of the 1m candle staging views (REST and stream),
+    for a dataset with no file in the lake yet. -#}
+{% macro empty_candles_1m() -%}
+select
+    'hyperliquid' as source,
+    cast(null as varchar) as instrument,
+    cast(null as timestamptz) as open_time,
+    cast(null as timestamptz) as close_time,
+    cast(null as decimal(38, 8)) as open,
+    cast(null as decimal(38, 8)) as high,
+    cast(null as decimal(38, 8)) as low,
+    cast(null as decimal(38, 8)) as close,
+    cast(null as decimal(38, 8)) as volume,
+    cast(null as bigint) as trades,
+    cast(null as date) as partition_date
+where false
+{%- endmacro %}

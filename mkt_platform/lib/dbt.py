@@ -565,7 +565,11 @@ def chart_metadata(
     return drawn
 
 
-def refresh_condition() -> dg.AutomationCondition:
+#: The dbt tag of the models over captured streams (and the REST pulls that fill their gaps).
+CAPTURE_TAG = "capture"
+
+
+def refresh_condition(partial_inputs: bool = False) -> dg.AutomationCondition:
     """When a derived partition is refreshed: a partition of the latest time window or within
     ``MKT_AUTOMATION_LOOKBACK_DAYS`` (default 3) plus one day before its end (so every session
     over a raw day of the lookback qualifies), whose dependencies were updated
@@ -576,6 +580,12 @@ def refresh_condition() -> dg.AutomationCondition:
     Unlike ``AutomationCondition.eager()``, an older partition is refreshed too (a raw day
     re-pulled two days later), and a partition that was never built is not back-filled by
     automation (that is a backfill's job).
+
+    With ``partial_inputs`` (the models tagged ``capture``), a missing dependency does not
+    hold the partition back: a UTC day of captured data is built from the hours closed so
+    far (its 24 hourly partitions are all there only once the day is over, and never for a
+    day the capture was down), and a day of one-minute candles needs no REST pull when the
+    capture lost nothing.
     """
     days = settings.automation_lookback_days()
     # One day more than the setting: a raw UTC day of the last N days also feeds the session
@@ -586,14 +596,16 @@ def refresh_condition() -> dg.AutomationCondition:
     recent = dg.AutomationCondition.in_latest_time_window() | (
         dg.AutomationCondition.in_latest_time_window(lookback_delta=lookback)
     )
-    return (
-        recent
-        & dg.AutomationCondition.any_deps_updated().since_last_handled()
-        & ~dg.AutomationCondition.any_deps_missing()
-        & ~dg.AutomationCondition.any_deps_in_progress()
+    condition = recent & dg.AutomationCondition.any_deps_updated().since_last_handled()
+    if not partial_inputs:
+        condition &= ~dg.AutomationCondition.any_deps_missing()
+    condition &= (
+        ~dg.AutomationCondition.any_deps_in_progress()
         & dg.AutomationCondition.all_deps_blocking_checks_passed()
         & ~dg.AutomationCondition.in_progress()
-    ).with_label(f"refresh when deps update (raw days of the last {days} days)")
+    )
+    inputs = "as they land" if partial_inputs else "update"
+    return condition.with_label(f"refresh when deps {inputs} (raw days of the last {days} days)")
 
 
 #: The owners of a dbt node whose yml names none (``meta: {dagster: {owners: [...]}}``, set
@@ -685,7 +697,7 @@ class MktDbtTranslator(DagsterDbtTranslator):
         self, dbt_resource_props: Mapping[str, Any]
     ) -> dg.AutomationCondition | None:
         if dbt_resource_props["resource_type"] in ("model", "seed", "snapshot"):
-            return refresh_condition()
+            return refresh_condition(CAPTURE_TAG in dbt_resource_props.get("tags", ()))
         return None
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
@@ -708,7 +720,8 @@ class MktDbtTranslator(DagsterDbtTranslator):
 
 @cache
 def dbt_model_keys() -> tuple[dg.AssetKey, ...]:
-    """The asset key of every dbt model of the project (from its manifest), sorted; read
+    """The asset key of every dbt model of the project that is an asset (from its manifest;
+    an ephemeral model is compiled into the models that read it, and is none), sorted; read
     once per process (the drift sensor asks at every tick)."""
     manifest = json.loads(dbt_project().manifest_path.read_text())
     translator = MktDbtTranslator()
@@ -717,5 +730,6 @@ def dbt_model_keys() -> tuple[dg.AssetKey, ...]:
             translator.get_asset_key(node)
             for node in manifest["nodes"].values()
             if node["resource_type"] == "model"
+            and node["config"].get("materialized") != "ephemeral"
         )
     )

@@ -27,7 +27,7 @@ Market = Literal["spot", "perp", "option"]
 #: Deribit's notation: ``1D`` (daily, always collected) and ``3600`` (hourly, on request).
 COLLECTED: dict[str, dict[str, frozenset[str]]] = {
     "binance": {"spot": frozenset({"1h", "1m"})},
-    "hyperliquid": {"spot": frozenset({"1h"}), "perp": frozenset({"1h"})},
+    "hyperliquid": {"spot": frozenset({"1h"}), "perp": frozenset({"1h", "1m"})},
     "deribit": {"option": frozenset({"1D", "3600"})},
 }
 #: The venues the platform has clients and raw assets for.

@@ -8,20 +8,39 @@ is recorded as a materialization of its partition by ``capture_hours_sensor``, s
 partitions show as materialized in the UI and automation downstream sees them as new data,
 as it sees a pulled day. An hour changed after it closed (a late row merged into it) is
 recorded again.
+
+What a gap in a stream (a disconnect, the capture stopped) loses, and what gets it back:
+
+* Hyperliquid 1m candles: recoverable for about 3.5 days. Hyperliquid serves the most recent
+  5,000 candles of an interval over REST (``candleSnapshot``); ``capture_gap_sensor`` finds
+  the closed hours missing minutes of a coin that lists ``1m`` and requests the REST asset
+  ``hyperliquid_candles_1m`` for their days; the mart ``candles_1m`` merges both by Kirby's
+  rule (a REST value replaces a captured one, never with NULL). Older gaps are reported by
+  the sensor as beyond reach.
+* Hyperliquid asset contexts (open interest, mark, oracle and mid price per minute): not
+  recoverable: Hyperliquid keeps no history of them. The funding rate itself is recoverable
+  hourly (``hyperliquid_funding_rates``, from ``fundingHistory``).
+* Binance liquidations: not recoverable: Binance no longer maintains its market-wide REST
+  history (``GET /fapi/v1/allForceOrders``) and ``GET /fapi/v1/forceOrders`` returns only
+  the caller's own orders. The heartbeat's connect count and the silence alert say when a
+  gap happened.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
 import pyarrow.parquet as pq
 
 from mkt_platform import settings
-from mkt_platform.capture.frames import DATASETS, Dataset
-from mkt_platform.capture.sink import dataset_folder, hour_files
+from mkt_platform.capture.frames import CANDLES, DATASETS, MINUTE_MS, Dataset
+from mkt_platform.capture.sink import HOUR_MS, dataset_folder, hour_files
+from mkt_platform.defs.hyperliquid.assets import candle_coins
+from mkt_platform.defs.hyperliquid.datasets import CANDLES_1M
 
 #: The group of the captured datasets' assets.
 GROUP = "raw_capture"
@@ -123,6 +142,92 @@ def capture_hours_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult
     )
 
 
+#: How far back Hyperliquid's REST API serves 1m candles: its most recent 5,000.
+REST_1M_REACH = timedelta(minutes=5000)
+
+
+def missing_minutes(path: Path, start: datetime, coins: tuple[str, ...]) -> dict[str, int]:
+    """The minutes of the hour starting at ``start`` that the closed hour file ``path`` of
+    the captured 1m candles lacks, per coin of ``coins`` (coins with none missing left out)."""
+    table = pq.read_table(path, columns=["coin", "open_time"])
+    first = int(start.timestamp() * 1000)
+    minutes: dict[str, set[int]] = defaultdict(set)
+    for coin, opened in zip(
+        table["coin"].to_pylist(), table["open_time"].cast("int64").to_pylist(), strict=True
+    ):
+        if first <= opened < first + HOUR_MS:
+            minutes[coin].add(opened)
+    per_hour = HOUR_MS // MINUTE_MS
+    return {c: per_hour - len(minutes[c]) for c in coins if len(minutes[c]) < per_hour}
+
+
+@dg.sensor(
+    name="capture_gap_sensor",
+    minimum_interval_seconds=300,
+    asset_selection=[CANDLES_1M.key],
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=(
+        "The REST backfill of the captured 1m candles: for each closed hour of "
+        "hyperliquid_candles_1m_stream missing minutes of a coin that lists 1m, requests "
+        "hyperliquid_candles_1m (candleSnapshot) for its UTC day, which the mart candles_1m "
+        "merges by Kirby's rule. Hours older than Hyperliquid's reach (its last 5,000 1m "
+        "candles) are reported, not requested."
+    ),
+)
+def capture_gap_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    newest = int(context.cursor) if context.cursor else 0
+    coins = candle_coins("1m")
+    if not coins:
+        return dg.SensorResult(
+            cursor=context.cursor,
+            skip_reason="no Hyperliquid perp lists 1m in the instrument universe: nothing to "
+            "backfill",
+        )
+    reach_start = settings.utcnow() - REST_1M_REACH
+    gaps: dict[str, dict[str, dict[str, int]]] = defaultdict(dict)
+    beyond: list[str] = []
+    seen = newest
+    for start, path in hour_files(settings.lake_dir(), CANDLES, "part.parquet"):
+        mtime = path.stat().st_mtime_ns
+        if mtime <= newest:
+            continue
+        seen = max(seen, mtime)
+        missing = missing_minutes(path, start, coins)
+        if not missing:
+            continue
+        if start < reach_start:
+            beyond.append(f"{start:%Y-%m-%d %H}:00")
+            continue
+        gaps[f"{start:%Y-%m-%d}"][f"{start:%H}:00"] = missing
+    lost = (
+        f"captured 1m candles missing minutes in {len(beyond)} closed hour(s) beyond "
+        f"Hyperliquid's REST reach (its last 5,000 1m candles), not recoverable: "
+        f"{', '.join(beyond)}"
+    )
+    if beyond:
+        context.log.warning(lost)
+    requests = [
+        dg.RunRequest(
+            partition_key=day,
+            run_key=f"capture-gap:{day}:{','.join(sorted(hours))}:{seen}",
+            tags={"mkt/reason": "capture_gap"},
+        )
+        for day, hours in sorted(gaps.items())
+    ]
+    for day, hours in sorted(gaps.items()):
+        context.log.info(f"{day}: REST backfill of the captured 1m candles missing {hours}")
+    return dg.SensorResult(
+        run_requests=requests,
+        cursor=str(seen),
+        skip_reason=None
+        if requests
+        else "no closed hour of captured 1m candles lacks a minute within REST reach"
+        + (f"; {lost}" if beyond else ""),
+    )
+
+
 @dg.definitions
 def defs() -> dg.Definitions:
-    return dg.Definitions(assets=capture_specs(), sensors=[capture_hours_sensor])
+    return dg.Definitions(
+        assets=capture_specs(), sensors=[capture_hours_sensor, capture_gap_sensor]
+    )

@@ -1,13 +1,17 @@
-"""Raw Hyperliquid assets: 1h candles, funding rates (daily UTC partitions) and snapshots of
-the asset contexts (open interest, mark, oracle and mid price), all as Parquet in the lake.
+"""Raw Hyperliquid assets: 1h and 1m candles, funding rates (daily UTC partitions) and
+snapshots of the asset contexts (open interest, mark, oracle and mid price), all as Parquet in
+the lake.
 
 Source: ``POST /info`` (see ``resources.py``). The instruments come from
-``mkt_platform/instruments.yaml``: every Hyperliquid instrument listing ``1h`` gets candles;
-every Hyperliquid perp gets funding rates and asset contexts.
+``mkt_platform/instruments.yaml``: every Hyperliquid instrument listing ``1h`` gets 1h
+candles, every perp listing ``1m`` gets 1m candles (Hyperliquid serves only the most recent
+5,000 candles of an interval: 1m candles reach back about 3.5 days); every Hyperliquid perp
+gets funding rates and asset contexts.
 """
 
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import dagster as dg
@@ -42,8 +46,8 @@ def _day_start(partition_key: str) -> datetime:
 CANDLE_COLUMNS = {
     "coin": "Instrument as Hyperliquid spells it (BTC, @107).",
     "open_time": "Candle open time (UTC).",
-    "close_time": "Candle close time (UTC), open + 1h - 1 ms.",
-    "interval": "Candle interval (1h).",
+    "close_time": "Candle close time (UTC), open + interval - 1 ms.",
+    "interval": "Candle interval (1h or 1m).",
     "open": "First trade price (quote currency).",
     "high": "Highest trade price (quote currency).",
     "low": "Lowest trade price (quote currency).",
@@ -62,9 +66,13 @@ FUNDING_COLUMNS = {
 }
 
 
-def candle_coins() -> tuple[str, ...]:
-    """The instruments whose 1h candles are pulled: perps, then spot pairs (``@107``)."""
-    return symbols_for(SOURCE, "perp", "1h") + symbols_for(SOURCE, "spot", "1h")
+def candle_coins(interval: str = "1h") -> tuple[str, ...]:
+    """The instruments whose ``interval`` candles are pulled: for 1h, perps then spot pairs
+    (``@107``); for 1m, the perps listing it (the ones whose captured minutes a REST pull
+    can backfill)."""
+    if interval == "1m":
+        return symbols_for(SOURCE, "perp", "1m")
+    return symbols_for(SOURCE, "perp", interval) + symbols_for(SOURCE, "spot", interval)
 
 
 def candle_day_tables(
@@ -73,22 +81,23 @@ def candle_day_tables(
     now: datetime,
     log: Any = None,
     added: set[str] | None = None,
+    interval: str = "1h",
 ) -> dict[str, pa.Table]:
-    """The 1h candles each partition's file holds when pulled at ``now``: one paginated
-    range per coin over all the partitions, candles not closed by ``now`` left out, each day
-    sorted on (coin, open time).
+    """The ``interval`` candles each partition's file holds when pulled at ``now``: one
+    paginated range per coin over all the partitions, candles not closed by ``now`` left
+    out, each day sorted on (coin, open time).
 
     Raises:
         ContractViolation: a page broke the candle contract (it is quarantined).
     """
     return _day_tables(
         hyperliquid,
-        candle_coins(),
-        lambda coin, start_ms, end_ms: hyperliquid.fetch_candles(coin, "1h", start_ms, end_ms),
+        candle_coins(interval),
+        lambda coin, start_ms, end_ms: hyperliquid.fetch_candles(coin, interval, start_ms, end_ms),
         CANDLE_LAKE_SCHEMA,
         "open_time",
         partition_keys,
-        "candles",
+        f"{interval} candles",
         log,
         added,
         keep=lambda candles: pc.less(pc.cast(candles["close_time"], pa.int64()), _ms(now)),
@@ -234,16 +243,32 @@ def pull_candles_1h(
     context: dg.AssetExecutionContext, hyperliquid: HyperliquidClient
 ) -> dg.MaterializeResult:
     """Pull ``hyperliquid_candles_1h`` for the run's partitions (see ``datasets.py``)."""
-    coins = candle_coins()
+    return _pull_candles(context, hyperliquid, "1h")
+
+
+def pull_candles_1m(
+    context: dg.AssetExecutionContext, hyperliquid: HyperliquidClient
+) -> dg.MaterializeResult:
+    """Pull ``hyperliquid_candles_1m`` for the run's partitions (see ``datasets.py``)."""
+    return _pull_candles(context, hyperliquid, "1m")
+
+
+def _pull_candles(
+    context: dg.AssetExecutionContext, hyperliquid: HyperliquidClient, interval: str
+) -> dg.MaterializeResult:
+    """Pull ``hyperliquid_candles_<interval>`` for the run's partitions: write each day,
+    with its rows and missing candles per coin as metadata, and its quality checks."""
+    coins = candle_coins(interval)
+    dataset = f"candles_{interval}"
     pulled_at = settings.utcnow()
-    interval_ms = INTERVAL_MS["1h"]
+    interval_ms = INTERVAL_MS[interval]
     days, added = _pull_days(
         context,
         context.asset_key,
-        "candles_1h",
-        "1h candles",
-        coins,
-        candle_day_tables,
+        dataset,
+        f"{interval} candles",
+        list(coins),
+        partial(candle_day_tables, interval=interval),
         hyperliquid,
         pulled_at,
     )
@@ -253,7 +278,7 @@ def pull_candles_1h(
     }
     # Rows that fail a blocking check never reach the lake that dbt reads.
     raw.refuse_failing_partitions(
-        context.asset_key.to_user_string(), f"{SOURCE}_candles_1h", "candles", outcomes, days
+        context.asset_key.to_user_string(), f"{SOURCE}_{dataset}", "candles", outcomes, days
     )
     for partition_key, day in days.items():
         start_ms = _ms(_day_start(partition_key))
@@ -283,7 +308,7 @@ def pull_candles_1h(
         context.add_asset_metadata(
             _write(
                 partition_key,
-                "candles_1h",
+                dataset,
                 day,
                 metadata,
                 ["coin", "open_time"],

@@ -1,5 +1,5 @@
-"""Hyperliquid's raw datasets (``POST /info``): 1h candles, funding rates, and snapshots of
-the asset contexts.
+"""Hyperliquid's raw datasets (``POST /info``): 1h and 1m candles, funding rates, and
+snapshots of the asset contexts.
 
 Each is declared once here; the asset, its checks, freshness, late-data re-pulls and
 schedules derive from the declaration (see :mod:`mkt_platform.lib.datasets`).
@@ -15,6 +15,7 @@ from mkt_platform.defs.hyperliquid.assets import (
     candle_day_tables,
     funding_day_tables,
     pull_candles_1h,
+    pull_candles_1m,
     pull_funding_rates,
     snapshot_asset_contexts,
 )
@@ -59,6 +60,25 @@ CANDLES_1H = RawDataset(
     refresh=HOURLY_REFRESH,
 )
 
+CANDLES_1M = RawDataset(
+    venue="hyperliquid",
+    dataset="candles_1m",
+    description=(
+        "Hyperliquid 1m candles (POST /info candleSnapshot, interval 1m) of the perps that "
+        "list 1m in the universe, one Parquet file per UTC day, in the units of the 1h "
+        "candles. The REST side of the one-minute candles: the capture service streams them "
+        "live (hyperliquid_candles_1m_stream) and capture_gap_sensor pulls the days whose "
+        "closed hours lost minutes; the mart candles_1m merges both. Hyperliquid serves only "
+        "the most recent 5,000 candles, so a 1m day older than about 3.5 days cannot be "
+        "pulled whole: its missing candles are reported by the expected_candles check."
+    ),
+    resource="hyperliquid",
+    compute=pull_candles_1m,
+    schema=CANDLE_LAKE_SCHEMA,
+    columns=CANDLE_COLUMNS,
+    quality="candles",
+)
+
 FUNDING_RATES = RawDataset(
     venue="hyperliquid",
     dataset="funding_rates",
@@ -100,4 +120,4 @@ ASSET_CONTEXTS = RawDataset(
     snapshot=True,
 )
 
-DATASETS = (CANDLES_1H, FUNDING_RATES, ASSET_CONTEXTS)
+DATASETS = (CANDLES_1H, CANDLES_1M, FUNDING_RATES, ASSET_CONTEXTS)

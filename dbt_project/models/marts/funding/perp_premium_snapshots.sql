@@ -1,10 +1,19 @@
-{{ config(materialized='view', tags=['utc_daily']) }}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key=['source', 'instrument', 'snapshot_time'],
+        on_schema_change='fail',
+        tags=['utc_daily'],
+    )
+}}
 -- One row per (source, instrument, snapshot_time) of the asset-context snapshots: how far
 -- the perp trades from its oracle (the index it converges to), and the funding that pays
 -- for it. mark_premium = mark / oracle - 1 and mid_premium = mid / oracle - 1 (fractions,
 -- exact DECIMAL division then DOUBLE; positive: the perp trades above the oracle);
 -- premium is Hyperliquid's own premium (from its impact prices), as sent;
--- funding_rate_annualized = the hourly funding rate * 24 * 365. A view over staging.
+-- funding_rate_annualized = the hourly funding rate * 24 * 365.
+-- Incremental over the run's UTC days (the options hour window); with no window, every day.
 
 select
     source,
@@ -22,3 +31,4 @@ select
     (open_interest * oracle_price)::double as open_interest_usd
 from {{ ref('stg_hyperliquid__asset_contexts') }}
 where oracle_price > 0
+    and {{ options_window_filter('snapshot_time') }}

@@ -1,10 +1,19 @@
-{{ config(materialized='view', tags=['utc_daily']) }}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key=['source', 'instrument', 'snapshot_time'],
+        on_schema_change='fail',
+        tags=['utc_daily'],
+    )
+}}
 -- One row per (source, instrument, snapshot_time) of the order-book snapshots: the best bid
 -- and ask, the mid ((bid + ask) / 2, exact), the spread, and the depth resting within 0.1 %,
 -- 0.5 % and 1 % of the mid on each side: the sum of the quantities (base currency) and of
 -- price * quantity (quote currency) of the bid levels priced at or above mid * (1 - band)
 -- and of the ask levels priced at or below mid * (1 + band), all exact DECIMAL sums.
--- Only two-sided books (a best bid and a best ask) have a row. A view over staging.
+-- Only two-sided books (a best bid and a best ask) have a row.
+-- Incremental over the run's UTC days (the options hour window); with no window, every day.
 
 with best as (
     select
@@ -17,6 +26,7 @@ with best as (
         count(*) filter (where side = 'bid') as bid_levels,
         count(*) filter (where side = 'ask') as ask_levels
     from {{ ref('stg_binance__order_book') }}
+    where {{ options_window_filter('snapshot_time') }}
     group by source, instrument, snapshot_time
 ),
 

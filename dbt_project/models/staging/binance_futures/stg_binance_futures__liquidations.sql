@@ -1,4 +1,4 @@
-{{ config(tags=['utc_daily']) }}
+{{ config(materialized='ephemeral', tags=['utc_daily', 'capture']) }}
 -- One row per liquidation of the closed hours the capture service wrote (each once: the
 -- capture already keeps a liquidation received twice once). A partition run reads only the
 -- lake files of its window (lake_partition_filter). With no closed hour yet this is an

@@ -1,4 +1,4 @@
-{{ config(tags=['utc_daily']) }}
+{{ config(materialized='ephemeral', tags=['utc_daily', 'capture']) }}
 -- One row per (instrument, minute) of the asset contexts the capture service wrote for its
 -- closed hours (already the latest of each minute). A partition run reads only the lake
 -- files of its window. With no closed hour yet this is an empty relation.
