@@ -312,10 +312,17 @@ def gap_repair_lookback_days() -> int:
     return _positive_int("MKT_GAP_REPAIR_LOOKBACK_DAYS", DEFAULT_GAP_REPAIR_LOOKBACK_DAYS)
 
 
-def _positive_int(name: str, default: int) -> int:
-    raw = os.environ.get(name, str(default))
-    if not raw.isdigit() or int(raw) < 1:
-        raise SettingError(f"{name} must be a positive integer, got {raw!r}")
+def _positive_int(name: str, default: int, largest: int | None = None) -> int:
+    """The whole number in env ``name`` (``default`` when unset or blank), at least 1 and at
+    most ``largest``.
+
+    Raises:
+        SettingError: naming the variable, the range and the value.
+    """
+    raw = os.environ.get(name, "").strip() or str(default)
+    if not raw.isdigit() or int(raw) < 1 or (largest is not None and int(raw) > largest):
+        span = "a positive integer" if largest is None else f"a whole number in 1..{largest}"
+        raise SettingError(f"{name} must be {span}, got {raw!r}")
     return int(raw)
 
 
@@ -398,12 +405,20 @@ def binance_order_book_levels() -> int:
     Raises:
         SettingError: not a whole number in 1..5000.
     """
-    raw = os.environ.get("MKT_BINANCE_ORDER_BOOK_LEVELS", "").strip()
-    if not raw:
-        return DEFAULT_BINANCE_ORDER_BOOK_LEVELS
-    if not raw.isdigit() or not 1 <= int(raw) <= 5000:
-        raise SettingError(f"MKT_BINANCE_ORDER_BOOK_LEVELS must be 1..5000, got {raw!r}")
-    return int(raw)
+    return _positive_int("MKT_BINANCE_ORDER_BOOK_LEVELS", DEFAULT_BINANCE_ORDER_BOOK_LEVELS, 5000)
+
+
+DEFAULT_BINANCE_RECENT_TRADES = 500
+
+
+def binance_recent_trades() -> int:
+    """Trades per symbol of each Binance recent-trades snapshot (env
+    ``MKT_BINANCE_RECENT_TRADES``, default 500 as Binance's own; it serves 1 to 1000).
+
+    Raises:
+        SettingError: not a whole number in 1..1000.
+    """
+    return _positive_int("MKT_BINANCE_RECENT_TRADES", DEFAULT_BINANCE_RECENT_TRADES, 1000)
 
 
 DEFAULT_CAPTURE_HYPERLIQUID_URL = "wss://api.hyperliquid.xyz/ws"

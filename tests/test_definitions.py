@@ -31,6 +31,8 @@ GRAPH = {
     "hyperliquid_funding_rates": ("raw_hyperliquid", set()),
     "hyperliquid_asset_contexts": ("raw_hyperliquid", set()),
     "binance_order_book": ("raw_binance", set()),
+    "binance_ticker_24h": ("raw_binance", set()),
+    "binance_recent_trades": ("raw_binance", set()),
     "hyperliquid_candles_1m_stream": ("raw_capture", set()),
     "hyperliquid_asset_contexts_1m_stream": ("raw_capture", set()),
     "binance_futures_liquidations_stream": ("raw_capture", set()),

@@ -202,7 +202,9 @@ def test_a_levels_setting_that_lies_fails_the_snapshot_by_name(
     result = snapshot(replay, instance)
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
-    assert "MKT_BINANCE_ORDER_BOOK_LEVELS must be 1..5000" in str(failure.step_failure_data.error)
+    assert "MKT_BINANCE_ORDER_BOOK_LEVELS must be a whole number in 1..5000" in str(
+        failure.step_failure_data.error
+    )
 
 
 def test_order_book_on_anything_but_binance_spot_is_refused_by_line(tmp_path):

@@ -252,7 +252,7 @@ def test_start_after_end(client: httpx.Client) -> None:
 
 
 def test_unknown_paths_are_json_404s(shared_server: ReplayServer) -> None:
-    assert_error(httpx.get(shared_server.base_url("binance") + "/api/v3/ticker/24hr"), 404, -1)
+    assert_error(httpx.get(shared_server.base_url("binance") + "/api/v3/avgPrice"), 404, -1)
     assert_error(httpx.get(shared_server.url + "/kraken/0/public/OHLC"), 404, -1)
 
 

@@ -137,7 +137,7 @@ def test_replay_mode_starts_the_pull_schedules_stopped(data_dir, monkeypatch):
         "hourly_sources_refresh_schedule",
         "binance_klines_1m_gap_repair_schedule",
         "hyperliquid_asset_contexts_schedule",
-        "binance_order_book_schedule",
+        "binance_spot_snapshots_schedule",
     }
     replayed = build_definitions()
     # The warehouse's upkeep pulls nothing: it runs in replay mode too.

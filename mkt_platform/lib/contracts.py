@@ -44,6 +44,7 @@ class WireType(Enum):
     INTEGER = "integer"
     NUMERIC_STRING = "numeric string"
     STRING = "string"
+    BOOLEAN = "boolean"
     #: A JSON number decoded exactly: an int, or a finite ``Decimal`` (the body decoded with
     #: ``parse_float=Decimal``; a float would already have lost digits).
     NUMBER = "JSON number decoded exactly (Decimal)"
@@ -63,6 +64,7 @@ _ACCEPTS: dict[WireType, Callable[[Any], bool]] = {
         type(value) is int or (type(value) is Decimal and value.is_finite())
     ),
     WireType.STRING: lambda value: type(value) is str,
+    WireType.BOOLEAN: lambda value: type(value) is bool,
 }
 
 
@@ -481,6 +483,8 @@ def _object_column(
         wire_type = field.arrow_type
     elif field.wire is WireType.INTEGER:
         wire_type = pa.int64()
+    elif field.wire is WireType.BOOLEAN:
+        wire_type = pa.bool_()
     else:
         wire_type = pa.string()
     return _cast(dataset, source, field.label, values, wire_type, field.arrow_type)

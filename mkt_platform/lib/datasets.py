@@ -199,15 +199,21 @@ def pull_schedule_status() -> dg.DefaultScheduleStatus:
 
 
 def snapshot_schedule(
-    name: str, job_name: str, cron: str, description: str
+    name: str,
+    job_name: str,
+    cron: str,
+    description: str,
+    also: Sequence[dg.AssetKey] = (),
 ) -> Callable[[dg.AssetsDefinition], list[dg.ScheduleDefinition]]:
     """The schedule of a snapshot dataset (:attr:`RawDataset.schedules`): each tick runs the
-    asset (in the job ``job_name``) for the UTC day of the tick, one run per tick (its run
-    key is the tick's time). Stopped by default in replay mode (:func:`pull_schedule_status`).
+    asset, and the snapshot assets ``also`` (one run for several snapshots of the same
+    moment: one process start, not one each), in the job ``job_name``, for the UTC day of the
+    tick, one run per tick (its run key is the tick's time). Stopped by default in replay
+    mode (:func:`pull_schedule_status`).
     """
 
     def schedules(asset: dg.AssetsDefinition) -> list[dg.ScheduleDefinition]:
-        job = dg.define_asset_job(job_name, selection=[asset.key])
+        job = dg.define_asset_job(job_name, selection=[asset.key, *also])
 
         @dg.schedule(
             name=name,

@@ -345,6 +345,20 @@ QUALITY_CHECKS: dict[str, tuple[tuple[str, bool, str], ...]] = {
             "instrument, and a confirmed exchange gap (a trading halt) is reported, not failed.",
         ),
     ),
+    "ticker_24h": (
+        ("no_duplicate_keys", True, "No two rows share (snapshot time, symbol)."),
+        (
+            "ohlc_sane",
+            True,
+            "low <= open, last <= high over the 24 hours; prices positive and not null.",
+        ),
+        ("non_negative_volumes", True, "Volumes and the trade count are never negative."),
+    ),
+    "recent_trades": (
+        ("no_duplicate_keys", True, "No two rows of a snapshot share (symbol, trade id)."),
+        ("times_monotonic", True, "Trade ids and times never decrease within a snapshot."),
+        ("non_negative_volumes", True, "Prices and quantities are never negative."),
+    ),
     "funding": (
         ("no_duplicate_keys", True, "No two funding records share (coin, time)."),
         ("times_monotonic", True, "Funding times strictly increase per coin."),
@@ -523,6 +537,44 @@ def candle_quality(
         )
     )
     return outcomes
+
+
+def ticker_24h_quality(snapshot: pa.Table) -> list[Any]:
+    """The ``ticker_24h`` checks of :data:`QUALITY_CHECKS` on one snapshot's tickers."""
+    from mkt_platform.lib import quality
+
+    keys = ["symbol", "snapshot_time"]
+    return [
+        quality.no_duplicate_keys(snapshot, keys),
+        quality.ohlc_sane(
+            snapshot, "open_price", "high_price", "low_price", "last_price", keys=keys
+        ),
+        _named(
+            quality.non_negative(snapshot, ["volume", "quote_volume", "trades"], keys=keys),
+            "non_negative_volumes",
+        ),
+    ]
+
+
+def recent_trades_quality(snapshot: pa.Table) -> list[Any]:
+    """The ``recent_trades`` checks of :data:`QUALITY_CHECKS` on one snapshot's trades (the
+    day's file repeats a trade in every snapshot that saw it, so the checks read one)."""
+    from mkt_platform.lib import quality
+
+    keys = ["symbol", "trade_id"]
+    return [
+        quality.no_duplicate_keys(snapshot, keys),
+        _named(
+            quality.times_monotonic_and_aligned(
+                snapshot, "symbol", "trade_time", None, strict=False, keys=keys
+            ),
+            "times_monotonic",
+        ),
+        _named(
+            quality.non_negative(snapshot, ["price", "quantity", "quote_quantity"], keys=keys),
+            "non_negative_volumes",
+        ),
+    ]
 
 
 def funding_quality(day: pa.Table) -> list[Any]:

@@ -1,5 +1,5 @@
 """Replay of Binance spot ``GET /api/v3/klines`` and ``GET /api/v3/depth`` from recorded raw
-responses.
+responses, and SYNTHETIC ``GET /api/v3/ticker/24hr`` and ``GET /api/v3/trades``.
 
 Emulated endpoint (live: ``https://api.binance.com/api/v3/klines``, see
 https://developers.binance.com/docs/binance-spot-api-docs/rest-api/market-data-endpoints):
@@ -31,6 +31,13 @@ depth_*.txt``, lines ``URL -> unix_ts: <body>``, each body a ``limit=1000`` snap
 the first ``limit`` levels a side, as Binance cuts a deeper book. Prices and quantities stay
 the recorded strings. A symbol with no recorded book is HTTP 404 with code -1 (never an
 invented book).
+
+``GET /api/v3/ticker/24hr`` (``symbol``) and ``GET /api/v3/trades`` (``symbol``; ``limit``,
+default 500, 1..1000) are **SYNTHETIC**: no real answer of either is recorded. For a symbol
+whose book is recorded, the replay answers with a synthetic market around that book
+(:mod:`mkt_platform.testing.synthetic_binance`: trades at its best bid and ask, the ticker
+computed from them), in Binance's exact format, with the header ``X-Replay-Synthetic`` and a
+WARNING saying SYNTHETIC once per symbol and endpoint. Any other symbol is HTTP 404.
 """
 
 from __future__ import annotations
@@ -40,6 +47,8 @@ import json
 import logging
 import re
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -50,6 +59,12 @@ logger = logging.getLogger(__name__)
 
 KLINES_PATH = "/api/v3/klines"
 DEPTH_PATH = "/api/v3/depth"
+TICKER_24H_PATH = "/api/v3/ticker/24hr"
+TRADES_PATH = "/api/v3/trades"
+#: ``GET /api/v3/trades``' default and largest ``limit``.
+TRADES_DEFAULT_LIMIT, TRADES_MAX_LIMIT = 500, 1000
+#: The header on every SYNTHETIC answer.
+SYNTHETIC_HEADER = "X-Replay-Synthetic"
 #: ``GET /api/v3/depth``'s default and largest ``limit``.
 DEPTH_DEFAULT_LIMIT, DEPTH_MAX_LIMIT = 100, 5000
 # Every interval Binance accepts; anything else is -1120 even if a file claims it.
@@ -102,17 +117,27 @@ class BinanceHandler:
     then cached for the life of the handler.
     """
 
-    def __init__(self, data_dir: Path | str) -> None:
+    def __init__(self, data_dir: Path | str, clock: Callable[[], int] | None = None) -> None:
         self.data_dir = Path(data_dir)
+        #: The present of the SYNTHETIC tickers and trades (UTC ms): the wall clock, or a
+        #: fixed moment a test sets.
+        self.clock = clock or (lambda: int(time.time() * 1000))
         self._lock = threading.Lock()
         self._files: dict[str, dict[str, list[Path]]] | None = None
         self._series: dict[tuple[str, str], _Series] = {}
         self._freqtrade: set[Path] = set()
         self._books: dict[str, dict] | None = None
+        self._warned_synthetic: set[tuple[str, str]] = set()
 
     def handle(self, method: str, path: str, query: dict[str, list[str]], body: bytes) -> Response:
         route = path.rstrip("/")
-        if route not in (KLINES_PATH, DEPTH_PATH):
+        routes = {
+            KLINES_PATH: self._klines,
+            DEPTH_PATH: self._depth,
+            TICKER_24H_PATH: self._ticker_24h,
+            TRADES_PATH: self._trades,
+        }
+        if route not in routes:
             return Response.json(
                 {"code": -1, "msg": f"replay: binance has no route {method} {path}"}, 404
             )
@@ -123,28 +148,51 @@ class BinanceHandler:
                 {"Allow": "GET"},
             )
         try:
-            return self._klines(query) if route == KLINES_PATH else self._depth(query)
+            return routes[route](query)
         except BinanceError as err:
             return err.response()
 
-    def _depth(self, query: dict[str, list[str]]) -> Response:
-        symbol = _symbol(query)
-        limit = _optional_int(query, "limit")
-        limit = DEPTH_DEFAULT_LIMIT if limit is None else limit
-        if not 1 <= limit <= DEPTH_MAX_LIMIT:
-            raise BinanceError(
-                -1100,
-                "Illegal characters found in parameter 'limit'; legal range is "
-                f"'1-{DEPTH_MAX_LIMIT}'.",
-            )
+    def _book(self, symbol: str) -> dict:
         with self._lock:
             if self._books is None:
                 self._books = _load_books(self.data_dir)
         book = self._books.get(symbol)
         if book is None:
-            return Response.json(
-                {"code": -1, "msg": f"replay: no order book recorded for {symbol}"}, 404
+            raise BinanceError(-1, f"replay: no order book recorded for {symbol}", 404)
+        return book
+
+    def _synthetic(self, route: str, symbol: str, payload: object) -> Response:
+        with self._lock:
+            first = (route, symbol) not in self._warned_synthetic
+            self._warned_synthetic.add((route, symbol))
+        if first:
+            logger.warning(
+                f"replay: serving SYNTHETIC {route} for {symbol} (no real answer is recorded; "
+                "a synthetic market around the recorded order book)"
             )
+        note = f"SYNTHETIC: {route} is not recorded; generated around the recorded book"
+        return Response.json(payload, headers={SYNTHETIC_HEADER: note})
+
+    def _ticker_24h(self, query: dict[str, list[str]]) -> Response:
+        from mkt_platform.testing.synthetic_binance import ticker_24h
+
+        symbol = _symbol(query)
+        book = self._book(symbol)
+        return self._synthetic(TICKER_24H_PATH, symbol, ticker_24h(symbol, book, self.clock()))
+
+    def _trades(self, query: dict[str, list[str]]) -> Response:
+        from mkt_platform.testing.synthetic_binance import recent_trades
+
+        symbol = _symbol(query)
+        limit = _limit(query, TRADES_DEFAULT_LIMIT, TRADES_MAX_LIMIT)
+        book = self._book(symbol)
+        trades = recent_trades(symbol, book, self.clock(), limit)
+        return self._synthetic(TRADES_PATH, symbol, trades)
+
+    def _depth(self, query: dict[str, list[str]]) -> Response:
+        symbol = _symbol(query)
+        limit = _limit(query, DEPTH_DEFAULT_LIMIT, DEPTH_MAX_LIMIT)
+        book = self._book(symbol)
         return Response.json(
             {
                 "lastUpdateId": book["lastUpdateId"],
@@ -294,6 +342,18 @@ def _load_books(data_dir: Path) -> dict[str, dict]:
                 raise ValueError(f"{path}: a line is not 'URL?symbol=... -> ts: body'")
             books[symbol.group(1)] = json.loads(body)
     return books
+
+
+def _limit(query: dict[str, list[str]], default: int, largest: int) -> int:
+    """The ``limit`` parameter, ``default`` when absent; -1100 outside ``1..largest``."""
+    limit = _optional_int(query, "limit")
+    limit = default if limit is None else limit
+    if not 1 <= limit <= largest:
+        raise BinanceError(
+            -1100,
+            f"Illegal characters found in parameter 'limit'; legal range is '1-{largest}'.",
+        )
+    return limit
 
 
 def _single(query: dict[str, list[str]], name: str) -> str | None:

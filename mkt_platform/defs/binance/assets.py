@@ -1,9 +1,13 @@
-"""Raw Binance spot klines, one Parquet file per UTC day.
+"""Raw Binance spot klines, one Parquet file per UTC day, and the 5-minute snapshots of the
+present (order books, 24h tickers, recent trades) appended to today's file.
 
-Source: ``GET /api/v3/klines`` (see ``resources.py``). The instrument universe comes from
-``mkt_platform/instruments.yaml`` (binance spot instruments that list the interval).
+Source: ``GET /api/v3/klines``, ``/api/v3/depth``, ``/api/v3/ticker/24hr`` and
+``/api/v3/trades`` (see ``resources.py``). The instrument universe comes from
+``mkt_platform/instruments.yaml`` (binance spot instruments that list the interval; those
+marked ``order_book: true`` for the snapshots).
 """
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,6 +22,10 @@ from mkt_platform.defs.binance.contract import (
     KLINE_CONTRACT,
     KLINE_LAKE_SCHEMA,
     ORDER_BOOK_LAKE_SCHEMA,
+    RECENT_TRADE_CONTRACT,
+    RECENT_TRADES_LAKE_SCHEMA,
+    TICKER_24H_CONTRACT,
+    TICKER_24H_LAKE_SCHEMA,
 )
 from mkt_platform.defs.binance.resources import BinanceSpotClient
 from mkt_platform.lib import lake, raw
@@ -348,34 +356,127 @@ def snapshot_order_books(
         dagster.Failure: a past partition (nothing is invented for it), or a book that broke
             its contract (quarantined; nothing written).
     """
+    levels = settings.binance_order_book_levels()
+    return _take_snapshot(
+        context,
+        "order_book",
+        "its order books",
+        lambda symbol, now_ms: binance.fetch_order_book(symbol, levels, now_ms),
+        ORDER_BOOK_LAKE_SCHEMA,
+        ["snapshot_time", "symbol", ("side", "descending"), "level"],
+        ORDER_BOOK_COLUMNS,
+        f"book(s), {levels} levels a side",
+        {"levels_per_side": levels},
+    )
+
+
+#: The 24h-ticker lake columns, with units.
+TICKER_24H_COLUMNS = {
+    "snapshot_time": "When the platform took the snapshot (UTC, ms): the request's time.",
+    **{f.name: f.description for f in TICKER_24H_CONTRACT.fields},
+}
+
+
+def snapshot_tickers(
+    context: dg.AssetExecutionContext, binance: BinanceSpotClient
+) -> dg.MaterializeResult:
+    """Append one snapshot of the rolling 24-hour statistics of every ``order_book`` symbol
+    (``GET /api/v3/ticker/24hr``) to today's partition; only today's can be taken.
+
+    Raises:
+        dagster.Failure: a past partition, an answer that broke its contract (quarantined;
+            nothing written), or a blocking check failed (nothing written).
+    """
+    return _take_snapshot(
+        context,
+        "ticker_24h",
+        "its 24-hour statistics of the past",
+        binance.fetch_ticker_24h,
+        TICKER_24H_LAKE_SCHEMA,
+        ["snapshot_time", "symbol"],
+        TICKER_24H_COLUMNS,
+        "24h ticker(s)",
+        quality=("ticker_24h", raw.ticker_24h_quality),
+    )
+
+
+#: The recent-trades lake columns, with units.
+RECENT_TRADES_COLUMNS = {
+    "snapshot_time": "When the platform took the snapshot (UTC, ms): the request's time.",
+    "symbol": "Binance spot symbol, e.g. BTCUSDT.",
+    **{f.name: f.description for f in RECENT_TRADE_CONTRACT.fields},
+}
+
+
+def snapshot_recent_trades(
+    context: dg.AssetExecutionContext, binance: BinanceSpotClient
+) -> dg.MaterializeResult:
+    """Append one snapshot of the ``MKT_BINANCE_RECENT_TRADES`` most recent trades of every
+    ``order_book`` symbol (``GET /api/v3/trades``) to today's partition; only today's can be
+    taken (the endpoint serves the newest trades only).
+
+    Raises:
+        dagster.Failure: a past partition, an answer that broke its contract (quarantined;
+            nothing written), or a blocking check failed (nothing written).
+    """
+    limit = settings.binance_recent_trades()
+    return _take_snapshot(
+        context,
+        "recent_trades",
+        "GET /api/v3/trades serves only the newest trades",
+        lambda symbol, now_ms: binance.fetch_recent_trades(symbol, limit, now_ms),
+        RECENT_TRADES_LAKE_SCHEMA,
+        ["snapshot_time", "symbol", "trade_id"],
+        RECENT_TRADES_COLUMNS,
+        f"trade list(s), the last {limit} trades each",
+        {"trades_per_symbol": limit},
+        quality=("recent_trades", raw.recent_trades_quality),
+    )
+
+
+def _take_snapshot(
+    context: dg.AssetExecutionContext,
+    dataset: str,
+    no_history: str,
+    fetch: Callable[[str, int], pa.Table],
+    schema: pa.Schema,
+    sort_by: list,
+    columns: dict[str, str],
+    what: str,
+    extra: dict[str, Any] | None = None,
+    quality: tuple[str, Callable[[pa.Table], list]] | None = None,
+) -> dg.MaterializeResult:
+    """One snapshot of the present of every ``order_book`` symbol (``fetch(symbol,
+    now_ms)``), checked (``quality``: its kind and check function; a blocking failure
+    writes nothing) and appended to today's partition of ``binance/<dataset>``."""
     from mkt_platform.lib.instruments import order_book_symbols
 
     key = context.asset_key.to_user_string()
-    now, today = raw.snapshot_moment(context, "Binance keeps no history of its order books")
-    levels = settings.binance_order_book_levels()
+    now, today = raw.snapshot_moment(context, f"Binance keeps no history of {no_history}")
     symbols = order_book_symbols()
     try:
-        books = [binance.fetch_order_book(s, levels, _ms(now)) for s in symbols]
+        parts = [fetch(symbol, _ms(now)) for symbol in symbols]
     except ContractViolation as exc:
         raise raw.contract_failure(exc, key, [today]) from exc
-    snapshot = pa.concat_tables(books) if books else ORDER_BOOK_LAKE_SCHEMA.empty_table()
-    path = lake.raw_partition_path(SOURCE, "order_book", today)
-    day, metadata = raw.append_snapshot(
-        path,
-        snapshot,
-        ["snapshot_time", "symbol", ("side", "descending"), "level"],
-        ORDER_BOOK_COLUMNS,
-    )
+    snapshot = pa.concat_tables(parts) if parts else schema.empty_table()
+    checks = []
+    if quality is not None:
+        kind, check = quality
+        outcomes = {today: check(snapshot)}
+        raw.refuse_failing_partitions(key, f"{SOURCE}_{dataset}", kind, outcomes, {today: snapshot})
+        checks = raw.check_results(context.asset_key, kind, outcomes)
+    path = lake.raw_partition_path(SOURCE, dataset, today)
+    day, metadata = raw.append_snapshot(path, snapshot, sort_by, columns)
     context.log.info(
-        f"{key} {today}: a snapshot of {len(symbols)} book(s), {levels} levels a side, "
-        f"{snapshot.num_rows} levels in all"
+        f"{key} {today}: a snapshot of {len(symbols)} {what}, {snapshot.num_rows} rows"
     )
     return dg.MaterializeResult(
         metadata={
             **metadata,
             "snapshot_time": dg.MetadataValue.timestamp(now),
             "symbols": dg.MetadataValue.json(list(symbols)),
-            "levels_per_side": levels,
+            **(extra or {}),
             "snapshots_today": len(set(day["snapshot_time"].to_pylist())),
-        }
+        },
+        check_results=checks,
     )

@@ -19,6 +19,7 @@ from mkt_platform.lib.contracts import (
     PRICE,
     UTC_MS,
     ContractField,
+    ObjectContract,
     PositionalContract,
     WireType,
 )
@@ -172,3 +173,108 @@ def order_book_table(payload: object, symbol: str, snapshot_ms: int, source: str
             f"bid {bids['price'][0].as_py()} >= ask {asks['price'][0].as_py()} (a crossed book)",
         )
     return pa.concat_tables(sides)
+
+
+def _object_field(
+    name: str, key: str, wire: WireType, arrow_type: pa.DataType, description: str
+) -> ContractField:
+    return ContractField(name, wire, arrow_type, description, key=key)
+
+
+_NUM, _INT, _STR = WireType.NUMERIC_STRING, WireType.INTEGER, WireType.STRING
+
+#: ``GET /api/v3/ticker/24hr?symbol=...`` (type FULL): the rolling 24-hour statistics of
+#: one symbol, a JSON object; prices in quote currency, volumes in base (``volume``) and
+#: quote (``quoteVolume``) currency, as strings with 8 decimals.
+TICKER_24H_CONTRACT = ObjectContract(
+    dataset="binance_ticker_24h",
+    fields=(
+        _object_field("symbol", "symbol", _STR, pa.string(), "Symbol, e.g. BTCUSDT."),
+        _object_field(
+            "price_change", "priceChange", _NUM, PRICE, "last_price - open_price (quote)."
+        ),
+        _object_field(
+            "price_change_percent",
+            "priceChangePercent",
+            _NUM,
+            PRICE,
+            "price_change / open_price * 100, as Binance rounds it (3 decimals).",
+        ),
+        _object_field(
+            "weighted_avg_price",
+            "weightedAvgPrice",
+            _NUM,
+            PRICE,
+            "Volume-weighted average price of the 24 hours (quote).",
+        ),
+        _object_field(
+            "prev_close_price", "prevClosePrice", _NUM, PRICE, "Close before the window (quote)."
+        ),
+        _object_field("last_price", "lastPrice", _NUM, PRICE, "Last trade price (quote)."),
+        _object_field("last_quantity", "lastQty", _NUM, PRICE, "Last trade quantity (base)."),
+        _object_field("bid_price", "bidPrice", _NUM, PRICE, "Best bid price (quote)."),
+        _object_field("bid_quantity", "bidQty", _NUM, PRICE, "Quantity at the best bid (base)."),
+        _object_field("ask_price", "askPrice", _NUM, PRICE, "Best ask price (quote)."),
+        _object_field("ask_quantity", "askQty", _NUM, PRICE, "Quantity at the best ask (base)."),
+        _object_field("open_price", "openPrice", _NUM, PRICE, "First price of the window (quote)."),
+        _object_field("high_price", "highPrice", _NUM, PRICE, "Highest price of the window."),
+        _object_field("low_price", "lowPrice", _NUM, PRICE, "Lowest price of the window."),
+        _object_field("volume", "volume", _NUM, PRICE, "Traded volume (base currency)."),
+        _object_field(
+            "quote_volume", "quoteVolume", _NUM, PRICE, "Traded volume (quote currency)."
+        ),
+        _object_field("open_time", "openTime", _INT, UTC_MS, "Start of the 24-hour window."),
+        _object_field("close_time", "closeTime", _INT, UTC_MS, "End of the 24-hour window."),
+        _object_field("first_trade_id", "firstId", _INT, pa.int64(), "First trade id of it."),
+        _object_field("last_trade_id", "lastId", _INT, pa.int64(), "Last trade id of it."),
+        _object_field("trades", "count", _INT, pa.int64(), "Number of trades in the window."),
+    ),
+)
+
+#: Storage schema of the raw 24h-ticker Parquet files: one row per snapshot and symbol.
+TICKER_24H_LAKE_SCHEMA = pa.schema(
+    [pa.field("snapshot_time", UTC_MS, nullable=False), *TICKER_24H_CONTRACT.arrow_schema()],
+    metadata={"contract": TICKER_24H_CONTRACT.dataset},
+)
+
+#: ``GET /api/v3/trades?symbol=...&limit=...``: the most recent trades of one symbol, oldest
+#: first, a JSON array of objects.
+RECENT_TRADE_CONTRACT = ObjectContract(
+    dataset="binance_recent_trades",
+    record_name="trade",
+    record_id="id",
+    fields=(
+        _object_field("trade_id", "id", _INT, pa.int64(), "Binance's trade id (per symbol)."),
+        _object_field("price", "price", _NUM, PRICE, "Trade price (quote currency)."),
+        _object_field("quantity", "qty", _NUM, PRICE, "Trade quantity (base currency)."),
+        _object_field(
+            "quote_quantity",
+            "quoteQty",
+            _NUM,
+            pa.decimal128(38, 16),
+            "price * quantity (quote currency), as Binance sends it.",
+        ),
+        _object_field("trade_time", "time", _INT, UTC_MS, "Trade time (UTC)."),
+        _object_field(
+            "is_buyer_maker",
+            "isBuyerMaker",
+            WireType.BOOLEAN,
+            pa.bool_(),
+            "The buyer was the maker: the taker sold (the trade hit the bid).",
+        ),
+        _object_field(
+            "is_best_match", "isBestMatch", WireType.BOOLEAN, pa.bool_(), "Best price match."
+        ),
+    ),
+)
+
+#: Storage schema of the raw recent-trades Parquet files: one row per snapshot, symbol and
+#: trade (consecutive snapshots overlap: staging keeps each trade once).
+RECENT_TRADES_LAKE_SCHEMA = pa.schema(
+    [
+        pa.field("snapshot_time", UTC_MS, nullable=False),
+        pa.field("symbol", pa.string(), nullable=False),
+        *RECENT_TRADE_CONTRACT.arrow_schema(),
+    ],
+    metadata={"contract": RECENT_TRADE_CONTRACT.dataset},
+)

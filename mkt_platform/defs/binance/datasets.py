@@ -1,5 +1,6 @@
-"""Binance's raw datasets: spot klines, 1h and 1m (``GET /api/v3/klines``), and snapshots of
-the spot order books (``GET /api/v3/depth``).
+"""Binance's raw datasets: spot klines, 1h and 1m (``GET /api/v3/klines``), and 5-minute
+snapshots of the spot order books (``GET /api/v3/depth``), 24-hour tickers
+(``GET /api/v3/ticker/24hr``) and recent trades (``GET /api/v3/trades``).
 
 Each is declared once here; the asset, its checks, freshness, late-data re-pulls, refresh and
 gap-repair schedules derive from the declaration (see :mod:`mkt_platform.lib.datasets`).
@@ -12,15 +13,21 @@ import dagster as dg
 from mkt_platform.defs.binance.assets import (
     COLUMN_DESCRIPTIONS,
     ORDER_BOOK_COLUMNS,
+    RECENT_TRADES_COLUMNS,
+    TICKER_24H_COLUMNS,
     KlinePullConfig,
     kline_day_tables,
     klines_pull,
     snapshot_order_books,
+    snapshot_recent_trades,
+    snapshot_tickers,
 )
 from mkt_platform.defs.binance.contract import (
     INTERVAL_MS,
     KLINE_LAKE_SCHEMA,
     ORDER_BOOK_LAKE_SCHEMA,
+    RECENT_TRADES_LAKE_SCHEMA,
+    TICKER_24H_LAKE_SCHEMA,
 )
 from mkt_platform.defs.binance.schedules import build_gap_repair_schedule
 from mkt_platform.lib.datasets import (
@@ -76,6 +83,12 @@ def _klines(interval: str, gap_repair: bool, refresh: Refresh) -> RawDataset:
 KLINES_1H = _klines("1h", gap_repair=False, refresh=HOURLY_REFRESH)
 KLINES_1M = _klines("1m", gap_repair=True, refresh=KLINES_REFRESH)
 
+#: Dagster's own freshness policy for the 5-minute snapshots: materialized within the last 15
+#: minutes (3 ticks) warns, 30 fails.
+SNAPSHOT_FRESHNESS = dg.FreshnessPolicy.time_window(
+    fail_window=timedelta(minutes=30), warn_window=timedelta(minutes=15)
+)
+
 ORDER_BOOK = RawDataset(
     venue="binance",
     dataset="order_book",
@@ -93,17 +106,56 @@ ORDER_BOOK = RawDataset(
     schema=ORDER_BOOK_LAKE_SCHEMA,
     columns=ORDER_BOOK_COLUMNS,
     schedules=snapshot_schedule(
-        "binance_order_book_schedule",
-        "binance_order_book_snapshot",
+        "binance_spot_snapshots_schedule",
+        "binance_spot_snapshots",
         "*/5 * * * *",
-        "Every 5 minutes, snapshot the Binance spot order books of the order_book instruments "
-        "into today's partition (as the replaced pipeline did). A snapshot not taken is lost.",
+        "Every 5 minutes, in one run, snapshot the Binance spot order books, 24-hour "
+        "statistics and recent trades of the order_book instruments into today's partitions "
+        "(as the replaced pipeline did). A snapshot not taken is lost.",
+        also=(dg.AssetKey("binance_ticker_24h"), dg.AssetKey("binance_recent_trades")),
     ),
-    # Dagster's own freshness policy: materialized within the last 15 minutes (3 ticks).
-    freshness_policy=dg.FreshnessPolicy.time_window(
-        fail_window=timedelta(minutes=30), warn_window=timedelta(minutes=15)
-    ),
+    freshness_policy=SNAPSHOT_FRESHNESS,
     snapshot=True,
 )
 
-DATASETS = (KLINES_1H, KLINES_1M, ORDER_BOOK)
+TICKER_24H = RawDataset(
+    venue="binance",
+    dataset="ticker_24h",
+    description=(
+        "Snapshots of the Binance spot 24-hour statistics (GET /api/v3/ticker/24hr) of the "
+        "instruments marked order_book: true: one row per snapshot and symbol with the "
+        "rolling window's open, high, low and last price, price change, weighted average "
+        "price, best bid and ask (quote currency, DECIMAL(38,8)), base and quote volumes, "
+        "trade ids and count. Each run appends one snapshot (stamped snapshot_time) to "
+        "today's UTC partition; a past day can never be back-filled."
+    ),
+    resource="binance",
+    compute=snapshot_tickers,
+    schema=TICKER_24H_LAKE_SCHEMA,
+    columns=TICKER_24H_COLUMNS,
+    quality="ticker_24h",
+    freshness_policy=SNAPSHOT_FRESHNESS,
+    snapshot=True,
+)
+
+RECENT_TRADES = RawDataset(
+    venue="binance",
+    dataset="recent_trades",
+    description=(
+        "Snapshots of the Binance spot recent trades (GET /api/v3/trades, the last "
+        "MKT_BINANCE_RECENT_TRADES of each symbol, 500 by default) of the instruments marked "
+        "order_book: true: one row per snapshot, symbol and trade, price in quote and "
+        "quantity in base currency (DECIMAL(38,8)), the buyer-maker flag. Consecutive "
+        "snapshots overlap (a trade appears in each that saw it); each run appends one "
+        "snapshot to today's UTC partition; a past day can never be back-filled."
+    ),
+    resource="binance",
+    compute=snapshot_recent_trades,
+    schema=RECENT_TRADES_LAKE_SCHEMA,
+    columns=RECENT_TRADES_COLUMNS,
+    quality="recent_trades",
+    freshness_policy=SNAPSHOT_FRESHNESS,
+    snapshot=True,
+)
+
+DATASETS = (KLINES_1H, KLINES_1M, ORDER_BOOK, TICKER_24H, RECENT_TRADES)

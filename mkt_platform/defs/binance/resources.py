@@ -1,5 +1,6 @@
-"""Binance spot REST client: ``GET /api/v3/klines`` with pagination, and ``GET /api/v3/depth``
-(order-book snapshots), with retries and a contract.
+"""Binance spot REST client: ``GET /api/v3/klines`` with pagination, and the snapshots of the
+present ``GET /api/v3/depth`` (order books), ``GET /api/v3/ticker/24hr`` (24-hour statistics)
+and ``GET /api/v3/trades`` (recent trades), with retries and a contract each.
 
 Endpoint docs:
 https://developers.binance.com/docs/binance-spot-api-docs/rest-api/market-data-endpoints#klinecandlestick-data
@@ -22,10 +23,14 @@ from mkt_platform import settings
 from mkt_platform.defs.binance.contract import (
     BOOK_LEVEL_CONTRACT,
     KLINE_CONTRACT,
+    RECENT_TRADE_CONTRACT,
+    RECENT_TRADES_LAKE_SCHEMA,
+    TICKER_24H_CONTRACT,
+    TICKER_24H_LAKE_SCHEMA,
     order_book_table,
 )
 from mkt_platform.lib import quarantine
-from mkt_platform.lib.contracts import MalformedResponse, check_page_size
+from mkt_platform.lib.contracts import ContractViolation, MalformedResponse, check_page_size
 from mkt_platform.lib.http import (
     ExchangeAPIError,
     ExchangeClient,
@@ -36,6 +41,8 @@ from mkt_platform.lib.http import (
 
 KLINES_PATH = "/api/v3/klines"
 DEPTH_PATH = "/api/v3/depth"
+TICKER_24H_PATH = "/api/v3/ticker/24hr"
+TRADES_PATH = "/api/v3/trades"
 #: Binance serves at most 1000 klines a request.
 MAX_KLINES_PER_REQUEST = 1000
 
@@ -195,6 +202,79 @@ class BinanceSpotClient(ExchangeClient):
                 levels = table.filter(pc.equal(table["side"], side)).num_rows
                 check_page_size(BOOK_LEVEL_CONTRACT.dataset, source, levels, limit, f"{side}s")
         return table
+
+    def fetch_ticker_24h(self, symbol: str, snapshot_ms: int) -> pa.Table:
+        """The rolling 24-hour statistics of ``symbol`` now
+        (``GET /api/v3/ticker/24hr?symbol=...``), stamped ``snapshot_ms``.
+
+        Returns:
+            One row with :data:`~mkt_platform.defs.binance.contract.TICKER_24H_LAKE_SCHEMA`:
+            prices in quote currency, ``volume`` in base and ``quote_volume`` in quote
+            currency as DECIMAL(38,8), the window's open and close times, trade ids and count.
+
+        Raises:
+            BinanceAPIError: Binance refused the request (an unknown symbol: code -1121).
+            BinanceTransportError: every attempt failed to connect or was cut off.
+            mkt_platform.lib.contracts.ContractViolation: the answer broke its contract (a
+                field missing or mistyped, another symbol's statistics); the body is
+                quarantined first.
+        """
+        source = f"GET {TICKER_24H_PATH} symbol={symbol}"
+        dataset = TICKER_24H_CONTRACT.dataset
+        payload, content = self._snapshot_get(TICKER_24H_PATH, {"symbol": symbol}, source, dataset)
+        with quarantine.on_violation(content):
+            if not isinstance(payload, dict):
+                raise ContractViolation(
+                    dataset, source, None, "a JSON object", type(payload).__name__
+                )
+            table = TICKER_24H_CONTRACT.to_table([payload], source).table
+            if table["symbol"][0].as_py() != symbol:
+                raise MalformedResponse(
+                    dataset, source, "symbol", symbol, repr(table["symbol"][0].as_py())
+                )
+        stamp = pa.array([snapshot_ms], TICKER_24H_LAKE_SCHEMA.field("snapshot_time").type)
+        return table.add_column(0, "snapshot_time", stamp).cast(TICKER_24H_LAKE_SCHEMA)
+
+    def fetch_recent_trades(self, symbol: str, limit: int, snapshot_ms: int) -> pa.Table:
+        """The ``limit`` most recent trades of ``symbol`` (``GET /api/v3/trades?symbol=...
+        &limit=...``, oldest first), stamped ``snapshot_ms``.
+
+        Returns:
+            A table with :data:`~mkt_platform.defs.binance.contract.RECENT_TRADES_LAKE_SCHEMA`:
+            one row per trade, price in quote currency, quantity in base currency
+            (DECIMAL(38,8)), the quote quantity as sent (DECIMAL(38,16)).
+
+        Raises:
+            BinanceAPIError: Binance refused the request (an unknown symbol: code -1121).
+            BinanceTransportError: every attempt failed to connect or was cut off.
+            mkt_platform.lib.contracts.ContractViolation: the answer broke its contract, or
+                held more trades than ``limit``; the body is quarantined first.
+        """
+        source = f"GET {TRADES_PATH} symbol={symbol} limit={limit}"
+        dataset = RECENT_TRADE_CONTRACT.dataset
+        params = {"symbol": symbol, "limit": limit}
+        payload, content = self._snapshot_get(TRADES_PATH, params, source, dataset)
+        with quarantine.on_violation(content):
+            table = RECENT_TRADE_CONTRACT.to_table(payload, source).table
+            check_page_size(dataset, source, table.num_rows, limit, "trades")
+        n = table.num_rows
+        table = table.add_column(0, "symbol", pa.array([symbol] * n, pa.string()))
+        stamp = pa.array([snapshot_ms] * n, RECENT_TRADES_LAKE_SCHEMA.field("snapshot_time").type)
+        return table.add_column(0, "snapshot_time", stamp).cast(RECENT_TRADES_LAKE_SCHEMA)
+
+    def _snapshot_get(
+        self, path: str, params: dict[str, Any], source: str, dataset: str
+    ) -> tuple[Any, bytes]:
+        """One GET of a snapshot endpoint, retried as every Binance request: the decoded
+        JSON body and the raw bytes (for the quarantine)."""
+        with self._http() as http:
+            response, payload = self._fetch(
+                lambda: self._get(http, path, params, source),
+                lambda response: _decode_json(response, source, dataset, "JSON"),
+                BinanceTransportError,
+                source,
+            )
+        return payload, response.content
 
     def _get(
         self, http: httpx.Client, path: str, params: dict[str, Any], source: str
