@@ -230,7 +230,19 @@ def test_a_capture_across_a_disconnect_gives_exactly_the_minutes_sent(tmp_path: 
     assert capture.states["hyperliquid"].dropped == 0
 
 
-def test_a_malformed_frame_is_quarantined_and_never_buffered(tmp_path: Path, monkeypatch) -> None:
+def test_a_malformed_frame_is_quarantined_alerted_once_and_never_buffered(
+    tmp_path: Path,
+    monkeypatch,
+    instance,
+    receiver,  # noqa: F811 (test_alerts' fixture, imported above)
+) -> None:
+    """Two kinds of bad frame: each is quarantined, never buffered, and the schema-drift
+    sensor alerts once per kind at the webhook, not again when more of the same arrive."""
+    import dagster as dg
+
+    from mkt_platform.definitions import build_definitions
+    from mkt_platform.lib.alerts import AlertWebhook
+
     monkeypatch.setenv("MKT_DATA_DIR", str(tmp_path / "data"))
     bad = candle("BTC", 0, 0)
     bad["data"]["c"] = 77000.5  # a number where Hyperliquid sends a numeric string
@@ -248,6 +260,20 @@ def test_a_malformed_frame_is_quarantined_and_never_buffered(tmp_path: Path, mon
     assert len([p for p in quarantined if not p.name.endswith(".error.json")]) == 2
     capture.sink(CANDLES).flush()
     assert read_hours(tmp_path / "lake", CANDLES) == {}
+
+    defs = build_definitions()
+    drift = defs.resolve_sensor_def("schema_drift_sensor")
+    resources = {"alert_webhook": AlertWebhook(url=receiver.url)}
+    first = drift(dg.build_sensor_context(instance=instance, resources=resources))
+    alerts = [json.loads(r.body) for r in receiver.requests]
+    assert sorted(a["details"]["field"] for a in alerts) == ["(frame)", "c"]
+    assert all(a["kind"] == "schema_drift" for a in alerts)
+    for minute in range(1, 4):  # the same fault, three more times
+        bad = candle("BTC", minute, 0)
+        bad["data"]["c"] = 77000.5
+        capture._handle("hyperliquid", json.dumps(bad), T0 + minute * MINUTE)
+    drift(dg.build_sensor_context(instance=instance, resources=resources, cursor=first.cursor))
+    assert len(receiver.requests) == 2  # nothing new: no second alert
 
 
 def capture_process(tmp_path: Path, hl: WebSocketReplay, bn: WebSocketReplay):

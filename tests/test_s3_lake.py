@@ -26,7 +26,8 @@ import textwrap
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import dagster as dg
@@ -299,3 +300,72 @@ def test_s3_settings_that_cannot_work_are_refused_before_any_pull(
     assert not (data_dir / "lake").exists()
     with pytest.raises(settings.SettingError):
         settings.lake_url() if "LAKE" in refused else settings.s3_settings()
+
+
+def test_the_capture_closes_its_hours_on_s3_and_dagster_records_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, s3_server: S3Server
+) -> None:
+    """The capture service's sink with the lake on S3: minutes merged into the hour's
+    ``open.parquet`` object, the hour closed as ``part.parquet`` when a later hour starts
+    (nothing under ``open.parquet`` is left for it), a late row merged into the closed hour,
+    and the closed hours read back by Dagster's sensors from the store. SYNTHETIC candle
+    pushes, as in ``tests/test_candles_1m.py``; nothing lands on the local disk."""
+    from mkt_platform.capture.frames import CANDLES, parse
+    from mkt_platform.capture.sink import HourlySink
+    from mkt_platform.defs.capture.definitions import capture_gap_sensor, capture_hours_sensor
+    from tests.test_candles_1m import captured_minutes, push
+
+    s3_server.environment(monkeypatch)
+    monkeypatch.setenv("MKT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("MKT_LAKE_URL", f"s3://{BUCKET}/capture")
+    universe = tmp_path / "instruments.yaml"
+    universe.write_text(
+        "instruments:\n  - {venue: hyperliquid, instrument: BTC, base: BTC, quote: USDC, "
+        "market: perp, intervals: [1m]}\n"
+    )
+    monkeypatch.setenv("MKT_INSTRUMENTS_FILE", str(universe))
+    sink = HourlySink(CANDLES, lake.lake_root())
+    minutes = captured_minutes()  # 2026-01-04 23:58 .. 2026-01-05 12:00, a 5-minute gap
+    for t in minutes:
+        for _, row in parse("hyperliquid", push(t, 0), t):
+            sink.add(row)
+    sink.add(parse("hyperliquid", push(minutes[0], 1), minutes[0])[0][1])  # late: 23:58 again
+    sink.flush(before=minutes[-1])  # the late row merged; 12:00 still buffered
+
+    fs = s3_server.filesystem()
+    prefix = f"{BUCKET}/capture/raw/hyperliquid/candles_1m_stream"
+    objects = sorted(
+        i.path.removeprefix(prefix + "/")
+        for i in fs.get_file_info(pafs.FileSelector(prefix, recursive=True))
+        if i.type == pafs.FileType.File
+    )
+    # 12:00 is still buffered: every hour it follows is closed, none left open
+    assert objects == [
+        "date=2026-01-04/hour=23/part.parquet",
+        "date=2026-01-05/hour=00/part.parquet",
+        "date=2026-01-05/hour=10/part.parquet",
+        "date=2026-01-05/hour=11/part.parquet",
+    ]
+    late_hour = lake.read_table(
+        lake.lake_root()
+        / "raw"
+        / "hyperliquid"
+        / "candles_1m_stream"
+        / "date=2026-01-04"
+        / "hour=23"
+        / "part.parquet"
+    )
+    assert late_hour.num_rows == 2
+    assert late_hour["close"].to_pylist()[0] == Decimal(push(minutes[0], 1)["data"]["c"])
+    assert not (tmp_path / "data" / "lake" / "raw").exists()
+
+    hours = capture_hours_sensor(dg.build_sensor_context())
+    assert {e.partition: e.metadata["dagster/row_count"].value for e in hours.asset_events} == {
+        "2026-01-04-23:00": 2,
+        "2026-01-05-00:00": 2,
+        "2026-01-05-10:00": 55,
+        "2026-01-05-11:00": 60,
+    }
+    monkeypatch.setattr(settings, "utcnow", lambda: datetime(2026, 1, 5, 12, 30, tzinfo=UTC))
+    gaps = capture_gap_sensor(dg.build_sensor_context())
+    assert [r.partition_key for r in gaps.run_requests] == ["2026-01-04", "2026-01-05"]

@@ -108,7 +108,7 @@ class Capture:
     """
 
     streams: list[Stream]
-    root: Path
+    root: lake.LakePath
     queue_size: int = 10_000
     clock: Callable[[], int] = _now_ms
     heartbeat_seconds: float = 300.0
@@ -262,14 +262,15 @@ def serve() -> int:
     streams = [binance_liquidations_stream(settings.capture_binance_liquidations_url())]
     if coins:
         streams.insert(0, hyperliquid_stream(settings.capture_hyperliquid_url(), coins))
-    capture = Capture(streams, settings.lake_dir(), status_path=status_path())
+    root = lake.lake_root()
+    capture = Capture(streams, root, status_path=status_path())
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, capture.stop)
         logger.info(
-            f"capture: {', '.join(s.name for s in streams)} into {settings.lake_dir()} "
+            f"capture: {', '.join(s.name for s in streams)} into {root} "
             f"(Hyperliquid coins: {', '.join(coins) or 'none'})"
         )
         await capture.run()

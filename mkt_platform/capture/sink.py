@@ -1,10 +1,11 @@
 """Minute buffers flushed to hourly Parquet files of the lake, atomically.
 
-Layout: ``$MKT_DATA_DIR/lake/raw/<venue>/<dataset>/date=YYYY-MM-DD/hour=HH/``:
+Layout: ``<lake>/raw/<venue>/<dataset>/date=YYYY-MM-DD/hour=HH/`` (the lake is
+``$MKT_DATA_DIR/lake``, or ``MKT_LAKE_URL`` on S3):
 
 * ``open.parquet`` while the hour is being captured: every minute closed so far;
-* ``part.parquet`` once the hour is closed (renamed from ``open.parquet``, atomically): the
-  partition Dagster builds from.
+* ``part.parquet`` once the hour is closed (renamed from ``open.parquet``, atomically; on S3
+  copied server-side, then the open object deleted): the partition Dagster builds from.
 
 A minute is closed, and flushed, when a row of a later minute arrives (the stream's own
 times for candles and liquidations; the receive time for asset contexts). A flush rewrites
@@ -18,10 +19,8 @@ after a reconnect, replaces the earlier one), or every distinct row once (liquid
 
 from __future__ import annotations
 
-import os
 from collections import defaultdict
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pyarrow as pa
 
@@ -31,25 +30,30 @@ from mkt_platform.lib import lake
 HOUR_MS = 60 * MINUTE_MS
 
 
-def dataset_folder(root: Path, dataset: Dataset) -> Path:
+def dataset_folder(root: lake.LakePath, dataset: Dataset) -> lake.LakePath:
     """The folder of ``dataset`` under the lake ``root``: ``raw/<venue>/<dataset>``."""
     return root / "raw" / dataset.venue / dataset.name
 
 
-def hour_folder(root: Path, dataset: Dataset, hour_ms: int) -> Path:
+def hour_folder(root: lake.LakePath, dataset: Dataset, hour_ms: int) -> lake.LakePath:
     """The folder of one hour of ``dataset`` under the lake ``root``."""
     moment = datetime.fromtimestamp(hour_ms / 1000, UTC)
     return dataset_folder(root, dataset) / f"date={moment:%Y-%m-%d}" / f"hour={moment:%H}"
 
 
-def hour_files(root: Path, dataset: Dataset, name: str) -> list[tuple[datetime, Path]]:
+def hour_files(
+    root: lake.LakePath, dataset: Dataset, name: str
+) -> list[tuple[datetime, lake.LakePath]]:
     """The hour files called ``name`` (``open.parquet`` or ``part.parquet``) of ``dataset``
     under ``root``, with the start of their hour (UTC), in time order."""
     files = []
-    for path in sorted(dataset_folder(root, dataset).glob(f"date=*/hour=*/{name}")):
-        day, hour = path.parent.parent.name.removeprefix("date="), path.parent.name[5:]
-        files.append((datetime.strptime(f"{day} {hour}", "%Y-%m-%d %H").replace(tzinfo=UTC), path))
-    return files
+    for path in lake.find_files(dataset_folder(root, dataset), name):
+        day, hour = path.parent.parent.name, path.parent.name
+        if not (day.startswith("date=") and hour.startswith("hour=")):
+            continue
+        moment = datetime.strptime(f"{day[5:]} {hour[5:]}", "%Y-%m-%d %H").replace(tzinfo=UTC)
+        files.append((moment, path))
+    return sorted(files, key=lambda pair: pair[0])
 
 
 class HourlySink:
@@ -60,12 +64,16 @@ class HourlySink:
         hours_closed: the hours closed so far (their start, UTC ms).
     """
 
-    def __init__(self, dataset: Dataset, root: Path) -> None:
+    def __init__(self, dataset: Dataset, root: lake.LakePath) -> None:
         self.dataset, self.root = dataset, root
         self._pending: dict[int, dict[tuple, dict]] = defaultdict(dict)
         self._latest_minute: int | None = None
         self.rows_written = 0
         self.hours_closed: list[int] = []
+        # The hours with an open.parquet: listed from the lake once (what a previous run
+        # left open), then kept here, so that a minute's flush lists nothing (on S3 a
+        # listing is a request).
+        self._open_hours: dict[int, lake.LakePath] | None = None
 
     def add(self, row: dict) -> None:
         """Buffer a row in its minute; flush every minute before the newest one seen."""
@@ -102,6 +110,8 @@ class HourlySink:
         merged = self._deduplicated(table)
         lake.write_parquet_atomic(merged, path)
         self.rows_written += len(rows)
+        if path.name == "open.parquet":
+            self._open().setdefault(hour, path)
 
     def _deduplicated(self, table: pa.Table) -> pa.Table:
         """One row per key: the last in ``table``'s order (latest rule) or the first (a
@@ -114,9 +124,17 @@ class HourlySink:
         kept = table.take(chosen[f"__row_{pick}"])
         return kept.sort_by([(k, "ascending") for k in keys])
 
+    def _open(self) -> dict[int, lake.LakePath]:
+        if self._open_hours is None:
+            self._open_hours = {
+                int(start.timestamp() * 1000): path
+                for start, path in hour_files(self.root, self.dataset, "open.parquet")
+            }
+        return self._open_hours
+
     def _close_hours_before(self, hour: int) -> None:
-        for start, path in hour_files(self.root, self.dataset, "open.parquet"):
-            start_ms = int(start.timestamp() * 1000)
-            if start_ms < hour:
-                os.replace(path, path.with_name("part.parquet"))
-                self.hours_closed.append(start_ms)
+        open_hours = self._open()
+        for start_ms in sorted(h for h in open_hours if h < hour):
+            path = open_hours.pop(start_ms)
+            lake.rename(path, path.parent / "part.parquet")
+            self.hours_closed.append(start_ms)

@@ -132,6 +132,64 @@ def read_table(path: LakePath, columns: list[str] | None = None) -> pa.Table:
     return pq.read_table(path, columns=columns)
 
 
+def read_metadata(path: LakePath) -> pq.FileMetaData:
+    """The Parquet footer of a lake file (local or on S3): rows, row groups, schema.
+
+    Raises:
+        FileNotFoundError: no file or object at ``path``.
+    """
+    if isinstance(path, ObjectPath):
+        with s3.filesystem().open_input_file(path.key) as handle:
+            return pq.read_metadata(handle)
+    return pq.read_metadata(path)
+
+
+def find_files(folder: LakePath, name: str) -> list[LakePath]:
+    """Every file called ``name`` under ``folder`` (at any depth, local or on S3), sorted;
+    none when the folder does not exist."""
+    if isinstance(folder, ObjectPath):
+        selector = pafs.FileSelector(folder.key, recursive=True, allow_not_found=True)
+        infos = s3.filesystem().get_file_info(selector)
+        return sorted(
+            (
+                ObjectPath(i.path)
+                for i in infos
+                if i.type == pafs.FileType.File and i.base_name == name
+            ),
+            key=str,
+        )
+    return sorted(folder.rglob(name))
+
+
+def modified_ns(path: LakePath) -> int:
+    """The modification time of a lake file in nanoseconds (an object's, on S3).
+
+    Raises:
+        FileNotFoundError: no file or object at ``path``.
+    """
+    if isinstance(path, ObjectPath):
+        return int(path.stat().st_mtime * 1_000_000_000)
+    return path.stat().st_mtime_ns
+
+
+def rename(source: LakePath, target: LakePath) -> None:
+    """Move a lake file to ``target`` in its store. Locally an atomic ``os.replace``; on S3
+    a server-side copy (atomic for ``target``: a reader sees the previous object or the new
+    one) and then the source deleted, so for a moment both exist, never neither.
+
+    Raises:
+        OSError: the move failed; ``target`` then holds its previous content.
+    """
+    if isinstance(source, ObjectPath) and isinstance(target, ObjectPath):
+        fs = s3.filesystem()
+        fs.copy_file(source.key, target.key)
+        fs.delete_file(source.key)
+    elif isinstance(source, Path) and isinstance(target, Path):
+        os.replace(source, target)
+    else:
+        raise ValueError(f"cannot move {source} to {target}: not in the same store")
+
+
 def _file_mode() -> int:
     """The mode a new file gets under this process's umask (0644 under the usual 022);
     ``mkstemp`` alone would make every lake file 0600, unreadable to other users."""

@@ -31,16 +31,15 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import dagster as dg
-import pyarrow.parquet as pq
 
 from mkt_platform import settings
 from mkt_platform.capture.frames import CANDLES, DATASETS, MINUTE_MS, Dataset
 from mkt_platform.capture.sink import HOUR_MS, dataset_folder, hour_files
 from mkt_platform.defs.hyperliquid.assets import candle_coins
 from mkt_platform.defs.hyperliquid.datasets import CANDLES_1M
+from mkt_platform.lib import lake
 
 #: The group of the captured datasets' assets.
 GROUP = "raw_capture"
@@ -85,7 +84,7 @@ def capture_specs() -> list[dg.AssetSpec]:
             owners=["team:market-data"],
             metadata={
                 "lake_path": dg.MetadataValue.path(
-                    str(dataset_folder(settings.lake_dir(), d) / "date=*" / "hour=*")
+                    str(dataset_folder(lake.lake_root(), d) / "date=*" / "hour=*")
                 )
             },
         )
@@ -93,11 +92,12 @@ def capture_specs() -> list[dg.AssetSpec]:
     ]
 
 
-def closed_hours(dataset: Dataset) -> list[tuple[str, int, Path]]:
-    """The closed hours of ``dataset`` in the lake: ``(partition key, mtime ns, path)``."""
+def closed_hours(dataset: Dataset) -> list[tuple[datetime, int, lake.LakePath]]:
+    """The closed hours of ``dataset`` in the lake (local or on S3): ``(hour start (UTC),
+    modification time in ns, path)``, in time order."""
     return [
-        (f"{start:%Y-%m-%d-%H}:00", path.stat().st_mtime_ns, path)
-        for start, path in hour_files(settings.lake_dir(), dataset, "part.parquet")
+        (start, lake.modified_ns(path), path)
+        for start, path in hour_files(lake.lake_root(), dataset, "part.parquet")
     ]
 
 
@@ -116,10 +116,11 @@ def capture_hours_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult
     for dataset in DATASETS:
         key = asset_key(dataset)
         newest = seen.get(key.to_user_string(), 0)
-        for partition, mtime, path in closed_hours(dataset):
+        for start, mtime, path in closed_hours(dataset):
             if mtime <= newest:
                 continue
-            metadata = pq.read_metadata(path)
+            partition = f"{start:%Y-%m-%d-%H}:00"
+            metadata = lake.read_metadata(path)
             events.append(
                 dg.AssetMaterialization(
                     key,
@@ -146,10 +147,10 @@ def capture_hours_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult
 REST_1M_REACH = timedelta(minutes=5000)
 
 
-def missing_minutes(path: Path, start: datetime, coins: tuple[str, ...]) -> dict[str, int]:
+def missing_minutes(path: lake.LakePath, start: datetime, coins: tuple[str, ...]) -> dict[str, int]:
     """The minutes of the hour starting at ``start`` that the closed hour file ``path`` of
     the captured 1m candles lacks, per coin of ``coins`` (coins with none missing left out)."""
-    table = pq.read_table(path, columns=["coin", "open_time"])
+    table = lake.read_table(path, columns=["coin", "open_time"])
     first = int(start.timestamp() * 1000)
     minutes: dict[str, set[int]] = defaultdict(set)
     for coin, opened in zip(
@@ -187,8 +188,7 @@ def capture_gap_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     gaps: dict[str, dict[str, dict[str, int]]] = defaultdict(dict)
     beyond: list[str] = []
     seen = newest
-    for start, path in hour_files(settings.lake_dir(), CANDLES, "part.parquet"):
-        mtime = path.stat().st_mtime_ns
+    for start, mtime, path in closed_hours(CANDLES):
         if mtime <= newest:
             continue
         seen = max(seen, mtime)
