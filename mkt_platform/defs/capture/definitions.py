@@ -20,10 +20,10 @@ What a gap in a stream (a disconnect, the capture stopped) loses, and what gets 
 * Hyperliquid asset contexts (open interest, mark, oracle and mid price per minute): not
   recoverable: Hyperliquid keeps no history of them. The funding rate itself is recoverable
   hourly (``hyperliquid_funding_rates``, from ``fundingHistory``).
-* Binance liquidations: not recoverable: Binance no longer maintains its market-wide REST
-  history (``GET /fapi/v1/allForceOrders``) and ``GET /fapi/v1/forceOrders`` returns only
-  the caller's own orders. The heartbeat's connect count and the silence alert say when a
-  gap happened.
+* Binance liquidations: not recoverable: Binance offers no dependable REST history of
+  market-wide liquidations (``GET /fapi/v1/allForceOrders`` is restricted, as third-party
+  clients report; ``GET /fapi/v1/forceOrders`` returns only the caller's own orders). The
+  heartbeat's connect count and the silence alert say when a gap happened.
 """
 
 from __future__ import annotations
