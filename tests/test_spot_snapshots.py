@@ -6,7 +6,7 @@ them with the order books.
 SYNTHETIC data: no real answer of either endpoint is recorded (SOURCES.md: "Binance
 /api/v3/ticker/24hr and /api/v3/trades real responses: none found"). The replay answers with
 a synthetic market around the four real order books cryptofeed recorded
-(:mod:`mkt_platform.testing.synthetic_binance`), at a moment the test fixes; the best bid and
+(:mod:`mkt_platform.replay.synthetic_binance`), at a moment the test fixes; the best bid and
 ask are the recording's, checked here against the capture file itself.
 """
 
@@ -26,7 +26,7 @@ from mkt_platform.defs.binance.resources import BinanceSpotClient
 from mkt_platform.lib import lake
 from mkt_platform.replay.binance import SYNTHETIC_HEADER, BinanceHandler
 from mkt_platform.replay.server import ReplayServer
-from mkt_platform.testing.synthetic_binance import recent_trades, ticker_24h
+from mkt_platform.replay.synthetic_binance import recent_trades, ticker_24h
 from tests.conftest import RECORDED_INSTRUMENTS, SHARED_DATA
 from tests.test_order_book import SYMBOLS, recorded_books
 
@@ -159,14 +159,29 @@ def test_the_five_minute_schedule_snapshots_all_three_in_one_run() -> None:
             lambda payload: [{k: v for k, v in t.items() if k != "isBuyerMaker"} for t in payload],
             "isBuyerMaker",
         ),
+        (
+            ORDER_BOOK,
+            lambda payload: {
+                **payload,
+                "bids": [[payload["bids"][0][0], "-1.00000000"], *payload["bids"][1:]],
+            },
+            "non_negative_volumes",
+        ),
     ],
-    ids=["price as a number", "last above high", "a trade twice", "no buyer-maker flag"],
+    ids=[
+        "price as a number",
+        "last above high",
+        "a trade twice",
+        "no buyer-maker flag",
+        "a negative quantity in a book",
+    ],
 )
 def test_an_answer_that_lies_fails_the_snapshot_and_writes_nothing(
     spot, instance, dataset, lie, expected
 ) -> None:
-    """A ticker or a trade list that breaks its contract or a blocking check fails the run,
-    naming the endpoint and symbol or the check; today's partition is not written."""
+    """A ticker, a trade list or a book that breaks its contract or a blocking check fails
+    the run, naming the endpoint and symbol or the check; today's partition is not written.
+    (The book is real, cryptofeed's; the lie is the test's.)"""
 
     def lying(request, payload):
         return lie(payload) if request.query.get("symbol") == ["NKNUSDT"] else payload

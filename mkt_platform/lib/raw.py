@@ -345,6 +345,10 @@ QUALITY_CHECKS: dict[str, tuple[tuple[str, bool, str], ...]] = {
             "instrument, and a confirmed exchange gap (a trading halt) is reported, not failed.",
         ),
     ),
+    "order_book": (
+        ("no_duplicate_keys", True, "No two rows share (snapshot time, symbol, side, level)."),
+        ("non_negative_volumes", True, "No level has a negative price or quantity."),
+    ),
     "ticker_24h": (
         ("no_duplicate_keys", True, "No two rows share (snapshot time, symbol)."),
         (
@@ -537,6 +541,21 @@ def candle_quality(
         )
     )
     return outcomes
+
+
+def order_book_quality(snapshot: pa.Table) -> list[Any]:
+    """The ``order_book`` checks of :data:`QUALITY_CHECKS` on one snapshot's levels (the
+    contract has already refused books out of order or crossed)."""
+    from mkt_platform.lib import quality
+
+    keys = ["snapshot_time", "symbol", "side", "level"]
+    return [
+        quality.no_duplicate_keys(snapshot, keys),
+        _named(
+            quality.non_negative(snapshot, ["price", "quantity"], keys=keys),
+            "non_negative_volumes",
+        ),
+    ]
 
 
 def ticker_24h_quality(snapshot: pa.Table) -> list[Any]:

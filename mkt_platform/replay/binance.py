@@ -35,7 +35,7 @@ invented book).
 ``GET /api/v3/ticker/24hr`` (``symbol``) and ``GET /api/v3/trades`` (``symbol``; ``limit``,
 default 500, 1..1000) are **SYNTHETIC**: no real answer of either is recorded. For a symbol
 whose book is recorded, the replay answers with a synthetic market around that book
-(:mod:`mkt_platform.testing.synthetic_binance`: trades at its best bid and ask, the ticker
+(:mod:`mkt_platform.replay.synthetic_binance`: trades at its best bid and ask, the ticker
 computed from them), in Binance's exact format, with the header ``X-Replay-Synthetic`` and a
 WARNING saying SYNTHETIC once per symbol and endpoint. Any other symbol is HTTP 404.
 """
@@ -174,14 +174,14 @@ class BinanceHandler:
         return Response.json(payload, headers={SYNTHETIC_HEADER: note})
 
     def _ticker_24h(self, query: dict[str, list[str]]) -> Response:
-        from mkt_platform.testing.synthetic_binance import ticker_24h
+        from mkt_platform.replay.synthetic_binance import ticker_24h
 
         symbol = _symbol(query)
         book = self._book(symbol)
         return self._synthetic(TICKER_24H_PATH, symbol, ticker_24h(symbol, book, self.clock()))
 
     def _trades(self, query: dict[str, list[str]]) -> Response:
-        from mkt_platform.testing.synthetic_binance import recent_trades
+        from mkt_platform.replay.synthetic_binance import recent_trades
 
         symbol = _symbol(query)
         limit = _limit(query, TRADES_DEFAULT_LIMIT, TRADES_MAX_LIMIT)

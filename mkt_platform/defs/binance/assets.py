@@ -367,6 +367,7 @@ def snapshot_order_books(
         ORDER_BOOK_COLUMNS,
         f"book(s), {levels} levels a side",
         {"levels_per_side": levels},
+        quality=("order_book", raw.order_book_quality),
     )
 
 

@@ -105,6 +105,7 @@ ORDER_BOOK = RawDataset(
     compute=snapshot_order_books,
     schema=ORDER_BOOK_LAKE_SCHEMA,
     columns=ORDER_BOOK_COLUMNS,
+    quality="order_book",
     schedules=snapshot_schedule(
         "binance_spot_snapshots_schedule",
         "binance_spot_snapshots",
