@@ -57,6 +57,7 @@ DEFAULT_BINANCE_BASE_URL = "https://api.binance.com"
 DEFAULT_HYPERLIQUID_BASE_URL = "https://api.hyperliquid.xyz"
 DEFAULT_DERIBIT_BASE_URL = "https://www.deribit.com"
 DEFAULT_DERIBIT_HISTORY_BASE_URL = "https://history.deribit.com"
+DEFAULT_POLYGON_BASE_URL = "https://api.polygon.io"
 DEFAULT_DBT_DOCS_URL = "http://127.0.0.1:8080"
 #: The dbt project (models, their descriptions and tests), beside the package.
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[1] / "dbt_project"
@@ -284,6 +285,11 @@ def partitions_start() -> str:
 def binance_base_url() -> str:
     """Base URL of the Binance spot REST API (env ``BINANCE_BASE_URL``)."""
     return os.environ.get("BINANCE_BASE_URL", DEFAULT_BINANCE_BASE_URL).rstrip("/")
+
+
+def polygon_base_url() -> str:
+    """Base URL of the Polygon REST API (env ``POLYGON_BASE_URL``)."""
+    return os.environ.get("POLYGON_BASE_URL", DEFAULT_POLYGON_BASE_URL).rstrip("/")
 
 
 def hyperliquid_base_url() -> str:

@@ -33,6 +33,7 @@ GRAPH = {
     "binance_order_book": ("raw_binance", set()),
     "binance_ticker_24h": ("raw_binance", set()),
     "binance_recent_trades": ("raw_binance", set()),
+    "polygon_spy_aggs_1m": ("raw_polygon", set()),
     "hyperliquid_candles_1m_stream": ("raw_capture", set()),
     "hyperliquid_asset_contexts_1m_stream": ("raw_capture", set()),
     "binance_futures_liquidations_stream": ("raw_capture", set()),

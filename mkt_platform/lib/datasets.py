@@ -99,6 +99,9 @@ class RawDataset:
         schedules: a function of the built asset returning schedules of its own.
         snapshot: only today's partition can be taken (no backfill, no history).
         owners: the asset's owners.
+        partitions: the asset's partitions when not the UTC days (a function, so that the
+            definition is built with the definitions): the NYSE trading days of the equity
+            datasets.
     """
 
     venue: str
@@ -117,6 +120,7 @@ class RawDataset:
     schedules: Callable[[dg.AssetsDefinition], Sequence[dg.ScheduleDefinition]] | None = None
     snapshot: bool = False
     owners: tuple[str, ...] = (DEFAULT_OWNER,)
+    partitions: Callable[[], dg.PartitionsDefinition] | None = None
 
     @property
     def key(self) -> dg.AssetKey:
@@ -136,7 +140,8 @@ class RawDataset:
         return raw.column_schema(schema if schema is not None else self.schema, self.columns)
 
     def asset(self) -> dg.AssetsDefinition:
-        """The raw asset: daily UTC partitions, its quality checks, described and tagged."""
+        """The raw asset: daily UTC partitions (or :attr:`partitions`), its quality checks,
+        described and tagged."""
         metadata: dict[str, Any] = {
             "lake_path": dg.MetadataValue.path(lake.raw_dataset_glob(self.venue, self.dataset))
         }
@@ -149,7 +154,7 @@ class RawDataset:
             key=self.key,
             group_name=self.group,
             kinds={"python", "parquet"},
-            partitions_def=raw_daily_partitions_def(),
+            partitions_def=self.partitions() if self.partitions else raw_daily_partitions_def(),
             backfill_policy=None if self.snapshot else raw_backfill_policy(),
             description=self.description,
             check_specs=raw.quality_check_specs(self.key, self.quality) if self.quality else None,

@@ -100,14 +100,16 @@ def _count(n: int, noun: str) -> str:
 
 
 def _raw_assets(graph: BaseAssetGraph) -> set[dg.AssetKey]:
-    """Raw assets that can be pulled for a range: materializable, partitioned, not dbt, not a
-    snapshot of the present (tag ``mkt/snapshot``)."""
+    """Raw assets that can be pulled for a range: materializable, partitioned by UTC day, not
+    dbt, not a snapshot of the present (tag ``mkt/snapshot``). (The equity datasets,
+    partitioned by NYSE trading day, are backfilled from the UI: not in the plan yet.)"""
+    utc_days = raw_daily_partitions_def()
     return {
         k
         for k in graph.get_all_asset_keys()
         if graph.get(k).is_materializable
         and "dbt" not in graph.get(k).kinds
-        and graph.get(k).partitions_def is not None
+        and graph.get(k).partitions_def == utc_days
         and graph.get(k).tags.get(SNAPSHOT_TAG) != "true"
     }
 

@@ -345,6 +345,16 @@ QUALITY_CHECKS: dict[str, tuple[tuple[str, bool, str], ...]] = {
             "instrument, and a confirmed exchange gap (a trading halt) is reported, not failed.",
         ),
     ),
+    "equity_bars": (
+        ("no_duplicate_keys", True, "No two bars share (ticker, bar time)."),
+        (
+            "times_monotonic_and_aligned",
+            True,
+            "Bar times strictly increase per ticker and sit on the minute (UTC).",
+        ),
+        ("ohlc_sane", True, "low <= open, close <= high; prices positive and not null."),
+        ("non_negative_volumes", True, "Volumes and trade counts are never negative."),
+    ),
     "order_book": (
         ("no_duplicate_keys", True, "No two rows share (snapshot time, symbol, side, level)."),
         ("non_negative_volumes", True, "No level has a negative price or quantity."),
@@ -541,6 +551,23 @@ def candle_quality(
         )
     )
     return outcomes
+
+
+def equity_bar_quality(day: pa.Table) -> list[Any]:
+    """The ``equity_bars`` checks of :data:`QUALITY_CHECKS` on one trading day's minute bars
+    (a minute without a trade has no bar: there is no completeness check)."""
+    from mkt_platform.lib import quality
+
+    keys = ["ticker", "bar_time"]
+    return [
+        quality.no_duplicate_keys(day, keys),
+        quality.times_monotonic_and_aligned(day, "ticker", "bar_time", 60_000, keys=keys),
+        quality.ohlc_sane(day, keys=keys),
+        _named(
+            quality.non_negative(day, ["volume", "transactions"], keys=keys),
+            "non_negative_volumes",
+        ),
+    ]
 
 
 def order_book_quality(snapshot: pa.Table) -> list[Any]:

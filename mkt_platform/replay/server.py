@@ -126,6 +126,7 @@ def default_handlers(data_dir: Path) -> dict[str, ExchangeHandler]:
     from mkt_platform.replay.binance import BinanceHandler
     from mkt_platform.replay.deribit import DeribitHandler
     from mkt_platform.replay.hyperliquid import HyperliquidHandler
+    from mkt_platform.replay.polygon import PolygonHandler
 
     return {
         "binance": BinanceHandler(data_dir / "binance"),
@@ -133,6 +134,7 @@ def default_handlers(data_dir: Path) -> dict[str, ExchangeHandler]:
         # The live API serves the last 24 hours only; the history API everything.
         "deribit": DeribitHandler(data_dir / "deribit", max_age_ms=86_400_000),
         "deribit_history": DeribitHandler(data_dir / "deribit"),
+        "polygon": PolygonHandler(data_dir / "polygon"),
     }
 
 
@@ -321,8 +323,15 @@ class ReplayServer:
 
     # -- routing -------------------------------------------------------------------------
 
-    def dispatch(self, method: str, target: str, body: bytes) -> Response:
-        """Route one request (``target`` is the raw request path with query string)."""
+    def dispatch(
+        self, method: str, target: str, body: bytes, headers: Mapping[str, str] | None = None
+    ) -> Response:
+        """Route one request (``target`` is the raw request path with query string).
+
+        A handler with a ``handle_request(request, headers, base_url)`` method gets the
+        request's headers (an API key, say: never recorded in the request log) and its own
+        public base URL (for the absolute next-page links some exchanges send); the others
+        get ``handle(method, path, query, body)``."""
         parts = urlsplit(target)
         exchange, _, rest = parts.path.lstrip("/").partition("/")
         handler = self._handlers.get(exchange)
@@ -346,7 +355,13 @@ class ReplayServer:
             return injected
         query = parse_qs(parts.query, keep_blank_values=True)
         try:
-            response = handler.handle(method, "/" + rest, query, body)
+            if hasattr(handler, "handle_request"):
+                host = (headers or {}).get("Host") or f"{self.host}:{self.port}"
+                response = handler.handle_request(
+                    request, dict(headers or {}), f"http://{host}/{exchange}"
+                )
+            else:
+                response = handler.handle(method, "/" + rest, query, body)
             if mutations and 200 <= response.status < 300 and _is_json(response):
                 response = _mutated(response, request, mutations)
             return response
@@ -459,7 +474,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self._send(Response.json({"code": -1, "msg": "replay: bad Content-Length"}, 400))
             return
         body = self.rfile.read(length) if length else b""
-        self._send(self.server.replay.dispatch(self.command, self.path, body))
+        self._send(
+            self.server.replay.dispatch(self.command, self.path, body, dict(self.headers.items()))
+        )
 
     def _send(self, response: Response) -> None:
         headers = dict(response.headers)

@@ -1,0 +1,206 @@
+"""Polygon REST client: aggregate bars (``GET /v2/aggs/ticker/{ticker}/range/{multiplier}/
+{timespan}/{from}/{to}``) with ``next_url`` paging, retries and a contract.
+
+The API key comes from the environment (``POLYGON_API_KEY``) and is sent as Polygon accepts
+it, in the ``Authorization: Bearer`` header: never in a URL, so never in a log line, a
+``source`` of a message, or Dagster's metadata. ``next_url`` is followed only on the
+configured base URL's origin, so the key never goes to another host.
+
+Endpoint docs: https://polygon.io/docs/rest/stocks/aggregates/custom-bars
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+import httpx
+import pyarrow as pa
+
+from mkt_platform import settings
+from mkt_platform.defs.polygon.contract import AGG_CONTRACT, AGGS_LAKE_SCHEMA
+from mkt_platform.lib import quarantine
+from mkt_platform.lib.contracts import ContractViolation, MalformedResponse
+from mkt_platform.lib.http import ExchangeAPIError, ExchangeClient, ExchangeTransportError
+
+#: Polygon serves at most 50,000 aggregate bars a page.
+MAX_AGGS_LIMIT = 50_000
+#: The ``status`` values of an answer that carries data.
+DATA_STATUSES = frozenset({"OK", "DELAYED"})
+
+
+class PolygonAPIError(ExchangeAPIError):
+    """Polygon refused a request (a 4xx other than 429, e.g. 401 without a valid key, 403
+    outside the plan): not retried. ``message`` is Polygon's ``error`` or ``message``."""
+
+    venue = "Polygon"
+
+
+class PolygonTransportError(ExchangeTransportError):
+    """The connection to Polygon failed (timeout, refused, body cut off) on every attempt."""
+
+
+class PolygonSettingError(RuntimeError):
+    """The Polygon client cannot work as configured (no API key)."""
+
+
+def aggregates_path(ticker: str, multiplier: int, timespan: str, start: str, end: str) -> str:
+    """The aggregates endpoint's path for ``ticker`` (``SPY``, ``O:SPY250902C00625000``,
+    ``I:VIX``) between ``start`` and ``end`` (``YYYY-MM-DD`` dates, inclusive, or UTC ms)."""
+    return f"/v2/aggs/ticker/{ticker}/range/{multiplier}/{timespan}/{start}/{end}"
+
+
+class PolygonClient(ExchangeClient):
+    """Polygon market-data client.
+
+    Retries, with exponential backoff and jitter, timeouts, connection errors, 5xx answers and
+    429 (rate limit), waiting ``Retry-After`` seconds when Polygon sends it; any other 4xx
+    fails at once with Polygon's message. ``api_key`` is a secret (set it from
+    ``dagster.EnvVar("POLYGON_API_KEY")``): it is only ever sent in a request header.
+    """
+
+    venue: ClassVar[str] = PolygonAPIError.venue
+
+    base_url: str = settings.DEFAULT_POLYGON_BASE_URL
+    api_key: str = ""
+
+    def fetch_aggregates(
+        self,
+        ticker: str,
+        multiplier: int,
+        timespan: str,
+        start: str,
+        end: str,
+        *,
+        adjusted: bool = True,
+        limit: int = MAX_AGGS_LIMIT,
+    ) -> pa.Table:
+        """Every ``multiplier``-``timespan`` bar of ``ticker`` from ``start`` to ``end``
+        (dates are New York trading dates to Polygon: a minute range of one date runs from
+        04:00 to 20:00 New York time), following ``next_url`` page by page.
+
+        Returns:
+            A table with :data:`~mkt_platform.defs.polygon.contract.AGGS_LAKE_SCHEMA`, one row
+            per bar, ascending by ``bar_time`` (UTC ms), prices in USD and volumes in shares
+            (contracts for an option) as DECIMAL(38,8), exactly as sent.
+
+        Raises:
+            PolygonSettingError: no API key is configured.
+            PolygonAPIError: Polygon refused the request (401: the key; 403: the plan).
+            PolygonTransportError: every attempt failed to connect or was cut off.
+            mkt_platform.lib.contracts.ContractViolation: an answer broke its contract (names
+                the endpoint, the ticker and the field), or paged to another host; the body
+                is quarantined first.
+        """
+        if not self.api_key:
+            raise PolygonSettingError(
+                "POLYGON_API_KEY is not set: Polygon answers only requests that carry an API "
+                "key (set it in the environment of the Dagster processes; it is never logged)"
+            )
+        path = aggregates_path(ticker, multiplier, timespan, start, end)
+        url: str | None = path
+        params: dict[str, Any] | None = {
+            "adjusted": str(adjusted).lower(),
+            "sort": "asc",
+            "limit": limit,
+        }
+        pages = []
+        with self._client(self.base_url) as http:
+            http.headers["Authorization"] = f"Bearer {self.api_key}"
+            page = 0
+            while url is not None:
+                page += 1
+                source = f"GET {path} ticker={ticker} page {page}"
+                payload, content = self._get(http, url, params, source)
+                with quarantine.on_violation(content):
+                    pages.append(self._bars(payload, ticker, source))
+                    url = self._next(payload.get("next_url"), source)
+                params = None  # next_url carries the query
+        table = pa.concat_tables(pages) if pages else AGGS_LAKE_SCHEMA.empty_table()
+        return table.sort_by("bar_time")
+
+    def _get(
+        self, http: httpx.Client, url: str, params: dict[str, Any] | None, source: str
+    ) -> tuple[dict, bytes]:
+        def send() -> httpx.Response:
+            response = self._request(http, "GET", url, source, params=params)
+            status = response.status_code
+
+            def refused(reason: str | None) -> PolygonAPIError:
+                return PolygonAPIError(status, None, reason or _polygon_error(response), source)
+
+            return self._checked(
+                response, source, retryable=status == 429 or status >= 500, refused=refused
+            )
+
+        response, payload = self._fetch(
+            send, lambda r: _decode(r, source), PolygonTransportError, source
+        )
+        return payload, response.content
+
+    def _bars(self, payload: dict, ticker: str, source: str) -> pa.Table:
+        dataset = AGG_CONTRACT.dataset
+        status = payload.get("status")
+        if status not in DATA_STATUSES:
+            raise ContractViolation(
+                dataset, source, "status", f"one of {sorted(DATA_STATUSES)}", repr(status)
+            )
+        if payload.get("ticker") != ticker:
+            raise ContractViolation(dataset, source, "ticker", ticker, repr(payload.get("ticker")))
+        # Polygon leaves "results" out of an answer with no bar.
+        results = payload.get("results", [] if payload.get("resultsCount") == 0 else None)
+        bars = AGG_CONTRACT.to_table(results, source).table
+        n = bars.num_rows
+        return bars.add_column(0, "ticker", pa.array([ticker] * n, pa.string())).cast(
+            AGGS_LAKE_SCHEMA
+        )
+
+    def _next(self, next_url: object, source: str) -> str | None:
+        """The next page's URL, only on the configured origin (the key goes with it)."""
+        if next_url is None:
+            return None
+        base = urlsplit(self.base_url)
+        nxt = urlsplit(str(next_url))
+        if not isinstance(next_url, str) or (nxt.scheme, nxt.netloc) != (base.scheme, base.netloc):
+            raise ContractViolation(
+                AGG_CONTRACT.dataset,
+                source,
+                "next_url",
+                f"a URL on {base.scheme}://{base.netloc}",
+                f"{nxt.scheme}://{nxt.netloc}" if isinstance(next_url, str) else repr(next_url),
+            )
+        return next_url
+
+
+def _decode(response: httpx.Response, source: str) -> dict:
+    dataset = AGG_CONTRACT.dataset
+    if not response.content.strip():
+        raise MalformedResponse(dataset, source, None, "a JSON object", "an empty body")
+    try:
+        payload = json.loads(response.content, parse_float=Decimal)
+    except ValueError as exc:
+        content_type = response.headers.get("Content-Type", "no content type")
+        raise MalformedResponse(
+            dataset,
+            source,
+            None,
+            "a JSON object",
+            f"undecodable {content_type} body ({exc}): {response.text[:120]!r}",
+        ) from None
+    if not isinstance(payload, dict):
+        with quarantine.on_violation(response.content):
+            raise ContractViolation(dataset, source, None, "a JSON object", type(payload).__name__)
+    return payload
+
+
+def _polygon_error(response: httpx.Response) -> str:
+    """Polygon's error message (``error``, else ``message``), or the body's start."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:300]
+    if isinstance(body, dict):
+        return str(body.get("error") or body.get("message") or body)[:300]
+    return response.text[:300]

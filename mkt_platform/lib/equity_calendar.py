@@ -1,0 +1,130 @@
+"""The NYSE trading calendar of the equity datasets (Polygon's SPY, its options, VIX), from
+``exchange_calendars`` (calendar ``XNYS``): trading days, regular sessions 09:30-16:00
+America/New_York, early closes (13:00) and holidays. Sessions are defined in New York time
+and stored in UTC.
+
+The Dagster partitions of the equity assets are the trading days: a weekday partition
+definition in America/New_York with every weekday holiday excluded, so the UI lists (and a
+backfill runs) trading days only.
+"""
+
+from __future__ import annotations
+
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from functools import cache
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+
+#: The exchange whose calendar the equity datasets follow (ISO 10383 MIC of the NYSE).
+CALENDAR = "XNYS"
+NEW_YORK = ZoneInfo("America/New_York")
+#: The first trading day the equity datasets partition.
+FIRST_DAY = date(2020, 1, 2)
+
+
+@dataclass(frozen=True)
+class Session:
+    """One NYSE regular session.
+
+    Attributes:
+        day: the trading day (its date in New York).
+        open, close: the session's open and close (aware, UTC).
+        is_early_close: the session closes before 16:00 New York time (13:00 on the day
+            after Thanksgiving, Christmas Eve, and the eve of Independence Day).
+    """
+
+    day: date
+    open: datetime
+    close: datetime
+    is_early_close: bool
+
+
+#: exchange_calendars 4.x reads ``Series.values`` of tz-aware series, which pandas 3 deprecates
+#: (a warning on every calendar built, none of our doing): silenced where the library runs.
+_LIBRARY_WARNING = "Series.values returning an ndarray that drops timezone"
+
+
+@contextmanager
+def _quiet_library():
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_LIBRARY_WARNING)
+        yield
+
+
+@cache
+def _calendar(last_year: int):
+    import exchange_calendars
+
+    with _quiet_library():
+        return exchange_calendars.get_calendar(
+            CALENDAR, start=FIRST_DAY.isoformat(), end=f"{last_year}-12-31"
+        )
+
+
+def calendar(through: date | None = None):
+    """The ``exchange_calendars`` NYSE calendar from :data:`FIRST_DAY` to the end of
+    ``through``'s year (default: next year)."""
+    year = (through or datetime.now(UTC).date()).year
+    return _calendar(max(year, datetime.now(UTC).year + 1))
+
+
+def sessions(start: date, end: date) -> list[Session]:
+    """The regular sessions of the trading days ``start..end`` (inclusive), in order."""
+    cal = calendar(end)
+    with _quiet_library():
+        schedule = cal.schedule.loc[start.isoformat() : end.isoformat()]
+        early = {d.date() for d in cal.early_closes}
+    return [
+        Session(
+            day.date(),
+            row.open.to_pydatetime().astimezone(UTC),
+            row.close.to_pydatetime().astimezone(UTC),
+            day.date() in early,
+        )
+        for day, row in schedule.iterrows()
+    ]
+
+
+def session(day: date) -> Session | None:
+    """The regular session of ``day``, or ``None`` when the NYSE is closed (a weekend or a
+    holiday)."""
+    found = sessions(day, day)
+    return found[0] if found else None
+
+
+def holidays(start: date, end: date) -> list[date]:
+    """The weekdays of ``start..end`` on which the NYSE does not trade (its holidays and its
+    closings for an event, e.g. a national day of mourning)."""
+    cal = calendar(end)
+    with _quiet_library():
+        trading = {s.date() for s in cal.sessions_in_range(start.isoformat(), end.isoformat())}
+    days = [d.date() for d in _weekdays(start, end)]
+    return [d for d in days if d not in trading]
+
+
+def _weekdays(start: date, end: date):
+    import pandas as pd
+
+    return pd.bdate_range(start, end)
+
+
+def trading_days_partitions_def() -> dg.TimeWindowPartitionsDefinition:
+    """The equity assets' partitions: NYSE trading days (keys ``YYYY-MM-DD``) from
+    :data:`FIRST_DAY`, a weekday schedule in America/New_York with every holiday through next
+    year excluded. The latest partition is the trading day in progress (end offset 1), as for
+    the crypto venues' UTC days."""
+    last = date(datetime.now(UTC).year + 1, 12, 31)
+    return dg.TimeWindowPartitionsDefinition(
+        start=FIRST_DAY.isoformat(),
+        fmt="%Y-%m-%d",
+        cron_schedule="0 0 * * 1-5",
+        timezone="America/New_York",
+        end_offset=1,
+        exclusions=[
+            datetime(d.year, d.month, d.day, tzinfo=NEW_YORK) for d in holidays(FIRST_DAY, last)
+        ],
+    )

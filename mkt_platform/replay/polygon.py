@@ -1,0 +1,177 @@
+"""Replay of Polygon's aggregates endpoint from the recordings in ``shared/data/polygon``.
+
+Emulated endpoint (live: ``https://api.polygon.io``, see
+https://polygon.io/docs/rest/stocks/aggregates/custom-bars):
+``GET /v2/aggs/ticker/{ticker}/range/1/minute/{from}/{to}`` with ``adjusted``, ``sort``
+(``asc``) and ``limit`` (default 5,000, at most 50,000). ``from`` and ``to`` are New York
+trading dates (``YYYY-MM-DD``, inclusive) or UTC milliseconds. Polygon's answer is rebuilt
+around the recorded bars: ``{"ticker", "queryCount", "resultsCount", "adjusted", "results",
+"status": "OK", "request_id", "count", "next_url"?}``, ``results`` left out when there is no
+bar (as Polygon does), and a ``next_url`` (absolute, on this server, with a ``cursor``) while
+bars remain. An answer needs an API key (``Authorization: Bearer ...`` or ``apiKey=``):
+without one, 401 with Polygon's ``NOT_AUTHORIZED`` body. A ticker with no recording is 404,
+never an invented bar.
+
+Recordings (SOURCES.md section 13), saved by other projects as CSV rows of ``results[]``:
+
+* ``raftroch1_polygon_SPY_1min_2025-08-29.csv`` and ``raftroch1_polygon_O_SPY…_1min_2025-08-29
+  .csv`` (ten SPY options): ``timestamp`` is **naive America/New_York**;
+* ``leoxu2023_SPY_1min_2024-02-20_to_2024-05-17.csv``: 63 trading days, ``datetime``
+  **tz-aware America/New_York** (very likely Polygon, SOURCES.md says why).
+
+Each row becomes ``{"v", "vw", "o", "c", "h", "l", "t", "n"}``: ``t`` the bar's start in UTC
+ms, the numbers written as the CSV holds them (a JSON number of the same value), ``n`` an
+integer.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import threading
+import uuid
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+from mkt_platform.replay.server import RecordedRequest, Response
+
+NEW_YORK = ZoneInfo("America/New_York")
+DEFAULT_LIMIT, MAX_LIMIT = 5000, 50_000
+_PATH = re.compile(
+    r"^/v2/aggs/ticker/(?P<ticker>[^/]+)/range/(?P<multiplier>\d+)/(?P<timespan>[a-z]+)/"
+    r"(?P<start>[^/]+)/(?P<end>[^/]+)$"
+)
+_FILE = re.compile(r"^[a-z0-9]+_(?:polygon_)?(?P<ticker>O_SPY[0-9CP]+|SPY)_1min_.+\.csv$")
+
+
+class PolygonHandler:
+    """Answers Polygon aggregate requests from the CSV recordings in ``data_dir``."""
+
+    def __init__(self, data_dir: Path | str) -> None:
+        self.data_dir = Path(data_dir)
+        self._lock = threading.Lock()
+        self._bars: dict[str, list[tuple[int, date, str]]] | None = None
+
+    def handle(self, method: str, path: str, query: dict[str, list[str]], body: bytes) -> Response:
+        return self.handle_request(RecordedRequest(method, path, query, body), {}, "")
+
+    def handle_request(
+        self, request: RecordedRequest, headers: dict[str, str], base_url: str
+    ) -> Response:
+        if request.method != "GET":
+            return _error(405, "ERROR", f"replay: polygon {request.path} only answers GET")
+        match = _PATH.match(request.path)
+        if match is None:
+            return _error(404, "NOT_FOUND", f"replay: polygon has no route {request.path}")
+        auth = {k.lower(): v for k, v in headers.items()}.get("authorization", "")
+        if not (auth.startswith("Bearer ") and auth[7:].strip()) and not _one(request, "apiKey"):
+            return _error(
+                401,
+                "NOT_AUTHORIZED",
+                "Unknown API Key",  # Polygon's words for a missing or wrong key
+            )
+        ticker = match["ticker"]
+        if (match["multiplier"], match["timespan"]) != ("1", "minute"):
+            return _error(404, "NOT_FOUND", f"replay: only 1-minute bars are recorded for {ticker}")
+        bars = self._load().get(ticker)
+        if bars is None:
+            return _error(404, "NOT_FOUND", f"replay: no recording of {ticker} aggregates")
+        try:
+            start, end = _bound(match["start"], False), _bound(match["end"], True)
+            limit = int(_one(request, "limit") or DEFAULT_LIMIT)
+            cursor = int(_one(request, "cursor") or 0)
+        except ValueError as exc:
+            return _error(400, "ERROR", f"Could not parse the request: {exc}")
+        if not 1 <= limit <= MAX_LIMIT:
+            return _error(400, "ERROR", f"limit must be 1..{MAX_LIMIT}")
+        selected = [row for row in bars if _within(row, start, end)]
+        page = selected[cursor : cursor + limit]
+        payload: dict[str, Any] = {
+            "ticker": ticker,
+            "queryCount": len(page),
+            "resultsCount": len(page),
+            "adjusted": (_one(request, "adjusted") or "true") == "true",
+        }
+        if page:
+            payload["results"] = "__RESULTS__"
+        payload |= {"status": "OK", "request_id": uuid.uuid4().hex, "count": len(page)}
+        if cursor + limit < len(selected):
+            query = {
+                "cursor": cursor + limit,
+                "adjusted": _one(request, "adjusted") or "true",
+                "sort": "asc",
+                "limit": limit,
+            }
+            payload["next_url"] = f"{base_url}{request.path}?{urlencode(query)}"
+        text = json.dumps(payload, separators=(",", ":"))
+        text = text.replace('"__RESULTS__"', "[" + ",".join(row[2] for row in page) + "]")
+        return Response.raw_json(text.encode())
+
+    def _load(self) -> dict[str, list[tuple[int, date, str]]]:
+        with self._lock:
+            if self._bars is None:
+                bars: dict[str, dict[int, tuple[int, date, str]]] = {}
+                for path in sorted(self.data_dir.glob("*.csv")):
+                    found = _FILE.match(path.name)
+                    if found is None:
+                        continue
+                    ticker = found["ticker"].replace("O_", "O:", 1)
+                    for row in _rows(path):
+                        bars.setdefault(ticker, {})[row[0]] = row
+                self._bars = {t: [rows[k] for k in sorted(rows)] for t, rows in bars.items()}
+            return self._bars
+
+
+def _rows(path: Path) -> list[tuple[int, date, str]]:
+    """``(t, New York date, the bar's JSON)`` for every row of a recording."""
+    rows = []
+    with path.open(newline="") as handle:
+        for record in csv.DictReader(handle):
+            text = record.get("timestamp") or record["datetime"]
+            moment = datetime.fromisoformat(text)
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=NEW_YORK)
+            t = int(moment.timestamp() * 1000)
+            fields = {
+                "v": record["volume"],
+                "vw": record["vwap"],
+                "o": record["open"],
+                "c": record["close"],
+                "h": record["high"],
+                "l": record["low"],
+            }
+            for value in fields.values():
+                float(value)  # a number, or the recording is broken
+            body = ",".join(f'"{k}":{v}' for k, v in fields.items())
+            bar = f'{{{body},"t":{t},"n":{int(float(record["transactions"]))}}}'
+            rows.append((t, moment.astimezone(NEW_YORK).date(), bar))
+    return rows
+
+
+def _bound(text: str, end: bool) -> date | int:
+    """A ``from``/``to`` bound: a New York date, or UTC milliseconds."""
+    if text.isdigit():
+        return int(text)
+    return date.fromisoformat(text)
+
+
+def _within(row: tuple[int, date, str], start: date | int, end: date | int) -> bool:
+    t, day, _ = row
+    after = t >= start if isinstance(start, int) else day >= start
+    before = t <= end if isinstance(end, int) else day <= end
+    return after and before
+
+
+def _one(request: RecordedRequest, name: str) -> str | None:
+    values = request.query.get(name)
+    return values[-1] if values else None
+
+
+def _error(status: int, kind: str, message: str) -> Response:
+    body: dict[str, Any] = {"status": kind, "request_id": uuid.uuid4().hex}
+    body["message" if kind == "NOT_AUTHORIZED" else "error"] = message
+    return Response.json(body, status)
