@@ -18,6 +18,7 @@ import pytest
 from dagster_dbt import DbtProject
 
 from mkt_platform.defs.binance.contract import KLINE_CONTRACT, KLINE_LAKE_SCHEMA
+from mkt_platform.defs.equity.definitions import defs as equity_defs
 from mkt_platform.defs.options.assets import build_utc_daily_dbt_assets
 from mkt_platform.defs.sessions.assets import (
     build_session_daily_dbt_assets,
@@ -170,6 +171,7 @@ def dbt_assets_defs() -> list[dg.AssetsDefinition]:
         build_session_weekly_dbt_assets(),
         build_session_monthly_dbt_assets(),
         build_utc_daily_dbt_assets(),
+        *equity_defs().assets,
     ]
 
 
@@ -190,7 +192,12 @@ def test_every_dbt_asset_has_its_yml_owners_and_description_without_sql():
         for assets in dbt_assets_defs()
         for key, spec in assets.specs_by_key.items()
     }
-    assert set(specs) == set(models)
+    seeds = {n["name"]: n for n in manifest["nodes"].values() if n["resource_type"] == "seed"}
+    assert set(specs) == set(models) | set(seeds)
+    for name, seed in seeds.items():  # a seed is data, not SQL: its owners and description
+        spec = specs.pop(name)
+        assert spec.owners == ["team:data-platform"] == seed["meta"]["dagster"]["owners"]
+        assert spec.description == seed["description"].strip() != ""
     for name, spec in specs.items():
         model = models[name]
         assert spec.owners == ["team:data-platform"] == model["meta"]["dagster"]["owners"]

@@ -86,7 +86,12 @@ def test_docs_generate_lists_every_mart_with_its_columns_and_is_served(
     }
     project = ["--project-dir", "dbt_project", "--profiles-dir", "dbt_project"]
     dbt = dbt_executable()
-    for command in (["run", "--vars", json.dumps(dbt_vars())], ["docs", "generate"]):
+    # the seed first (the NYSE calendar the equity marts read), as `dbt build` would
+    for command in (
+        ["seed"],
+        ["run", "--vars", json.dumps(dbt_vars())],
+        ["docs", "generate"],
+    ):
         done = subprocess.run(
             [dbt, *command, *project], cwd=REPO, env=env, capture_output=True, text=True
         )

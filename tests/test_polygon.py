@@ -22,6 +22,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import dagster as dg
+import duckdb
 import exchange_calendars
 import pyarrow.parquet as pq
 import pytest
@@ -119,6 +120,33 @@ def pull(
     )
 
 
+def build_sessions(instance, first: str, last: str):
+    """One ranged run of the equity marts (dbt) over the trading days first..last."""
+    from dagster._core.storage.tags import (
+        ASSET_PARTITION_RANGE_END_TAG,
+        ASSET_PARTITION_RANGE_START_TAG,
+    )
+
+    from mkt_platform.definitions import build_definitions
+
+    defs = build_definitions()
+    return dg.materialize(
+        list(defs.assets),
+        selection=dg.AssetSelection.assets("equity_session_ohlc_daily", "nyse_sessions"),
+        resources=defs.resources,
+        instance=instance,
+        tags={ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last},
+        raise_on_error=False,
+    )
+
+
+def regular_hours(day: str, bars: list[dict]) -> list[dict]:
+    """The bars of ``day`` from 09:30 to before 16:00 New York time, written here."""
+    opens = datetime.fromisoformat(f"{day}T09:30").replace(tzinfo=NEW_YORK).timestamp() * 1000
+    closes = datetime.fromisoformat(f"{day}T16:00").replace(tzinfo=NEW_YORK).timestamp() * 1000
+    return [b for b in bars if opens <= b["t"] < closes]
+
+
 def lake_day(day: str) -> list[dict]:
     return pq.read_table(lake.raw_partition_path("polygon", "spy_aggs_1m", day)).to_pylist()
 
@@ -139,7 +167,8 @@ def test_spy_days_land_bar_for_bar_and_the_key_is_nowhere(polygon, instance, cap
     """2025-08-29, then the 63 recorded days of 2024 in one ranged run (49,720 bars: the
     client asks 50,000 a page, so one page, and no next_url): each day's file equals the
     recording bar for bar, extended hours kept; the metadata counts the regular-session
-    bars; the API key is in no log line, no event and no lake file."""
+    bars; dbt's regular sessions equal an aggregation written here; the API key is in no
+    log line, no event, no lake file and no warehouse."""
     server, key = polygon
     result = pull(instance, DAY_2025)
     assert result.success
@@ -165,13 +194,42 @@ def test_spy_days_land_bar_for_bar_and_the_key_is_nowhere(polygon, instance, cap
     }
     assert per_day == dict.fromkeys(days_2024, 390)  # every day has its 390 session bars
 
+    # The regular sessions, built by dbt over both recordings in one ranged run, equal the
+    # 09:30-16:00 New York bars aggregated here (none of these days closes early).
+    built = build_sessions(instance, first, DAY_2025)
+    assert built.success
+    with duckdb.connect(str(lake.lake_root().parent / "warehouse.duckdb"), read_only=True) as con:
+        cursor = con.execute("select * from marts.equity_session_ohlc_daily order by session_date")
+        names = [c[0] for c in cursor.description]
+        mart = {
+            r["session_date"].isoformat(): r
+            for r in (dict(zip(names, row, strict=True)) for row in cursor.fetchall())
+        }
+    expected = {**days_2024, DAY_2025: recorded[DAY_2025]}
+    assert sorted(mart) == sorted(expected)
+    for day, bars in expected.items():
+        row, session = mart[day], regular_hours(day, bars)
+        assert len(session) == row["bar_count"] == 390
+        assert not row["is_early_close"]
+        assert row["session_start"].astimezone(NEW_YORK).strftime("%H:%M") == "09:30"
+        assert row["session_end"].astimezone(NEW_YORK).strftime("%H:%M") == "16:00"
+        assert (row["open"], row["close"]) == (session[0]["open"], session[-1]["close"])
+        assert row["high"] == max(b["high"] for b in session)
+        assert row["low"] == min(b["low"] for b in session)
+        assert row["volume"] == sum(b["volume"] for b in session)
+        vwap = sum(b["vwap"] * b["volume"] for b in session) / sum(b["volume"] for b in session)
+        assert row["vwap"] == pytest.approx(float(vwap), rel=1e-12)
+        # the extended hours are in raw, not in the session
+        assert len(lake_day(day)) == len(bars) > len(session)
+
     text = caplog.text + json.dumps(
         [str(e) for e in instance.all_logs(result.run_id) + instance.all_logs(ranged.run_id)]
     )
     assert key not in text
-    for path in Path(lake.lake_root()).rglob("*"):
-        if path.is_file():
-            assert key.encode() not in path.read_bytes(), path
+    files = [p for p in Path(lake.lake_root()).parent.rglob("*") if p.is_file()]
+    assert any(p.name == "warehouse.duckdb" for p in files)
+    for path in files:  # the lake, the quarantine, the warehouse, dbt's run folders
+        assert key.encode() not in path.read_bytes(), path
 
 
 def test_a_429_with_retry_after_is_retried(polygon, instance) -> None:
@@ -243,3 +301,14 @@ def test_next_url_pages_through_a_day_in_order(polygon) -> None:
     assert len(requests) == 3  # 300 + 300 + 230
     assert [r.query.get("cursor") for r in requests] == [None, ["300"], ["600"]]
     assert not [r for r in requests if key in json.dumps(r.query)]
+
+
+def test_the_calendar_seed_is_the_librarys() -> None:
+    """The dbt seed of the sessions (the calendar in the warehouse) is what the library says
+    now, line for line: regenerate it with ``python -m mkt_platform.lib.equity_calendar``."""
+    seed = Path(__file__).resolve().parents[1] / equity_calendar.SEED_PATH
+    assert seed.read_text().splitlines() == equity_calendar.seed_rows()
+    rows = seed.read_text().splitlines()[1:]
+    assert rows[0].startswith("2020-01-02,2020-01-02T14:30:00+00:00,2020-01-02T21:00:00+00:00")
+    early = [r.split(",")[0] for r in rows if r.endswith(",true")]
+    assert "2022-11-25" in early and "2024-07-03" in early and "2025-12-24" in early

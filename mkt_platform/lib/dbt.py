@@ -702,7 +702,7 @@ class MktDbtTranslator(DagsterDbtTranslator):
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         fqn = dbt_resource_props.get("fqn", [])
-        if dbt_resource_props["resource_type"] == "model" and len(fqn) > 1:
+        if dbt_resource_props["resource_type"] in ("model", "seed") and len(fqn) > 1:
             return {"staging": "staging", "intermediate": "intermediate"}.get(fqn[1], fqn[1])
         return super().get_group_name(dbt_resource_props)
 

@@ -128,3 +128,30 @@ def trading_days_partitions_def() -> dg.TimeWindowPartitionsDefinition:
             datetime(d.year, d.month, d.day, tzinfo=NEW_YORK) for d in holidays(FIRST_DAY, last)
         ],
     )
+
+
+#: The dbt seed of the sessions (the calendar in the warehouse, for the equity marts).
+SEED_PATH = "dbt_project/seeds/calendars/nyse_sessions.csv"
+#: The seed's last day (regenerate it before then: ``python -m mkt_platform.lib.equity_calendar``).
+SEED_LAST_DAY = date(2027, 12, 31)
+
+
+def seed_rows(start: date = FIRST_DAY, end: date = SEED_LAST_DAY) -> list[str]:
+    """The lines of the sessions seed: a header, then one line per trading day of
+    ``start..end``: ``session_date,session_open,session_close,is_early_close`` (UTC, ISO 8601)."""
+    lines = ["session_date,session_open,session_close,is_early_close"]
+    for s in sessions(start, end):
+        lines.append(
+            f"{s.day.isoformat()},{s.open.isoformat()},{s.close.isoformat()},"
+            f"{str(s.is_early_close).lower()}"
+        )
+    return lines
+
+
+if __name__ == "__main__":  # python -m mkt_platform.lib.equity_calendar: write the seed
+    from pathlib import Path
+
+    target = Path(__file__).resolve().parents[2] / SEED_PATH
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text("\n".join(seed_rows()) + "\n")
+    print(f"{target}: {len(seed_rows()) - 1} sessions")

@@ -196,8 +196,11 @@ def plan(
     by_def: dict[str, set[dg.AssetKey]] = {}
     for key in dbt_keys:
         partitions_def = graph.get(key).partitions_def
-        family = next((f for f, d in families.items() if d == partitions_def), "utc")
-        by_def.setdefault(family, set()).add(key)
+        family = next((f for f, d in families.items() if d == partitions_def), None)
+        if family is None and partitions_def == raw_def:
+            family = "utc"
+        if family is not None:  # (the equity marts, by trading day, are not planned yet)
+            by_def.setdefault(family, set()).add(key)
     # The raw days the sessions need are the parents, through the graph's partition mapping.
     for raw in raw_assets:
         for child in graph.get(raw).child_keys & by_def.get("session", set()):

@@ -1,0 +1,35 @@
+{{ config(materialized='ephemeral', tags=['equity_daily']) }}
+-- One row per (ticker, bar_time) of Polygon's minute bars, extended hours included.
+-- Ephemeral: compiled into the marts, so each run reads the lake files of its own window.
+-- depends_on: {{ source('lake_polygon', 'polygon_spy_aggs_1m') }}
+{% if lake_has_files('polygon', 'spy_aggs_1m') %}
+select
+    'polygon' as source,
+    ticker,
+    bar_time,
+    open,
+    high,
+    low,
+    close,
+    volume,
+    vwap,
+    transactions,
+    date as partition_date
+from {{ source('lake_polygon', 'polygon_spy_aggs_1m') }}
+-- only the files of the run's window (all of them when no window is set)
+where {{ lake_partition_filter('date') }}
+{% else %}
+select
+    'polygon' as source,
+    cast(null as varchar) as ticker,
+    cast(null as timestamptz) as bar_time,
+    cast(null as decimal(38, 8)) as open,
+    cast(null as decimal(38, 8)) as high,
+    cast(null as decimal(38, 8)) as low,
+    cast(null as decimal(38, 8)) as close,
+    cast(null as decimal(38, 8)) as volume,
+    cast(null as decimal(38, 8)) as vwap,
+    cast(null as bigint) as transactions,
+    cast(null as date) as partition_date
+where false
+{% endif %}
