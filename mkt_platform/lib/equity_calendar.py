@@ -13,8 +13,9 @@ from __future__ import annotations
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from functools import cache
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import dagster as dg
@@ -102,14 +103,32 @@ def holidays(start: date, end: date) -> list[date]:
     cal = calendar(end)
     with _quiet_library():
         trading = {s.date() for s in cal.sessions_in_range(start.isoformat(), end.isoformat())}
-    days = [d.date() for d in _weekdays(start, end)]
-    return [d for d in days if d not in trading]
+    return [d for d in _weekdays(start, end) if d not in trading]
 
 
-def _weekdays(start: date, end: date):
-    import pandas as pd
+def _weekdays(start: date, end: date) -> list[date]:
+    days = (end - start).days + 1
+    return [d for d in (start + timedelta(days=i) for i in range(days)) if d.weekday() < 5]
 
-    return pd.bdate_range(start, end)
+
+@cache
+def _seeded_days() -> frozenset[date]:
+    """The trading days of the sessions seed (:data:`SEED_PATH`), read without the library:
+    what the partitions are built from when the code location loads (importing
+    exchange_calendars costs about 0.5 s)."""
+    seed = Path(__file__).resolve().parents[2] / SEED_PATH
+    lines = seed.read_text().splitlines()[1:]
+    return frozenset(date.fromisoformat(line.split(",", 1)[0]) for line in lines)
+
+
+def _holidays_for_partitions(last: date) -> list[date]:
+    """The weekday holidays from :data:`FIRST_DAY` to ``last``: from the seed up to its last
+    day (tests hold it equal to the library), from the library beyond it."""
+    seeded_through = min(last, SEED_LAST_DAY)
+    found = [d for d in _weekdays(FIRST_DAY, seeded_through) if d not in _seeded_days()]
+    if last > SEED_LAST_DAY:
+        found += holidays(SEED_LAST_DAY + timedelta(days=1), last)
+    return found
 
 
 def trading_days_partitions_def() -> dg.TimeWindowPartitionsDefinition:
@@ -125,7 +144,8 @@ def trading_days_partitions_def() -> dg.TimeWindowPartitionsDefinition:
         timezone="America/New_York",
         end_offset=1,
         exclusions=[
-            datetime(d.year, d.month, d.day, tzinfo=NEW_YORK) for d in holidays(FIRST_DAY, last)
+            datetime(d.year, d.month, d.day, tzinfo=NEW_YORK)
+            for d in _holidays_for_partitions(last)
         ],
     )
 
@@ -149,8 +169,6 @@ def seed_rows(start: date = FIRST_DAY, end: date = SEED_LAST_DAY) -> list[str]:
 
 
 if __name__ == "__main__":  # python -m mkt_platform.lib.equity_calendar: write the seed
-    from pathlib import Path
-
     target = Path(__file__).resolve().parents[2] / SEED_PATH
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text("\n".join(seed_rows()) + "\n")
