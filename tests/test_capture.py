@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
 from mkt_platform.capture.frames import ASSET_CONTEXTS, CANDLES, LIQUIDATIONS, FrameViolation, parse
@@ -28,6 +27,7 @@ from mkt_platform.capture.service import (
     binance_liquidations_stream,
     hyperliquid_stream,
 )
+from mkt_platform.lib import lake
 from mkt_platform.replay.ws import WebSocketReplay
 from tests.test_alerts import receiver  # noqa: F401 (the webhook receiver fixture)
 
@@ -141,7 +141,8 @@ def read_hours(root: Path, dataset) -> dict[str, list[dict]]:
     """Every hour file of ``dataset``: ``{'date=.../hour=HH/part.parquet': rows}``."""
     base = root / "raw" / dataset.venue / dataset.name
     return {
-        p.relative_to(base).as_posix(): pq.read_table(p).to_pylist()
+        # lake.read_table: one open file, so a file replaced while it is read is read whole
+        p.relative_to(base).as_posix(): lake.read_table(p).to_pylist()
         for p in sorted(base.glob("date=*/hour=*/*.parquet"))
     }
 
@@ -309,11 +310,11 @@ def test_a_killed_capture_loses_at_most_the_unflushed_minute_and_continues_the_h
     the rest: each minute once."""
     import signal
 
-    lake = tmp_path / "data" / "lake"
-    hour_file = lake / "raw" / "binance_futures" / "liquidations_stream" / "date=2026-01-05"
+    lake_dir = tmp_path / "data" / "lake"
+    hour_file = lake_dir / "raw" / "binance_futures" / "liquidations_stream" / "date=2026-01-05"
 
     def minutes_in_files() -> list[int]:
-        rows = [r for rows in read_hours(lake, LIQUIDATIONS).values() for r in rows]
+        rows = [r for rows in read_hours(lake_dir, LIQUIDATIONS).values() for r in rows]
         return sorted({(ms(r["trade_time"]) - T0) // MINUTE for r in rows})
 
     with WebSocketReplay() as hl, WebSocketReplay() as bn:
@@ -347,7 +348,7 @@ def test_a_killed_capture_loses_at_most_the_unflushed_minute_and_continues_the_h
             second.kill()
         log = second.stdout.read()
     assert "every buffered minute flushed" in log, log
-    rows = [r for rows in read_hours(lake, LIQUIDATIONS).values() for r in rows]
+    rows = [r for rows in read_hours(lake_dir, LIQUIDATIONS).values() for r in rows]
     expected = sorted(
         (f["o"]["s"], f["o"]["T"]) for m in range(30, 38) for f in minute_frames(m)[1]
     )

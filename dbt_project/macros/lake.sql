@@ -61,3 +61,22 @@ select
     cast(null as date) as partition_date
 where false
 {%- endmacro %}
+
+{#- The 1m candle staging rows (REST and stream share their columns) of a lake relation,
+    only the files of the run's window (all of them when no window is set). -#}
+{% macro hyperliquid_candles_1m_rows(relation) -%}
+select
+    'hyperliquid' as source,
+    coin as instrument,
+    open_time,
+    close_time,
+    open,
+    high,
+    low,
+    close,
+    volume,
+    trades,
+    date as partition_date
+from {{ relation }}
+where {{ lake_partition_filter('date') }}
+{%- endmacro %}

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -439,3 +440,33 @@ class ExchangeClient(dg.ConfigurableResource):
         if retry_after is not None and retry_after > self.retry_after_max_seconds:
             return retry_after
         return None
+
+
+def decode_json_body(
+    response: httpx.Response,
+    source: str,
+    dataset: str,
+    expected: str,
+    parse_float: Callable[[str], Any] | None = None,
+) -> Any:
+    """The JSON body of an exchange's answer (numbers with a fraction decoded by
+    ``parse_float``: ``Decimal`` where they must stay exact).
+
+    Raises:
+        MalformedResponse: an empty or undecodable body (an HTML page from a proxy, a body
+            cut off), naming the dataset, the request and what came (its content type and
+            start); retried by the clients like a 5xx.
+    """
+    if not response.content.strip():
+        raise MalformedResponse(dataset, source, None, expected, "an empty body")
+    try:
+        return json.loads(response.content, parse_float=parse_float)
+    except ValueError as exc:
+        content_type = response.headers.get("Content-Type", "no content type")
+        raise MalformedResponse(
+            dataset,
+            source,
+            None,
+            expected,
+            f"undecodable {content_type} body ({exc}): {response.text[:120]!r}",
+        ) from None

@@ -127,9 +127,15 @@ def read_table(path: LakePath, columns: list[str] | None = None) -> pa.Table:
         FileNotFoundError: no file or object at ``path``.
         OSError: the store cannot be read.
     """
+    # One open file (or one GET) for the footer and the pages: read by path, pyarrow opens
+    # the file again for the pages, and a file replaced in between (a writer's atomic
+    # rename) gives pages that do not match the footer read before.
     if isinstance(path, ObjectPath):
-        return pq.read_table(path.key, columns=columns, filesystem=s3.filesystem())
-    return pq.read_table(path, columns=columns)
+        with s3.filesystem().open_input_stream(path.key) as stream:
+            data = stream.read()
+        return pq.read_table(pa.BufferReader(data), columns=columns)
+    with open(path, "rb") as handle:
+        return pq.read_table(handle, columns=columns)
 
 
 def read_metadata(path: LakePath) -> pq.FileMetaData:

@@ -9,7 +9,6 @@ https://developers.binance.com/docs/binance-spot-api-docs/rest-api/market-data-e
 from __future__ import annotations
 
 import itertools
-import json
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -36,6 +35,7 @@ from mkt_platform.lib.http import (
     ExchangeClient,
     ExchangeTransportError,
     PullProgress,
+    decode_json_body,
     time_pages,
 )
 
@@ -156,7 +156,9 @@ class BinanceSpotClient(ExchangeClient):
         }
         response, payload = self._fetch(
             lambda: self._get(http, KLINES_PATH, params, source),
-            lambda response: _decode_json(response, source, KLINE_CONTRACT.dataset, "a JSON array"),
+            lambda response: decode_json_body(
+                response, source, KLINE_CONTRACT.dataset, "a JSON array"
+            ),
             BinanceTransportError,
             source,
         )
@@ -190,7 +192,7 @@ class BinanceSpotClient(ExchangeClient):
         with self._http() as http:
             response, payload = self._fetch(
                 lambda: self._get(http, DEPTH_PATH, params, source),
-                lambda response: _decode_json(
+                lambda response: decode_json_body(
                     response, source, BOOK_LEVEL_CONTRACT.dataset, "a JSON object"
                 ),
                 BinanceTransportError,
@@ -270,7 +272,7 @@ class BinanceSpotClient(ExchangeClient):
         with self._http() as http:
             response, payload = self._fetch(
                 lambda: self._get(http, path, params, source),
-                lambda response: _decode_json(response, source, dataset, "JSON"),
+                lambda response: decode_json_body(response, source, dataset, "JSON"),
                 BinanceTransportError,
                 source,
             )
@@ -301,22 +303,6 @@ def _binance_error(response: httpx.Response) -> tuple[int | None, str]:
     if isinstance(body, dict) and "msg" in body:
         return body.get("code"), str(body["msg"])
     return None, response.text[:200]
-
-
-def _decode_json(response: httpx.Response, source: str, dataset: str, expected: str) -> Any:
-    if not response.content.strip():
-        raise MalformedResponse(dataset, source, None, expected, "an empty body")
-    try:
-        return json.loads(response.content)
-    except ValueError as exc:
-        content_type = response.headers.get("Content-Type", "no content type")
-        raise MalformedResponse(
-            dataset,
-            source,
-            None,
-            expected,
-            f"undecodable {content_type} body ({exc}): {response.text[:120]!r}",
-        ) from None
 
 
 def _check_open_times(table: pa.Table, start_ms: int, end_ms: int, source: str) -> None:

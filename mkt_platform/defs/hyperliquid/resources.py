@@ -14,7 +14,6 @@ the contract does not know is reported (not an error) in
 from __future__ import annotations
 
 import itertools
-import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
@@ -46,6 +45,7 @@ from mkt_platform.lib.http import (
     ExchangeTransportError,
     PullProgress,
     RetryableResponse,
+    decode_json_body,
     time_pages,
 )
 
@@ -302,7 +302,9 @@ class HyperliquidClient(ExchangeClient):
         breaks the contract is quarantined (``exc.quarantine_path``) before re-raising."""
         response, payload = self._fetch(
             lambda: self._send(http, body, source),
-            lambda response: _decode_json(response, source, _dataset_of(body["type"])),
+            lambda response: decode_json_body(
+                response, source, _dataset_of(body["type"]), "a JSON body"
+            ),
             HyperliquidTransportError,
             source,
         )
@@ -405,22 +407,6 @@ def _dataset_of(kind: str) -> str:
 
 def _describe(value: Any) -> str:
     return f"{type(value).__name__}: {value!r}"
-
-
-def _decode_json(response: httpx.Response, source: str, dataset: str) -> Any:
-    if not response.content.strip():
-        raise MalformedResponse(dataset, source, None, "a JSON body", "an empty body")
-    try:
-        return json.loads(response.content)
-    except ValueError as exc:
-        content_type = response.headers.get("Content-Type", "no content type")
-        raise MalformedResponse(
-            dataset,
-            source,
-            None,
-            "a JSON body",
-            f"undecodable {content_type} body ({exc}): {response.text[:120]!r}",
-        ) from None
 
 
 def _ints(table: pa.Table, column: str) -> list[int]:

@@ -11,7 +11,6 @@ Endpoint docs: https://polygon.io/docs/rest/stocks/aggregates/custom-bars
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -22,8 +21,13 @@ import pyarrow as pa
 from mkt_platform import settings
 from mkt_platform.defs.polygon.contract import AGG_CONTRACT, AGGS_LAKE_SCHEMA
 from mkt_platform.lib import quarantine
-from mkt_platform.lib.contracts import ContractViolation, MalformedResponse
-from mkt_platform.lib.http import ExchangeAPIError, ExchangeClient, ExchangeTransportError
+from mkt_platform.lib.contracts import ContractViolation
+from mkt_platform.lib.http import (
+    ExchangeAPIError,
+    ExchangeClient,
+    ExchangeTransportError,
+    decode_json_body,
+)
 
 #: Polygon serves at most 50,000 aggregate bars a page.
 MAX_AGGS_LIMIT = 50_000
@@ -176,19 +180,7 @@ class PolygonClient(ExchangeClient):
 
 def _decode(response: httpx.Response, source: str) -> dict:
     dataset = AGG_CONTRACT.dataset
-    if not response.content.strip():
-        raise MalformedResponse(dataset, source, None, "a JSON object", "an empty body")
-    try:
-        payload = json.loads(response.content, parse_float=Decimal)
-    except ValueError as exc:
-        content_type = response.headers.get("Content-Type", "no content type")
-        raise MalformedResponse(
-            dataset,
-            source,
-            None,
-            "a JSON object",
-            f"undecodable {content_type} body ({exc}): {response.text[:120]!r}",
-        ) from None
+    payload = decode_json_body(response, source, dataset, "a JSON object", parse_float=Decimal)
     if not isinstance(payload, dict):
         with quarantine.on_violation(response.content):
             raise ContractViolation(dataset, source, None, "a JSON object", type(payload).__name__)

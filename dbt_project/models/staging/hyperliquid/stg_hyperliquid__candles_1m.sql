@@ -4,21 +4,7 @@
 -- files of its window. With no pull yet this is an empty relation of the same columns.
 -- depends_on: {{ source('lake_hyperliquid', 'hyperliquid_candles_1m') }}
 {% if lake_has_files('hyperliquid', 'candles_1m') %}
-select
-    'hyperliquid' as source,
-    coin as instrument,
-    open_time,
-    close_time,
-    open,
-    high,
-    low,
-    close,
-    volume,
-    trades,
-    date as partition_date
-from {{ source('lake_hyperliquid', 'hyperliquid_candles_1m') }}
--- only the files of the run's window (all of them when no window is set)
-where {{ lake_partition_filter('date') }}
+{{ hyperliquid_candles_1m_rows(source('lake_hyperliquid', 'hyperliquid_candles_1m')) }}
 qualify row_number() over (partition by coin, open_time order by date desc) = 1
 {% else %}
 {{ empty_candles_1m() }}

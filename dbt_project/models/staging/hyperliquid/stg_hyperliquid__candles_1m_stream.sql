@@ -4,21 +4,7 @@
 -- files of its window. With no closed hour yet this is an empty relation of the same columns.
 -- depends_on: {{ source('lake_hyperliquid', 'hyperliquid_candles_1m_stream') }}
 {% if lake_has_files('hyperliquid', 'candles_1m_stream', 'date=*/hour=*/part.parquet') %}
-select
-    'hyperliquid' as source,
-    coin as instrument,
-    open_time,
-    close_time,
-    open,
-    high,
-    low,
-    close,
-    volume,
-    trades,
-    date as partition_date
-from {{ source('lake_hyperliquid', 'hyperliquid_candles_1m_stream') }}
--- only the files of the run's window (all of them when no window is set)
-where {{ lake_partition_filter('date') }}
+{{ hyperliquid_candles_1m_rows(source('lake_hyperliquid', 'hyperliquid_candles_1m_stream')) }}
 {% else %}
 {{ empty_candles_1m() }}
 {% endif %}
