@@ -134,7 +134,7 @@ def read_table(path: LakePath, columns: list[str] | None = None) -> pa.Table:
         with s3.filesystem().open_input_stream(path.key) as stream:
             data = stream.read()
         return pq.read_table(pa.BufferReader(data), columns=columns)
-    with open(path, "rb") as handle:
+    with pa.OSFile(str(path)) as handle:  # a native file: no Python in the read loop
         return pq.read_table(handle, columns=columns)
 
 
