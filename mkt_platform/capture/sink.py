@@ -43,16 +43,16 @@ def hour_folder(root: lake.LakePath, dataset: Dataset, hour_ms: int) -> lake.Lak
 
 def hour_files(
     root: lake.LakePath, dataset: Dataset, name: str
-) -> list[tuple[datetime, lake.LakePath]]:
+) -> list[tuple[datetime, lake.FoundFile]]:
     """The hour files called ``name`` (``open.parquet`` or ``part.parquet``) of ``dataset``
-    under ``root``, with the start of their hour (UTC), in time order."""
+    under ``root``, with the start of their hour (UTC), in time order (one listing)."""
     files = []
-    for path in lake.find_files(dataset_folder(root, dataset), name):
-        day, hour = path.parent.parent.name, path.parent.name
+    for found in lake.find_files(dataset_folder(root, dataset), name):
+        day, hour = found.path.parent.parent.name, found.path.parent.name
         if not (day.startswith("date=") and hour.startswith("hour=")):
             continue
         moment = datetime.strptime(f"{day[5:]} {hour[5:]}", "%Y-%m-%d %H").replace(tzinfo=UTC)
-        files.append((moment, path))
+        files.append((moment, found))
     return sorted(files, key=lambda pair: pair[0])
 
 
@@ -127,8 +127,8 @@ class HourlySink:
     def _open(self) -> dict[int, lake.LakePath]:
         if self._open_hours is None:
             self._open_hours = {
-                int(start.timestamp() * 1000): path
-                for start, path in hour_files(self.root, self.dataset, "open.parquet")
+                int(start.timestamp() * 1000): found.path
+                for start, found in hour_files(self.root, self.dataset, "open.parquet")
             }
         return self._open_hours
 

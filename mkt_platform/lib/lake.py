@@ -150,32 +150,36 @@ def read_metadata(path: LakePath) -> pq.FileMetaData:
     return pq.read_metadata(path)
 
 
-def find_files(folder: LakePath, name: str) -> list[LakePath]:
-    """Every file called ``name`` under ``folder`` (at any depth, local or on S3), sorted;
-    none when the folder does not exist."""
+@dataclass(frozen=True)
+class FoundFile:
+    """A file :func:`find_files` found: its path, modification time (ns) and size (bytes)."""
+
+    path: LakePath
+    modified_ns: int
+    size: int
+
+
+def find_files(folder: LakePath, name: str) -> list[FoundFile]:
+    """Every file called ``name`` under ``folder`` (at any depth, local or on S3), sorted by
+    path, with its modification time and size; none when the folder does not exist. On S3
+    one listing gives all of it (no request per object)."""
     if isinstance(folder, ObjectPath):
         selector = pafs.FileSelector(folder.key, recursive=True, allow_not_found=True)
-        infos = s3.filesystem().get_file_info(selector)
-        return sorted(
-            (
-                ObjectPath(i.path)
-                for i in infos
-                if i.type == pafs.FileType.File and i.base_name == name
-            ),
-            key=str,
-        )
-    return sorted(folder.rglob(name))
-
-
-def modified_ns(path: LakePath) -> int:
-    """The modification time of a lake file in nanoseconds (an object's, on S3).
-
-    Raises:
-        FileNotFoundError: no file or object at ``path``.
-    """
-    if isinstance(path, ObjectPath):
-        return int(path.stat().st_mtime * 1_000_000_000)
-    return path.stat().st_mtime_ns
+        found = [
+            FoundFile(
+                ObjectPath(i.path),
+                int(i.mtime.timestamp() * 1_000_000_000) if i.mtime else 0,
+                i.size or 0,
+            )
+            for i in s3.filesystem().get_file_info(selector)
+            if i.type == pafs.FileType.File and i.base_name == name
+        ]
+        return sorted(found, key=lambda f: str(f.path))
+    files = []
+    for path in sorted(folder.rglob(name)):
+        stat = path.stat()
+        files.append(FoundFile(path, stat.st_mtime_ns, stat.st_size))
+    return files
 
 
 def rename(source: LakePath, target: LakePath) -> None:

@@ -81,7 +81,7 @@ class PolygonHandler:
         if bars is None:
             return _error(404, "NOT_FOUND", f"replay: no recording of {ticker} aggregates")
         try:
-            start, end = _bound(match["start"], False), _bound(match["end"], True)
+            start, end = _bound(match["start"]), _bound(match["end"])
             limit = int(_one(request, "limit") or DEFAULT_LIMIT)
             cursor = int(_one(request, "cursor") or 0)
         except ValueError as exc:
@@ -152,7 +152,7 @@ def _rows(path: Path) -> list[tuple[int, date, str]]:
     return rows
 
 
-def _bound(text: str, end: bool) -> date | int:
+def _bound(text: str) -> date | int:
     """A ``from``/``to`` bound: a New York date, or UTC milliseconds."""
     if text.isdigit():
         return int(text)

@@ -92,13 +92,10 @@ def capture_specs() -> list[dg.AssetSpec]:
     ]
 
 
-def closed_hours(dataset: Dataset) -> list[tuple[datetime, int, lake.LakePath]]:
-    """The closed hours of ``dataset`` in the lake (local or on S3): ``(hour start (UTC),
-    modification time in ns, path)``, in time order."""
-    return [
-        (start, lake.modified_ns(path), path)
-        for start, path in hour_files(lake.lake_root(), dataset, "part.parquet")
-    ]
+def closed_hours(dataset: Dataset) -> list[tuple[datetime, lake.FoundFile]]:
+    """The closed hours of ``dataset`` in the lake (local or on S3), each with its file
+    (path, modification time, size) from one listing, in time order."""
+    return hour_files(lake.lake_root(), dataset, "part.parquet")
 
 
 @dg.sensor(
@@ -116,7 +113,8 @@ def capture_hours_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult
     for dataset in DATASETS:
         key = asset_key(dataset)
         newest = seen.get(key.to_user_string(), 0)
-        for start, mtime, path in closed_hours(dataset):
+        for start, found in closed_hours(dataset):
+            path, mtime = found.path, found.modified_ns
             if mtime <= newest:
                 continue
             partition = f"{start:%Y-%m-%d-%H}:00"
@@ -128,7 +126,7 @@ def capture_hours_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult
                     metadata={
                         "path": dg.MetadataValue.path(str(path)),
                         "dagster/row_count": metadata.num_rows,
-                        "file_bytes": path.stat().st_size,
+                        "file_bytes": found.size,
                         "closed_at": dg.MetadataValue.timestamp(
                             datetime.fromtimestamp(mtime / 1e9, UTC)
                         ),
@@ -188,11 +186,11 @@ def capture_gap_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     gaps: dict[str, dict[str, dict[str, int]]] = defaultdict(dict)
     beyond: list[str] = []
     seen = newest
-    for start, mtime, path in closed_hours(CANDLES):
-        if mtime <= newest:
+    for start, found in closed_hours(CANDLES):
+        if found.modified_ns <= newest:
             continue
-        seen = max(seen, mtime)
-        missing = missing_minutes(path, start, coins)
+        seen = max(seen, found.modified_ns)
+        missing = missing_minutes(found.path, start, coins)
         if not missing:
             continue
         if start < reach_start:

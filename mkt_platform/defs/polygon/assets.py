@@ -7,20 +7,18 @@ in raw; the regular session (09:30-16:00, or 13:00 on an early close) is the mar
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from zoneinfo import ZoneInfo
+from datetime import date
 
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mkt_platform.defs.polygon.contract import AGG_CONTRACT, AGGS_LAKE_SCHEMA
+from mkt_platform.defs.polygon.contract import AGG_CONTRACT
 from mkt_platform.defs.polygon.resources import PolygonClient, PolygonSettingError
 from mkt_platform.lib import equity_calendar, lake, raw
 from mkt_platform.lib.contracts import ContractViolation
 
 SOURCE = "polygon"
-NEW_YORK = ZoneInfo("America/New_York")
 #: The ticker of ``polygon_spy_aggs_1m``.
 SPY = "SPY"
 MINUTE_MS = 60_000
@@ -31,12 +29,10 @@ AGGS_COLUMNS = {
 }
 
 
-def ny_dates(table: pa.Table) -> list[date]:
-    """The New York date of each bar of ``table``."""
-    return [
-        datetime.fromtimestamp(ms / 1000, NEW_YORK).date()
-        for ms in pc.cast(table["bar_time"], pa.int64()).to_pylist()
-    ]
+def ny_dates(table: pa.Table) -> pa.Array:
+    """The New York date (``YYYY-MM-DD``) of each bar of ``table``, vectorized."""
+    in_new_york = table["bar_time"].cast(pa.timestamp("ms", tz="America/New_York"))
+    return pc.strftime(in_new_york, format="%Y-%m-%d")
 
 
 def pull_spy_aggs_1m(
@@ -60,7 +56,7 @@ def pull_spy_aggs_1m(
         raise dg.Failure(f"{key} {days[0]}..{days[-1]}: {exc}") from exc
     except ContractViolation as exc:
         raise raw.contract_failure(exc, key, days) from exc
-    dates = pa.array([d.isoformat() for d in ny_dates(bars)], pa.string())
+    dates = ny_dates(bars)
     tables = {day: bars.filter(pc.equal(dates, day)) for day in days}
     outcomes = {day: raw.equity_bar_quality(table) for day, table in tables.items()}
     raw.refuse_failing_partitions(key, f"{SOURCE}_spy_aggs_1m", "equity_bars", outcomes, tables)
@@ -87,6 +83,3 @@ def _session_bars(table: pa.Table, session: equity_calendar.Session | None) -> i
     times = pc.cast(table["bar_time"], pa.int64())
     opened, closed = int(session.open.timestamp() * 1000), int(session.close.timestamp() * 1000)
     return pc.sum(pc.and_(pc.greater_equal(times, opened), pc.less(times, closed))).as_py() or 0
-
-
-__all__ = ["AGGS_COLUMNS", "AGGS_LAKE_SCHEMA", "pull_spy_aggs_1m"]

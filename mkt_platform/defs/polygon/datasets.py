@@ -4,7 +4,8 @@ Each is declared once here; the asset and its checks derive from the declaration
 :mod:`mkt_platform.lib.datasets`).
 """
 
-from mkt_platform.defs.polygon.assets import AGGS_COLUMNS, AGGS_LAKE_SCHEMA, pull_spy_aggs_1m
+from mkt_platform.defs.polygon.assets import AGGS_COLUMNS, pull_spy_aggs_1m
+from mkt_platform.defs.polygon.contract import AGGS_LAKE_SCHEMA
 from mkt_platform.lib.datasets import RawDataset
 from mkt_platform.lib.equity_calendar import trading_days_partitions_def
 
