@@ -34,6 +34,11 @@ another to dbt.
 | MKT_API_HOST              | 127.0.0.1                   | address the read API listens on       |
 | MKT_API_PORT              | 8000                        | port the read API listens on          |
 | DAGSTER_EVENT_BATCH_SIZE  | 1000 (set by the CLI)       | Dagster's batched event writes        |
+| POLYGON_BASE_URL          | https://api.polygon.io      | Polygon REST API                      |
+| POLYGON_API_KEY           | (unset: Polygon runs fail)  | Polygon API key (a secret)            |
+| MKT_POLYGON_OPTIONS_BAND_PCT | 1                        | SPY options: strikes within ±% of open |
+| MKT_POLYGON_OPTIONS_EXPIRY_DAYS | 7                     | ... expiring within these days        |
+| MKT_POLYGON_OPTIONS_MAX_CONTRACTS | 100                 | ... at most this many, nearest first  |
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -547,3 +553,44 @@ def enable_event_batches(environ: dict[str, str] | None = None) -> None:
     embedded instance's (:mod:`mkt_platform.lib.event_storage`)."""
     target = os.environ if environ is None else environ
     target.setdefault(EVENT_BATCH_SIZE_ENV, str(DEFAULT_EVENT_BATCH_SIZE))
+
+
+def polygon_options_band_pct() -> Decimal:
+    """Half-width of the strike band of the tracked SPY options, in percent of the day's open:
+    contracts with strikes within ``open * (1 ± band / 100)`` (env
+    ``MKT_POLYGON_OPTIONS_BAND_PCT``, default 1; more than 0, at most 50).
+
+    Raises:
+        SettingError: the value is not a number in (0, 50].
+    """
+    name = "MKT_POLYGON_OPTIONS_BAND_PCT"
+    raw = os.environ.get(name, "").strip() or "1"
+    try:
+        value = Decimal(raw)
+    except ArithmeticError:
+        value = Decimal("NaN")
+    if not value.is_finite() or not 0 < value <= 50:
+        raise SettingError(f"{name} must be a number of percent in (0, 50], got {raw!r}")
+    return value
+
+
+def polygon_options_expiry_days() -> int:
+    """The expiry horizon of the tracked SPY options: contracts expiring from the trading day
+    to this many calendar days after it (env ``MKT_POLYGON_OPTIONS_EXPIRY_DAYS``, default 7,
+    at most 800).
+
+    Raises:
+        SettingError: the value is not a whole number in 1..800.
+    """
+    return _positive_int("MKT_POLYGON_OPTIONS_EXPIRY_DAYS", 7, 800)
+
+
+def polygon_options_max_contracts() -> int:
+    """The most SPY options contracts tracked per trading day (env
+    ``MKT_POLYGON_OPTIONS_MAX_CONTRACTS``, default 100, the replaced system's limit per
+    stream connection; at most 1,000): beyond it the nearest strikes to the open are kept.
+
+    Raises:
+        SettingError: the value is not a whole number in 1..1000.
+    """
+    return _positive_int("MKT_POLYGON_OPTIONS_MAX_CONTRACTS", 100, 1000)

@@ -34,9 +34,29 @@ GRAPH = {
     "binance_ticker_24h": ("raw_binance", set()),
     "binance_recent_trades": ("raw_binance", set()),
     "polygon_spy_aggs_1m": ("raw_polygon", set()),
+    "polygon_spy_options_contracts": ("raw_polygon", {"polygon_spy_aggs_1m"}),
+    "polygon_spy_options_aggs_1m": ("raw_polygon", {"polygon_spy_options_contracts"}),
     "nyse_sessions": ("calendars", set()),
     # the equity staging model is ephemeral: the mart reads the raw asset directly
     "equity_session_ohlc_daily": ("marts", {"nyse_sessions", "polygon_spy_aggs_1m"}),
+    "equity_option_session_ohlc_daily": (
+        "marts",
+        {
+            "nyse_sessions",
+            "polygon_spy_options_contracts",
+            "polygon_spy_options_aggs_1m",
+            "equity_session_ohlc_daily",
+        },
+    ),
+    "equity_consolidated_1m": (
+        "marts",
+        {
+            "nyse_sessions",
+            "polygon_spy_aggs_1m",
+            "polygon_spy_options_contracts",
+            "polygon_spy_options_aggs_1m",
+        },
+    ),
     "hyperliquid_candles_1m_stream": ("raw_capture", set()),
     "hyperliquid_asset_contexts_1m_stream": ("raw_capture", set()),
     "binance_futures_liquidations_stream": ("raw_capture", set()),

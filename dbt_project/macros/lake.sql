@@ -80,3 +80,21 @@ select
 from {{ relation }}
 where {{ lake_partition_filter('date') }}
 {%- endmacro %}
+
+{#- An empty relation with the columns of the Polygon minute-bar staging models, for a
+    dataset with no file in the lake yet. -#}
+{% macro empty_polygon_aggs() -%}
+select
+    'polygon' as source,
+    cast(null as varchar) as ticker,
+    cast(null as timestamptz) as bar_time,
+    cast(null as decimal(38, 8)) as open,
+    cast(null as decimal(38, 8)) as high,
+    cast(null as decimal(38, 8)) as low,
+    cast(null as decimal(38, 8)) as close,
+    cast(null as decimal(38, 8)) as volume,
+    cast(null as decimal(38, 8)) as vwap,
+    cast(null as bigint) as transactions,
+    cast(null as date) as partition_date
+where false
+{%- endmacro %}

@@ -102,6 +102,8 @@ class RawDataset:
         partitions: the asset's partitions when not the UTC days (a function, so that the
             definition is built with the definitions): the NYSE trading days of the equity
             datasets.
+        deps: the raw assets the pull reads from the lake (same partitions: the SPY options
+            contracts are chosen around SPY's open of the same day).
     """
 
     venue: str
@@ -121,6 +123,7 @@ class RawDataset:
     snapshot: bool = False
     owners: tuple[str, ...] = (DEFAULT_OWNER,)
     partitions: Callable[[], dg.PartitionsDefinition] | None = None
+    deps: tuple[dg.AssetKey, ...] = ()
 
     @property
     def key(self) -> dg.AssetKey:
@@ -163,6 +166,7 @@ class RawDataset:
             owners=list(self.owners),
             freshness_policy=self.freshness_policy,
             required_resource_keys={self.resource},
+            deps=list(self.deps),
         )(self._body())
 
     def _body(self) -> Callable[..., dg.MaterializeResult]:

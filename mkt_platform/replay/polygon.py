@@ -28,10 +28,12 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import re
 import threading
 import uuid
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -39,12 +41,22 @@ from zoneinfo import ZoneInfo
 
 from mkt_platform.replay.server import RecordedRequest, Response
 
+logger = logging.getLogger(__name__)
+
 NEW_YORK = ZoneInfo("America/New_York")
 DEFAULT_LIMIT, MAX_LIMIT = 5000, 50_000
 _PATH = re.compile(
     r"^/v2/aggs/ticker/(?P<ticker>[^/]+)/range/(?P<multiplier>\d+)/(?P<timespan>[a-z]+)/"
     r"(?P<start>[^/]+)/(?P<end>[^/]+)$"
 )
+CONTRACTS_PATH = "/v3/reference/options/contracts"
+DEFAULT_CONTRACTS_LIMIT, MAX_CONTRACTS_LIMIT = 10, 1000
+#: The recorded options contracts listings: underlying -> (file, the day it was fetched).
+CONTRACT_LISTINGS = {
+    "SPY": ("raftroch1_polygon_v3_reference_options_contracts_SPY_2025-08-30.json", "2025-08-30"),
+}
+#: Header on an answer that holds no recorded data (an option's bars that were not recorded).
+UNRECORDED_HEADER = "X-Replay-Unrecorded"
 _FILE = re.compile(r"^[a-z0-9]+_(?:polygon_)?(?P<ticker>O_SPY[0-9CP]+|SPY)_1min_.+\.csv$")
 
 
@@ -55,6 +67,8 @@ class PolygonHandler:
         self.data_dir = Path(data_dir)
         self._lock = threading.Lock()
         self._bars: dict[str, list[tuple[int, date, str]]] | None = None
+        self._listings: dict[str, list[dict[str, Any]]] = {}
+        self._unrecorded: set[str] = set()
 
     def handle(self, method: str, path: str, query: dict[str, list[str]], body: bytes) -> Response:
         return self.handle_request(RecordedRequest(method, path, query, body), {}, "")
@@ -65,7 +79,7 @@ class PolygonHandler:
         if request.method != "GET":
             return _error(405, "ERROR", f"replay: polygon {request.path} only answers GET")
         match = _PATH.match(request.path)
-        if match is None:
+        if match is None and request.path != CONTRACTS_PATH:
             return _error(404, "NOT_FOUND", f"replay: polygon has no route {request.path}")
         auth = {k.lower(): v for k, v in headers.items()}.get("authorization", "")
         if not (auth.startswith("Bearer ") and auth[7:].strip()) and not _one(request, "apiKey"):
@@ -74,12 +88,30 @@ class PolygonHandler:
                 "NOT_AUTHORIZED",
                 "Unknown API Key",  # Polygon's words for a missing or wrong key
             )
+        if match is None:
+            return self._contracts(request, base_url)
         ticker = match["ticker"]
         if (match["multiplier"], match["timespan"]) != ("1", "minute"):
             return _error(404, "NOT_FOUND", f"replay: only 1-minute bars are recorded for {ticker}")
         bars = self._load().get(ticker)
-        if bars is None:
+        unrecorded = bars is None and ticker.startswith("O:")
+        if bars is None and not unrecorded:
             return _error(404, "NOT_FOUND", f"replay: no recording of {ticker} aggregates")
+        if unrecorded:
+            # Only ten SPY options' bars are recorded. Another option is answered with no bar,
+            # in Polygon's format for a contract without trades, and said to be unrecorded.
+            bars = []
+            if not self._unrecorded:
+                logger.warning(
+                    "replay: no recording of %s minute bars; answering NO BARS for it and for "
+                    "every other option without a recording (not market data: the contracts "
+                    "may have traded; header %s)",
+                    ticker,
+                    UNRECORDED_HEADER,
+                )
+            if ticker not in self._unrecorded:
+                self._unrecorded.add(ticker)
+                logger.debug("replay: no recording of %s minute bars: no bars", ticker)
         try:
             start, end = _bound(match["start"]), _bound(match["end"])
             limit = int(_one(request, "limit") or DEFAULT_LIMIT)
@@ -109,7 +141,63 @@ class PolygonHandler:
             payload["next_url"] = f"{base_url}{request.path}?{urlencode(query)}"
         text = json.dumps(payload, separators=(",", ":"))
         text = text.replace('"__RESULTS__"', "[" + ",".join(row[2] for row in page) + "]")
-        return Response.raw_json(text.encode())
+        extra = {UNRECORDED_HEADER: f"no recording of {ticker}: no bars"} if unrecorded else {}
+        return Response.raw_json(text.encode(), headers=extra)
+
+    def _contracts(self, request: RecordedRequest, base_url: str) -> Response:
+        """``GET /v3/reference/options/contracts`` from the recorded listing of the
+        underlying, filtered as Polygon filters (``contract_type``, ``expiration_date`` and
+        ``strike_price`` with ``.gt/.gte/.lt/.lte``), sorted by ticker, paged by ``limit``
+        (10 by default, at most 1,000) with a ``next_url``. ``as_of`` may be the day the
+        listing was fetched or the trading day before it (the listing lacks only the
+        contracts that expired that day, said in a header); another day is 404."""
+        underlying = _one(request, "underlying_ticker")
+        recorded = CONTRACT_LISTINGS.get(underlying or "")
+        if recorded is None:
+            return _error(404, "NOT_FOUND", f"replay: no options contracts listing of {underlying}")
+        name, fetched = recorded
+        as_of = _one(request, "as_of") or fetched
+        served = {fetched, _previous_weekday(fetched)}
+        if as_of not in served:
+            return _error(
+                404,
+                "NOT_FOUND",
+                f"replay: the {underlying} options contracts listing is recorded as of {fetched} "
+                f"only (asked as_of={as_of})",
+            )
+        try:
+            limit = int(_one(request, "limit") or DEFAULT_CONTRACTS_LIMIT)
+            cursor = int(_one(request, "cursor") or 0)
+            selected = [c for c in self._listing(name) if _matches(c, request)]
+        except (ValueError, ArithmeticError) as exc:
+            return _error(400, "ERROR", f"Could not parse the request: {exc}")
+        if not 1 <= limit <= MAX_CONTRACTS_LIMIT:
+            return _error(400, "ERROR", f"limit must be 1..{MAX_CONTRACTS_LIMIT}")
+        selected.sort(key=lambda c: c["ticker"], reverse=_one(request, "order") == "desc")
+        page = selected[cursor : cursor + limit]
+        payload: dict[str, Any] = {
+            "results": page,
+            "status": "OK",
+            "request_id": uuid.uuid4().hex,
+        }
+        if cursor + limit < len(selected):
+            query = {k: v[-1] for k, v in request.query.items() if k != "cursor"}
+            payload["next_url"] = (
+                f"{base_url}{request.path}?{urlencode({**query, 'cursor': cursor + limit})}"
+            )
+        extra = {}
+        if as_of != fetched:
+            extra["X-Replay-Note"] = (
+                f"listing fetched {fetched}: contracts that expired on {as_of} are absent"
+            )
+        return Response.json(payload, headers=extra)
+
+    def _listing(self, name: str) -> list[dict[str, Any]]:
+        with self._lock:
+            if name not in self._listings:
+                text = (self.data_dir / name).read_text()
+                self._listings[name] = json.loads(text)
+            return self._listings[name]
 
     def _load(self) -> dict[str, list[tuple[int, date, str]]]:
         with self._lock:
@@ -150,6 +238,39 @@ def _rows(path: Path) -> list[tuple[int, date, str]]:
             bar = f'{{{body},"t":{t},"n":{int(float(record["transactions"]))}}}'
             rows.append((t, moment.astimezone(NEW_YORK).date(), bar))
     return rows
+
+
+_COMPARISONS = {
+    "": lambda a, b: a == b,
+    ".gt": lambda a, b: a > b,
+    ".gte": lambda a, b: a >= b,
+    ".lt": lambda a, b: a < b,
+    ".lte": lambda a, b: a <= b,
+}
+
+
+def _matches(contract: dict[str, Any], request: RecordedRequest) -> bool:
+    """Whether a listed contract passes the request's filters (Polygon's query syntax)."""
+    kind = _one(request, "contract_type")
+    if kind and contract["contract_type"] != kind:
+        return False
+    for suffix, compare in _COMPARISONS.items():
+        expiry = _one(request, f"expiration_date{suffix}")
+        if expiry and not compare(
+            contract["expiration_date"], date.fromisoformat(expiry).isoformat()
+        ):
+            return False
+        strike = _one(request, f"strike_price{suffix}")
+        if strike and not compare(Decimal(str(contract["strike_price"])), Decimal(strike)):
+            return False
+    return True
+
+
+def _previous_weekday(day: str) -> str:
+    moment = date.fromisoformat(day) - timedelta(days=1)
+    while moment.weekday() >= 5:
+        moment -= timedelta(days=1)
+    return moment.isoformat()
 
 
 def _bound(text: str) -> date | int:

@@ -1,4 +1,5 @@
-"""Raw Polygon assets: SPY's minute bars, one Parquet file per NYSE trading day.
+"""Raw Polygon assets, one Parquet file per NYSE trading day: SPY's minute bars, the SPY
+options contracts near the money at the open, and those contracts' minute bars.
 
 Source: ``GET /v2/aggs/ticker/SPY/range/1/minute/{from}/{to}`` (see ``resources.py``). A
 trading day's bars run from 04:00 to 20:00 New York time: the extended hours are kept here,
@@ -7,21 +8,29 @@ in raw; the regular session (09:30-16:00, or 13:00 on an early close) is the mar
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
 
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mkt_platform.defs.polygon.contract import AGG_CONTRACT
+from mkt_platform import settings
+from mkt_platform.defs.polygon.contract import (
+    AGG_CONTRACT,
+    AGGS_LAKE_SCHEMA,
+    OPTIONS_CONTRACT_CONTRACT,
+    OPTIONS_CONTRACTS_LAKE_SCHEMA,
+)
 from mkt_platform.defs.polygon.resources import PolygonClient, PolygonSettingError
 from mkt_platform.lib import equity_calendar, lake, raw
-from mkt_platform.lib.contracts import ContractViolation
+from mkt_platform.lib.contracts import PRICE, ContractViolation
 
 SOURCE = "polygon"
 #: The ticker of ``polygon_spy_aggs_1m``.
 SPY = "SPY"
 MINUTE_MS = 60_000
+EIGHT_DP = Decimal("0.00000001")
 
 AGGS_COLUMNS = {
     "ticker": "Polygon ticker (SPY).",
@@ -83,3 +92,202 @@ def _session_bars(table: pa.Table, session: equity_calendar.Session | None) -> i
     times = pc.cast(table["bar_time"], pa.int64())
     opened, closed = int(session.open.timestamp() * 1000), int(session.close.timestamp() * 1000)
     return pc.sum(pc.and_(pc.greater_equal(times, opened), pc.less(times, closed))).as_py() or 0
+
+
+CONTRACTS_COLUMNS = {
+    **{f.name: f.description for f in OPTIONS_CONTRACT_CONTRACT.fields},
+    "as_of": "The trading day the contract was listed and selected on (New York date).",
+    "underlying_open": "SPY's open that day: the open of its first regular-session bar (USD).",
+    "moneyness_at_open": "strike_price / underlying_open, rounded to 8 decimals.",
+}
+OPTION_AGGS_COLUMNS = {
+    "ticker": "Option ticker (O:SPY250902C00625000).",
+    **{
+        f.name: f.description.replace("(shares or contracts)", "(contracts)")
+        for f in AGG_CONTRACT.fields
+    },
+}
+
+
+def session_open_price(day: str) -> tuple[Decimal, datetime]:
+    """SPY's open on trading day ``day``: the open of its first bar in the regular session
+    (09:30 New York time, or the first minute that traded after it), read from the lake file
+    of ``polygon_spy_aggs_1m``.
+
+    Returns:
+        ``(open in USD, that bar's start in UTC)``.
+
+    Raises:
+        dagster.Failure: ``day`` is no trading day, SPY's bars of the day are not in the lake,
+            or none falls in the regular session.
+    """
+    session = equity_calendar.session(date.fromisoformat(day))
+    where = f"polygon_spy_options_contracts {day}"
+    if session is None:
+        raise dg.Failure(f"{where}: {day} is no NYSE trading day")
+    path = lake.raw_partition_path(SOURCE, "spy_aggs_1m", day)
+    if not path.exists():
+        raise dg.Failure(
+            f"{where}: SPY's minute bars of {day} are not in the lake (polygon_spy_aggs_1m "
+            "must be materialized first: the band is around the day's open)"
+        )
+    bars = lake.read_table(path, ["bar_time", "open"])
+    times = pc.cast(bars["bar_time"], pa.int64())
+    opened, closed = int(session.open.timestamp() * 1000), int(session.close.timestamp() * 1000)
+    inside = bars.filter(pc.and_(pc.greater_equal(times, opened), pc.less(times, closed)))
+    if not inside.num_rows:
+        raise dg.Failure(
+            f"{where}: field open: SPY has no bar in the regular session "
+            f"{session.open.isoformat()}..{session.close.isoformat()} of {day}"
+        )
+    first = inside.sort_by("bar_time").slice(0, 1).to_pylist()[0]
+    return first["open"], first["bar_time"]
+
+
+def select_contracts(
+    contracts: pa.Table, underlying_open: Decimal, limit: int
+) -> tuple[pa.Table, int]:
+    """The ``limit`` contracts nearest the money (by ``|strike / open - 1|``, then expiry,
+    strike and type), in the listing's order (expiry, strike, type), and how many were left
+    out."""
+    rows = contracts.to_pylist()
+    ranked = sorted(
+        range(len(rows)),
+        key=lambda i: (
+            abs(rows[i]["strike_price"] / underlying_open - 1),
+            rows[i]["expiration_date"],
+            rows[i]["strike_price"],
+            rows[i]["contract_type"],
+        ),
+    )
+    kept = sorted(ranked[:limit])
+    return contracts.take(pa.array(kept, pa.int64())), len(rows) - len(kept)
+
+
+def pull_spy_options_contracts(
+    context: dg.AssetExecutionContext, polygon: PolygonClient
+) -> dg.MaterializeResult:
+    """Pull ``polygon_spy_options_contracts`` for the run's trading days: the SPY options
+    listed that day (``as_of``) with strikes within ``MKT_POLYGON_OPTIONS_BAND_PCT`` (1 %) of
+    the day's open and expiring within ``MKT_POLYGON_OPTIONS_EXPIRY_DAYS`` (7) calendar days,
+    at most ``MKT_POLYGON_OPTIONS_MAX_CONTRACTS`` (100, nearest the money first). Source:
+    ``GET /v3/reference/options/contracts``.
+
+    Raises:
+        dagster.Failure: no API key, SPY's bars of the day missing, an answer that broke its
+            contract (quarantined; nothing written), or a setting out of range.
+    """
+    key = context.asset_key.to_user_string()
+    band = settings.polygon_options_band_pct()
+    horizon = settings.polygon_options_expiry_days()
+    limit = settings.polygon_options_max_contracts()
+    for day in context.partition_keys:
+        underlying_open, opened_at = session_open_price(day)
+        low = underlying_open * (1 - band / 100)
+        high = underlying_open * (1 + band / 100)
+        last_expiry = (date.fromisoformat(day) + timedelta(days=horizon)).isoformat()
+        try:
+            listed = polygon.fetch_options_contracts(SPY, day, day, last_expiry, low, high)
+        except PolygonSettingError as exc:
+            raise dg.Failure(f"{key} {day}: {exc}") from exc
+        except ContractViolation as exc:
+            raise raw.contract_failure(exc, key, [day]) from exc
+        chosen, dropped = select_contracts(listed, underlying_open, limit)
+        n = chosen.num_rows
+        moneyness = [
+            (strike / underlying_open).quantize(EIGHT_DP, rounding=ROUND_HALF_EVEN)
+            for strike in chosen["strike_price"].to_pylist()
+        ]
+        table = (
+            chosen.set_column(
+                chosen.schema.get_field_index("expiration_date"),
+                "expiration_date",
+                pc.cast(pc.strptime(chosen["expiration_date"], "%Y-%m-%d", "s"), pa.date32()),
+            )
+            .append_column("as_of", pa.array([date.fromisoformat(day)] * n, pa.date32()))
+            .append_column("underlying_open", pa.array([underlying_open] * n, PRICE))
+            .append_column("moneyness_at_open", pa.array(moneyness, PRICE))
+            .cast(OPTIONS_CONTRACTS_LAKE_SCHEMA)
+        )
+        if dropped:
+            context.log.warning(
+                f"{key} {day}: {listed.num_rows} contracts in the band, {dropped} furthest from "
+                f"the money left out (MKT_POLYGON_OPTIONS_MAX_CONTRACTS={limit})"
+            )
+        context.log.info(
+            f"{key} {day}: SPY opened at {underlying_open} ({opened_at.isoformat()}); "
+            f"{n} contracts with strikes {low:.4f}..{high:.4f}, expiring {day}..{last_expiry}"
+        )
+        path = lake.raw_partition_path(SOURCE, "spy_options_contracts", day)
+        written = raw.write_partition(path, table, ["ticker"], None, CONTRACTS_COLUMNS)
+        expiries = sorted({str(d) for d in table["expiration_date"].to_pylist()})
+        context.add_asset_metadata(
+            {
+                "contracts": n,
+                "contracts_left_out": dropped,
+                "underlying_open": float(underlying_open),
+                "band_pct": float(band),
+                "strike_min": float(low),
+                "strike_max": float(high),
+                "expirations": ", ".join(expiries),
+                **written,
+            },
+            partition_key=day,
+        )
+    return dg.MaterializeResult()
+
+
+def pull_spy_options_aggs_1m(
+    context: dg.AssetExecutionContext, polygon: PolygonClient
+) -> dg.MaterializeResult:
+    """Pull ``polygon_spy_options_aggs_1m`` for the run's trading days: the minute bars of
+    each contract of ``polygon_spy_options_contracts`` that day (one request per contract,
+    ``GET /v2/aggs/ticker/O:.../range/1/minute/{day}/{day}``), checked, one file per day.
+    A minute without a trade has no bar; a contract that never traded has none at all.
+
+    Raises:
+        dagster.Failure: the day's contracts not in the lake, no API key, an answer that broke
+            its contract (quarantined; nothing written), or a blocking check failed.
+    """
+    key = context.asset_key.to_user_string()
+    tables: dict[str, pa.Table] = {}
+    traded: dict[str, int] = {}
+    for day in context.partition_keys:
+        path = lake.raw_partition_path(SOURCE, "spy_options_contracts", day)
+        if not path.exists():
+            raise dg.Failure(
+                f"{key} {day}: the day's contracts are not in the lake "
+                "(polygon_spy_options_contracts must be materialized first)"
+            )
+        tickers = lake.read_table(path, ["ticker"])["ticker"].to_pylist()
+        context.log.info(f"{key} {day}: minute bars of {len(tickers)} contracts")
+        pulled = []
+        for index, ticker in enumerate(tickers, 1):
+            try:
+                bars = polygon.fetch_aggregates(ticker, 1, "minute", day, day)
+            except PolygonSettingError as exc:
+                raise dg.Failure(f"{key} {day}: {exc}") from exc
+            except ContractViolation as exc:
+                raise raw.contract_failure(exc, key, [day]) from exc
+            pulled.append(bars.filter(pc.equal(ny_dates(bars), day)))
+            if index % 25 == 0 or index == len(tickers):
+                context.log.info(f"{key} {day}: {index}/{len(tickers)} contracts pulled")
+        table = pa.concat_tables(pulled) if pulled else AGGS_LAKE_SCHEMA.empty_table()
+        tables[day] = table.sort_by([("ticker", "ascending"), ("bar_time", "ascending")])
+        traded[day] = sum(1 for t in pulled if t.num_rows)
+    outcomes = {day: raw.equity_bar_quality(table) for day, table in tables.items()}
+    raw.refuse_failing_partitions(
+        key, f"{SOURCE}_spy_options_aggs_1m", "equity_bars", outcomes, tables
+    )
+    for day, table in tables.items():
+        path = lake.raw_partition_path(SOURCE, "spy_options_aggs_1m", day)
+        written = raw.write_partition(
+            path, table, ["ticker", "bar_time"], "bar_time", OPTION_AGGS_COLUMNS
+        )
+        context.add_asset_metadata(
+            {"bars": table.num_rows, "contracts_with_bars": traded[day], **written},
+            partition_key=day,
+        )
+    return dg.MaterializeResult(
+        check_results=raw.check_results(context.asset_key, "equity_bars", outcomes)
+    )

@@ -1,4 +1,5 @@
-"""Contract of Polygon's aggregate bars (``GET /v2/aggs/ticker/...``).
+"""Contracts of Polygon's aggregate bars (``GET /v2/aggs/ticker/...``) and options contracts
+listing (``GET /v3/reference/options/contracts``).
 
 Polygon answers ``{"ticker", "status", "adjusted", "queryCount", "resultsCount", "results":
 [bar, ...], "request_id", "next_url"?}``; each bar is ``{"t", "o", "h", "l", "c", "v", "vw",
@@ -10,9 +11,19 @@ optional: Polygon leaves them out for indices (``I:VIX``), and ``n`` for some ba
 
 from __future__ import annotations
 
+from datetime import date
+from decimal import Decimal
+
 import pyarrow as pa
 
-from mkt_platform.lib.contracts import PRICE, UTC_MS, ContractField, ObjectContract, WireType
+from mkt_platform.lib.contracts import (
+    PRICE,
+    UTC_MS,
+    ContractField,
+    ObjectContract,
+    RangeRule,
+    WireType,
+)
 
 _NUMBER = WireType.NUMBER
 
@@ -58,4 +69,94 @@ AGG_CONTRACT = ObjectContract(
 AGGS_LAKE_SCHEMA = pa.schema(
     [pa.field("ticker", pa.string(), nullable=False), *AGG_CONTRACT.arrow_schema()],
     metadata={"contract": AGG_CONTRACT.dataset},
+)
+
+
+def _positive(value: int | Decimal) -> tuple[str, str] | None:
+    return None if value > 0 else ("a positive number", str(value))
+
+
+def _one_of(allowed: frozenset[str], expected: str) -> RangeRule:
+    def check(value: str) -> tuple[str, str] | None:
+        return None if value in allowed else (expected, repr(value))
+
+    return check
+
+
+def _iso_date(value: str) -> tuple[str, str] | None:
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return ("a date YYYY-MM-DD", repr(value))
+    return None if len(value) == 10 else ("a date YYYY-MM-DD", repr(value))
+
+
+#: One options contract of ``GET /v3/reference/options/contracts``: ``{"ticker",
+#: "underlying_ticker", "contract_type", "exercise_style", "expiration_date", "strike_price",
+#: "shares_per_contract", "primary_exchange"?, "cfi"?}``. The strike is a JSON number (USD),
+#: the expiration a New York date.
+OPTIONS_CONTRACT_CONTRACT = ObjectContract(
+    dataset="polygon_options_contracts",
+    record_name="contract",
+    record_id="ticker",
+    fields=(
+        ContractField(
+            "ticker", WireType.STRING, pa.string(), "Option ticker (O:SPY250902C00625000)."
+        ),
+        ContractField(
+            "underlying_ticker", WireType.STRING, pa.string(), "Underlying's ticker (SPY)."
+        ),
+        ContractField(
+            "contract_type",
+            WireType.STRING,
+            pa.string(),
+            "call or put.",
+            check=_one_of(frozenset({"call", "put"}), "'call' or 'put'"),
+        ),
+        ContractField(
+            "exercise_style",
+            WireType.STRING,
+            pa.string(),
+            "american, european or bermudan.",
+            required=False,
+        ),
+        ContractField(
+            "expiration_date",
+            WireType.STRING,
+            pa.string(),
+            "Expiration date (New York; YYYY-MM-DD).",
+            check=_iso_date,
+        ),
+        ContractField("strike_price", _NUMBER, PRICE, "Strike price (USD).", check=_positive),
+        ContractField(
+            "shares_per_contract",
+            WireType.INTEGER,
+            pa.int64(),
+            "Shares delivered per contract (100).",
+            check=_positive,
+        ),
+        ContractField(
+            "primary_exchange",
+            WireType.STRING,
+            pa.string(),
+            "Primary exchange's MIC (BATO).",
+            required=False,
+        ),
+    ),
+    ignored_keys=frozenset({"cfi", "correction", "additional_underlyings"}),
+)
+
+#: Storage schema of ``polygon_spy_options_contracts``: the contracts selected at a trading
+#: day's open, with the selection's inputs (one file per trading day).
+OPTIONS_CONTRACTS_LAKE_SCHEMA = pa.schema(
+    [
+        *[
+            f.with_type(pa.date32()) if f.name == "expiration_date" else f
+            for f in OPTIONS_CONTRACT_CONTRACT.arrow_schema()
+        ],
+        pa.field("as_of", pa.date32(), nullable=False),
+        pa.field("underlying_open", PRICE, nullable=False),
+        pa.field("moneyness_at_open", PRICE, nullable=False),
+    ],
+    metadata={"contract": OPTIONS_CONTRACT_CONTRACT.dataset},
 )

@@ -1,11 +1,19 @@
-"""Polygon's raw datasets: SPY's minute bars on the NYSE trading calendar.
+"""Polygon's raw datasets on the NYSE trading calendar: SPY's minute bars, the SPY options
+near the money at the open, and their minute bars.
 
 Each is declared once here; the asset and its checks derive from the declaration (see
 :mod:`mkt_platform.lib.datasets`).
 """
 
-from mkt_platform.defs.polygon.assets import AGGS_COLUMNS, pull_spy_aggs_1m
-from mkt_platform.defs.polygon.contract import AGGS_LAKE_SCHEMA
+from mkt_platform.defs.polygon.assets import (
+    AGGS_COLUMNS,
+    CONTRACTS_COLUMNS,
+    OPTION_AGGS_COLUMNS,
+    pull_spy_aggs_1m,
+    pull_spy_options_aggs_1m,
+    pull_spy_options_contracts,
+)
+from mkt_platform.defs.polygon.contract import AGGS_LAKE_SCHEMA, OPTIONS_CONTRACTS_LAKE_SCHEMA
 from mkt_platform.lib.datasets import RawDataset
 from mkt_platform.lib.equity_calendar import trading_days_partitions_def
 
@@ -28,4 +36,44 @@ SPY_AGGS_1M = RawDataset(
     partitions=trading_days_partitions_def,
 )
 
-DATASETS = (SPY_AGGS_1M,)
+SPY_OPTIONS_CONTRACTS = RawDataset(
+    venue="polygon",
+    dataset="spy_options_contracts",
+    description=(
+        "The SPY options tracked on each NYSE trading day, chosen at the open: the contracts "
+        "listed that day (GET /v3/reference/options/contracts?underlying_ticker=SPY&as_of="
+        "{day}, next_url paging) with strikes within MKT_POLYGON_OPTIONS_BAND_PCT (1 %) of "
+        "SPY's open (the open of its first regular-session minute bar, from "
+        "polygon_spy_aggs_1m) and expiring within MKT_POLYGON_OPTIONS_EXPIRY_DAYS (7) calendar "
+        "days, at most MKT_POLYGON_OPTIONS_MAX_CONTRACTS (100), nearest the money first. Strike "
+        "in USD as DECIMAL(38,8), expiration a New York date, with the open and each "
+        "contract's moneyness at the open. Needs POLYGON_API_KEY."
+    ),
+    resource="polygon",
+    compute=pull_spy_options_contracts,
+    schema=OPTIONS_CONTRACTS_LAKE_SCHEMA,
+    columns=CONTRACTS_COLUMNS,
+    partitions=trading_days_partitions_def,
+    deps=(SPY_AGGS_1M.key,),
+)
+
+SPY_OPTIONS_AGGS_1M = RawDataset(
+    venue="polygon",
+    dataset="spy_options_aggs_1m",
+    description=(
+        "One-minute bars of the SPY options tracked that day (polygon_spy_options_contracts), "
+        "from GET /v2/aggs/ticker/{option}/range/1/minute/{day}/{day}, one Parquet file per "
+        "NYSE trading day: premiums in USD per share and volume in contracts as DECIMAL(38,8), "
+        "exactly as sent, bar times in UTC. A minute without a trade has no bar. Needs "
+        "POLYGON_API_KEY."
+    ),
+    resource="polygon",
+    compute=pull_spy_options_aggs_1m,
+    schema=AGGS_LAKE_SCHEMA,
+    columns=OPTION_AGGS_COLUMNS,
+    quality="equity_bars",
+    partitions=trading_days_partitions_def,
+    deps=(SPY_OPTIONS_CONTRACTS.key,),
+)
+
+DATASETS = (SPY_AGGS_1M, SPY_OPTIONS_CONTRACTS, SPY_OPTIONS_AGGS_1M)

@@ -1,5 +1,6 @@
 """Polygon REST client: aggregate bars (``GET /v2/aggs/ticker/{ticker}/range/{multiplier}/
-{timespan}/{from}/{to}``) with ``next_url`` paging, retries and a contract.
+{timespan}/{from}/{to}``) and the options contracts listing (``GET /v3/reference/options/
+contracts``), with ``next_url`` paging, retries and a contract each.
 
 The API key comes from the environment (``POLYGON_API_KEY``) and is sent as Polygon accepts
 it, in the ``Authorization: Bearer`` header: never in a URL, so never in a log line, a
@@ -11,6 +12,7 @@ Endpoint docs: https://polygon.io/docs/rest/stocks/aggregates/custom-bars
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -19,7 +21,11 @@ import httpx
 import pyarrow as pa
 
 from mkt_platform import settings
-from mkt_platform.defs.polygon.contract import AGG_CONTRACT, AGGS_LAKE_SCHEMA
+from mkt_platform.defs.polygon.contract import (
+    AGG_CONTRACT,
+    AGGS_LAKE_SCHEMA,
+    OPTIONS_CONTRACT_CONTRACT,
+)
 from mkt_platform.lib import quarantine
 from mkt_platform.lib.contracts import ContractViolation
 from mkt_platform.lib.http import (
@@ -31,6 +37,10 @@ from mkt_platform.lib.http import (
 
 #: Polygon serves at most 50,000 aggregate bars a page.
 MAX_AGGS_LIMIT = 50_000
+#: Polygon serves at most 1,000 options contracts a page.
+MAX_CONTRACTS_LIMIT = 1000
+#: The options contracts listing.
+CONTRACTS_PATH = "/v3/reference/options/contracts"
 #: The ``status`` values of an answer that carries data.
 DATA_STATUSES = frozenset({"OK", "DELAYED"})
 
@@ -98,35 +108,143 @@ class PolygonClient(ExchangeClient):
                 the endpoint, the ticker and the field), or paged to another host; the body
                 is quarantined first.
         """
+        self._require_key()
+        path = aggregates_path(ticker, multiplier, timespan, start, end)
+        params = {"adjusted": str(adjusted).lower(), "sort": "asc", "limit": limit}
+        pages = self._paged(
+            path,
+            params,
+            f"ticker={ticker}",
+            AGG_CONTRACT.dataset,
+            lambda payload, source: self._bars(payload, ticker, source),
+        )
+        table = pa.concat_tables(pages) if pages else AGGS_LAKE_SCHEMA.empty_table()
+        return table.sort_by("bar_time")
+
+    def fetch_options_contracts(
+        self,
+        underlying: str,
+        as_of: str,
+        expiration_from: str,
+        expiration_to: str,
+        strike_min: Decimal,
+        strike_max: Decimal,
+    ) -> pa.Table:
+        """The options contracts on ``underlying`` that were listed on ``as_of`` (a New York
+        date), expiring from ``expiration_from`` to ``expiration_to`` (dates, inclusive),
+        with strikes from ``strike_min`` to ``strike_max`` (USD, inclusive), following
+        ``next_url`` (1,000 a page). Source: ``GET /v3/reference/options/contracts``.
+
+        Returns:
+            A table with the fields of :data:`OPTIONS_CONTRACT_CONTRACT`, one row per
+            contract, sorted by expiration, strike and type.
+
+        Raises:
+            PolygonSettingError, PolygonAPIError, PolygonTransportError: as
+                :meth:`fetch_aggregates`.
+            mkt_platform.lib.contracts.ContractViolation: a contract broke its contract, is
+                on another underlying, or lies outside the filters asked (the body is
+                quarantined first).
+        """
+        self._require_key()
+        params = {
+            "underlying_ticker": underlying,
+            "as_of": as_of,
+            "expiration_date.gte": expiration_from,
+            "expiration_date.lte": expiration_to,
+            "strike_price.gte": str(strike_min),
+            "strike_price.lte": str(strike_max),
+            "expired": "false",
+            "order": "asc",
+            "sort": "ticker",
+            "limit": MAX_CONTRACTS_LIMIT,
+        }
+        dataset = OPTIONS_CONTRACT_CONTRACT.dataset
+
+        def parse(payload: dict, source: str) -> pa.Table:
+            _data_status(payload, dataset, source)
+            table = OPTIONS_CONTRACT_CONTRACT.to_table(payload.get("results"), source).table
+            for index, row in enumerate(table.to_pylist()):
+                where = f"contract {index} ({row['ticker']!r})"
+                if row["underlying_ticker"] != underlying:
+                    raise ContractViolation(
+                        dataset,
+                        source,
+                        "underlying_ticker",
+                        underlying,
+                        f"{row['underlying_ticker']!r} in {where}",
+                    )
+                if not expiration_from <= row["expiration_date"] <= expiration_to:
+                    raise ContractViolation(
+                        dataset,
+                        source,
+                        "expiration_date",
+                        f"{expiration_from}..{expiration_to} (the filter asked)",
+                        f"{row['expiration_date']} in {where}",
+                    )
+                if not strike_min <= row["strike_price"] <= strike_max:
+                    raise ContractViolation(
+                        dataset,
+                        source,
+                        "strike_price",
+                        f"{strike_min}..{strike_max} (the filter asked)",
+                        f"{row['strike_price']} in {where}",
+                    )
+            return table
+
+        pages = self._paged(
+            CONTRACTS_PATH, params, f"underlying_ticker={underlying} as_of={as_of}", dataset, parse
+        )
+        schema = OPTIONS_CONTRACT_CONTRACT.arrow_schema()
+        table = pa.concat_tables(pages) if pages else schema.empty_table()
+        return table.sort_by(
+            [
+                ("expiration_date", "ascending"),
+                ("strike_price", "ascending"),
+                ("contract_type", "ascending"),
+            ]
+        )
+
+    def _require_key(self) -> None:
         if not self.api_key:
             raise PolygonSettingError(
                 "POLYGON_API_KEY is not set: Polygon answers only requests that carry an API "
                 "key (set it in the environment of the Dagster processes; it is never logged)"
             )
-        path = aggregates_path(ticker, multiplier, timespan, start, end)
+
+    def _paged(
+        self,
+        path: str,
+        params: dict[str, Any],
+        what: str,
+        dataset: str,
+        parse: Callable[[dict, str], pa.Table],
+    ) -> list[pa.Table]:
+        """Every page of ``path``, from ``params`` then each ``next_url``, parsed by
+        ``parse(payload, source)``; a page that breaks its contract is quarantined."""
         url: str | None = path
-        params: dict[str, Any] | None = {
-            "adjusted": str(adjusted).lower(),
-            "sort": "asc",
-            "limit": limit,
-        }
+        query: dict[str, Any] | None = params
         pages = []
         with self._client(self.base_url) as http:
             http.headers["Authorization"] = f"Bearer {self.api_key}"
             page = 0
             while url is not None:
                 page += 1
-                source = f"GET {path} ticker={ticker} page {page}"
-                payload, content = self._get(http, url, params, source)
+                source = f"GET {path} {what} page {page}"
+                payload, content = self._get(http, url, query, source, dataset)
                 with quarantine.on_violation(content):
-                    pages.append(self._bars(payload, ticker, source))
-                    url = self._next(payload.get("next_url"), source)
-                params = None  # next_url carries the query
-        table = pa.concat_tables(pages) if pages else AGGS_LAKE_SCHEMA.empty_table()
-        return table.sort_by("bar_time")
+                    pages.append(parse(payload, source))
+                    url = self._next(payload.get("next_url"), source, dataset)
+                query = None  # next_url carries the query
+        return pages
 
     def _get(
-        self, http: httpx.Client, url: str, params: dict[str, Any] | None, source: str
+        self,
+        http: httpx.Client,
+        url: str,
+        params: dict[str, Any] | None,
+        source: str,
+        dataset: str,
     ) -> tuple[dict, bytes]:
         def send() -> httpx.Response:
             response = self._request(http, "GET", url, source, params=params)
@@ -140,17 +258,13 @@ class PolygonClient(ExchangeClient):
             )
 
         response, payload = self._fetch(
-            send, lambda r: _decode(r, source), PolygonTransportError, source
+            send, lambda r: _decode(r, source, dataset), PolygonTransportError, source
         )
         return payload, response.content
 
     def _bars(self, payload: dict, ticker: str, source: str) -> pa.Table:
         dataset = AGG_CONTRACT.dataset
-        status = payload.get("status")
-        if status not in DATA_STATUSES:
-            raise ContractViolation(
-                dataset, source, "status", f"one of {sorted(DATA_STATUSES)}", repr(status)
-            )
+        _data_status(payload, dataset, source)
         if payload.get("ticker") != ticker:
             raise ContractViolation(dataset, source, "ticker", ticker, repr(payload.get("ticker")))
         # Polygon leaves "results" out of an answer with no bar.
@@ -161,7 +275,7 @@ class PolygonClient(ExchangeClient):
             AGGS_LAKE_SCHEMA
         )
 
-    def _next(self, next_url: object, source: str) -> str | None:
+    def _next(self, next_url: object, source: str, dataset: str) -> str | None:
         """The next page's URL, only on the configured origin (the key goes with it)."""
         if next_url is None:
             return None
@@ -169,7 +283,7 @@ class PolygonClient(ExchangeClient):
         nxt = urlsplit(str(next_url))
         if not isinstance(next_url, str) or (nxt.scheme, nxt.netloc) != (base.scheme, base.netloc):
             raise ContractViolation(
-                AGG_CONTRACT.dataset,
+                dataset,
                 source,
                 "next_url",
                 f"a URL on {base.scheme}://{base.netloc}",
@@ -178,8 +292,15 @@ class PolygonClient(ExchangeClient):
         return next_url
 
 
-def _decode(response: httpx.Response, source: str) -> dict:
-    dataset = AGG_CONTRACT.dataset
+def _data_status(payload: dict, dataset: str, source: str) -> None:
+    status = payload.get("status")
+    if status not in DATA_STATUSES:
+        raise ContractViolation(
+            dataset, source, "status", f"one of {sorted(DATA_STATUSES)}", repr(status)
+        )
+
+
+def _decode(response: httpx.Response, source: str, dataset: str) -> dict:
     payload = decode_json_body(response, source, dataset, "a JSON object", parse_float=Decimal)
     if not isinstance(payload, dict):
         with quarantine.on_violation(response.content):

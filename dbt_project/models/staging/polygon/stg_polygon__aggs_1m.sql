@@ -19,17 +19,5 @@ from {{ source('lake_polygon', 'polygon_spy_aggs_1m') }}
 -- only the files of the run's window (all of them when no window is set)
 where {{ lake_partition_filter('date') }}
 {% else %}
-select
-    'polygon' as source,
-    cast(null as varchar) as ticker,
-    cast(null as timestamptz) as bar_time,
-    cast(null as decimal(38, 8)) as open,
-    cast(null as decimal(38, 8)) as high,
-    cast(null as decimal(38, 8)) as low,
-    cast(null as decimal(38, 8)) as close,
-    cast(null as decimal(38, 8)) as volume,
-    cast(null as decimal(38, 8)) as vwap,
-    cast(null as bigint) as transactions,
-    cast(null as date) as partition_date
-where false
+{{ empty_polygon_aggs() }}
 {% endif %}
