@@ -39,6 +39,8 @@ another to dbt.
 | MKT_POLYGON_OPTIONS_BAND_PCT | 1                        | SPY options: strikes within ±% of open |
 | MKT_POLYGON_OPTIONS_EXPIRY_DAYS | 7                     | ... expiring within these days        |
 | MKT_POLYGON_OPTIONS_MAX_CONTRACTS | 100                 | ... at most this many, nearest first  |
+| MKT_POLYGON_LATE_DATA     | reject                      | changed bars of a closed trading day  |
+| MKT_SLOW_WRITE_SECONDS    | 300                         | alert when a partition write is slower |
 """
 
 from __future__ import annotations
@@ -594,3 +596,27 @@ def polygon_options_max_contracts() -> int:
         SettingError: the value is not a whole number in 1..1000.
     """
     return _positive_int("MKT_POLYGON_OPTIONS_MAX_CONTRACTS", 100, 1000)
+
+
+def polygon_late_data() -> str:
+    """What a re-pull does with bars of a closed trading day that differ from the lake's
+    (env ``MKT_POLYGON_LATE_DATA``): ``reject`` (default: the day stays as first written,
+    and an alert reports the late bars) or ``accept`` (the day is rewritten).
+
+    Raises:
+        SettingError: another value.
+    """
+    raw = os.environ.get("MKT_POLYGON_LATE_DATA", "").strip().lower() or "reject"
+    if raw not in ("reject", "accept"):
+        raise SettingError(f"MKT_POLYGON_LATE_DATA must be 'reject' or 'accept', got {raw!r}")
+    return raw
+
+
+def slow_write_seconds() -> int:
+    """Seconds a partition's write may take before an alert (env ``MKT_SLOW_WRITE_SECONDS``,
+    default 300: the replaced system alerted on a commit over 5 minutes; 1..86400).
+
+    Raises:
+        SettingError: the value is not a whole number in 1..86400.
+    """
+    return _positive_int("MKT_SLOW_WRITE_SECONDS", 300, 86_400)

@@ -34,11 +34,15 @@ GRAPH = {
     "binance_ticker_24h": ("raw_binance", set()),
     "binance_recent_trades": ("raw_binance", set()),
     "polygon_spy_aggs_1m": ("raw_polygon", set()),
+    "polygon_vix_aggs_1m": ("raw_polygon", set()),
     "polygon_spy_options_contracts": ("raw_polygon", {"polygon_spy_aggs_1m"}),
     "polygon_spy_options_aggs_1m": ("raw_polygon", {"polygon_spy_options_contracts"}),
     "nyse_sessions": ("calendars", set()),
     # the equity staging model is ephemeral: the mart reads the raw asset directly
-    "equity_session_ohlc_daily": ("marts", {"nyse_sessions", "polygon_spy_aggs_1m"}),
+    "equity_session_ohlc_daily": (
+        "marts",
+        {"nyse_sessions", "polygon_spy_aggs_1m", "polygon_vix_aggs_1m"},
+    ),
     "equity_option_session_ohlc_daily": (
         "marts",
         {
@@ -53,6 +57,7 @@ GRAPH = {
         {
             "nyse_sessions",
             "polygon_spy_aggs_1m",
+            "polygon_vix_aggs_1m",
             "polygon_spy_options_contracts",
             "polygon_spy_options_aggs_1m",
         },

@@ -39,6 +39,7 @@ from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
+from mkt_platform.replay import synthetic_polygon
 from mkt_platform.replay.server import RecordedRequest, Response
 
 logger = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ class PolygonHandler:
         self._bars: dict[str, list[tuple[int, date, str]]] | None = None
         self._listings: dict[str, list[dict[str, Any]]] = {}
         self._unrecorded: set[str] = set()
+        self._warned_synthetic = False
 
     def handle(self, method: str, path: str, query: dict[str, list[str]], body: bytes) -> Response:
         return self.handle_request(RecordedRequest(method, path, query, body), {}, "")
@@ -93,7 +95,15 @@ class PolygonHandler:
         ticker = match["ticker"]
         if (match["multiplier"], match["timespan"]) != ("1", "minute"):
             return _error(404, "NOT_FOUND", f"replay: only 1-minute bars are recorded for {ticker}")
+        try:
+            start, end = _bound(match["start"]), _bound(match["end"])
+        except ValueError as exc:
+            return _error(400, "ERROR", f"Could not parse the request: {exc}")
+        extra: dict[str, str] = {}
         bars = self._load().get(ticker)
+        if bars is None and ticker == synthetic_polygon.VIX:
+            bars = self._synthetic_vix(start, end)
+            extra[synthetic_polygon.HEADER] = synthetic_polygon.VIX_NOTE
         unrecorded = bars is None and ticker.startswith("O:")
         if bars is None and not unrecorded:
             return _error(404, "NOT_FOUND", f"replay: no recording of {ticker} aggregates")
@@ -113,7 +123,6 @@ class PolygonHandler:
                 self._unrecorded.add(ticker)
                 logger.debug("replay: no recording of %s minute bars: no bars", ticker)
         try:
-            start, end = _bound(match["start"]), _bound(match["end"])
             limit = int(_one(request, "limit") or DEFAULT_LIMIT)
             cursor = int(_one(request, "cursor") or 0)
         except ValueError as exc:
@@ -141,8 +150,21 @@ class PolygonHandler:
             payload["next_url"] = f"{base_url}{request.path}?{urlencode(query)}"
         text = json.dumps(payload, separators=(",", ":"))
         text = text.replace('"__RESULTS__"', "[" + ",".join(row[2] for row in page) + "]")
-        extra = {UNRECORDED_HEADER: f"no recording of {ticker}: no bars"} if unrecorded else {}
+        if unrecorded:
+            extra[UNRECORDED_HEADER] = f"no recording of {ticker}: no bars"
         return Response.raw_json(text.encode(), headers=extra)
+
+    def _synthetic_vix(self, start: date | int, end: date | int) -> list[tuple[int, date, str]]:
+        """SYNTHETIC ``I:VIX`` bars of the trading days the bounds span (say so, once)."""
+        if not self._warned_synthetic:
+            self._warned_synthetic = True
+            logger.warning("replay: serving %s: not market data", synthetic_polygon.VIX_NOTE)
+        first = start if isinstance(start, date) else _ny_date(start)
+        last = end if isinstance(end, date) else _ny_date(end)
+        bars: list[tuple[int, date, str]] = []
+        for day in synthetic_polygon.trading_days(first, last):
+            bars.extend(synthetic_polygon.vix_bars(day))
+        return bars
 
     def _contracts(self, request: RecordedRequest, base_url: str) -> Response:
         """``GET /v3/reference/options/contracts`` from the recorded listing of the
@@ -264,6 +286,10 @@ def _matches(contract: dict[str, Any], request: RecordedRequest) -> bool:
         if strike and not compare(Decimal(str(contract["strike_price"])), Decimal(strike)):
             return False
     return True
+
+
+def _ny_date(ms: int) -> date:
+    return datetime.fromtimestamp(ms / 1000, NEW_YORK).date()
 
 
 def _previous_weekday(day: str) -> str:

@@ -8,8 +8,11 @@ in raw; the regular session (09:30-16:00, or 13:00 on an early close) is the mar
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
 
 import dagster as dg
 import pyarrow as pa
@@ -24,16 +27,19 @@ from mkt_platform.defs.polygon.contract import (
 )
 from mkt_platform.defs.polygon.resources import PolygonClient, PolygonSettingError
 from mkt_platform.lib import equity_calendar, lake, raw
+from mkt_platform.lib.alerts import Alert, send_alert
 from mkt_platform.lib.contracts import PRICE, ContractViolation
 
 SOURCE = "polygon"
 #: The ticker of ``polygon_spy_aggs_1m``.
 SPY = "SPY"
+#: Polygon's ticker of the Cboe Volatility Index (``polygon_vix_aggs_1m``).
+VIX = "I:VIX"
 MINUTE_MS = 60_000
 EIGHT_DP = Decimal("0.00000001")
 
 AGGS_COLUMNS = {
-    "ticker": "Polygon ticker (SPY).",
+    "ticker": "Polygon ticker (SPY, I:VIX).",
     **{f.name: f.description for f in AGG_CONTRACT.fields},
 }
 
@@ -44,46 +50,156 @@ def ny_dates(table: pa.Table) -> pa.Array:
     return pc.strftime(in_new_york, format="%Y-%m-%d")
 
 
-def pull_spy_aggs_1m(
-    context: dg.AssetExecutionContext, polygon: PolygonClient
-) -> dg.MaterializeResult:
-    """Pull ``polygon_spy_aggs_1m`` for the run's trading days: one paged range of minute
-    bars, split per New York date, checked, and each day written whole.
+def aggs_1m_pull(ticker: str, dataset: str) -> Callable[..., dg.MaterializeResult]:
+    """The pull of a ticker's minute bars (``polygon_<dataset>``) for the run's trading days:
+    one paged range of minute bars (``GET /v2/aggs/ticker/{ticker}/range/1/minute/{first}/
+    {last}``), split per New York date, checked, and each day written whole, under the late
+    data rule (:func:`guard_late_data`) and the slow-write alert (:func:`timed_write`).
 
-    Raises:
-        dagster.Failure: no API key, an answer that broke its contract (quarantined; nothing
-            written), or a blocking check failed (nothing written).
+    The returned function raises ``dagster.Failure`` for no API key, an answer that broke its
+    contract (quarantined; nothing written), or a blocking check failed (nothing written).
     """
-    key = context.asset_key.to_user_string()
-    days = context.partition_keys
-    context.log.info(
-        f"pulling {SPY} minute bars for {len(days)} trading day(s), {days[0]}..{days[-1]}"
+
+    def pull(context: dg.AssetExecutionContext, polygon: PolygonClient) -> dg.MaterializeResult:
+        key = context.asset_key.to_user_string()
+        days = context.partition_keys
+        context.log.info(
+            f"pulling {ticker} minute bars for {len(days)} trading day(s), {days[0]}..{days[-1]}"
+        )
+        try:
+            bars = polygon.fetch_aggregates(ticker, 1, "minute", days[0], days[-1])
+        except PolygonSettingError as exc:
+            raise dg.Failure(f"{key} {days[0]}..{days[-1]}: {exc}") from exc
+        except ContractViolation as exc:
+            raise raw.contract_failure(exc, key, days) from exc
+        synthetic = synthetic_label(bars)
+        if synthetic:
+            context.log.warning(f"{key}: the server marked these bars SYNTHETIC: {synthetic}")
+        dates = ny_dates(bars)
+        tables = {day: bars.filter(pc.equal(dates, day)) for day in days}
+        outcomes = {day: raw.equity_bar_quality(table) for day, table in tables.items()}
+        raw.refuse_failing_partitions(key, f"{SOURCE}_{dataset}", "equity_bars", outcomes, tables)
+        for day, table in tables.items():
+            session = equity_calendar.session(date.fromisoformat(day))
+            metadata: dict[str, Any] = {
+                "bars": table.num_rows,
+                "extended_hours_bars": table.num_rows - _session_bars(table, session),
+                "session_open": session.open.isoformat() if session else None,
+                "session_close": session.close.isoformat() if session else None,
+                "is_early_close": bool(session and session.is_early_close),
+            }
+            if synthetic:
+                metadata["SYNTHETIC"] = synthetic
+                table = table.replace_schema_metadata(
+                    {**(table.schema.metadata or {}), b"synthetic": synthetic.encode()}
+                )
+            path = lake.raw_partition_path(SOURCE, dataset, day)
+            kept, late = guard_late_data(context, key, day, path, table, ["ticker", "bar_time"])
+            written = (
+                {} if kept is None else timed_write(context, key, day, path, kept, AGGS_COLUMNS)
+            )
+            context.add_asset_metadata({**metadata, **late, **written}, partition_key=day)
+        return dg.MaterializeResult(
+            check_results=raw.check_results(context.asset_key, "equity_bars", outcomes)
+        )
+
+    pull.__name__ = f"pull_{dataset}"
+    return pull
+
+
+pull_spy_aggs_1m = aggs_1m_pull(SPY, "spy_aggs_1m")
+pull_vix_aggs_1m = aggs_1m_pull(VIX, "vix_aggs_1m")
+
+
+def synthetic_label(table: pa.Table) -> str | None:
+    """What the server said of SYNTHETIC data in ``table`` (the client keeps the
+    ``X-Replay-Synthetic`` header of its answers in the schema metadata), or ``None``."""
+    value = (table.schema.metadata or {}).get(b"synthetic")
+    return value.decode() if value else None
+
+
+def guard_late_data(
+    context: dg.AssetExecutionContext,
+    key: str,
+    day: str,
+    path: lake.LakePath,
+    table: pa.Table,
+    keys: list[str],
+) -> tuple[pa.Table | None, dict[str, Any]]:
+    """The replaced system's late-data rule for a trading day older than the current one
+    (New York time) whose file is already in the lake: bars that are new or changed since
+    are late data. By default (``MKT_POLYGON_LATE_DATA=reject``) they are rejected: the file
+    stays as it was, and a warning alert names the day and the count; with ``accept`` the
+    day is rewritten. A first pull of a past day is a backfill, never late.
+
+    Returns:
+        ``(the table to write, or None to keep the file; metadata: late_bars and verdict)``.
+    """
+    today = settings.utcnow().astimezone(equity_calendar.NEW_YORK).date()
+    if date.fromisoformat(day) >= today or not path.exists():
+        return table, {}
+    previous = lake.read_table(path)
+    late = _changed_rows(previous, table, keys)
+    if not late:
+        return table, {"late_bars": 0}
+    policy = settings.polygon_late_data()
+    verdict = "accepted" if policy == "accept" else "rejected"
+    send_alert(
+        Alert(
+            kind="late_data",
+            summary=(
+                f"{late} late bar(s) for closed trading day {day} {verdict} "
+                f"(MKT_POLYGON_LATE_DATA={policy})"
+            ),
+            asset_key=key,
+            details={"partition": day, "late_bars": late, "policy": policy},
+            severity="warning",
+        ),
+        context.log,
     )
-    try:
-        bars = polygon.fetch_aggregates(SPY, 1, "minute", days[0], days[-1])
-    except PolygonSettingError as exc:
-        raise dg.Failure(f"{key} {days[0]}..{days[-1]}: {exc}") from exc
-    except ContractViolation as exc:
-        raise raw.contract_failure(exc, key, days) from exc
-    dates = ny_dates(bars)
-    tables = {day: bars.filter(pc.equal(dates, day)) for day in days}
-    outcomes = {day: raw.equity_bar_quality(table) for day, table in tables.items()}
-    raw.refuse_failing_partitions(key, f"{SOURCE}_spy_aggs_1m", "equity_bars", outcomes, tables)
-    for day, table in tables.items():
-        session = equity_calendar.session(date.fromisoformat(day))
-        metadata = {
-            "bars": table.num_rows,
-            "extended_hours_bars": table.num_rows - _session_bars(table, session),
-            "session_open": session.open.isoformat() if session else None,
-            "session_close": session.close.isoformat() if session else None,
-            "is_early_close": bool(session and session.is_early_close),
-        }
-        path = lake.raw_partition_path(SOURCE, "spy_aggs_1m", day)
-        written = raw.write_partition(path, table, ["ticker", "bar_time"], "bar_time", AGGS_COLUMNS)
-        context.add_asset_metadata({**metadata, **written}, partition_key=day)
-    return dg.MaterializeResult(
-        check_results=raw.check_results(context.asset_key, "equity_bars", outcomes)
+    return (table if policy == "accept" else None), {"late_bars": late, "late_data": verdict}
+
+
+def _changed_rows(previous: pa.Table, table: pa.Table, keys: list[str]) -> int:
+    """How many rows of ``table`` are absent from ``previous`` or differ from it."""
+    names = [n for n in table.column_names if n in previous.column_names]
+    old = (
+        set(zip(*(previous[n].to_pylist() for n in names), strict=True))
+        if previous.num_rows
+        else set()
     )
+    return sum(
+        1 for row in zip(*(table[n].to_pylist() for n in names), strict=True) if row not in old
+    )
+
+
+def timed_write(
+    context: dg.AssetExecutionContext,
+    key: str,
+    day: str,
+    path: lake.LakePath,
+    table: pa.Table,
+    columns: dict[str, str],
+) -> dict[str, Any]:
+    """Write a trading day's partition (atomically, :func:`raw.write_partition`) and alert
+    when the write took longer than ``MKT_SLOW_WRITE_SECONDS`` (300): the replaced system's
+    alert on a commit over 5 minutes (a slow disk or object store)."""
+    started = time.monotonic()
+    written = raw.write_partition(path, table, ["ticker", "bar_time"], "bar_time", columns)
+    seconds = time.monotonic() - started
+    limit = settings.slow_write_seconds()
+    if seconds > limit:
+        send_alert(
+            Alert(
+                kind="slow_write",
+                summary=f"writing partition {day} took {seconds:.1f} s (limit {limit} s)",
+                asset_key=key,
+                details={"partition": day, "seconds": round(seconds, 3), "limit_seconds": limit},
+                severity="warning",
+            ),
+            context.log,
+        )
+    return {**written, "write_seconds": round(seconds, 3)}
 
 
 def _session_bars(table: pa.Table, session: equity_calendar.Session | None) -> int:
@@ -281,11 +397,12 @@ def pull_spy_options_aggs_1m(
     )
     for day, table in tables.items():
         path = lake.raw_partition_path(SOURCE, "spy_options_aggs_1m", day)
-        written = raw.write_partition(
-            path, table, ["ticker", "bar_time"], "bar_time", OPTION_AGGS_COLUMNS
+        kept, late = guard_late_data(context, key, day, path, table, ["ticker", "bar_time"])
+        written = (
+            {} if kept is None else timed_write(context, key, day, path, kept, OPTION_AGGS_COLUMNS)
         )
         context.add_asset_metadata(
-            {"bars": table.num_rows, "contracts_with_bars": traded[day], **written},
+            {"bars": table.num_rows, "contracts_with_bars": traded[day], **late, **written},
             partition_key=day,
         )
     return dg.MaterializeResult(

@@ -1,5 +1,5 @@
-"""Polygon's raw datasets on the NYSE trading calendar: SPY's minute bars, the SPY options
-near the money at the open, and their minute bars.
+"""Polygon's raw datasets on the NYSE trading calendar: SPY's and VIX's minute bars, the SPY
+options near the money at the open, and their minute bars.
 
 Each is declared once here; the asset and its checks derive from the declaration (see
 :mod:`mkt_platform.lib.datasets`).
@@ -12,6 +12,7 @@ from mkt_platform.defs.polygon.assets import (
     pull_spy_aggs_1m,
     pull_spy_options_aggs_1m,
     pull_spy_options_contracts,
+    pull_vix_aggs_1m,
 )
 from mkt_platform.defs.polygon.contract import AGGS_LAKE_SCHEMA, OPTIONS_CONTRACTS_LAKE_SCHEMA
 from mkt_platform.lib.datasets import RawDataset
@@ -30,6 +31,24 @@ SPY_AGGS_1M = RawDataset(
     ),
     resource="polygon",
     compute=pull_spy_aggs_1m,
+    schema=AGGS_LAKE_SCHEMA,
+    columns=AGGS_COLUMNS,
+    quality="equity_bars",
+    partitions=trading_days_partitions_def,
+)
+
+VIX_AGGS_1M = RawDataset(
+    venue="polygon",
+    dataset="vix_aggs_1m",
+    description=(
+        "The Cboe Volatility Index's one-minute values from Polygon (GET /v2/aggs/ticker/I:VIX/"
+        "range/1/minute/{day}/{day}, next_url paging), one Parquet file per NYSE trading day: "
+        "open, high, low and close in index points as DECIMAL(38,8), exactly as sent; an index "
+        "has no volume, vwap or trade count (NULL). No recording exists: the replay serves "
+        "SYNTHETIC values, and the files and materializations say so. Needs POLYGON_API_KEY."
+    ),
+    resource="polygon",
+    compute=pull_vix_aggs_1m,
     schema=AGGS_LAKE_SCHEMA,
     columns=AGGS_COLUMNS,
     quality="equity_bars",
@@ -76,4 +95,4 @@ SPY_OPTIONS_AGGS_1M = RawDataset(
     deps=(SPY_OPTIONS_CONTRACTS.key,),
 )
 
-DATASETS = (SPY_AGGS_1M, SPY_OPTIONS_CONTRACTS, SPY_OPTIONS_AGGS_1M)
+DATASETS = (SPY_AGGS_1M, VIX_AGGS_1M, SPY_OPTIONS_CONTRACTS, SPY_OPTIONS_AGGS_1M)

@@ -41,6 +41,9 @@ MAX_AGGS_LIMIT = 50_000
 MAX_CONTRACTS_LIMIT = 1000
 #: The options contracts listing.
 CONTRACTS_PATH = "/v3/reference/options/contracts"
+#: A header by which a server (the replay) says its answer is SYNTHETIC, not market data; its
+#: value is kept in the returned table's schema metadata (``synthetic``).
+SYNTHETIC_HEADER = "X-Replay-Synthetic"
 #: The ``status`` values of an answer that carries data.
 DATA_STATUSES = frozenset({"OK", "DELAYED"})
 
@@ -119,7 +122,9 @@ class PolygonClient(ExchangeClient):
             lambda payload, source: self._bars(payload, ticker, source),
         )
         table = pa.concat_tables(pages) if pages else AGGS_LAKE_SCHEMA.empty_table()
-        return table.sort_by("bar_time")
+        return table.sort_by("bar_time").replace_schema_metadata(
+            pages[0].schema.metadata if pages else None
+        )
 
     def fetch_options_contracts(
         self,
@@ -225,17 +230,26 @@ class PolygonClient(ExchangeClient):
         url: str | None = path
         query: dict[str, Any] | None = params
         pages = []
+        synthetic: set[str] = set()
         with self._client(self.base_url) as http:
             http.headers["Authorization"] = f"Bearer {self.api_key}"
             page = 0
             while url is not None:
                 page += 1
                 source = f"GET {path} {what} page {page}"
-                payload, content = self._get(http, url, query, source, dataset)
+                payload, content, label = self._get(http, url, query, source, dataset)
                 with quarantine.on_violation(content):
                     pages.append(parse(payload, source))
                     url = self._next(payload.get("next_url"), source, dataset)
+                if label:
+                    synthetic.add(label)
                 query = None  # next_url carries the query
+        if synthetic:  # said by the server: kept with the data, in the schema metadata
+            note = "; ".join(sorted(synthetic)).encode()
+            pages = [
+                p.replace_schema_metadata({**(p.schema.metadata or {}), b"synthetic": note})
+                for p in pages
+            ]
         return pages
 
     def _get(
@@ -245,7 +259,7 @@ class PolygonClient(ExchangeClient):
         params: dict[str, Any] | None,
         source: str,
         dataset: str,
-    ) -> tuple[dict, bytes]:
+    ) -> tuple[dict, bytes, str | None]:
         def send() -> httpx.Response:
             response = self._request(http, "GET", url, source, params=params)
             status = response.status_code
@@ -260,7 +274,7 @@ class PolygonClient(ExchangeClient):
         response, payload = self._fetch(
             send, lambda r: _decode(r, source, dataset), PolygonTransportError, source
         )
-        return payload, response.content
+        return payload, response.content, response.headers.get(SYNTHETIC_HEADER)
 
     def _bars(self, payload: dict, ticker: str, source: str) -> pa.Table:
         dataset = AGG_CONTRACT.dataset
