@@ -35,6 +35,8 @@ GRAPH = {
     "binance_recent_trades": ("raw_binance", set()),
     "polygon_spy_aggs_1m": ("raw_polygon", set()),
     "polygon_vix_aggs_1m": ("raw_polygon", set()),
+    "polygon_news": ("raw_polygon", set()),
+    "equity_news_session_daily": ("marts", {"nyse_sessions", "polygon_news"}),
     "polygon_spy_options_contracts": ("raw_polygon", {"polygon_spy_aggs_1m"}),
     "polygon_spy_options_aggs_1m": ("raw_polygon", {"polygon_spy_options_contracts"}),
     "nyse_sessions": ("calendars", set()),

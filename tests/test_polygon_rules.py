@@ -1,24 +1,35 @@
-"""VIX, and the replaced system's operational rules on the Polygon datasets (issue 18, items 3,
-5 and 6): ``polygon_vix_aggs_1m`` from the replay's SYNTHETIC ``I:VIX`` bars (no recording
+"""VIX, news, market status, and the replaced system's operational rules on the Polygon
+datasets (issue 18, items 1, 3, 4, 5 and 6): ``polygon_vix_aggs_1m`` from the replay's SYNTHETIC ``I:VIX`` bars (no recording
 exists, SOURCES.md section 13), labelled as such in the lake and the materializations; late
 data of a closed trading day rejected by default and reported, accepted by the setting; an
 alert when a partition's write is slow.
 
-Data: SPY's recorded minute bars of 2025-08-29 (``raftroch1_polygon_SPY_1min_2025-08-29.csv``)
-and the replay's SYNTHETIC ``I:VIX`` bars of that day.
+Data: SPY's recorded minute bars of 2025-08-29 (``raftroch1_polygon_SPY_1min_2025-08-29.csv``);
+the replay's SYNTHETIC ``I:VIX`` bars and SPY news of that day; polygon-io/client-python's
+recorded mocks (``mock_v2_reference_news_ticker-NFLX.json``,
+``mock_v1_marketstatus_now_2022-04-28.json``, ``mock_v1_marketstatus_upcoming_2022-05.json``).
 """
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
+import httpx
 import pyarrow.parquet as pq
+import pytest
 
 from mkt_platform.lib import lake
 from tests.test_alerts import receiver as receiver  # the webhook receiver fixture
-from tests.test_polygon import DAY_2025, FILE_2025, NEW_YORK, recorded_bars, regular_hours
+from tests.test_polygon import (
+    DAY_2025,
+    FILE_2025,
+    NEW_YORK,
+    POLYGON,
+    recorded_bars,
+    regular_hours,
+)
 from tests.test_polygon import polygon as polygon  # the fixture
 from tests.test_polygon_options import materialize, warehouse_rows
 
@@ -137,3 +148,110 @@ def test_a_slow_write_is_alerted(polygon, instance, monkeypatch, receiver) -> No
     (alert,) = [json.loads(r.body) for r in receiver.requests]
     assert alert["kind"] == "slow_write" and alert["details"]["partition"] == DAY_2025
     assert alert["details"]["seconds"] >= 1.2 and alert["details"]["limit_seconds"] == 1
+
+
+def test_news_per_session_and_its_sentiment(polygon, instance) -> None:
+    """SPY's news of trading day 2025-08-29 (a Friday before Labor Day: its window runs to
+    Tuesday's New York midnight, so the weekend's and Monday's news count for it) lands as
+    the replay sent it (SYNTHETIC, and labelled so); ``equity_news_session_daily`` counts the
+    articles and sentiments written here from that answer."""
+    server, key = polygon
+    result = materialize(instance, "polygon_news")
+    assert result.success
+    (request,) = [r for r in server.requests("polygon") if r.path == "/v2/reference/news"]
+    assert request.query["published_utc.gte"] == ["2025-08-29T04:00:00Z"]
+    assert request.query["published_utc.lt"] == ["2025-09-02T04:00:00Z"]
+    sent = httpx.get(
+        server.base_url("polygon") + "/v2/reference/news",
+        params={k: v[-1] for k, v in request.query.items()},
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    assert "SYNTHETIC" in sent.headers["X-Replay-Synthetic"]
+    articles = sent.json()["results"]
+    days = {a["published_utc"][:10] for a in articles}
+    assert {"2025-08-30", "2025-08-31", "2025-09-01"} & days  # the weekend and Labor Day
+    table = pq.read_table(lake.raw_partition_path("polygon", "news", DAY_2025))
+    assert b"SYNTHETIC" in table.schema.metadata[b"synthetic"]
+    rows = table.to_pylist()
+    assert [r["id"] for r in rows] == [a["id"] for a in articles]
+    for row, article in zip(rows, articles, strict=True):
+        (insight,) = [i for i in article["insights"] if i["ticker"] == "SPY"]
+        assert row["sentiment"] == insight["sentiment"]
+        assert row["publisher_name"] == article["publisher"]["name"]
+        assert row["tickers"] == ",".join(article["tickers"])
+        assert row["published_utc"] == datetime.fromisoformat(article["published_utc"])
+    (materialization,) = result.asset_materializations_for_node("polygon_news")
+    assert "SYNTHETIC" in materialization.metadata["SYNTHETIC"].value
+
+    assert materialize(instance, "nyse_sessions", "equity_news_session_daily").success
+    (row,) = warehouse_rows("select * from marts.equity_news_session_daily")
+    sentiments = [a["insights"][0]["sentiment"] for a in articles]
+    positive, negative = sentiments.count("positive"), sentiments.count("negative")
+    assert (row["ticker"], row["session_date"].isoformat()) == ("SPY", DAY_2025)
+    assert row["article_count"] == row["with_sentiment"] == len(articles)
+    assert (row["positive_count"], row["neutral_count"], row["negative_count"]) == (
+        positive,
+        sentiments.count("neutral"),
+        negative,
+    )
+    assert row["sentiment_score"] == pytest.approx((positive - negative) / len(articles))
+
+
+def test_recorded_news_market_status_and_holidays_through_the_client(polygon) -> None:
+    """The client reads polygon-io's recorded mocks through the replay: the NFLX article of
+    2022-04-28 (no insights: no sentiment), the market status of 2022-04-28 16:48 New York
+    time (extended hours, as the NYSE calendar says at that moment), and the upcoming holidays
+    of May 2022, which agree with the calendar on every NYSE holiday and early close."""
+    from mkt_platform.defs.polygon.resources import PolygonClient
+    from mkt_platform.lib import equity_calendar
+
+    server, key = polygon
+    client = PolygonClient(base_url=server.base_url("polygon"), api_key=key)
+    news = client.fetch_news(
+        "NFLX", datetime(2022, 4, 28, 4, tzinfo=UTC), datetime(2022, 4, 29, 4, tzinfo=UTC)
+    ).to_pylist()
+    recorded = json.loads((POLYGON / "mock_v2_reference_news_ticker-NFLX.json").read_text())
+    (article,) = recorded["results"]
+    assert [n["id"] for n in news] == [article["id"]]
+    assert news[0]["title"] == article["title"] and news[0]["sentiment"] is None
+
+    status = client.fetch_market_status()
+    moment = datetime.fromisoformat(status["serverTime"])
+    session = equity_calendar.session(moment.date())
+    assert status["market"] == "extended-hours" and status["exchanges"]["nyse"] == "extended-hours"
+    assert session.close <= moment < moment.replace(hour=20, minute=0, second=0)
+
+    upcoming = [u for u in client.fetch_upcoming_holidays() if u["exchange"] == "NYSE"]
+    holidays = set(equity_calendar.holidays(date(2022, 5, 1), date(2022, 12, 31)))
+    for entry in upcoming:
+        day = date.fromisoformat(entry["date"])
+        if entry["status"] == "closed":
+            assert day in holidays and equity_calendar.session(day) is None, entry
+        else:
+            early = equity_calendar.session(day)
+            assert early.is_early_close and early.close == datetime.fromisoformat(entry["close"])
+
+
+@pytest.mark.parametrize(
+    ("lie", "field"),
+    [
+        (lambda a: {**a, "insights": [{**a["insights"][0], "sentiment": "bullish"}]}, "sentiment"),
+        (lambda a: {**a, "publisher": "SYNTHETIC newswire"}, "publisher"),
+        (lambda a: {**a, "published_utc": "2020-01-01T00:00:00Z"}, "published_utc"),
+        (lambda a: {k: v for k, v in a.items() if k != "title"}, "title"),
+    ],
+    ids=["an unknown sentiment", "a publisher as a string", "outside the window", "no title"],
+)
+def test_a_malformed_news_answer_fails_naming_the_field(polygon, instance, lie, field) -> None:
+    server, key = polygon
+    server.mutate(
+        "polygon",
+        lambda request, payload: {**payload, "results": [lie(a) for a in payload["results"]]},
+    )
+    result = materialize(instance, "polygon_news")
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    message = failure.step_failure_data.user_failure_data.description
+    assert "/v2/reference/news" in message and "ticker=SPY" in message
+    assert field in message and key not in message, message
+    assert not lake.raw_partition_path("polygon", "news", DAY_2025).exists()

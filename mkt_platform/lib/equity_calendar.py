@@ -97,6 +97,25 @@ def session(day: date) -> Session | None:
     return found[0] if found else None
 
 
+def trading_day_window(day: date) -> tuple[datetime, datetime]:
+    """The span of time that belongs to trading day ``day``: from its New York midnight to the
+    next trading day's (a weekend's and a holiday's hours belong to the trading day before
+    them), as aware datetimes in New York time.
+
+    Raises:
+        ValueError: ``day`` is no trading day.
+    """
+    if session(day) is None:
+        raise ValueError(f"{day} is no NYSE trading day")
+    following = day + timedelta(days=1)
+    while session(following) is None:
+        following += timedelta(days=1)
+    return (
+        datetime(day.year, day.month, day.day, tzinfo=NEW_YORK),
+        datetime(following.year, following.month, following.day, tzinfo=NEW_YORK),
+    )
+
+
 def holidays(start: date, end: date) -> list[date]:
     """The weekdays of ``start..end`` on which the NYSE does not trade (its holidays and its
     closings for an event, e.g. a national day of mourning)."""

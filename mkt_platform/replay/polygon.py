@@ -32,7 +32,7 @@ import logging
 import re
 import threading
 import uuid
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,15 @@ DEFAULT_CONTRACTS_LIMIT, MAX_CONTRACTS_LIMIT = 10, 1000
 CONTRACT_LISTINGS = {
     "SPY": ("raftroch1_polygon_v3_reference_options_contracts_SPY_2025-08-30.json", "2025-08-30"),
 }
+NEWS_PATH = "/v2/reference/news"
+DEFAULT_NEWS_LIMIT, MAX_NEWS_LIMIT = 10, 1000
+#: The recorded news: ticker -> file (polygon-io/client-python's mock: one NFLX article).
+NEWS_RECORDINGS = {"NFLX": "mock_v2_reference_news_ticker-NFLX.json"}
+#: The market-status mocks, by path.
+STATUS_MOCKS = {
+    "/v1/marketstatus/now": "mock_v1_marketstatus_now_2022-04-28.json",
+    "/v1/marketstatus/upcoming": "mock_v1_marketstatus_upcoming_2022-05.json",
+}
 #: Header on an answer that holds no recorded data (an option's bars that were not recorded).
 UNRECORDED_HEADER = "X-Replay-Unrecorded"
 _FILE = re.compile(r"^[a-z0-9]+_(?:polygon_)?(?P<ticker>O_SPY[0-9CP]+|SPY)_1min_.+\.csv$")
@@ -71,6 +80,7 @@ class PolygonHandler:
         self._listings: dict[str, list[dict[str, Any]]] = {}
         self._unrecorded: set[str] = set()
         self._warned_synthetic = False
+        self._warned_news = False
 
     def handle(self, method: str, path: str, query: dict[str, list[str]], body: bytes) -> Response:
         return self.handle_request(RecordedRequest(method, path, query, body), {}, "")
@@ -81,7 +91,7 @@ class PolygonHandler:
         if request.method != "GET":
             return _error(405, "ERROR", f"replay: polygon {request.path} only answers GET")
         match = _PATH.match(request.path)
-        if match is None and request.path != CONTRACTS_PATH:
+        if match is None and request.path not in (CONTRACTS_PATH, NEWS_PATH, *STATUS_MOCKS):
             return _error(404, "NOT_FOUND", f"replay: polygon has no route {request.path}")
         auth = {k.lower(): v for k, v in headers.items()}.get("authorization", "")
         if not (auth.startswith("Bearer ") and auth[7:].strip()) and not _one(request, "apiKey"):
@@ -90,6 +100,12 @@ class PolygonHandler:
                 "NOT_AUTHORIZED",
                 "Unknown API Key",  # Polygon's words for a missing or wrong key
             )
+        if request.path in STATUS_MOCKS:
+            # Polygon's client-python mocks: the answer of one moment (2022-04-28) and the
+            # holidays then upcoming, whenever asked.
+            return Response.raw_json((self.data_dir / STATUS_MOCKS[request.path]).read_bytes())
+        if request.path == NEWS_PATH:
+            return self._news(request, base_url)
         if match is None:
             return self._contracts(request, base_url)
         ticker = match["ticker"]
@@ -214,6 +230,73 @@ class PolygonHandler:
             )
         return Response.json(payload, headers=extra)
 
+    def _news(self, request: RecordedRequest, base_url: str) -> Response:
+        """``GET /v2/reference/news``: the recorded articles of a ticker that has a recording
+        (NFLX), else SYNTHETIC articles (:func:`synthetic_polygon.news_articles`, said in a
+        header), filtered by ``published_utc`` (``.gt/.gte/.lt/.lte``), sorted by
+        ``published_utc`` (``order``), paged by ``limit`` (10 by default, at most 1,000)."""
+        ticker = _one(request, "ticker")
+        if not ticker:
+            return _error(400, "ERROR", "replay: news is served per ticker (ticker=...)")
+        try:
+            bounds = {
+                suffix: _instant(_one(request, f"published_utc{suffix}"))
+                for suffix in (".gt", ".gte", ".lt", ".lte")
+                if _one(request, f"published_utc{suffix}")
+            }
+            limit = int(_one(request, "limit") or DEFAULT_NEWS_LIMIT)
+            cursor = int(_one(request, "cursor") or 0)
+        except ValueError as exc:
+            return _error(400, "ERROR", f"Could not parse the request: {exc}")
+        if not 1 <= limit <= MAX_NEWS_LIMIT:
+            return _error(400, "ERROR", f"limit must be 1..{MAX_NEWS_LIMIT}")
+        extra: dict[str, str] = {}
+        if ticker in NEWS_RECORDINGS:
+            articles = json.loads((self.data_dir / NEWS_RECORDINGS[ticker]).read_text())["results"]
+        else:
+            low = bounds.get(".gte") or bounds.get(".gt")
+            high = bounds.get(".lt") or bounds.get(".lte")
+            if low is None or high is None or (high - low).days > 366:
+                return _error(
+                    400,
+                    "ERROR",
+                    "replay: SYNTHETIC news needs a published_utc window of a year at most",
+                )
+            if not self._warned_news:
+                self._warned_news = True
+                logger.warning("replay: serving %s: not news", synthetic_polygon.NEWS_NOTE)
+            articles = []
+            day = low.astimezone(NEW_YORK).date()
+            while day <= high.astimezone(NEW_YORK).date():
+                articles.extend(synthetic_polygon.news_articles(ticker, day))
+                day += timedelta(days=1)
+            extra[synthetic_polygon.HEADER] = synthetic_polygon.NEWS_NOTE
+        compare = {
+            ".gt": lambda a, b: a > b,
+            ".gte": lambda a, b: a >= b,
+            ".lt": lambda a, b: a < b,
+            ".lte": lambda a, b: a <= b,
+        }
+        selected = [
+            a
+            for a in articles
+            if all(compare[s](_instant(a["published_utc"]), v) for s, v in bounds.items())
+        ]
+        selected.sort(key=lambda a: a["published_utc"], reverse=_one(request, "order") == "desc")
+        page = selected[cursor : cursor + limit]
+        payload: dict[str, Any] = {
+            "results": page,
+            "status": "OK",
+            "request_id": uuid.uuid4().hex,
+            "count": len(page),
+        }
+        if cursor + limit < len(selected):
+            query = {k: v[-1] for k, v in request.query.items() if k != "cursor"}
+            payload["next_url"] = (
+                f"{base_url}{request.path}?{urlencode({**query, 'cursor': cursor + limit})}"
+            )
+        return Response.json(payload, headers=extra)
+
     def _listing(self, name: str) -> list[dict[str, Any]]:
         with self._lock:
             if name not in self._listings:
@@ -286,6 +369,15 @@ def _matches(contract: dict[str, Any], request: RecordedRequest) -> bool:
         if strike and not compare(Decimal(str(contract["strike_price"])), Decimal(strike)):
             return False
     return True
+
+
+def _instant(text: str) -> datetime:
+    """A ``published_utc`` bound or value: an ISO time (``Z`` or an offset) or a date (its UTC
+    midnight)."""
+    if len(text) == 10:
+        return datetime.fromisoformat(text).replace(tzinfo=UTC)
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _ny_date(ms: int) -> date:

@@ -1,5 +1,5 @@
 """Raw Polygon assets, one Parquet file per NYSE trading day: SPY's minute bars, the SPY
-options contracts near the money at the open, and those contracts' minute bars.
+options contracts near the money at the open, those contracts' minute bars, and SPY's news.
 
 Source: ``GET /v2/aggs/ticker/SPY/range/1/minute/{from}/{to}`` (see ``resources.py``). A
 trading day's bars run from 04:00 to 20:00 New York time: the extended hours are kept here,
@@ -22,6 +22,7 @@ from mkt_platform import settings
 from mkt_platform.defs.polygon.contract import (
     AGG_CONTRACT,
     AGGS_LAKE_SCHEMA,
+    NEWS_CONTRACT,
     OPTIONS_CONTRACT_CONTRACT,
     OPTIONS_CONTRACTS_LAKE_SCHEMA,
 )
@@ -408,3 +409,45 @@ def pull_spy_options_aggs_1m(
     return dg.MaterializeResult(
         check_results=raw.check_results(context.asset_key, "equity_bars", outcomes)
     )
+
+
+NEWS_COLUMNS = {
+    "ticker": "The ticker the news was asked for (SPY).",
+    **{f.name: f.description for f in NEWS_CONTRACT.fields},
+}
+NEWS_COLUMNS["published_utc"] = "Publication time (UTC)."
+
+
+def pull_news(context: dg.AssetExecutionContext, polygon: PolygonClient) -> dg.MaterializeResult:
+    """Pull ``polygon_news`` for the run's trading days: SPY's news published in each
+    partition's window (from the trading day's New York midnight to the next trading day's, so
+    a weekend's news belongs to Friday), with the sentiment of Polygon's ``insights`` on SPY.
+    Source: ``GET /v2/reference/news``.
+
+    Raises:
+        dagster.Failure: no API key, or an answer that broke its contract (quarantined;
+            nothing written).
+    """
+    key = context.asset_key.to_user_string()
+    for day in context.partition_keys:
+        start, end = equity_calendar.trading_day_window(date.fromisoformat(day))
+        try:
+            table = polygon.fetch_news(SPY, start, end)
+        except PolygonSettingError as exc:
+            raise dg.Failure(f"{key} {day}: {exc}") from exc
+        except ContractViolation as exc:
+            raise raw.contract_failure(exc, key, [day]) from exc
+        synthetic = synthetic_label(table)
+        metadata: dict[str, Any] = {
+            "articles": table.num_rows,
+            "with_sentiment": table.num_rows - table["sentiment"].null_count,
+            "window_start": start.isoformat(),
+            "window_end": end.isoformat(),
+        }
+        if synthetic:
+            context.log.warning(f"{key} {day}: the server marked these articles SYNTHETIC")
+            metadata["SYNTHETIC"] = synthetic
+        path = lake.raw_partition_path(SOURCE, "news", day)
+        written = raw.write_partition(path, table, ["id"], "published_utc", NEWS_COLUMNS)
+        context.add_asset_metadata({**metadata, **written}, partition_key=day)
+    return dg.MaterializeResult()

@@ -160,3 +160,76 @@ OPTIONS_CONTRACTS_LAKE_SCHEMA = pa.schema(
     ],
     metadata={"contract": OPTIONS_CONTRACT_CONTRACT.dataset},
 )
+
+#: The sentiments Polygon's news ``insights`` give.
+SENTIMENTS = frozenset({"positive", "neutral", "negative"})
+
+#: One article of ``GET /v2/reference/news``, after the client lifted the ticker's insight and
+#: the publisher's name out of their objects (``publisher.name`` -> ``publisher_name``; the
+#: ``insights[]`` entry of the ticker asked -> ``sentiment``, ``sentiment_reasoning``).
+NEWS_CONTRACT = ObjectContract(
+    dataset="polygon_news",
+    record_name="article",
+    record_id="id",
+    fields=(
+        ContractField("id", WireType.STRING, pa.string(), "Polygon's article id."),
+        ContractField(
+            "published_utc",
+            WireType.STRING,
+            pa.string(),
+            "Publication time (ISO 8601, UTC).",
+        ),
+        ContractField("title", WireType.STRING, pa.string(), "Headline."),
+        ContractField("author", WireType.STRING, pa.string(), "Author.", required=False),
+        ContractField("article_url", WireType.STRING, pa.string(), "The article's URL."),
+        ContractField(
+            "publisher_name", WireType.STRING, pa.string(), "Publisher (publisher.name)."
+        ),
+        ContractField(
+            "tickers",
+            WireType.STRING,
+            pa.string(),
+            "Every ticker the article names, comma-separated (tickers[]).",
+            key="tickers_joined",
+        ),
+        ContractField(
+            "sentiment",
+            WireType.STRING,
+            pa.string(),
+            "The insight's sentiment on the ticker: positive, neutral or negative; NULL without "
+            "an insight on it.",
+            required=False,
+            check=_one_of(SENTIMENTS, "'positive', 'neutral' or 'negative'"),
+        ),
+        ContractField(
+            "sentiment_reasoning",
+            WireType.STRING,
+            pa.string(),
+            "Polygon's reasoning for the sentiment.",
+            required=False,
+        ),
+    ),
+    ignored_keys=frozenset(
+        {
+            "publisher",
+            "insights",
+            "tickers",
+            "amp_url",
+            "image_url",
+            "description",
+            "keywords",
+        }
+    ),
+)
+
+#: Storage schema of ``polygon_news``: one row per article, one file per trading day.
+NEWS_LAKE_SCHEMA = pa.schema(
+    [
+        pa.field("ticker", pa.string(), nullable=False),
+        *[
+            f.with_type(UTC_MS) if f.name == "published_utc" else f
+            for f in NEWS_CONTRACT.arrow_schema()
+        ],
+    ],
+    metadata={"contract": NEWS_CONTRACT.dataset},
+)

@@ -1,5 +1,5 @@
 """Polygon's raw datasets on the NYSE trading calendar: SPY's and VIX's minute bars, the SPY
-options near the money at the open, and their minute bars.
+options near the money at the open, their minute bars, and SPY's news.
 
 Each is declared once here; the asset and its checks derive from the declaration (see
 :mod:`mkt_platform.lib.datasets`).
@@ -8,13 +8,19 @@ Each is declared once here; the asset and its checks derive from the declaration
 from mkt_platform.defs.polygon.assets import (
     AGGS_COLUMNS,
     CONTRACTS_COLUMNS,
+    NEWS_COLUMNS,
     OPTION_AGGS_COLUMNS,
+    pull_news,
     pull_spy_aggs_1m,
     pull_spy_options_aggs_1m,
     pull_spy_options_contracts,
     pull_vix_aggs_1m,
 )
-from mkt_platform.defs.polygon.contract import AGGS_LAKE_SCHEMA, OPTIONS_CONTRACTS_LAKE_SCHEMA
+from mkt_platform.defs.polygon.contract import (
+    AGGS_LAKE_SCHEMA,
+    NEWS_LAKE_SCHEMA,
+    OPTIONS_CONTRACTS_LAKE_SCHEMA,
+)
 from mkt_platform.lib.datasets import RawDataset
 from mkt_platform.lib.equity_calendar import trading_days_partitions_def
 
@@ -95,4 +101,23 @@ SPY_OPTIONS_AGGS_1M = RawDataset(
     deps=(SPY_OPTIONS_CONTRACTS.key,),
 )
 
-DATASETS = (SPY_AGGS_1M, VIX_AGGS_1M, SPY_OPTIONS_CONTRACTS, SPY_OPTIONS_AGGS_1M)
+NEWS = RawDataset(
+    venue="polygon",
+    dataset="news",
+    description=(
+        "News on SPY from Polygon (GET /v2/reference/news?ticker=SPY, published_utc window, "
+        "next_url paging), one Parquet file per NYSE trading day: the articles published from "
+        "the day's New York midnight to the next trading day's (a weekend's news belongs to "
+        "Friday), with publisher, tickers, and the sentiment (positive, neutral, negative) of "
+        "Polygon's insights on SPY where it sends them. No recording of news with insights "
+        "exists: the replay serves SYNTHETIC articles for SPY, and the files and "
+        "materializations say so. Needs POLYGON_API_KEY."
+    ),
+    resource="polygon",
+    compute=pull_news,
+    schema=NEWS_LAKE_SCHEMA,
+    columns=NEWS_COLUMNS,
+    partitions=trading_days_partitions_def,
+)
+
+DATASETS = (SPY_AGGS_1M, VIX_AGGS_1M, SPY_OPTIONS_CONTRACTS, SPY_OPTIONS_AGGS_1M, NEWS)

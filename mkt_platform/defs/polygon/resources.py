@@ -1,6 +1,8 @@
 """Polygon REST client: aggregate bars (``GET /v2/aggs/ticker/{ticker}/range/{multiplier}/
-{timespan}/{from}/{to}``) and the options contracts listing (``GET /v3/reference/options/
-contracts``), with ``next_url`` paging, retries and a contract each.
+{timespan}/{from}/{to}``), the options contracts listing (``GET /v3/reference/options/
+contracts``) and news (``GET /v2/reference/news``), with ``next_url`` paging, retries and a
+contract each; the market status now and the upcoming holidays (``GET /v1/marketstatus/now``,
+``/v1/marketstatus/upcoming``).
 
 The API key comes from the environment (``POLYGON_API_KEY``) and is sent as Polygon accepts
 it, in the ``Authorization: Bearer`` header: never in a URL, so never in a log line, a
@@ -13,6 +15,7 @@ Endpoint docs: https://polygon.io/docs/rest/stocks/aggregates/custom-bars
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -24,10 +27,12 @@ from mkt_platform import settings
 from mkt_platform.defs.polygon.contract import (
     AGG_CONTRACT,
     AGGS_LAKE_SCHEMA,
+    NEWS_CONTRACT,
+    NEWS_LAKE_SCHEMA,
     OPTIONS_CONTRACT_CONTRACT,
 )
 from mkt_platform.lib import quarantine
-from mkt_platform.lib.contracts import ContractViolation
+from mkt_platform.lib.contracts import UTC_MS, ContractViolation
 from mkt_platform.lib.http import (
     ExchangeAPIError,
     ExchangeClient,
@@ -41,6 +46,11 @@ MAX_AGGS_LIMIT = 50_000
 MAX_CONTRACTS_LIMIT = 1000
 #: The options contracts listing.
 CONTRACTS_PATH = "/v3/reference/options/contracts"
+#: Polygon serves at most 1,000 news articles a page.
+MAX_NEWS_LIMIT = 1000
+NEWS_PATH = "/v2/reference/news"
+MARKET_STATUS_PATH = "/v1/marketstatus/now"
+UPCOMING_PATH = "/v1/marketstatus/upcoming"
 #: A header by which a server (the replay) says its answer is SYNTHETIC, not market data; its
 #: value is kept in the returned table's schema metadata (``synthetic``).
 SYNTHETIC_HEADER = "X-Replay-Synthetic"
@@ -210,6 +220,150 @@ class PolygonClient(ExchangeClient):
             ]
         )
 
+    def fetch_news(self, ticker: str, published_from: datetime, published_to: datetime) -> pa.Table:
+        """The news articles on ``ticker`` published from ``published_from`` (inclusive) to
+        ``published_to`` (exclusive; both aware datetimes), oldest first, following
+        ``next_url`` (1,000 a page). Source: ``GET /v2/reference/news``.
+
+        Returns:
+            A table with :data:`NEWS_LAKE_SCHEMA`: one row per article, the publisher's name,
+            the tickers it names, and the sentiment Polygon's ``insights`` give on ``ticker``
+            (NULL without one).
+
+        Raises:
+            PolygonSettingError, PolygonAPIError, PolygonTransportError: as
+                :meth:`fetch_aggregates`.
+            mkt_platform.lib.contracts.ContractViolation: an article broke its contract
+                (``publisher`` not an object, ``insights`` not a list, a sentiment outside
+                positive/neutral/negative, a time outside the window asked...).
+        """
+        self._require_key()
+        start = published_from.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        end = published_to.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        params = {
+            "ticker": ticker,
+            "published_utc.gte": start,
+            "published_utc.lt": end,
+            "order": "asc",
+            "sort": "published_utc",
+            "limit": MAX_NEWS_LIMIT,
+        }
+        dataset = NEWS_CONTRACT.dataset
+
+        def parse(payload: dict, source: str) -> pa.Table:
+            _data_status(payload, dataset, source)
+            articles = payload.get("results")
+            if isinstance(articles, list):
+                articles = [_flatten_article(a, ticker, dataset, source) for a in articles]
+            table = NEWS_CONTRACT.to_table(articles, source).table
+            published = []
+            for index, text in enumerate(table["published_utc"].to_pylist()):
+                try:
+                    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+                except ValueError:
+                    moment = None
+                if (
+                    moment is None
+                    or moment.tzinfo is None
+                    or not published_from <= moment < published_to
+                ):
+                    raise ContractViolation(
+                        dataset,
+                        source,
+                        "published_utc",
+                        f"an ISO 8601 UTC time in {start}..{end} (the window asked)",
+                        f"{text!r} in article {index}",
+                    )
+                published.append(moment)
+            n = table.num_rows
+            return (
+                table.set_column(
+                    table.schema.get_field_index("published_utc"),
+                    "published_utc",
+                    pa.array(published, UTC_MS),
+                )
+                .add_column(0, "ticker", pa.array([ticker] * n, pa.string()))
+                .cast(NEWS_LAKE_SCHEMA)
+            )
+
+        pages = self._paged(NEWS_PATH, params, f"ticker={ticker}", dataset, parse)
+        table = pa.concat_tables(pages) if pages else NEWS_LAKE_SCHEMA.empty_table()
+        return table.sort_by(
+            [("published_utc", "ascending"), ("id", "ascending")]
+        ).replace_schema_metadata(pages[0].schema.metadata if pages else None)
+
+    def fetch_market_status(self) -> dict[str, Any]:
+        """Polygon's market status now (``GET /v1/marketstatus/now``): ``{"market":
+        "open" | "closed" | "extended-hours", "serverTime", "exchanges": {"nyse", ...},
+        ...}`` as sent.
+
+        Raises:
+            PolygonSettingError, PolygonAPIError, PolygonTransportError: as
+                :meth:`fetch_aggregates`.
+            mkt_platform.lib.contracts.ContractViolation: the answer has no ``market``
+                string or no ``exchanges`` object.
+        """
+        self._require_key()
+        source = f"GET {MARKET_STATUS_PATH}"
+        with self._client(self.base_url) as http:
+            http.headers["Authorization"] = f"Bearer {self.api_key}"
+            payload, content, _ = self._get(
+                http, MARKET_STATUS_PATH, None, source, "polygon_market_status"
+            )
+        with quarantine.on_violation(content):
+            for field, kind in (("market", str), ("exchanges", dict)):
+                if not isinstance(payload.get(field), kind):
+                    raise ContractViolation(
+                        "polygon_market_status",
+                        source,
+                        field,
+                        f"a JSON {kind.__name__}",
+                        repr(payload.get(field)),
+                    )
+        return payload
+
+    def fetch_upcoming_holidays(self) -> list[dict[str, Any]]:
+        """The upcoming market holidays and early closes (``GET /v1/marketstatus/upcoming``):
+        ``[{"exchange", "name", "date", "status": "closed" | "early-close", "open"?,
+        "close"?}]`` as sent (``open``/``close`` ISO UTC times of an early close).
+
+        Raises:
+            PolygonSettingError, PolygonAPIError, PolygonTransportError: as
+                :meth:`fetch_aggregates`.
+            mkt_platform.lib.contracts.ContractViolation: the answer is not a list of objects
+                with ``exchange``, ``date`` and ``status``.
+        """
+        self._require_key()
+        source = f"GET {UPCOMING_PATH}"
+        with self._client(self.base_url) as http:
+            http.headers["Authorization"] = f"Bearer {self.api_key}"
+            response = self._request(http, "GET", UPCOMING_PATH, source)
+        payload = decode_json_body(response, source, "polygon_upcoming_holidays", "a JSON array")
+        with quarantine.on_violation(response.content):
+            if not isinstance(payload, list):
+                raise ContractViolation(
+                    "polygon_upcoming_holidays",
+                    source,
+                    None,
+                    "a JSON array",
+                    type(payload).__name__,
+                )
+            for index, entry in enumerate(payload):
+                missing = [
+                    k
+                    for k in ("exchange", "date", "status")
+                    if not isinstance(entry, dict) or not isinstance(entry.get(k), str)
+                ]
+                if missing:
+                    raise ContractViolation(
+                        "polygon_upcoming_holidays",
+                        source,
+                        missing[0],
+                        "a string",
+                        f"entry {index}: {entry!r}",
+                    )
+        return payload
+
     def _require_key(self) -> None:
         if not self.api_key:
             raise PolygonSettingError(
@@ -259,7 +413,8 @@ class PolygonClient(ExchangeClient):
         params: dict[str, Any] | None,
         source: str,
         dataset: str,
-    ) -> tuple[dict, bytes, str | None]:
+        shape: type = dict,
+    ) -> tuple[Any, bytes, str | None]:
         def send() -> httpx.Response:
             response = self._request(http, "GET", url, source, params=params)
             status = response.status_code
@@ -272,7 +427,7 @@ class PolygonClient(ExchangeClient):
             )
 
         response, payload = self._fetch(
-            send, lambda r: _decode(r, source, dataset), PolygonTransportError, source
+            send, lambda r: _decode(r, source, dataset, shape), PolygonTransportError, source
         )
         return payload, response.content, response.headers.get(SYNTHETIC_HEADER)
 
@@ -306,6 +461,38 @@ class PolygonClient(ExchangeClient):
         return next_url
 
 
+def _flatten_article(article: Any, ticker: str, dataset: str, source: str) -> Any:
+    """An article with ``publisher.name``, ``tickers[]`` and the ``insights[]`` entry on
+    ``ticker`` lifted into plain keys (what :data:`NEWS_CONTRACT` declares); anything but an
+    object is returned as is, for the contract to refuse."""
+    if not isinstance(article, dict):
+        return article
+    where = f"article {article.get('id')!r}"
+    flat = dict(article)
+    publisher = article.get("publisher")
+    if not isinstance(publisher, dict):
+        raise ContractViolation(
+            dataset, source, "publisher", "a JSON object", f"{publisher!r} in {where}"
+        )
+    flat["publisher_name"] = publisher.get("name")
+    tickers = article.get("tickers")
+    if not isinstance(tickers, list) or not all(isinstance(t, str) for t in tickers):
+        raise ContractViolation(
+            dataset, source, "tickers", "a JSON array of strings", f"{tickers!r} in {where}"
+        )
+    flat["tickers_joined"] = ",".join(tickers)
+    insights = article.get("insights", [])
+    if not isinstance(insights, list) or not all(isinstance(i, dict) for i in insights):
+        raise ContractViolation(
+            dataset, source, "insights", "a JSON array of objects", f"{insights!r} in {where}"
+        )
+    mine = [i for i in insights if i.get("ticker") == ticker]
+    if mine:
+        flat["sentiment"] = mine[0].get("sentiment")
+        flat["sentiment_reasoning"] = mine[0].get("sentiment_reasoning")
+    return flat
+
+
 def _data_status(payload: dict, dataset: str, source: str) -> None:
     status = payload.get("status")
     if status not in DATA_STATUSES:
@@ -314,11 +501,12 @@ def _data_status(payload: dict, dataset: str, source: str) -> None:
         )
 
 
-def _decode(response: httpx.Response, source: str, dataset: str) -> dict:
-    payload = decode_json_body(response, source, dataset, "a JSON object", parse_float=Decimal)
-    if not isinstance(payload, dict):
+def _decode(response: httpx.Response, source: str, dataset: str, shape: type = dict) -> Any:
+    what = "a JSON object" if shape is dict else "a JSON array"
+    payload = decode_json_body(response, source, dataset, what, parse_float=Decimal)
+    if not isinstance(payload, shape):
         with quarantine.on_violation(response.content):
-            raise ContractViolation(dataset, source, None, "a JSON object", type(payload).__name__)
+            raise ContractViolation(dataset, source, None, what, type(payload).__name__)
     return payload
 
 
