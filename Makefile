@@ -27,7 +27,9 @@ install: $(VENV)/.installed
 # 2023-05-01 21:01); the two recorded Deribit option days (2022-01-01 from QuantLet, 2024-04-01
 # from Amberdata) with their DVOL candles; four weeks of 2023 Binance 1h klines with the
 # Hyperliquid kPEPE candles (2023-05-21/22) and BTC funding (from 2023-05-12) that fall in
-# them; then five weeks of 2025 with Binance's and Hyperliquid's BTC, ETH, SOL (and HYPE) 1h
+# them; SPY's trading day 2025-08-29 from Polygon with VIX (SYNTHETIC: no recording), its news
+# (SYNTHETIC) and the SPY options near the open (the band widened to 4.5 % and 4 days, so
+# that the ten recorded contracts are among those chosen); then five weeks of 2025 with Binance's and Hyperliquid's BTC, ETH, SOL (and HYPE) 1h
 # candles and funding and DVOL, whose summary ends with the volatility table (the 30-session
 # windows are complete from 2025-07-01); and the HTML report of the charts.
 # tests/test_cli.py runs the last materialize line and holds the README's sample output to it.
@@ -36,6 +38,7 @@ demo: install
 	$(BIN)/mkt-platform materialize --start 2022-01-01 --end 2022-01-01 --only deribit_option_trades,deribit_volatility_index --replay $(SHARED_DATA)
 	$(BIN)/mkt-platform materialize --start 2024-04-01 --end 2024-04-01 --only deribit_option_trades,deribit_volatility_index --replay $(SHARED_DATA)
 	$(BIN)/mkt-platform materialize --start 2023-04-28 --end 2023-05-25 --only binance_klines_1h,hyperliquid_candles_1h,hyperliquid_funding_rates --replay $(SHARED_DATA)
+	MKT_POLYGON_OPTIONS_BAND_PCT=4.5 MKT_POLYGON_OPTIONS_EXPIRY_DAYS=4 MKT_POLYGON_OPTIONS_MAX_CONTRACTS=200 $(BIN)/mkt-platform materialize --start 2025-08-29 --end 2025-08-29 --only polygon_spy_aggs_1m,polygon_vix_aggs_1m,polygon_spy_options_contracts,polygon_spy_options_aggs_1m,polygon_news --replay $(SHARED_DATA)
 	$(BIN)/mkt-platform materialize --start 2025-06-01 --end 2025-07-05 --only binance_klines_1h,hyperliquid_candles_1h,hyperliquid_funding_rates,deribit_volatility_index --replay $(SHARED_DATA)
 	$(BIN)/mkt-platform report --start 2024-04-01 --end 2025-07-05
 

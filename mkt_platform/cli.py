@@ -180,6 +180,34 @@ SUMMARY_TABLES = (
         """,
     ),
     (
+        {"equity_session_ohlc_daily"},
+        "US equity sessions (marts.equity_session_ohlc_daily): regular hours, New York time, "
+        "the latest 5 per ticker",
+        """
+        select ticker, strftime(session_date, '%Y-%m-%d') as day,
+               strftime(session_start at time zone 'America/New_York', '%H:%M') || '-' ||
+               strftime(session_end at time zone 'America/New_York', '%H:%M') as hours,
+               open, high, low, close, volume, round(vwap, 4) as vwap, bar_count as bars,
+               is_early_close as early
+        from marts.equity_session_ohlc_daily
+        qualify row_number() over (partition by ticker order by session_date desc) <= 5
+        order by ticker desc, session_date
+        """,
+    ),
+    (
+        {"equity_option_session_ohlc_daily"},
+        "SPY options (marts.equity_option_session_ohlc_daily): the latest day's 8 most traded",
+        """
+        select strftime(session_date, '%Y-%m-%d') as day, ticker, contract_type as type,
+               strike_price as strike, strftime(expiration_date, '%Y-%m-%d') as expiry,
+               open, high, low, close, volume, round(moneyness, 4) as "K/S",
+               round(time_to_expiry_days, 2) as "days"
+        from marts.equity_option_session_ohlc_daily
+        where session_date = (select max(session_date) from marts.equity_option_session_ohlc_daily)
+        order by volume desc, ticker limit 8
+        """,
+    ),
+    (
         {"volatility_risk_premium_daily"},
         "Volatility (marts.volatility_risk_premium_daily, realized_volatility_rolling): the "
         "latest day with 30 complete sessions, annualized %",
@@ -387,7 +415,7 @@ def materialize(args: argparse.Namespace) -> int:
         elif args.replay:
             print(
                 f"replay of {_shown(args.replay)} on {server.url}: "
-                "Binance, Hyperliquid and Deribit are pulled from it"
+                "Binance, Hyperliquid, Deribit and Polygon are pulled from it"
             )
         else:
             print(
@@ -409,7 +437,12 @@ def materialize(args: argparse.Namespace) -> int:
                 f"{_shown(str(lake.lake_root()))} as it is"
             )
         else:
-            pulled = sorted(k.to_user_string() for k in steps[0].selection.resolve(graph))
+            pulled = sorted(
+                k.to_user_string()
+                for step in steps
+                if step.pool is None
+                for k in step.selection.resolve(graph)
+            )
             print(f"raw datasets: {', '.join(pulled)}")
         # the raw lake, and the local lake folder (the quarantine) when the raw lake is on S3
         roots = [lake.lake_root()]

@@ -169,20 +169,25 @@ def test_recorded_option_sessions_equal_their_minute_bars(polygon, instance, mon
     from mkt_platform.definitions import build_definitions
 
     defs = build_definitions()
+    marts = (
+        "nyse_sessions",
+        "equity_session_ohlc_daily",
+        "equity_option_session_ohlc_daily",
+        "equity_consolidated_1m",
+    )
     built = dg.materialize(
         list(defs.assets),
-        selection=dg.AssetSelection.assets(
-            "nyse_sessions",
-            "equity_session_ohlc_daily",
-            "equity_option_session_ohlc_daily",
-            "equity_consolidated_1m",
-        ),
+        selection=dg.AssetSelection.assets(*marts),
         partition_key=DAY_2025,
         resources=defs.resources,
         instance=instance,
         raise_on_error=False,
     )
     assert built.success
+    first = warehouse_rows("select * from marts.equity_consolidated_1m order by all")
+    # built again, the day is replaced, not doubled (the incremental delete of a whole day)
+    assert materialize(instance, *marts).success
+    assert warehouse_rows("select * from marts.equity_consolidated_1m order by all") == first
     spy = regular_hours(DAY_2025, recorded_bars(FILE_2025)[DAY_2025])
     spy_close = spy[-1]["close"]
     mart = {

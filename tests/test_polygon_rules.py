@@ -255,3 +255,42 @@ def test_a_malformed_news_answer_fails_naming_the_field(polygon, instance, lie, 
     assert "/v2/reference/news" in message and "ticker=SPY" in message
     assert field in message and key not in message, message
     assert not lake.raw_partition_path("polygon", "news", DAY_2025).exists()
+
+
+def test_the_equity_schedule_keeps_the_trading_calendar() -> None:
+    """At 20:15 New York time the schedule pulls the trading day and the one before it; on
+    Labor Day (2025-09-01) it skips; the Tuesday after, the day before is Friday."""
+    from mkt_platform.defs.polygon.definitions import equity_requests
+
+    def at(day: str):
+        return equity_requests(datetime.fromisoformat(f"{day}T20:15").replace(tzinfo=NEW_YORK))
+
+    assert [r.partition_key for r in at("2025-08-29")] == ["2025-08-28", "2025-08-29"]
+    skipped = at("2025-09-01")
+    assert "2025-09-01 is no NYSE trading day" in skipped.skip_message
+    assert [r.partition_key for r in at("2025-09-02")] == ["2025-08-29", "2025-09-02"]
+
+
+def test_freshness_follows_the_trading_days(polygon, instance, monkeypatch) -> None:
+    """SPY's 2025-08-29, pulled at 20:30 New York time that Friday (the day's bars complete),
+    is fresh on Tuesday morning (Labor Day is no trading day, so Friday is the latest closed
+    one); on Wednesday morning Tuesday's missing partition makes it stale, by name."""
+    from mkt_platform import settings
+    from mkt_platform.defs.monitoring.freshness import evaluate, freshness_rules
+    from mkt_platform.defs.polygon.datasets import DATASETS, SPY_AGGS_1M
+    from mkt_platform.lib.equity_calendar import trading_days_partitions_def
+
+    pulled_at = datetime(2025, 8, 29, 20, 30, tzinfo=NEW_YORK)
+    monkeypatch.setattr(settings, "utcnow", lambda: pulled_at.astimezone(UTC))
+    result = materialize(instance, "polygon_spy_aggs_1m")
+    assert result.success
+    (materialization,) = result.asset_materializations_for_node("polygon_spy_aggs_1m")
+    assert materialization.metadata["window_closed"].value is True
+    (rule,) = [r for r in freshness_rules(DATASETS) if r.key == SPY_AGGS_1M.key]
+    partitions = trading_days_partitions_def()
+    tuesday = evaluate(instance, rule, partitions, datetime(2025, 9, 2, 10, tzinfo=NEW_YORK))
+    assert tuesday.passed, tuesday.summary
+    assert tuesday.metadata["latest_closed_partition"] == DAY_2025
+    wednesday = evaluate(instance, rule, partitions, datetime(2025, 9, 3, 10, tzinfo=NEW_YORK))
+    assert not wednesday.passed
+    assert "latest closed partition 2025-09-02 not materialized" in wednesday.summary

@@ -138,6 +138,7 @@ def test_replay_mode_starts_the_pull_schedules_stopped(data_dir, monkeypatch):
         "binance_klines_1m_gap_repair_schedule",
         "hyperliquid_asset_contexts_schedule",
         "binance_spot_snapshots_schedule",
+        "polygon_equity_schedule",
     }
     replayed = build_definitions()
     # The warehouse's upkeep pulls nothing: it runs in replay mode too.

@@ -53,12 +53,13 @@ class Freshness:
         interval: the data's own interval (a candle's length; one hour for trades and
             funding records).
         newest_field: the materialization metadata entry holding the newest record's time
-            (UTC seconds).
+            (UTC seconds), or ``None`` to judge the partitions only (a market with closed
+            hours: its newest record is old every night and weekend).
     """
 
     tolerance: timedelta
     interval: timedelta
-    newest_field: str
+    newest_field: str | None
 
 
 @dataclass(frozen=True)

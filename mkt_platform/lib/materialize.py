@@ -32,6 +32,7 @@ from dagster._core.storage.tags import (
 from mkt_platform.lib import runs
 from mkt_platform.lib.datasets import SNAPSHOT_TAG
 from mkt_platform.lib.dbt_assets import WAREHOUSE_POOL
+from mkt_platform.lib.equity_calendar import trading_days_partitions_def
 from mkt_platform.lib.partitions import (
     raw_daily_partitions_def,
     session_daily_partitions_def,
@@ -99,17 +100,19 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
-def _raw_assets(graph: BaseAssetGraph) -> set[dg.AssetKey]:
-    """Raw assets that can be pulled for a range: materializable, partitioned by UTC day, not
-    dbt, not a snapshot of the present (tag ``mkt/snapshot``). (The equity datasets,
-    partitioned by NYSE trading day, are backfilled from the UI: not in the plan yet.)"""
-    utc_days = raw_daily_partitions_def()
+def _raw_assets(
+    graph: BaseAssetGraph, partitions_def: dg.PartitionsDefinition | None = None
+) -> set[dg.AssetKey]:
+    """Raw assets that can be pulled for a range: materializable, partitioned by
+    ``partitions_def`` (default: the UTC days; the equity datasets are partitioned by NYSE
+    trading day), not dbt, not a snapshot of the present (tag ``mkt/snapshot``)."""
+    days = partitions_def if partitions_def is not None else raw_daily_partitions_def()
     return {
         k
         for k in graph.get_all_asset_keys()
         if graph.get(k).is_materializable
         and "dbt" not in graph.get(k).kinds
-        and graph.get(k).partitions_def == utc_days
+        and graph.get(k).partitions_def == days
         and graph.get(k).tags.get(SNAPSHOT_TAG) != "true"
     }
 
@@ -129,6 +132,10 @@ def plan(
     08:00 needs two UTC days). Then one run per dbt partitions definition: the session marts
     for the sessions starting on ``start..end``, the UTC-daily marts (options, funding) for the
     UTC days. Snapshot assets (tag ``mkt/snapshot``) are left out: they cannot be back-filled.
+
+    The equity datasets (Polygon, partitioned by NYSE trading day; they need an API key) are
+    planned only when named in ``only``: their trading days in ``start..end`` are pulled in one
+    run ("equity pulls"), then the equity marts built for them ("dbt equity").
 
     With ``only`` (raw asset keys, e.g. ``binance_klines_1h``), only those raw datasets are
     pulled and only the dbt models downstream of them are built, with the models these read
@@ -154,16 +161,20 @@ def plan(
     keys = {k for k in graph.get_all_asset_keys() if graph.get(k).is_materializable}
     dbt_keys = {k for k in keys if "dbt" in graph.get(k).kinds}
     raw_assets = _raw_assets(graph)
+    trading_days = trading_days_partitions_def()
+    equity_assets: set[dg.AssetKey] = set()
     if only is not None:
-        names = {k.to_user_string(): k for k in raw_assets}
+        names = {k.to_user_string(): k for k in raw_assets | _raw_assets(graph, trading_days)}
         unknown = sorted(set(only) - set(names))
         if unknown or not only:
             raise DatasetError(
                 f"not a raw dataset: {', '.join(unknown) or '(none given)'}; "
                 f"the raw datasets are {', '.join(sorted(names))}"
             )
-        raw_assets = {names[name] for name in only}
-        downstream = dbt_keys & dg.AssetSelection.assets(*raw_assets).downstream().resolve(graph)
+        chosen = {names[name] for name in only}
+        equity_assets = {k for k in chosen if graph.get(k).partitions_def == trading_days}
+        raw_assets = chosen - equity_assets
+        downstream = dbt_keys & dg.AssetSelection.assets(*chosen).downstream().resolve(graph)
         # A model that joins marts of several datasets (dbt meta OPTIONAL_READS, e.g. the
         # volatility risk premium over DVOL and realized volatility) is built only when the
         # plan builds every mart it needs; the marts it lists as optional it reads if they
@@ -192,6 +203,7 @@ def plan(
         "session": sessions_def,
         "weekly": session_weekly_partitions_def(),
         "monthly": session_monthly_partitions_def(),
+        "equity": trading_days,
     }
     by_def: dict[str, set[dg.AssetKey]] = {}
     for key in dbt_keys:
@@ -199,13 +211,22 @@ def plan(
         family = next((f for f, d in families.items() if d == partitions_def), None)
         if family is None and partitions_def == raw_def:
             family = "utc"
-        if family is not None:  # (the equity marts, by trading day, are not planned yet)
+        if family is not None:
             by_def.setdefault(family, set()).add(key)
     # The raw days the sessions need are the parents, through the graph's partition mapping.
     for raw in raw_assets:
         for child in graph.get(raw).child_keys & by_def.get("session", set()):
             raw_keys |= _parent_partition_keys(graph, child, raw, session_keys)
-    steps = [RangeStep("raw pulls", dg.AssetSelection.assets(*raw_assets), tuple(sorted(raw_keys)))]
+    steps = []
+    if raw_assets:
+        steps.append(
+            RangeStep("raw pulls", dg.AssetSelection.assets(*raw_assets), tuple(sorted(raw_keys)))
+        )
+    trading_keys = tuple(k for k in trading_days.get_partition_keys() if k in wanted)
+    if equity_assets and trading_keys:
+        steps.append(
+            RangeStep("equity pulls", dg.AssetSelection.assets(*equity_assets), trading_keys)
+        )
     if by_def.get("session"):
         steps.append(
             RangeStep(
@@ -236,6 +257,15 @@ def plan(
                 "dbt options and funding",
                 dg.AssetSelection.assets(*by_def["utc"]),
                 day_keys,
+                WAREHOUSE_POOL,
+            )
+        )
+    if equity_assets and by_def.get("equity") and trading_keys:
+        steps.append(
+            RangeStep(
+                "dbt equity",
+                dg.AssetSelection.assets(*by_def["equity"]),
+                trading_keys,
                 WAREHOUSE_POOL,
             )
         )

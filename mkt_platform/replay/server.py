@@ -115,7 +115,11 @@ PLATFORM_BASE_URLS = {
     "HYPERLIQUID_BASE_URL": "hyperliquid",
     "DERIBIT_BASE_URL": "deribit",
     "DERIBIT_HISTORY_BASE_URL": "deribit_history",
+    "POLYGON_BASE_URL": "polygon",
 }
+#: The API key the platform sends the replay's Polygon when none is set (the replay accepts
+#: any key; the live Polygon would refuse this one).
+REPLAY_POLYGON_KEY = "replay-accepts-any-key"
 #: The instruments the recordings cover (the replay has no data for the others).
 RECORDED_INSTRUMENTS = Path(__file__).resolve().parent / "recorded_instruments.yaml"
 
@@ -244,8 +248,9 @@ class ReplayServer:
 
     def platform_environment(self) -> dict[str, str]:
         """The settings that point the platform at this server: each exchange base URL
-        (``BINANCE_BASE_URL``...) at its mount, and the instrument universe at what the
+        (``BINANCE_BASE_URL``...) at its mount, the instrument universe at what the
         recordings cover (:data:`RECORDED_INSTRUMENTS`) unless ``MKT_INSTRUMENTS_FILE`` is
+        set, and a placeholder ``POLYGON_API_KEY`` (:data:`REPLAY_POLYGON_KEY`) unless one is
         set. ``mkt-platform materialize --replay`` and ``mkt-platform dev --replay`` apply it.
         """
         env = {
@@ -256,6 +261,8 @@ class ReplayServer:
         env["MKT_INSTRUMENTS_FILE"] = os.environ.get(
             "MKT_INSTRUMENTS_FILE", str(RECORDED_INSTRUMENTS)
         )
+        if "polygon" in self._handlers and not os.environ.get("POLYGON_API_KEY"):
+            env["POLYGON_API_KEY"] = REPLAY_POLYGON_KEY
         return env
 
     @property

@@ -83,6 +83,7 @@ def aggs_1m_pull(ticker: str, dataset: str) -> Callable[..., dg.MaterializeResul
         for day, table in tables.items():
             session = equity_calendar.session(date.fromisoformat(day))
             metadata: dict[str, Any] = {
+                "window_closed": day_complete(day),
                 "bars": table.num_rows,
                 "extended_hours_bars": table.num_rows - _session_bars(table, session),
                 "session_open": session.open.isoformat() if session else None,
@@ -110,6 +111,20 @@ def aggs_1m_pull(ticker: str, dataset: str) -> Callable[..., dg.MaterializeResul
 
 pull_spy_aggs_1m = aggs_1m_pull(SPY, "spy_aggs_1m")
 pull_vix_aggs_1m = aggs_1m_pull(VIX, "vix_aggs_1m")
+
+
+#: When a trading day's minute bars are complete: the end of the extended hours, New York time.
+EXTENDED_HOURS_END = 20
+
+
+def day_complete(day: str) -> bool:
+    """Whether trading day ``day``'s minute bars are all in (``now`` is past 20:00 New York
+    time that day, the end of the extended hours): the freshness rules' ``window_closed``."""
+    moment = date.fromisoformat(day)
+    end = datetime(
+        moment.year, moment.month, moment.day, EXTENDED_HOURS_END, tzinfo=equity_calendar.NEW_YORK
+    )
+    return settings.utcnow() >= end
 
 
 def synthetic_label(table: pa.Table) -> str | None:
@@ -403,7 +418,13 @@ def pull_spy_options_aggs_1m(
             {} if kept is None else timed_write(context, key, day, path, kept, OPTION_AGGS_COLUMNS)
         )
         context.add_asset_metadata(
-            {"bars": table.num_rows, "contracts_with_bars": traded[day], **late, **written},
+            {
+                "window_closed": day_complete(day),
+                "bars": table.num_rows,
+                "contracts_with_bars": traded[day],
+                **late,
+                **written,
+            },
             partition_key=day,
         )
     return dg.MaterializeResult(
@@ -439,6 +460,7 @@ def pull_news(context: dg.AssetExecutionContext, polygon: PolygonClient) -> dg.M
             raise raw.contract_failure(exc, key, [day]) from exc
         synthetic = synthetic_label(table)
         metadata: dict[str, Any] = {
+            "window_closed": settings.utcnow() >= end,
             "articles": table.num_rows,
             "with_sentiment": table.num_rows - table["sentiment"].null_count,
             "window_start": start.isoformat(),

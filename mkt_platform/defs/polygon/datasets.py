@@ -5,6 +5,8 @@ Each is declared once here; the asset and its checks derive from the declaration
 :mod:`mkt_platform.lib.datasets`).
 """
 
+from datetime import timedelta
+
 from mkt_platform.defs.polygon.assets import (
     AGGS_COLUMNS,
     CONTRACTS_COLUMNS,
@@ -21,8 +23,16 @@ from mkt_platform.defs.polygon.contract import (
     NEWS_LAKE_SCHEMA,
     OPTIONS_CONTRACTS_LAKE_SCHEMA,
 )
-from mkt_platform.lib.datasets import RawDataset
+from mkt_platform.lib.datasets import Freshness, RawDataset
 from mkt_platform.lib.equity_calendar import trading_days_partitions_def
+
+#: The minute-bar datasets: each trading day pulled by 22:15 New York time (the equity
+#: schedule runs at 20:15, after the extended hours), judged on partitions only (the newest
+#: bar is old every night and weekend).
+BARS_FRESHNESS = Freshness(timedelta(hours=2), timedelta(minutes=1), None)
+#: News: a trading day's span runs to the next trading day's midnight, and the schedule pulls
+#: it again the next trading day at 20:15.
+NEWS_FRESHNESS = Freshness(timedelta(hours=24), timedelta(hours=1), None)
 
 SPY_AGGS_1M = RawDataset(
     venue="polygon",
@@ -41,6 +51,7 @@ SPY_AGGS_1M = RawDataset(
     columns=AGGS_COLUMNS,
     quality="equity_bars",
     partitions=trading_days_partitions_def,
+    freshness=BARS_FRESHNESS,
 )
 
 VIX_AGGS_1M = RawDataset(
@@ -59,6 +70,7 @@ VIX_AGGS_1M = RawDataset(
     columns=AGGS_COLUMNS,
     quality="equity_bars",
     partitions=trading_days_partitions_def,
+    freshness=BARS_FRESHNESS,
 )
 
 SPY_OPTIONS_CONTRACTS = RawDataset(
@@ -99,6 +111,7 @@ SPY_OPTIONS_AGGS_1M = RawDataset(
     quality="equity_bars",
     partitions=trading_days_partitions_def,
     deps=(SPY_OPTIONS_CONTRACTS.key,),
+    freshness=BARS_FRESHNESS,
 )
 
 NEWS = RawDataset(
@@ -118,6 +131,7 @@ NEWS = RawDataset(
     schema=NEWS_LAKE_SCHEMA,
     columns=NEWS_COLUMNS,
     partitions=trading_days_partitions_def,
+    freshness=NEWS_FRESHNESS,
 )
 
 DATASETS = (SPY_AGGS_1M, VIX_AGGS_1M, SPY_OPTIONS_CONTRACTS, SPY_OPTIONS_AGGS_1M, NEWS)

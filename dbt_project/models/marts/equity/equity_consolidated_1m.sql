@@ -2,7 +2,7 @@
     config(
         materialized='incremental',
         incremental_strategy='delete+insert',
-        unique_key=['session_date'],
+        unique_key='session_date',
         on_schema_change='fail',
         tags=['equity_daily'],
     )
@@ -11,7 +11,10 @@
 -- the regular session and tracked SPY option (polygon_spy_options_contracts of that day),
 -- with SPY's minute bar, VIX's minute value and the option's minute bar side by side. A
 -- minute in which a series did not trade has NULLs in its columns; a day without tracked
--- options has one row per minute with NULL option columns. Incremental over the run's days.
+-- options has one row per minute with NULL option columns. Incremental over the run's days:
+-- a rebuilt day replaces the day (unique_key a single column, so dbt deletes with
+-- `session_date in (...)`; a list would make it join the day's rows with themselves, tens of
+-- thousands squared).
 with sessions as (
     select * from {{ ref('nyse_sessions') }}
     where {{ options_window_filter('session_open') }}
