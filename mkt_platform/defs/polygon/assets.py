@@ -75,7 +75,7 @@ def aggs_1m_pull(ticker: str, dataset: str) -> Callable[..., dg.MaterializeResul
             raise raw.contract_failure(exc, key, days) from exc
         synthetic = synthetic_label(bars)
         if synthetic:
-            context.log.warning(f"{key}: the server marked these bars SYNTHETIC: {synthetic}")
+            context.log.warning(f"the server marked these bars SYNTHETIC: {synthetic}")
         dates = ny_dates(bars)
         tables = {day: bars.filter(pc.equal(dates, day)) for day in days}
         outcomes = {day: raw.equity_bar_quality(table) for day, table in tables.items()}
@@ -343,7 +343,7 @@ def pull_spy_options_contracts(
         )
         if dropped:
             context.log.warning(
-                f"{key} {day}: {listed.num_rows} contracts in the band, {dropped} furthest from "
+                f"{day}: {listed.num_rows} contracts in the band, {dropped} furthest from "
                 f"the money left out (MKT_POLYGON_OPTIONS_MAX_CONTRACTS={limit})"
             )
         context.log.info(
@@ -467,7 +467,7 @@ def pull_news(context: dg.AssetExecutionContext, polygon: PolygonClient) -> dg.M
             "window_end": end.isoformat(),
         }
         if synthetic:
-            context.log.warning(f"{key} {day}: the server marked these articles SYNTHETIC")
+            context.log.warning(f"{day}: the server marked these articles SYNTHETIC: {synthetic}")
             metadata["SYNTHETIC"] = synthetic
         path = lake.raw_partition_path(SOURCE, "news", day)
         written = raw.write_partition(path, table, ["id"], "published_utc", NEWS_COLUMNS)
