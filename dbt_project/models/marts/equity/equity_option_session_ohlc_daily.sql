@@ -10,44 +10,16 @@
 -- One row per (option ticker, session_date): the regular-trading-hours session of each SPY
 -- option tracked that day (polygon_spy_options_contracts), from its minute bars inside
 -- [session_open, session_close) of the NYSE calendar; a contract without a trade in the
--- session has no row. open/close are the first and last bars' open and close, high/low the
--- extremes, volume the exact sum (contracts), vwap the volume-weighted average of the bars'
--- own averages. moneyness = strike / the underlying's session close (K/S); moneyness_at_open
--- = strike / the underlying's open (the selection's). time_to_expiry runs from the session's
--- close to the NYSE close of the expiration date. Incremental over the run's trading days.
-with sessions as (
-    select * from {{ ref('nyse_sessions') }}
-    where {{ options_window_filter('session_open') }}
+-- session has no row; the session's figures are those of macros/equity.sql (volume in
+-- contracts, premiums in USD per share). moneyness = strike / the underlying's session close
+-- (K/S); moneyness_at_open = strike / the underlying's open (the selection's).
+-- time_to_expiry runs from the session's close to the NYSE close of the expiration date. Incremental over the run's trading days.
+with per_contract as (
+    {{ regular_sessions(ref('stg_polygon__options_aggs_1m')) }}
 ),
 
 contracts as (
     select * from {{ ref('stg_polygon__options_contracts') }}
-),
-
-bars as (
-    select b.*, s.session_date, s.session_open, s.session_close, s.is_early_close
-    from {{ ref('stg_polygon__options_aggs_1m') }} as b
-    inner join sessions as s
-        on b.bar_time >= s.session_open and b.bar_time < s.session_close
-),
-
-per_contract as (
-    select
-        ticker,
-        session_date,
-        session_open as session_start,
-        session_close as session_end,
-        arg_min(open, bar_time) as open,
-        max(high) as high,
-        min(low) as low,
-        arg_max(close, bar_time) as close,
-        sum(volume) as volume,
-        (sum(vwap * volume) / nullif(sum(volume), 0))::double as vwap,
-        sum(transactions) as transactions,
-        count(*)::integer as bar_count,
-        is_early_close
-    from bars
-    group by ticker, session_date, session_open, session_close, is_early_close
 )
 
 select
