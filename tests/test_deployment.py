@@ -135,6 +135,9 @@ def test_compose_services_run_the_native_commands(tmp_path):
         assert env["PGPASSWORD"] == "placeholder"
     assert services["api"]["environment"]["MKT_API_TOKEN"] == "placeholder"
     assert services["api"]["environment"]["MKT_API_HOST"] == "0.0.0.0"
+    assert (
+        services["daemon"]["environment"]["DAGSTER_BACKFILL_RETRY_DEFINITION_CHANGED_ERROR"] == "1"
+    )
     daemon_needs = services["daemon"]["depends_on"]["init"]["condition"]
     assert daemon_needs == "service_completed_successfully"
     for name in ("webserver", "daemon"):
@@ -215,6 +218,9 @@ def deployment(
         "MKT_API_HOST": "127.0.0.1",
         "MKT_API_PORT": str(api_port),
         "MKT_API_TOKEN": API_TOKEN,
+        # as docker-compose.yml sets it (test_compose_services_run_the_native_commands): a
+        # backfill is retried, not failed, while the code server is down
+        "DAGSTER_BACKFILL_RETRY_DEFINITION_CHANGED_ERROR": "1",
     }
     env.pop("DAGSTER_IS_DEV_CLI", None)
     logs = tmp_path / "logs"
