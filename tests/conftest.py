@@ -61,6 +61,19 @@ def files_read(warehouse: Path, sql: str) -> set[int]:
     return {int(n) for n in counts}
 
 
+def ephemeral_sql(model: str) -> str:
+    """The SQL of an ephemeral dbt model (a staging model compiled into its readers, so it is
+    no relation of the warehouse), compiled as a run compiles it: over the lake of
+    ``MKT_DATA_DIR`` and the window the environment holds (every file when none)."""
+    from mkt_platform.lib.dbt import dbt_resource
+
+    invocation = dbt_resource().cli(["compile", "--select", model], raise_on_error=False)
+    invocation.wait()
+    assert invocation.is_successful(), model
+    (path,) = (invocation.target_path / "compiled").rglob(f"{model}.sql")
+    return path.read_text()
+
+
 def rel_close(a: Decimal, b: Decimal, rel: Decimal = Decimal("1e-9")) -> bool:
     return abs(a - b) <= rel * max(abs(a), abs(b))
 

@@ -118,48 +118,60 @@ def assert_every_model_column_documented(warehouse: Path) -> None:
 
 @pytest.mark.slow
 def test_ohlc_sanity_rejects_a_corrupted_candle(data_dir):
-    """A candle whose low is above its open must fail the build, not reach the mart.
+    """A candle whose low is above its open must fail the build's data tests.
 
     The lake holds real BTCUSDT klines of 2023-01-05 with one candle corrupted on purpose
-    (low raised above the open), which no exchange answer would contain."""
+    (low raised above the open), which no exchange answer would contain. The staging model is
+    ephemeral, so the candle is caught by the tests of int_candles_1h, which compiles it in."""
     rows = day_of_btc(19362)
     assert len(rows) == 24
     write_day("2023-01-05", rows)
-    clean = dbt("build", "--select", "stg_binance__klines")
+    clean = dbt("build", "--select", "int_candles_1h")
     assert clean.is_successful(), results(clean)
 
     rows[5] = [*rows[5][:3], str(Decimal(rows[5][1]) + 1), *rows[5][4:]]
     write_day("2023-01-05", rows)
-    broken = dbt("build", "--select", "stg_binance__klines")
+    broken = dbt("build", "--select", "int_candles_1h")
     assert not broken.is_successful()
     failed = {uid for uid, status in results(broken).items() if status == "fail"}
     assert len(failed) == 1
-    assert "ohlc_sanity_stg_binance__klines" in failed.pop()
+    assert "ohlc_sanity_int_candles_1h" in failed.pop()
 
 
 @pytest.mark.slow
 def test_a_one_session_build_reads_only_the_lake_files_of_its_window(data_dir):
     """Five days of real BTCUSDT klines in the lake; the window of the session 2023-01-05
-    08:00 to 01-06 08:00 makes the staging view open the files of those two UTC days only
-    (hive partition pruning before the dedupe), with all their 48 candles; with no window it
-    opens all five."""
+    08:00 to 01-06 08:00 makes the (ephemeral) staging model open the files of those two UTC
+    days only (hive partition pruning before the dedupe), with all their 48 candles; with no
+    window it opens all five. int_candles_1h, which compiles it in, keeps the history: the
+    windowed build replaces its two days and leaves the other three."""
     for day_number in range(19360, 19365):  # 2023-01-03 .. 2023-01-07
         day = datetime.fromtimestamp(day_number * 86_400, UTC).date().isoformat()
         write_day(day, day_of_btc(day_number))
-    view = "select * from staging.stg_binance__klines"
     warehouse = data_dir / "warehouse.duckdb"
-    assert dbt("build", "--select", "stg_binance__klines").is_successful()
-    assert files_read(warehouse, view) == {5}
+
+    def staging_sql(invocation) -> str:
+        compiled = invocation.target_path / "compiled" / "mkt_platform" / "models"
+        return (compiled / "staging" / "binance" / "stg_binance__klines.sql").read_text()
+
+    whole = dbt("build", "--select", "int_candles_1h")
+    assert whole.is_successful(), results(whole)
+    assert files_read(warehouse, staging_sql(whole)) == {5}
     window = dg.TimeWindow(datetime(2023, 1, 5, 8, tzinfo=UTC), datetime(2023, 1, 6, 8, tzinfo=UTC))
     with environment(dbt_window_env(window)):
-        assert dbt("build", "--select", "stg_binance__klines").is_successful()
-    assert files_read(warehouse, view) == {2}
+        windowed = dbt("build", "--select", "int_candles_1h")
+    assert windowed.is_successful(), results(windowed)
+    sql = staging_sql(windowed)
+    assert files_read(warehouse, sql) == {2}
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        days = con.execute(
-            "select partition_date::varchar, count(*) from staging.stg_binance__klines "
-            "group by all order by 1"
+        staged = con.execute(
+            f"select partition_date::varchar, count(*) from ({sql}) group by all order by 1"
         ).fetchall()
-    assert days == [("2023-01-05", 24), ("2023-01-06", 24)]
+        kept = con.execute(
+            "select count(*), count(distinct open_time) from intermediate.int_candles_1h"
+        ).fetchone()
+    assert staged == [("2023-01-05", 24), ("2023-01-06", 24)]
+    assert kept == (120, 120)
 
 
 # ---------------------------------------------------------------- dbt nodes in Dagster
@@ -209,9 +221,11 @@ def test_every_dbt_asset_has_its_yml_owners_and_description_without_sql():
         assert "Raw SQL" not in spec.description and "{{" not in spec.description
         assert "dagster_dbt/project" not in spec.metadata
         assert "dagster_dbt/manifest" in spec.metadata  # dagster-dbt reads it at run time
-        if model["fqn"][1] == "marts":
+        if model["config"]["materialized"] in ("table", "incremental"):
+            # a table built per window (every mart, int_candles_1h, the option trades) names
+            # the column its window filters on; a view holds no rows to count
             assert spec.metadata["partition_expr"] in model["columns"], name
-        else:
+        elif model["fqn"][1] != "marts":
             assert "partition_expr" not in spec.metadata, name
 
 
@@ -330,8 +344,8 @@ def test_a_mart_materialization_carries_its_row_counts_and_columns(data_dir, ins
     """Two daily sessions built one run each: the second run's materialization of
     ``session_ohlc_daily`` carries the table's rows (``dagster/row_count``, both sessions)
     and its own window's (``dagster/partition_row_count``), each equal to DuckDB's count,
-    and the warehouse's columns with their yml descriptions; a staging view carries its
-    column schema and no row count."""
+    and the warehouse's columns with their yml descriptions; int_candles_1h its own counts;
+    a view carries its column schema and no row count."""
     for day_number in range(19361, 19364):  # 2023-01-04 .. 2023-01-06
         day = datetime.fromtimestamp(day_number * 86_400, UTC).date().isoformat()
         write_day(day, day_of_btc(day_number))
@@ -362,9 +376,68 @@ def test_a_mart_materialization_carries_its_row_counts_and_columns(data_dir, ins
     schema = metadata["dagster/column_schema"].value
     assert [(c.name, c.type) for c in schema.columns] == columns
     assert all(c.description for c in schema.columns)
-    staging = instance.fetch_materializations(dg.AssetKey("stg_binance__klines"), limit=1)
-    staged = staging.records[0].asset_materialization.metadata
-    assert "dagster/column_schema" in staged and "dagster/row_count" not in staged
+    # int_candles_1h keeps the history: the three days' 72 candles after two runs that each
+    # read two days of files, 24 of them in the second run's session window
+    (candles,) = instance.fetch_materializations(dg.AssetKey("int_candles_1h"), limit=1).records
+    candles = candles.asset_materialization.metadata
+    assert (candles["dagster/row_count"].value, candles["dagster/partition_row_count"].value) == (
+        72,
+        24,
+    )
+    view = instance.fetch_materializations(dg.AssetKey("realized_volatility_rolling"), limit=1)
+    viewed = view.records[0].asset_materialization.metadata
+    assert "dagster/column_schema" in viewed and "dagster/row_count" not in viewed
+
+
+@pytest.mark.slow
+def test_a_mart_built_in_another_run_than_its_candles_reads_its_own_window(data_dir, instance):
+    """The race a backfill can make (found by the deployment test, 12 of 30 sessions lost):
+    run 1 builds int_candles_1h for the session of 2023-01-04, run 2 for 01-05, and run 3
+    builds session_ohlc_daily alone for 01-04. Run 3 must read 01-04's candles. (When the
+    staging was a view baked with each run's window, run 3 read run 2's window: no row, and
+    the partition was marked materialized.) The session equals its 24 recorded klines."""
+    for day_number in range(19361, 19364):  # 2023-01-04 .. 2023-01-06
+        day = datetime.fromtimestamp(day_number * 86_400, UTC).date().isoformat()
+        write_day(day, day_of_btc(day_number))
+    daily = build_session_daily_dbt_assets()
+    for name, partition in (
+        ("int_candles_1h", "2023-01-04"),
+        ("int_candles_1h", "2023-01-05"),
+        ("session_ohlc_daily", "2023-01-04"),
+    ):
+        result = dg.materialize(
+            [daily],
+            selection=[name],
+            partition_key=partition,
+            resources={"dbt": dbt_resource()},
+            instance=instance,
+        )
+        assert result.success
+        built = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+        assert built == {name}
+    start = datetime(2023, 1, 4, 8, tzinfo=UTC)
+    klines = [
+        k
+        for day_number in (19361, 19362)
+        for k in day_of_btc(day_number)
+        if start.timestamp() * 1000 <= k[0] < start.timestamp() * 1000 + 86_400_000
+    ]
+    assert len(klines) == 24
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
+        sessions = con.execute(
+            "select session_start, open, high, low, close, candle_count "
+            "from marts.session_ohlc_daily"
+        ).fetchall()
+    assert sessions == [
+        (
+            start,
+            Decimal(klines[0][1]),
+            max(Decimal(k[2]) for k in klines),
+            min(Decimal(k[3]) for k in klines),
+            Decimal(klines[-1][4]),
+            24,
+        )
+    ]
 
 
 @pytest.mark.slow

@@ -69,32 +69,28 @@ GRAPH = {
     "binance_futures_liquidations_stream": ("raw_capture", set()),
     "deribit_option_trades": ("raw_deribit", set()),
     "deribit_volatility_index": ("raw_deribit", set()),
-    "stg_binance__klines": ("staging", {"binance_klines_1h"}),
-    "stg_hyperliquid__candles": ("staging", {"hyperliquid_candles_1h"}),
-    "stg_hyperliquid__funding_rates": ("staging", {"hyperliquid_funding_rates"}),
-    "stg_hyperliquid__asset_contexts": ("staging", {"hyperliquid_asset_contexts"}),
-    "stg_binance__order_book": ("staging", {"binance_order_book"}),
     "stg_deribit__option_trades": ("staging", {"deribit_option_trades"}),
-    "stg_deribit__volatility_index": ("staging", {"deribit_volatility_index"}),
-    "int_candles_1h": ("intermediate", {"stg_binance__klines", "stg_hyperliquid__candles"}),
+    # window-baked staging is ephemeral (compiled into its reader, so each run reads its own
+    # window): int_candles_1h and these marts read the raw assets directly
+    "int_candles_1h": ("intermediate", {"binance_klines_1h", "hyperliquid_candles_1h"}),
     "session_ohlc_daily": ("marts", {"int_candles_1h"}),
     "session_ohlc_weekly": ("marts", {"session_ohlc_daily"}),
     "session_ohlc_monthly": ("marts", {"session_ohlc_daily"}),
     "realized_volatility_daily": ("marts", {"int_candles_1h"}),
     "realized_volatility_rolling": ("marts", {"realized_volatility_daily"}),
-    "dvol_daily": ("marts", {"stg_deribit__volatility_index"}),
+    "dvol_daily": ("marts", {"deribit_volatility_index"}),
     "volatility_risk_premium_daily": (
         "marts",
         {"dvol_daily", "realized_volatility_rolling", "option_term_structure_hourly"},
     ),
     "funding_carry_daily": ("marts", {"funding_rates_daily"}),
-    "perp_premium_snapshots": ("marts", {"stg_hyperliquid__asset_contexts"}),
-    "order_book_depth": ("marts", {"stg_binance__order_book"}),
+    "perp_premium_snapshots": ("marts", {"hyperliquid_asset_contexts"}),
+    "order_book_depth": ("marts", {"binance_order_book"}),
     # the capture's staging models are ephemeral: the marts read the raw assets directly
     "liquidations_hourly": ("marts", {"binance_futures_liquidations_stream"}),
     "funding_open_interest_1m": ("marts", {"hyperliquid_asset_contexts_1m_stream"}),
     "candles_1m": ("marts", {"hyperliquid_candles_1m_stream", "hyperliquid_candles_1m"}),
-    "funding_rates_daily": ("marts", {"stg_hyperliquid__funding_rates"}),
+    "funding_rates_daily": ("marts", {"hyperliquid_funding_rates"}),
     "option_ohlc_hourly": ("marts", {"stg_deribit__option_trades"}),
     "option_expiry_hourly": ("marts", {"stg_deribit__option_trades"}),
     "option_atm_iv_hourly": ("marts", {"stg_deribit__option_trades"}),
@@ -137,7 +133,7 @@ def test_partitions_and_policies(graph):
         assert graph.get(dg.AssetKey(name)).backfill_policy == raw.backfill_policy
     assert raw.pools == set()
     assert raw.description and "GET /api/v3/klines" in raw.description
-    for name in ("stg_binance__klines", "int_candles_1h", "session_ohlc_daily"):
+    for name in ("int_candles_1h", "session_ohlc_daily"):
         node = graph.get(dg.AssetKey(name))
         assert node.partitions_def == dg.DailyPartitionsDefinition(
             "2022-01-01", hour_offset=8, timezone="UTC"
@@ -160,7 +156,7 @@ def test_session_partition_maps_to_the_raw_days_it_covers(monkeypatch, anchor, s
     UTC days it overlaps (a backfill that missed the second would cut the session short)."""
     monkeypatch.setenv("MKT_SESSION_ANCHOR_HOUR", anchor)
     graph = build_definitions().resolve_asset_graph()
-    child, parent = dg.AssetKey("stg_binance__klines"), dg.AssetKey("binance_klines_1h")
+    child, parent = dg.AssetKey("int_candles_1h"), dg.AssetKey("binance_klines_1h")
     child_def, parent_def = graph.get(child).partitions_def, graph.get(parent).partitions_def
     mapped = graph.get_partition_mapping(
         child, parent

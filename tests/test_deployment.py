@@ -384,17 +384,6 @@ def retried_to_success(instance: dg.DagsterInstance, run_id: str) -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "KNOWN, 2026-12-05: in 3 of 3 full CI runs on a slow host this test failed, three "
-        "ways: the backfill FAILING on DagsterAssetBackfillDataLoadError during the code "
-        "server outage (since retried: DAGSTER_BACKFILL_RETRY_DEFINITION_CHANGED_ERROR), 12 "
-        "of 30 sessions in the mart (the staging-window bug: a mart built in a run that did "
-        "not rebuild its staging views), and a timeout; it passed alone. The staging-window "
-        "cure (staging compiled into each mart) comes next; then this mark goes."
-    ),
-)
 def test_parallel_backfill_survives_a_daemon_kill_and_a_code_server_outage(
     deployment, data_dir, monkeypatch
 ):
@@ -542,22 +531,23 @@ def test_parallel_backfill_survives_a_daemon_kill_and_a_code_server_outage(
         # The read API serves the sessions dbt built into the DuckLake on PostgreSQL, to the
         # holder of the token only.
         with warehouse_db.connect() as con:
-            (sessions,) = con.execute(
-                "select count(*) from marts.session_ohlc_daily "
-                "where session_start >= '2023-01-01' and session_start < '2023-01-31'"
-            ).fetchone()
-        if sessions < 30:
-            # A KNOWN BUG, found by this test on 2026-12-05 (twice in three CI runs): the
-            # backfill split the session dbt assets over several runs (8 here), and a run that
-            # builds a mart without rebuilding its staging views reads views another run baked
-            # for another window: the mart's partitions are materialized, their rows missing.
-            # The cure is staging compiled into each mart (ephemeral, as the capture and
-            # equity marts already are); until then this check reports the bug, while every
-            # other assertion of the test still fails hard.
-            pytest.xfail(
-                f"known bug: {sessions} of 30 January sessions in the mart after the backfill "
-                "(marts built in runs that did not rebuild their staging views)"
-            )
+            per_instrument = con.execute(
+                "select source, instrument, count(*) from marts.session_ohlc_daily "
+                "where session_start >= '2023-01-01' and session_start < '2023-01-31' "
+                "group by all"
+            ).fetchall()
+            candles = con.execute(
+                "select distinct source, instrument from intermediate.int_candles_1h "
+                "where open_time >= '2023-01-01 08:00:00+00' and open_time < '2023-01-31 08:00:00+00'"
+            ).fetchall()
+        # Every session of every instrument with candles, however the backfill split the dbt
+        # assets over runs: the staging models are compiled into the table that reads them,
+        # so a run that builds a mart without rebuilding int_candles_1h reads the table's
+        # history, not a view baked for another run's window (found by this test: 12 of the
+        # 90 sessions were there, before).
+        assert candles and {(s, i) for s, i, _ in per_instrument} == set(candles)
+        assert {n for _, _, n in per_instrument} == {30}, per_instrument
+        sessions = 30 * len(candles)
         url = f"http://127.0.0.1:{api_port}/sessions/daily"
         params = {"start": SESSION_RANGE[0], "end": SESSION_RANGE[1], "limit": 10_000}
         assert httpx.get(url, params=params).status_code == 401

@@ -21,7 +21,7 @@ import pytest
 
 from mkt_platform.defs.deribit.datasets import VOLATILITY_INDEX
 from mkt_platform.defs.deribit.resources import DeribitAPIError, DeribitClient
-from tests.conftest import SHARED_DATA, materialize_days
+from tests.conftest import SHARED_DATA, ephemeral_sql, materialize_days
 
 RECORDING = "dvol_{}_1D_2021-03-24_to_2026-04-06.csv"
 
@@ -104,10 +104,11 @@ def test_raw_asset_and_staging_hold_the_recorded_days(data_dir, instance):
         ]
     )
     assert all(c.evaluation.passed for c in checks.values())
+    staging = ephemeral_sql("stg_deribit__volatility_index")
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
         rows = con.execute(
             "select instrument, interval, open_time, open, high, low, close "
-            "from staging.stg_deribit__volatility_index order by open_time"
+            f"from ({staging}) order by open_time"
         ).fetchall()
         mart = con.execute(
             "select currency, day, open, high, low, close from marts.dvol_daily order by day"

@@ -20,7 +20,7 @@ from mkt_platform.defs.hyperliquid.datasets import ASSET_CONTEXTS
 from mkt_platform.defs.hyperliquid.resources import HyperliquidClient
 from mkt_platform.lib import lake
 from mkt_platform.lib.dbt import dbt_resource, dbt_window_env, environment
-from tests.conftest import SHARED_DATA, files_read, materialize_days
+from tests.conftest import SHARED_DATA, ephemeral_sql, files_read, materialize_days
 
 pytestmark = pytest.mark.slow
 
@@ -110,7 +110,8 @@ def test_funding_switch_from_8h_to_1h_is_handled(data_dir, instance):
     # 2023-06-08: the 00:00 event still paid 8 hours, the 23 later ones one hour each.
     switch = query(
         data_dir,
-        "select funding_time, funding_interval_hours from staging.stg_hyperliquid__funding_rates "
+        "select funding_time, funding_interval_hours "
+        f"from ({ephemeral_sql('stg_hyperliquid__funding_rates')}) "
         "where instrument = 'BTC' and cast(funding_time as date) = date '2023-06-08' "
         "order by funding_time",
     )
@@ -155,10 +156,11 @@ def test_funding_switch_from_8h_to_1h_is_handled(data_dir, instance):
     window = dg.TimeWindow(datetime(2023, 6, 8, tzinfo=UTC), datetime(2023, 6, 9, tzinfo=UTC))
     with environment(dbt_window_env(window, "utc_hour")):
         invocation = dbt_resource().cli(
-            ["build", "--select", "stg_hyperliquid__funding_rates funding_rates_daily"],
+            ["build", "--select", "funding_rates_daily"],
             raise_on_error=False,
         )
         invocation.wait()
+        staging = ephemeral_sql("stg_hyperliquid__funding_rates")
     assert invocation.is_successful()
     after = {
         row["funding_date"].isoformat(): row
@@ -167,9 +169,7 @@ def test_funding_switch_from_8h_to_1h_is_handled(data_dir, instance):
         )
     }
     assert after == days
-    assert files_read(
-        data_dir / "warehouse.duckdb", "select * from staging.stg_hyperliquid__funding_rates"
-    ) == {3}
+    assert files_read(data_dir / "warehouse.duckdb", f"select * from ({staging})") == {3}
 
 
 def freqtrade_rows(coin: str, kind: str) -> list[list]:

@@ -348,6 +348,10 @@ def test_quality_checks_run_in_the_materialization_and_block_bad_data(data_dir, 
     assert missing == {s: ["13:00"] for s in SYMBOLS}
 
     assert pull(defs, instance, KLINES_1H, "2023-03-26").success
+    # Hyperliquid's candles, the other venue int_candles_1h reads, pulled clean, so that the
+    # sessions wait on Binance alone.
+    for day in ("2023-03-24", "2023-03-25", "2023-03-26"):
+        assert pull(defs, instance, dg.AssetKey("hyperliquid_candles_1h"), day).success
     when = datetime(2023, 3, 26, 9, tzinfo=UTC)
     tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=when)
 
@@ -384,9 +388,8 @@ def test_quality_checks_run_in_the_materialization_and_block_bad_data(data_dir, 
     assert "ohlc_sane" in blocking and "expected_candles" not in blocking
 
     def sessions(tick) -> set[str]:
-        # The Binance staging model's session partitions: the first model over the raw
-        # klines (the marts also wait on the other venues, not pulled here).
-        return {pk for n, pk in requested_by(tick, defs) if n == "stg_binance__klines"}
+        # The session partitions of int_candles_1h: the first model over the raw klines.
+        return {pk for n, pk in requested_by(tick, defs) if n == "int_candles_1h"}
 
     tick = dg.evaluate_automation_conditions(
         defs=defs, instance=instance, evaluation_time=when, cursor=tick.cursor
@@ -427,8 +430,8 @@ def test_dbt_materializations_carry_the_warehouse_column_schema(data_dir, instan
     assert {c.name: c.description for c in schema.columns} == {
         name: described.get(name) for name, _ in warehouse
     }
-    staging = instance.fetch_materializations(dg.AssetKey("stg_binance__klines"), limit=1)
-    assert "dagster/column_schema" in staging.records[0].asset_materialization.metadata
+    candles = instance.fetch_materializations(dg.AssetKey("int_candles_1h"), limit=1)
+    assert "dagster/column_schema" in candles.records[0].asset_materialization.metadata
 
     defs = build_definitions()
     checks = [

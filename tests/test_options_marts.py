@@ -522,18 +522,24 @@ def test_staging_dedupes_trades_across_partition_files(tmp_path: Path, trades: l
 
 
 def test_a_one_day_build_reads_only_that_days_lake_file(tmp_path: Path, trades: list[Trade]):
-    """With the window of one UTC day, the staging view opens that day's file only (hive
-    partition pruning before the dedupe), however many days the lake holds, and still dedupes
-    within it; with no window it reads them all."""
+    """With the window of one UTC day, the staging model's SQL opens that day's file only
+    (hive partition pruning before the dedupe), however many days the lake holds, and still
+    dedupes within it; with no window it reads them all. The staging table keeps the
+    history: the one-day build replaces that day's trades and leaves the other days'."""
     data_dir = tmp_path / "data"
     write_partition(data_dir, "2022-01-01", trades)
-    for day in ("2021-12-30", "2021-12-31", "2022-01-02", "2022-01-03"):
+    others = ("2021-12-30", "2021-12-31", "2022-01-02", "2022-01-03")
+    for day in others:
         write_partition(
             data_dir, day, [replace(t, trade_id=f"{day}-{t.trade_id}") for t in trades[:5]]
         )
-    select = "select * from staging.stg_deribit__option_trades"
+    compiled = (
+        data_dir
+        / "dbt_target/compiled/mkt_platform/models/staging/deribit"
+        / "stg_deribit__option_trades.sql"
+    )
     dbt(data_dir, "build", "--select", "stg_deribit__option_trades")
-    assert files_read(data_dir / "warehouse.duckdb", select) == {5}
+    assert files_read(data_dir / "warehouse.duckdb", compiled.read_text()) == {5}
     dbt(
         data_dir,
         "build",
@@ -542,12 +548,18 @@ def test_a_one_day_build_reads_only_that_days_lake_file(tmp_path: Path, trades: 
         hour_min="2022-01-01T00:00:00+00:00",
         hour_max="2022-01-02T00:00:00+00:00",
     )
-    assert files_read(data_dir / "warehouse.duckdb", select) == {1}
-    rows = query(
-        data_dir, "select trade_id, partition_date from staging.stg_deribit__option_trades"
-    )
+    window_sql = compiled.read_text()
+    assert files_read(data_dir / "warehouse.duckdb", window_sql) == {1}
+    rows = query(data_dir, f"select trade_id, partition_date from ({window_sql})")
     assert len(rows) == len({r["trade_id"] for r in rows}) == len({t.trade_id for t in trades})
     assert {r["partition_date"].isoformat() for r in rows} == {"2022-01-01"}
+    kept = query(
+        data_dir,
+        "select partition_date, count(*) as n from staging.stg_deribit__option_trades "
+        "group by all order by 1",
+    )
+    by_day = {r["partition_date"].isoformat(): r["n"] for r in kept}
+    assert by_day == {**dict.fromkeys(others, 5), "2022-01-01": len(rows)}
 
 
 def test_platform_path_replay_to_marts_equals_independent_computation(

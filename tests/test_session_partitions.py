@@ -100,7 +100,7 @@ def test_monthly_partition_needs_exactly_its_daily_sessions_and_raw_days(monkeyp
         {
             key
             for day in daily
-            for key in upstream_keys(graph, "stg_binance__klines", "binance_klines_1h", day)
+            for key in upstream_keys(graph, "int_candles_1h", "binance_klines_1h", day)
         }
     )
     assert raw == [*days, "2023-02-24"]

@@ -201,7 +201,6 @@ def test_month_then_automation_over_a_changed_raw_day(data_dir, hourly_universe,
     daily = {
         (name, day)
         for name in (
-            "stg_binance__klines",
             "int_candles_1h",
             "session_ohlc_daily",
             "realized_volatility_daily",

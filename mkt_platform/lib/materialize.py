@@ -139,7 +139,7 @@ def plan(
 
     With ``only`` (raw asset keys, e.g. ``binance_klines_1h``), only those raw datasets are
     pulled and only the dbt models downstream of them are built, with the models these read
-    (another venue's staging view of the session candles, say); a dataset no session mart
+    (the other venues' candles in ``int_candles_1h``, say); a dataset no session mart
     reads is pulled for ``start..end`` alone. A model with dbt meta ``optional_reads`` (it
     joins marts of several datasets) is built only when every mart it reads, but those it
     lists there, is built by the plan too.
@@ -191,8 +191,8 @@ def plan(
             }
             if not needed <= downstream:
                 downstream.discard(key)
-        # ... and the models these read from other venues (the session candles read every
-        # venue's staging view; a venue with no lake file yet is an empty view).
+        # ... and the models these read from other venues (int_candles_1h reads every venue's
+        # candles; a venue with no lake file yet reads as an empty relation).
         dbt_keys &= dg.AssetSelection.assets(*(downstream - joined)).upstream().resolve(graph) | (
             downstream & joined
         )

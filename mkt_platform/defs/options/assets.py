@@ -1,8 +1,9 @@
 """UTC-daily dbt marts: hourly options OHLC and aggregates (Deribit), funding per day.
 
 One ``@dbt_assets`` for the models tagged ``options_hourly`` or ``utc_daily`` and the staging
-views they read, partitioned by UTC day like the raw assets they read (identity mapping),
-with single-run backfills, in the ``duckdb_warehouse`` pool shared by every dbt run.
+table of the option trades they read (the other staging models are ephemeral), partitioned
+by UTC day like the raw assets they read (identity mapping), with single-run backfills, in
+the ``duckdb_warehouse`` pool shared by every dbt run.
 """
 
 import dagster as dg

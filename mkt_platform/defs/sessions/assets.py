@@ -3,7 +3,8 @@
 One ``@dbt_assets`` per partitions definition (see STYLE.md), each with single-run backfills
 in the ``duckdb_warehouse`` pool (DuckDB allows one writer):
 
-- daily: the models tagged ``session_daily`` and the staging and intermediate views they read,
+- daily: the models tagged ``session_daily`` and ``int_candles_1h``, the table they read (the
+  staging models are ephemeral, compiled into it, so each run reads its own window),
   partitioned by daily session (anchor hour to anchor hour, UTC);
 - weekly: ``session_ohlc_weekly``, partitioned by weekly session (the session weekday at the
   anchor hour, Friday 08:00 UTC by default, to the next); a partition depends on exactly its

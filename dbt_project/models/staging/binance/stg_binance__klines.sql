@@ -1,3 +1,4 @@
+{{ config(materialized='ephemeral') }}
 -- One row per (instrument, interval, open_time): Binance spot klines, renamed to the
 -- platform's terms and deduplicated (a re-pulled partition replaces its file, so duplicates
 -- can only come from overlapping files; the newest pull wins). A partition run reads only

@@ -1,4 +1,4 @@
-{{ config(tags=['utc_daily']) }}
+{{ config(materialized='ephemeral', tags=['utc_daily']) }}
 -- One row per (instrument, snapshot_time, side, level): the Binance spot order-book
 -- snapshots, renamed to the platform's terms (a snapshot is appended to its day's file, so
 -- duplicates can only come from overlapping files; the newest file wins). A partition run

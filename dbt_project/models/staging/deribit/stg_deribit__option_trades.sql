@@ -1,11 +1,21 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='trade_id',
+        on_schema_change='fail',
+    )
+}}
 -- One row per trade_id: Deribit BTC option trades from the lake, typed as the lake contract
 -- says (prices DECIMAL(38,8) in BTC, index and strike DECIMAL(38,8) in USD, times UTC) and
 -- deduplicated on trade_id. A trade in two partition files can only come from a faulty pull;
 -- the copy in the partition of the trade's own UTC date wins, else the newest partition.
 -- (Within one file trades are unique by contract; a breach fails the unique test.)
 -- Adds hour (start of the trade's UTC hour) and partition_date (the hive `date`).
--- A partition run reads only the lake files of its window (lake_partition_filter), so the
--- view in the warehouse shows the rows of the last run's window; the marts hold the history.
+-- A table, incremental over the run's window: a partition run reads only the lake files of
+-- its window (lake_partition_filter) and replaces those trades, and the table keeps the
+-- history, so an options mart built in a later run reads its own window's trades. (As a
+-- view it held the window of whichever run built it last.)
 -- With no lake file yet (deribit never pulled) this is an empty relation of the same columns
 -- and types, so the marts build empty instead of failing on an empty glob.
 -- depends_on: {{ source('lake_deribit', 'deribit_option_trades') }}
@@ -73,7 +83,7 @@ raw as not materialized (
 ),
 
 -- Set-based dedupe that keeps the common case (every trade in its own day's file, no
--- duplicate) a plain scan, so filters on this view still reach the Parquet files:
+-- duplicate) a plain scan of the window's Parquet files:
 -- own: rows in the partition of their own UTC date (unique, one file per date);
 -- misplaced: rows in another partition, kept only when no own copy exists (newest first).
 own as (

@@ -1,3 +1,4 @@
+{{ config(materialized='ephemeral') }}
 -- One row per (instrument, interval, open_time): Deribit's volatility index DVOL in the
 -- platform's terms, the index in percent exactly as sent. Deribit's resolutions become the
 -- platform's intervals: 1D is '1d' (a UTC day), 3600 is '1h'. A re-pulled partition replaces its

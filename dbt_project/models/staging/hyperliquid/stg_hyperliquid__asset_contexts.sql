@@ -1,4 +1,4 @@
-{{ config(tags=['utc_daily']) }}
+{{ config(materialized='ephemeral', tags=['utc_daily']) }}
 -- One row per (instrument, snapshot_time): snapshots of Hyperliquid's asset contexts.
 -- depends_on: {{ source('lake_hyperliquid', 'hyperliquid_asset_contexts') }}
 {% if lake_has_files('hyperliquid', 'asset_contexts') %}

@@ -1,3 +1,4 @@
+{{ config(materialized='ephemeral') }}
 -- One row per (instrument, interval, open_time): Hyperliquid candles in the platform's terms.
 -- quote_volume is not sent by Hyperliquid (only base volume), so it is NULL, never derived.
 -- A partition run reads only the lake files of its window (lake_partition_filter), so the

@@ -1,4 +1,4 @@
-{{ config(tags=['utc_daily']) }}
+{{ config(materialized='ephemeral', tags=['utc_daily']) }}
 -- One row per (instrument, funding_time): Hyperliquid funding events with their interval.
 -- Hyperliquid paid funding every 8 hours until 2023-06-08 and every hour since; a record's
 -- rate is for the interval since the previous event. The interval is read from the data:
