@@ -157,14 +157,18 @@ def maintain(retention: timedelta, now: datetime | None = None) -> dict[str, int
     2. adjacent small data files are merged;
     3. snapshots older than ``retention`` are expired (a reader can still travel back that far);
     4. files that no remaining snapshot needs are deleted once they have been unneeded for
-       ``retention`` (a reader still on an older snapshot is not pulled from under).
+       ``retention`` (a reader still on an older snapshot is not pulled from under);
+    5. orphaned files, which the catalog never recorded (a write that did not commit: a
+       DuckLake commit that conflicted and was retried, a killed dbt), are deleted once older
+       than ``retention`` (a write in flight is younger).
 
     Every dbt commit is a snapshot, so without it the catalog and the data files grow with
     every run, whatever the marts hold. The marts read the same before and after.
 
     Returns:
         ``snapshots``, ``data_files`` (data and delete files) and ``data_bytes``, each before
-        and after (``<name>_before`` / ``<name>_after``), and ``rows_flushed``.
+        and after (``<name>_before`` / ``<name>_after``), ``rows_flushed`` and
+        ``orphaned_files_deleted``.
 
     Raises:
         ValueError: the warehouse is the DuckDB file (nothing of this applies to it).
@@ -173,19 +177,28 @@ def maintain(retention: timedelta, now: datetime | None = None) -> dict[str, int
     """
     if kind() != "ducklake":
         raise ValueError(f"the warehouse is a DuckDB file ({describe()}), not a DuckLake")
-    cutoff = (now or datetime.now(UTC)) - retention
+
+    def cutoff() -> datetime:
+        # read at each step: with no history kept (retention 0), the files that the merge
+        # and the expiry of this very call schedule for deletion are older than it too
+        return (now or datetime.now(UTC)) - retention
+
     with connect(read_only=False) as con:
         before = _lake_figures(con)
         flushed = con.execute(f"CALL ducklake_flush_inlined_data('{DATABASE}')").fetchall()
         con.execute(f"CALL ducklake_merge_adjacent_files('{DATABASE}')").fetchall()
         con.execute(
-            f"CALL ducklake_expire_snapshots('{DATABASE}', older_than => ?)", [cutoff]
+            f"CALL ducklake_expire_snapshots('{DATABASE}', older_than => ?)", [cutoff()]
         ).fetchall()
         con.execute(
-            f"CALL ducklake_cleanup_old_files('{DATABASE}', older_than => ?)", [cutoff]
+            f"CALL ducklake_cleanup_old_files('{DATABASE}', older_than => ?)", [cutoff()]
+        ).fetchall()
+        orphans = con.execute(
+            f"CALL ducklake_delete_orphaned_files('{DATABASE}', older_than => ?)", [cutoff()]
         ).fetchall()
         after = _lake_figures(con)
     figures = {f"{k}_before": v for k, v in before.items()}
     figures |= {f"{k}_after": v for k, v in after.items()}
     figures["rows_flushed"] = sum(int(row[-1]) for row in flushed)
+    figures["orphaned_files_deleted"] = len(orphans)
     return figures

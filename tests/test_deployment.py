@@ -462,11 +462,22 @@ def test_parallel_backfill_survives_a_daemon_kill_and_a_code_server_outage(
         time.sleep(5)
         services.start("code")
 
-        wait_for(
-            "backfill completion",
-            lambda: instance.get_backfill(backfill_id).status != BulkActionStatus.REQUESTED,
-            1500,
-        )
+        try:  # within pytest's 900 s, so that a hang is named, not just timed out
+            wait_for(
+                "backfill completion",
+                lambda: instance.get_backfill(backfill_id).status != BulkActionStatus.REQUESTED,
+                540,
+            )
+        except AssertionError as hung:
+            unfinished = instance.get_runs(dg.RunsFilter(statuses=list(NOT_FINISHED_STATUSES)))
+            raise AssertionError(
+                f"{hung}; runs: "
+                f"{Counter(r.status.value for r in instance.get_runs(runs_filter))}; unfinished: "
+                + "; ".join(
+                    f"{r.run_id[:8]} {r.status.value} {sorted(r.asset_selection or ())[:3]}"
+                    for r in unfinished
+                )
+            ) from None
         backfill = instance.get_backfill(backfill_id)
         assert backfill.status == BulkActionStatus.COMPLETED_SUCCESS, backfill.status
         # No run is left unfinished (none holds a run slot or a pool slot).

@@ -15,6 +15,7 @@ kPEPE cassette's (none that week), through the replay.
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from datetime import date
@@ -146,24 +147,29 @@ def test_ducklake_holds_the_same_marts_and_a_reader_never_blocks_dbt(
 
     # The daily upkeep (job warehouse_maintenance), with no history kept: one snapshot is
     # left, the files on disk are exactly those DuckLake still lists (the first session's
-    # rewritten rows went with their snapshots), and every mart reads the same.
+    # rewritten rows went with their snapshots, and a file a write left without committing
+    # it, planted here, is deleted as orphaned), and every mart reads the same.
+    orphan = Path(warehouse.data_path()) / "intermediate/int_candles_1h/ducklake-orphan.parquet"
+    orphan.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(next(Path(warehouse.data_path()).rglob("*.parquet")), orphan)
     monkeypatch.setenv("MKT_DUCKLAKE_RETENTION_DAYS", "0")
     result = build_definitions().resolve_job_def("warehouse_maintenance").execute_in_process()
     assert result.success
     (output,) = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
     figures = {k: v.value for k, v in output.event_specific_data.metadata.items()}
+    assert not orphan.exists() and figures["orphaned_files_deleted"] >= 1
     assert figures["snapshots_before"] == snapshots  # no commit since they were counted
     assert figures["snapshots_after"] == 1
     with warehouse.connect() as con:
-        listed = {
+        listed = {  # every table's files: the marts', int_candles_1h's, the option trades'
             path
-            for (name,) in con.execute(
-                "select table_name from duckdb_tables() where database_name = current_database()"
-                " and schema_name = 'marts'"
+            for schema, name in con.execute(
+                "select schema_name, table_name from duckdb_tables() "
+                "where database_name = current_database()"
             ).fetchall()
             for row in con.execute(
                 f"select data_file, delete_file from ducklake_list_files('warehouse', '{name}', "
-                "schema => 'marts')"
+                f"schema => '{schema}')"
             ).fetchall()
             for path in row
             if path

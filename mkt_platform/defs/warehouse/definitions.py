@@ -35,7 +35,8 @@ def maintain_warehouse(context: dg.OpExecutionContext) -> dg.Output:
         f"{figures['snapshots_before']} -> {figures['snapshots_after']}, data files "
         f"{figures['data_files_before']} -> {figures['data_files_after']}, bytes "
         f"{figures['data_bytes_before']} -> {figures['data_bytes_after']}, "
-        f"{figures['rows_flushed']} inlined rows written out"
+        f"{figures['rows_flushed']} inlined rows written out, "
+        f"{figures['orphaned_files_deleted']} orphaned files deleted"
     )
     # The figures as the output's metadata: a table in the run's page of the UI.
     return dg.Output(None, metadata=figures)
