@@ -97,6 +97,22 @@ def session(day: date) -> Session | None:
     return found[0] if found else None
 
 
+def previous_trading_day(day: date) -> date:
+    """The last NYSE trading day before ``day`` (``day`` itself need not be one)."""
+    earlier = day - timedelta(days=1)
+    while session(earlier) is None:
+        earlier -= timedelta(days=1)
+    return earlier
+
+
+def next_trading_day(day: date) -> date:
+    """The first NYSE trading day after ``day`` (``day`` itself need not be one)."""
+    later = day + timedelta(days=1)
+    while session(later) is None:
+        later += timedelta(days=1)
+    return later
+
+
 def trading_day_window(day: date) -> tuple[datetime, datetime]:
     """The span of time that belongs to trading day ``day``: from its New York midnight to the
     next trading day's (a weekend's and a holiday's hours belong to the trading day before
@@ -107,9 +123,7 @@ def trading_day_window(day: date) -> tuple[datetime, datetime]:
     """
     if session(day) is None:
         raise ValueError(f"{day} is no NYSE trading day")
-    following = day + timedelta(days=1)
-    while session(following) is None:
-        following += timedelta(days=1)
+    following = next_trading_day(day)
     return (
         datetime(day.year, day.month, day.day, tzinfo=NEW_YORK),
         datetime(following.year, following.month, following.day, tzinfo=NEW_YORK),

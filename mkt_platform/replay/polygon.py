@@ -39,6 +39,7 @@ from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
+from mkt_platform.lib import equity_calendar
 from mkt_platform.replay import synthetic_polygon
 from mkt_platform.replay.server import RecordedRequest, Response
 
@@ -178,8 +179,8 @@ class PolygonHandler:
         first = start if isinstance(start, date) else _ny_date(start)
         last = end if isinstance(end, date) else _ny_date(end)
         bars: list[tuple[int, date, str]] = []
-        for day in synthetic_polygon.trading_days(first, last):
-            bars.extend(synthetic_polygon.vix_bars(day))
+        for session in equity_calendar.sessions(first, last):
+            bars.extend(synthetic_polygon.vix_bars(session.day))
         return bars
 
     def _contracts(self, request: RecordedRequest, base_url: str) -> Response:
@@ -195,7 +196,8 @@ class PolygonHandler:
             return _error(404, "NOT_FOUND", f"replay: no options contracts listing of {underlying}")
         name, fetched = recorded
         as_of = _one(request, "as_of") or fetched
-        served = {fetched, _previous_weekday(fetched)}
+        before = equity_calendar.previous_trading_day(date.fromisoformat(fetched))
+        served = {fetched, before.isoformat()}
         if as_of not in served:
             return _error(
                 404,
@@ -382,13 +384,6 @@ def _instant(text: str) -> datetime:
 
 def _ny_date(ms: int) -> date:
     return datetime.fromtimestamp(ms / 1000, NEW_YORK).date()
-
-
-def _previous_weekday(day: str) -> str:
-    moment = date.fromisoformat(day) - timedelta(days=1)
-    while moment.weekday() >= 5:
-        moment -= timedelta(days=1)
-    return moment.isoformat()
 
 
 def _bound(text: str) -> date | int:

@@ -218,12 +218,18 @@ def timed_write(
     return {**written, "write_seconds": round(seconds, 3)}
 
 
+def _in_session(table: pa.Table, session: equity_calendar.Session) -> pa.ChunkedArray:
+    """Which of ``table``'s bars (``bar_time``) start within the regular session
+    ``[open, close)``: a boolean per row."""
+    times = pc.cast(table["bar_time"], pa.int64())
+    opened, closed = int(session.open.timestamp() * 1000), int(session.close.timestamp() * 1000)
+    return pc.and_(pc.greater_equal(times, opened), pc.less(times, closed))
+
+
 def _session_bars(table: pa.Table, session: equity_calendar.Session | None) -> int:
     if session is None or not table.num_rows:
         return 0
-    times = pc.cast(table["bar_time"], pa.int64())
-    opened, closed = int(session.open.timestamp() * 1000), int(session.close.timestamp() * 1000)
-    return pc.sum(pc.and_(pc.greater_equal(times, opened), pc.less(times, closed))).as_py() or 0
+    return pc.sum(_in_session(table, session)).as_py() or 0
 
 
 CONTRACTS_COLUMNS = {
@@ -264,9 +270,7 @@ def session_open_price(day: str) -> tuple[Decimal, datetime]:
             "must be materialized first: the band is around the day's open)"
         )
     bars = lake.read_table(path, ["bar_time", "open"])
-    times = pc.cast(bars["bar_time"], pa.int64())
-    opened, closed = int(session.open.timestamp() * 1000), int(session.close.timestamp() * 1000)
-    inside = bars.filter(pc.and_(pc.greater_equal(times, opened), pc.less(times, closed)))
+    inside = bars.filter(_in_session(bars, session))
     if not inside.num_rows:
         raise dg.Failure(
             f"{where}: field open: SPY has no bar in the regular session "

@@ -9,7 +9,7 @@ saying so, and the rest of the platform is unaffected.
 from __future__ import annotations
 
 import os
-from datetime import date, datetime
+from datetime import datetime
 
 import dagster as dg
 
@@ -29,7 +29,7 @@ def equity_requests(moment: datetime) -> list[dg.RunRequest] | dg.SkipReason:
     today = moment.astimezone(equity_calendar.NEW_YORK).date()
     if equity_calendar.session(today) is None:
         return dg.SkipReason(f"{today} is no NYSE trading day")
-    previous = _previous_trading_day(today)
+    previous = equity_calendar.previous_trading_day(today)
     return [
         dg.RunRequest(
             run_key=f"{SCHEDULE}:{moment.isoformat()}:{day}",
@@ -38,13 +38,6 @@ def equity_requests(moment: datetime) -> list[dg.RunRequest] | dg.SkipReason:
         )
         for day in (previous, today)
     ]
-
-
-def _previous_trading_day(day: date) -> date:
-    earlier = date.fromordinal(day.toordinal() - 1)
-    while equity_calendar.session(earlier) is None:
-        earlier = date.fromordinal(earlier.toordinal() - 1)
-    return earlier
 
 
 @dg.definitions
