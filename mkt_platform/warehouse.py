@@ -123,7 +123,7 @@ def connect(read_only: bool = True) -> duckdb.DuckDBPyConnection:
             from mkt_platform.lib.duckdb_extensions import load_offline
 
             load_offline(con, extensions())
-        # the staging views read the lake, and a DuckLake's files may be on S3
+        # a lake on S3 (for a reader of the lake's files), and a DuckLake's files may be there
         s3.configure_duckdb(con)
         if ducklake:
             con.execute(attach_sql(read_only))

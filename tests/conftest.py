@@ -61,6 +61,12 @@ def files_read(warehouse: Path, sql: str) -> set[int]:
     return {int(n) for n in counts}
 
 
+def compiled_sql(target_path: Path, model: str) -> str:
+    """The SQL dbt compiled for ``model`` (its select, not the DDL) in a target folder."""
+    (path,) = (target_path / "compiled").rglob(f"{model}.sql")
+    return path.read_text()
+
+
 def ephemeral_sql(model: str) -> str:
     """The SQL of an ephemeral dbt model (a staging model compiled into its readers, so it is
     no relation of the warehouse), compiled as a run compiles it: over the lake of
@@ -70,8 +76,7 @@ def ephemeral_sql(model: str) -> str:
     invocation = dbt_resource().cli(["compile", "--select", model], raise_on_error=False)
     invocation.wait()
     assert invocation.is_successful(), model
-    (path,) = (invocation.target_path / "compiled").rglob(f"{model}.sql")
-    return path.read_text()
+    return compiled_sql(invocation.target_path, model)
 
 
 def rel_close(a: Decimal, b: Decimal, rel: Decimal = Decimal("1e-9")) -> bool:

@@ -36,7 +36,7 @@ from mkt_platform.lib.dbt import (
     environment,
     warehouse_metadata,
 )
-from tests.conftest import files_read, recorded_klines
+from tests.conftest import compiled_sql, files_read, recorded_klines
 
 
 def dbt(*args: str):
@@ -149,19 +149,14 @@ def test_a_one_session_build_reads_only_the_lake_files_of_its_window(data_dir):
         day = datetime.fromtimestamp(day_number * 86_400, UTC).date().isoformat()
         write_day(day, day_of_btc(day_number))
     warehouse = data_dir / "warehouse.duckdb"
-
-    def staging_sql(invocation) -> str:
-        compiled = invocation.target_path / "compiled" / "mkt_platform" / "models"
-        return (compiled / "staging" / "binance" / "stg_binance__klines.sql").read_text()
-
     whole = dbt("build", "--select", "int_candles_1h")
     assert whole.is_successful(), results(whole)
-    assert files_read(warehouse, staging_sql(whole)) == {5}
+    assert files_read(warehouse, compiled_sql(whole.target_path, "stg_binance__klines")) == {5}
     window = dg.TimeWindow(datetime(2023, 1, 5, 8, tzinfo=UTC), datetime(2023, 1, 6, 8, tzinfo=UTC))
     with environment(dbt_window_env(window)):
         windowed = dbt("build", "--select", "int_candles_1h")
     assert windowed.is_successful(), results(windowed)
-    sql = staging_sql(windowed)
+    sql = compiled_sql(windowed.target_path, "stg_binance__klines")
     assert files_read(warehouse, sql) == {2}
     with duckdb.connect(str(warehouse), read_only=True) as con:
         staged = con.execute(
@@ -391,7 +386,7 @@ def test_a_mart_materialization_carries_its_row_counts_and_columns(data_dir, ins
 
 @pytest.mark.slow
 def test_a_mart_built_in_another_run_than_its_candles_reads_its_own_window(data_dir, instance):
-    """The race a backfill can make (found by the deployment test, 12 of 30 sessions lost):
+    """The race a backfill can make (found by the deployment test: 12 of 90 sessions there):
     run 1 builds int_candles_1h for the session of 2023-01-04, run 2 for 01-05, and run 3
     builds session_ohlc_daily alone for 01-04. Run 3 must read 01-04's candles. (When the
     staging was a view baked with each run's window, run 3 read run 2's window: no row, and

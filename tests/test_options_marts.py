@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import SHARED_DATA, files_read
+from tests.conftest import SHARED_DATA, compiled_sql, files_read
 
 pytestmark = pytest.mark.slow
 
@@ -533,13 +533,10 @@ def test_a_one_day_build_reads_only_that_days_lake_file(tmp_path: Path, trades: 
         write_partition(
             data_dir, day, [replace(t, trade_id=f"{day}-{t.trade_id}") for t in trades[:5]]
         )
-    compiled = (
-        data_dir
-        / "dbt_target/compiled/mkt_platform/models/staging/deribit"
-        / "stg_deribit__option_trades.sql"
-    )
+    target = data_dir / "dbt_target"
     dbt(data_dir, "build", "--select", "stg_deribit__option_trades")
-    assert files_read(data_dir / "warehouse.duckdb", compiled.read_text()) == {5}
+    whole_sql = compiled_sql(target, "stg_deribit__option_trades")
+    assert files_read(data_dir / "warehouse.duckdb", whole_sql) == {5}
     dbt(
         data_dir,
         "build",
@@ -548,7 +545,7 @@ def test_a_one_day_build_reads_only_that_days_lake_file(tmp_path: Path, trades: 
         hour_min="2022-01-01T00:00:00+00:00",
         hour_max="2022-01-02T00:00:00+00:00",
     )
-    window_sql = compiled.read_text()
+    window_sql = compiled_sql(target, "stg_deribit__option_trades")
     assert files_read(data_dir / "warehouse.duckdb", window_sql) == {1}
     rows = query(data_dir, f"select trade_id, partition_date from ({window_sql})")
     assert len(rows) == len({r["trade_id"] for r in rows}) == len({t.trade_id for t in trades})

@@ -44,7 +44,7 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- An empty relation with the columns of the 1m candle staging views (REST and stream),
+{#- An empty relation with the columns of the 1m candle staging models (REST and stream),
     for a dataset with no file in the lake yet. -#}
 {% macro empty_candles_1m() -%}
 select

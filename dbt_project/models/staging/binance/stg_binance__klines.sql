@@ -1,9 +1,9 @@
 {{ config(materialized='ephemeral') }}
 -- One row per (instrument, interval, open_time): Binance spot klines, renamed to the
 -- platform's terms and deduplicated (a re-pulled partition replaces its file, so duplicates
--- can only come from overlapping files; the newest pull wins). A partition run reads only
--- the lake files of its window (lake_partition_filter), so the view in the warehouse shows
--- the rows of the last run's window; the marts hold the history.
+-- can only come from overlapping files; the newest pull wins). Ephemeral: compiled into
+-- int_candles_1h, so each run reads only the lake files of its own window
+-- (lake_partition_filter); int_candles_1h holds the history.
 -- With no lake file yet (Binance never pulled, e.g. a run of other venues only) this is an
 -- empty relation of the same columns and types, so the marts over every venue still build.
 -- depends_on: {{ source('lake_binance', 'binance_klines_1h') }}

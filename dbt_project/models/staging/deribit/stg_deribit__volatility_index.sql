@@ -3,8 +3,8 @@
 -- platform's terms, the index in percent exactly as sent. Deribit's resolutions become the
 -- platform's intervals: 1D is '1d' (a UTC day), 3600 is '1h'. A re-pulled partition replaces its
 -- file, so duplicates can only come from overlapping files; the newest partition wins.
--- A partition run reads only the lake files of its window (lake_partition_filter), so the
--- view in the warehouse shows the rows of the last run's window.
+-- Ephemeral: compiled into dvol_daily, so each run reads only the lake files of its own
+-- window (lake_partition_filter).
 -- With no lake file yet (DVOL never pulled) this is an empty relation of the same columns.
 -- depends_on: {{ source('lake_deribit', 'deribit_volatility_index') }}
 {% if lake_has_files('deribit', 'volatility_index') %}

@@ -1,8 +1,8 @@
 {{ config(materialized='ephemeral') }}
 -- One row per (instrument, interval, open_time): Hyperliquid candles in the platform's terms.
 -- quote_volume is not sent by Hyperliquid (only base volume), so it is NULL, never derived.
--- A partition run reads only the lake files of its window (lake_partition_filter), so the
--- view in the warehouse shows the rows of the last run's window; the marts hold the history.
+-- Ephemeral: compiled into int_candles_1h, so each run reads only the lake files of its own
+-- window (lake_partition_filter); int_candles_1h holds the history.
 -- depends_on: {{ source('lake_hyperliquid', 'hyperliquid_candles_1h') }}
 {% if lake_has_files('hyperliquid', 'candles_1h') %}
 select

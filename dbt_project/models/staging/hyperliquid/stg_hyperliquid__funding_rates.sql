@@ -5,9 +5,8 @@
 -- the gap to the previous event when it is one of Hyperliquid's intervals (1 h or 8 h),
 -- else the gap to the next one (the first record, or one after a missed event, as on
 -- 2023-07-02 19:00-21:00). Gaps are rounded to the hour (event times carry jitter).
--- A partition run reads only the lake files of its window and a day on each side, so the
--- view in the warehouse shows the rows around the last run's window; the mart holds the
--- history.
+-- Ephemeral: compiled into funding_rates_daily, so each run reads only the lake files of its
+-- own window and a day on each side; the mart holds the history.
 -- depends_on: {{ source('lake_hyperliquid', 'hyperliquid_funding_rates') }}
 {% if lake_has_files('hyperliquid', 'funding_rates') %}
 with events as (
