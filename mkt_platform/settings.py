@@ -497,6 +497,20 @@ def allow_universe_shrink() -> bool:
     return raw == "1"
 
 
+def dbt_in_process() -> bool:
+    """Whether dbt commands run in the process of their Dagster run (``MKT_DBT_IN_PROCESS``,
+    default ``1``: no child process start, about 2.4 CPU-s a command) or as a child process
+    (``0``: ``mkt-dbt``, killed with its parent; see :mod:`mkt_platform.lib.dbt_in_process`).
+
+    Raises:
+        SettingError: ``MKT_DBT_IN_PROCESS`` is set to something other than ``0`` or ``1``.
+    """
+    raw = os.environ.get("MKT_DBT_IN_PROCESS", "1").strip() or "1"
+    if raw not in ("0", "1"):
+        raise SettingError(f"MKT_DBT_IN_PROCESS must be 0 or 1, got {raw!r}")
+    return raw == "1"
+
+
 def charts_enabled() -> bool:
     """Whether the charted marts' materializations carry a chart (``MKT_CHARTS``, default
     ``1``; ``0`` skips drawing, about 1 s per dbt step that builds a charted mart).

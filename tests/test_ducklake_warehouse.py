@@ -115,6 +115,13 @@ def test_ducklake_holds_the_same_marts_and_a_reader_never_blocks_dbt(
         except BaseException as exc:
             errors.append(exc)
 
+    # The reader and the API are threads of this process here; in a deployment they are
+    # processes of their own (a notebook, `mkt-platform api`) beside the run's process, where
+    # dbt runs. dbt runs in a child process for this build so that it stays so: within one
+    # process, two DuckLake connections to a SQLite catalog collide (with dbt in this process,
+    # its attach failed with "database is locked" while the reader thread read; the profile's
+    # `threads: 1` is for the same reason), which connections of other processes never did.
+    monkeypatch.setenv("MKT_DBT_IN_PROCESS", "0")
     threads = [threading.Thread(target=read), threading.Thread(target=serve)]
     for thread in threads:
         thread.start()

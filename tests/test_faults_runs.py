@@ -107,18 +107,38 @@ def instance_at(data_dir: Path) -> AbstractContextManager[dg.DagsterInstance]:
     return instance_of(data_dir / "dagster_home")
 
 
+def dbt_building(data_dir: Path) -> bool:
+    """Whether a dbt command of ``data_dir`` has started building: its log in the target
+    folder of its invocation (``$MKT_DATA_DIR/dbt/runs/<asset>-<run>-<suffix>/dbt.log``)
+    names a started node."""
+    return any(
+        "NodeStart" in log.read_text(errors="replace")
+        for log in (data_dir / "dbt" / "runs").glob("*/dbt.log")
+    )
+
+
 @pytest.mark.slow
-def test_a_cli_killed_during_dbt_frees_its_run_and_slot_at_the_next_start(tmp_path):
+@pytest.mark.parametrize("in_process", ["1", "0"], ids=["dbt in process", "dbt child process"])
+def test_a_cli_killed_during_dbt_frees_its_run_and_slot_at_the_next_start(tmp_path, in_process):
+    """kill -9 of the CLI while dbt builds: nothing of dbt lives on (run in the CLI's process,
+    it dies with it; run as a child, ``mkt-dbt``, the kernel kills it with its parent), and
+    the next CLI marks the run left STARTED failed, frees its pool slot and builds."""
     data_dir = tmp_path / "data"
-    first = start_cli(data_dir)
+    first = start_cli(data_dir, MKT_DBT_IN_PROCESS=in_process)
     try:
         read_until(first, "dbt sessions")
         deadline = time.monotonic() + 120
         dbt = []
         while not dbt and time.monotonic() < deadline:
-            dbt = [(p, c) for p, c in children(first.pid) if "build" in c and "dbt" in c]
+            if in_process == "1":
+                dbt = [(first.pid, "the CLI")] if dbt_building(data_dir) else []
+            else:
+                dbt = [(p, c) for p, c in children(first.pid) if "build" in c and "dbt" in c]
             time.sleep(0.05)
         assert dbt, "dbt never started"
+        assert in_process == "0" or not [
+            c for _, c in children(first.pid) if Path(c.split()[0]).name in ("dbt", "mkt-dbt")
+        ]
         os.kill(first.pid, signal.SIGKILL)
         first.wait(10)
     finally:

@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
@@ -25,6 +26,7 @@ from dagster._record import replace
 from dagster_dbt import (
     DagsterDbtTranslator,
     DagsterDbtTranslatorSettings,
+    DbtCliInvocation,
     DbtCliResource,
     DbtProject,
 )
@@ -55,7 +57,8 @@ class MktDbtCliResource(DbtCliResource):
     invocation, only to fetch column metadata or row counts through it. Our dbt is the one
     installed beside this Python (:func:`dbt_executable`), so its version is the imported
     ``dbt.version``; and the column schemas are read from the warehouse after dbt has closed
-    it (:func:`with_column_schemas`), so no adapter is built.
+    it (:func:`with_warehouse_metadata`), so no adapter is built. And each command runs in this
+    process (:meth:`cli`), not in a child that imports dbt again.
     """
 
     @cached_property
@@ -69,6 +72,30 @@ class MktDbtCliResource(DbtCliResource):
 
     def _initialize_dbt_core_adapter(self, args):  # type: ignore[override]
         return None
+
+    def cli(self, args, **kwargs):  # type: ignore[override]
+        """dagster-dbt's ``cli``, with the command run in this process when
+        ``MKT_DBT_IN_PROCESS`` is on (the default; :mod:`mkt_platform.lib.dbt_in_process`),
+        else in a child process as dagster-dbt runs it."""
+        if not settings.dbt_in_process():
+            return super().cli(args, **kwargs)
+        import dagster_dbt.core.resource as resource_module
+
+        from mkt_platform.lib.dbt_in_process import invocation_class
+
+        # dagster-dbt's cli starts the command through the DbtCliInvocation of its module:
+        # that name is this project's in-process invocation while cli runs (under a lock, as
+        # another thread of this process may be starting a dbt command of its own).
+        with _CLI_START:
+            resource_module.DbtCliInvocation = invocation_class()
+            try:
+                return super().cli(args, **kwargs)
+            finally:
+                resource_module.DbtCliInvocation = _DAGSTER_DBT_INVOCATION
+
+
+_CLI_START = threading.Lock()
+_DAGSTER_DBT_INVOCATION = DbtCliInvocation
 
 
 def dbt_resource() -> MktDbtCliResource:

@@ -1,0 +1,282 @@
+"""dbt run in the process that asks for it (``dbtRunner``), behind dagster-dbt's interface.
+
+dagster-dbt runs every dbt command as a child process and reads its JSON log from the pipe.
+A child pays Python's start, dbt's import and its adapter's (about 2.4 CPU-s a command on
+the development machine, against 0.4 CPU-s for the partial parse that follows), once per
+command: a backfill pays it at every dbt step, a run worker at every run, the test suite a
+few hundred times. Here the same command runs through dbt's programmatic entry point
+(``dbt.cli.main.dbtRunner``, https://docs.getdbt.com/reference/programmatic-invocations) in
+a thread of this process; its events, serialized as dbt's own ``--log-format json`` lines,
+feed dagster-dbt's reader unchanged, so the assets, checks, errors and logs are the ones
+the child process gave.
+
+dbt's warnings about programmatic invocations hold here: one command at a time per process
+(:data:`_ONE_AT_A_TIME`), and dbt changes the working directory while it runs (the project
+folder). The environment dagster-dbt prepares for the child (the target folder, the log
+format and path, the window of the run) is set in ``os.environ`` for the command and
+restored after.
+
+Killed with the process: there is no child to orphan. Interrupted (a run terminated from
+the UI, SIGTERM): dagster-dbt forwards SIGINT; here it becomes dbt's own Ctrl-C
+(``KeyboardInterrupt`` raised in dbt's thread, the open queries cancelled), and dbt stops
+as it does on SIGINT.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import gc
+import json
+import os
+import queue
+import subprocess
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+#: dbt keeps global state (flags, adapters, the working directory): one command at a time.
+_ONE_AT_A_TIME = threading.Lock()
+
+#: The levels dbt writes to stdout by default (``--log-level info``): what the child process
+#: gave dagster-dbt. Debug events go to ``dbt.log`` only, as before.
+_STDOUT_LEVELS = frozenset({"info", "warn", "error"})
+
+_DONE = object()
+
+
+class _Lines:
+    """The stdout of an in-process dbt command: its events as JSON lines (bytes), ended when
+    the command ends; shaped as the pipe dagster-dbt reads (iteration, ``closed``, ``with``)."""
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self.closed = False
+
+    def put(self, line: bytes) -> None:
+        self._queue.put(line)
+
+    def end(self) -> None:
+        self._queue.put(_DONE)
+
+    def __iter__(self) -> Iterator[bytes]:
+        while not self.closed:
+            line = self._queue.get()
+            if line is _DONE:
+                self.closed = True
+                return
+            yield line
+
+    def __enter__(self) -> _Lines:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+class InProcessDbt:
+    """A dbt command running in a thread of this process, with the parts of
+    :class:`subprocess.Popen` that dagster-dbt's ``DbtCliInvocation`` uses: ``args``,
+    ``stdout`` (dbt's JSON log lines), ``wait``, ``poll``, ``returncode`` and
+    ``send_signal``.
+
+    Args:
+        args: the command line a child would get: the dbt executable, then dbt's arguments.
+        env: the child's whole environment (dagster-dbt's: this process's, plus the target
+            folder, log format and path, project and profiles folders).
+        cwd: the dbt project folder.
+
+    The exit code is dbt's: 0 success, 1 a node failed, 2 dbt itself failed (its error is
+    among the events, as ``MainEncounteredError``).
+    """
+
+    def __init__(self, args: Sequence[str], env: Mapping[str, str], cwd: Path | str) -> None:
+        self.args = list(args)
+        self.stdout = _Lines()
+        self.returncode: int | None = None
+        self._env = dict(env)
+        # dbt's stdout logger would print every line a second time (dagster-dbt echoes the
+        # events it reads); its file log (dbt.log in the target folder) is kept.
+        self._env["DBT_LOG_LEVEL"] = "none"
+        self._env.setdefault("DBT_LOG_LEVEL_FILE", "debug")  # (it would follow the above)
+        self._env.setdefault("DBT_PROJECT_DIR", str(cwd))
+        # A child resolves relative paths against the project folder, its working directory;
+        # dbt sets up its log before it moves there.
+        for name in ("DBT_TARGET_PATH", "DBT_LOG_PATH"):
+            if self._env.get(name):
+                self._env[name] = str(Path(cwd, self._env[name]))
+        self._thread = threading.Thread(target=self._run, name="dbt", daemon=True)
+        self._thread.start()
+
+    def _event(self, msg: Any) -> None:
+        if msg.info.level in _STDOUT_LEVELS:
+            from dbt_common.events.functions import msg_to_json
+
+            self.stdout.put(msg_to_json(msg).encode())
+
+    def _run(self) -> None:
+        code = 2
+        try:
+            with _ONE_AT_A_TIME, _environment(self._env):
+                from dbt.cli.main import dbtRunner
+
+                try:
+                    result = dbtRunner(callbacks=[self._event]).invoke(self.args[1:])
+                    code = 0 if result.success else (2 if result.exception is not None else 1)
+                    del result
+                finally:
+                    _release_adapters()
+        except BaseException as exc:  # dbt's thread must always end its stream
+            self.stdout.put(json.dumps(_error_event(exc)).encode())
+        finally:
+            self.returncode = code
+            self.stdout.end()
+
+    def poll(self) -> int | None:
+        return self.returncode if not self._thread.is_alive() else None
+
+    def wait(self, timeout: float | None = None) -> int:
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise subprocess.TimeoutExpired(self.args, timeout or 0)
+        assert self.returncode is not None
+        return self.returncode
+
+    def send_signal(self, signum: int) -> None:
+        """Stop dbt as SIGINT stops it: ``KeyboardInterrupt`` in its thread (dbt cancels its
+        queries and ends the command), and every open query cancelled now."""
+        if not self._thread.is_alive() or self._thread.ident is None:
+            return
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(
+            ctypes.c_ulong(self._thread.ident), ctypes.py_object(KeyboardInterrupt)
+        )
+        try:
+            from dbt.adapters.factory import FACTORY
+
+            for adapter in list(FACTORY.adapters.values()):
+                adapter.cancel_open_connections()
+        except Exception:  # nothing open, or the adapter is gone already
+            pass
+
+    def terminate(self) -> None:
+        self.send_signal(2)
+
+    kill = terminate
+
+
+class _environment:
+    """``os.environ`` with ``values`` for the block, then restored. Only the variables that
+    differ are touched (other threads of this process read the environment meanwhile)."""
+
+    def __init__(self, values: Mapping[str, str]) -> None:
+        self._values = values
+
+    def __enter__(self) -> None:
+        self._saved = {
+            name: os.environ.get(name)
+            for name in {*self._values, *os.environ}
+            if os.environ.get(name) != self._values.get(name)
+        }
+        for name in self._saved:
+            if name in self._values:
+                os.environ[name] = self._values[name]
+            else:
+                del os.environ[name]
+
+    def __exit__(self, *exc: object) -> None:
+        for name, value in self._saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _release_adapters() -> None:
+    """Drop dbt's adapters, and with them dbt-duckdb's DuckDB handle, which would otherwise
+    live on until the next command: this process can then open the warehouse again (DuckDB
+    refuses a read-only connection beside a read-write one in the same process)."""
+    from dbt.adapters.factory import reset_adapters
+
+    reset_adapters()
+    # dbt-duckdb keeps its DuckDB environment for the life of the process (it closes it at
+    # exit): close it now.
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    except ImportError:
+        pass
+    else:
+        with DuckDBConnectionManager._LOCK:
+            environment, DuckDBConnectionManager._ENV = DuckDBConnectionManager._ENV, None
+        if environment is not None:
+            environment.close()
+    gc.collect()
+
+
+def _error_event(exc: BaseException) -> dict[str, Any]:
+    """An error event in dbt's JSON log format, for a failure outside dbt's own handling."""
+    return {
+        "info": {
+            "name": "MainEncounteredError",
+            "level": "error",
+            "msg": f"dbt failed in process: {type(exc).__name__}: {exc}",
+            "ts": "",
+            "invocation_id": "",
+        },
+        "data": {"exc": str(exc)},
+    }
+
+
+@functools.cache
+def invocation_class() -> type:
+    """dagster-dbt's ``DbtCliInvocation`` with its command run in this process
+    (:class:`InProcessDbt`) instead of a child; everything after the start (streaming the
+    events, the artifacts, the errors) is dagster-dbt's own."""
+    import shutil
+
+    from dagster_dbt.core.dbt_cli_invocation import (
+        PARTIAL_PARSE_FILE_NAME,
+        DbtCliInvocation,
+        _get_dbt_target_path,
+    )
+
+    class InProcessDbtCliInvocation(DbtCliInvocation):
+        @classmethod
+        def run(  # type: ignore[override]
+            cls,
+            args: Sequence[str],
+            env: dict[str, str],
+            manifest: Mapping[str, Any],
+            dagster_dbt_translator: Any,
+            project_dir: Path,
+            target_path: Path,
+            raise_on_error: bool,
+            context: Any,
+            adapter: Any,
+            cli_version: Any,
+            dbt_project: Any = None,
+        ) -> DbtCliInvocation:
+            # As dagster-dbt does for its child: start from the project's saved parse, if the
+            # new target folder has none.
+            current = _get_dbt_target_path()
+            saved = (
+                current if current.is_absolute() else project_dir / current
+            ) / PARTIAL_PARSE_FILE_NAME
+            primed = target_path / PARTIAL_PARSE_FILE_NAME
+            if saved.exists() and not primed.exists():
+                primed.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(saved, primed)
+            return cls(
+                process=InProcessDbt(args, env, project_dir),  # type: ignore[arg-type]
+                manifest=manifest,
+                project=dbt_project,
+                dagster_dbt_translator=dagster_dbt_translator,
+                project_dir=project_dir,
+                target_path=target_path,
+                raise_on_error=raise_on_error,
+                context=context,
+                adapter=adapter,
+                cli_version=cli_version,
+            )
+
+    return InProcessDbtCliInvocation
