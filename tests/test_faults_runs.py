@@ -38,8 +38,13 @@ def cli_env(data_dir: Path, **extra: str) -> dict[str, str]:
 
 
 def cli_args(day: str = "2023-01-02") -> list[str]:
-    """The main job for one day against the replay of the recordings."""
-    return [CLI, "materialize", "--start", day, "--end", day, "--replay", str(SHARED_DATA)]
+    """The main job for one day against the replay of the recordings, Binance's 1h klines and
+    the marts over them only: the faults here are of the CLI's runs and its dbt step, which
+    the other venues' pulls and marts would only make longer."""
+    return [
+        CLI, "materialize", "--start", day, "--end", day, "--only", "binance_klines_1h",
+        "--replay", str(SHARED_DATA),
+    ]  # fmt: skip
 
 
 def ignore_sigint() -> None:
