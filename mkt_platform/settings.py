@@ -491,9 +491,18 @@ def allow_universe_shrink() -> bool:
     Raises:
         SettingError: the value is neither ``0`` nor ``1``.
     """
-    raw = os.environ.get("MKT_ALLOW_UNIVERSE_SHRINK", "0").strip()
+    return _switch("MKT_ALLOW_UNIVERSE_SHRINK", False)
+
+
+def _switch(name: str, default: bool) -> bool:
+    """An on/off setting: ``1`` or ``0`` (unset or empty: ``default``).
+
+    Raises:
+        SettingError: the value is neither ``0`` nor ``1``.
+    """
+    raw = os.environ.get(name, "").strip() or ("1" if default else "0")
     if raw not in ("0", "1"):
-        raise SettingError(f"MKT_ALLOW_UNIVERSE_SHRINK must be 0 or 1, got {raw!r}")
+        raise SettingError(f"{name} must be 0 or 1, got {raw!r}")
     return raw == "1"
 
 
@@ -505,10 +514,7 @@ def dbt_in_process() -> bool:
     Raises:
         SettingError: ``MKT_DBT_IN_PROCESS`` is set to something other than ``0`` or ``1``.
     """
-    raw = os.environ.get("MKT_DBT_IN_PROCESS", "1").strip() or "1"
-    if raw not in ("0", "1"):
-        raise SettingError(f"MKT_DBT_IN_PROCESS must be 0 or 1, got {raw!r}")
-    return raw == "1"
+    return _switch("MKT_DBT_IN_PROCESS", True)
 
 
 def charts_enabled() -> bool:
@@ -518,10 +524,7 @@ def charts_enabled() -> bool:
     Raises:
         SettingError: ``MKT_CHARTS`` is set to something other than ``0`` or ``1``.
     """
-    raw = os.environ.get("MKT_CHARTS", "1").strip() or "1"
-    if raw not in ("0", "1"):
-        raise SettingError(f"MKT_CHARTS must be 0 or 1, got {raw!r}")
-    return raw == "1"
+    return _switch("MKT_CHARTS", True)
 
 
 def instruments_file() -> Path:

@@ -191,10 +191,13 @@ def test_dbt_window_env_carries_the_half_open_session_window(monkeypatch):
         "--exclude-resource-type",
         "unit_test",
     ]
-    # The macros read exactly these variables.
+    # The macros read exactly these variables: each is named in a call of run_window, which
+    # reads it with env_var (macros/run_window.sql).
     macros = "".join(p.read_text() for p in (DBT_PROJECT_DIR / "macros").glob("*.sql"))
-    for name in (n for names in WINDOW_ENV.values() for n in names):
-        assert f"env_var('{name}', '')" in macros, name
+    calls = re.findall(r"run_window\(([^)]*)\)", macros)
+    named = {n for call in calls for n in re.findall(r"'(MKT_[A-Z_]+)'", call)}
+    assert named == {n for names in WINDOW_ENV.values() for n in names}
+    assert "env_var(lo_env, '')" in macros and "env_var(hi_env, '')" in macros
 
 
 def test_dbt_fallback_anchor_hour_equals_the_platform_default():

@@ -4,16 +4,7 @@
     when an environment variable changes, not when --vars do); a var of the same name, from
     --vars or a unit test, wins. -#}
 {% macro options_window() -%}
-    {#- Read when dbt executes a node, not while it parses: an environment variable read while
-        parsing is recorded in dbt's saved parse, and every run (each with its own window)
-        would re-parse each model that reads it. The window adds filters, never a ref or a
-        config, so the parse needs none. -#}
-    {%- if not execute -%}
-        {{ return((none, none)) }}
-    {%- endif -%}
-    {%- set lo = var('options_hour_min', env_var('MKT_DBT_OPTIONS_HOUR_MIN', '')) -%}
-    {%- set hi = var('options_hour_max', env_var('MKT_DBT_OPTIONS_HOUR_MAX', '')) -%}
-    {{ return((lo if lo else none, hi if hi else none)) }}
+    {{ return(run_window('options_hour_min', 'MKT_DBT_OPTIONS_HOUR_MIN', 'options_hour_max', 'MKT_DBT_OPTIONS_HOUR_MAX')) }}
 {%- endmacro %}
 
 {#- Half-open filter on an hour column for the options window of this run:

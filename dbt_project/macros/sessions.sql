@@ -18,16 +18,7 @@
     MKT_DBT_SESSION_START_MAX: dbt keeps its saved parse when an environment variable changes,
     not when --vars do); a var of the same name, from --vars or a unit test, wins. -#}
 {% macro session_window() -%}
-    {#- Read when dbt executes a node, not while it parses: an environment variable read while
-        parsing is recorded in dbt's saved parse, and every run (each with its own window)
-        would re-parse each model that reads it. The window adds filters, never a ref or a
-        config, so the parse needs none. -#}
-    {%- if not execute -%}
-        {{ return((none, none)) }}
-    {%- endif -%}
-    {%- set lo = var('session_start_min', env_var('MKT_DBT_SESSION_START_MIN', '')) -%}
-    {%- set hi = var('session_start_max', env_var('MKT_DBT_SESSION_START_MAX', '')) -%}
-    {{ return((lo if lo else none, hi if hi else none)) }}
+    {{ return(run_window('session_start_min', 'MKT_DBT_SESSION_START_MIN', 'session_start_max', 'MKT_DBT_SESSION_START_MAX')) }}
 {%- endmacro %}
 
 {#- Half-open filter on a timestamp column for the session window of this run:
