@@ -30,8 +30,7 @@ def invoke(args: list[str], mode: str, monkeypatch: pytest.MonkeyPatch) -> DbtCl
     file, not its folder)."""
     Path(os.environ["MKT_DATA_DIR"]).mkdir(parents=True, exist_ok=True)
     monkeypatch.setenv("MKT_DBT_IN_PROCESS", mode)
-    invocation = dbt_resource().cli(args, raise_on_error=False)
-    return invocation
+    return dbt_resource().cli(args, raise_on_error=False)
 
 
 def outcome(invocation: DbtCliInvocation) -> tuple:

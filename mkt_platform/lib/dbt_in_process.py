@@ -36,6 +36,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from mkt_platform.lib.dbt import environment
+
 #: dbt keeps global state (flags, adapters, the working directory): one command at a time.
 _ONE_AT_A_TIME = threading.Lock()
 
@@ -78,8 +80,7 @@ class _Lines:
 class InProcessDbt:
     """A dbt command running in a thread of this process, with the parts of
     :class:`subprocess.Popen` that dagster-dbt's ``DbtCliInvocation`` uses: ``args``,
-    ``stdout`` (dbt's JSON log lines), ``wait``, ``poll``, ``returncode`` and
-    ``send_signal``.
+    ``stdout`` (dbt's JSON log lines), ``wait``, ``returncode`` and ``send_signal``.
 
     Args:
         args: the command line a child would get: the dbt executable, then dbt's arguments.
@@ -118,23 +119,23 @@ class InProcessDbt:
     def _run(self) -> None:
         code = 2
         try:
-            with _ONE_AT_A_TIME, _environment(self._env):
-                from dbt.cli.main import dbtRunner
+            with _ONE_AT_A_TIME:
+                # dagster-dbt's environment is this process's plus its own: set what differs
+                changed = {k: v for k, v in self._env.items() if os.environ.get(k) != v}
+                with environment(changed):
+                    from dbt.cli.main import dbtRunner
 
-                try:
-                    result = dbtRunner(callbacks=[self._event]).invoke(self.args[1:])
-                    code = 0 if result.success else (2 if result.exception is not None else 1)
-                    del result
-                finally:
-                    _release_adapters()
+                    try:
+                        result = dbtRunner(callbacks=[self._event]).invoke(self.args[1:])
+                        code = 0 if result.success else (2 if result.exception else 1)
+                        del result
+                    finally:
+                        _release_adapters()
         except BaseException as exc:  # dbt's thread must always end its stream
             self.stdout.put(json.dumps(_error_event(exc)).encode())
         finally:
             self.returncode = code
             self.stdout.end()
-
-    def poll(self) -> int | None:
-        return self.returncode if not self._thread.is_alive() else None
 
     def wait(self, timeout: float | None = None) -> int:
         self._thread.join(timeout)
@@ -158,38 +159,6 @@ class InProcessDbt:
                 adapter.cancel_open_connections()
         except Exception:  # nothing open, or the adapter is gone already
             pass
-
-    def terminate(self) -> None:
-        self.send_signal(2)
-
-    kill = terminate
-
-
-class _environment:
-    """``os.environ`` with ``values`` for the block, then restored. Only the variables that
-    differ are touched (other threads of this process read the environment meanwhile)."""
-
-    def __init__(self, values: Mapping[str, str]) -> None:
-        self._values = values
-
-    def __enter__(self) -> None:
-        self._saved = {
-            name: os.environ.get(name)
-            for name in {*self._values, *os.environ}
-            if os.environ.get(name) != self._values.get(name)
-        }
-        for name in self._saved:
-            if name in self._values:
-                os.environ[name] = self._values[name]
-            else:
-                del os.environ[name]
-
-    def __exit__(self, *exc: object) -> None:
-        for name, value in self._saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def _release_adapters() -> None:
