@@ -120,6 +120,32 @@ def test_gap_repair_and_snapshot_schedules_are_listed(defs):
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
 
 
+def test_automation_is_split_by_the_cadence_of_the_raw_inputs(defs):
+    """Every asset with an automation condition is evaluated by exactly one of our two
+    sensors (none falls to Dagster's default sensor): the NYSE trading-day assets every 5
+    minutes (Polygon is pulled once a trading day), all others every 30 seconds. The 30-second
+    sensor's assets carry no trading-day partitions, whose definition (every holiday as an
+    exclusion) each subset of a cursor embeds."""
+    from mkt_platform.lib.equity_calendar import trading_days_partitions_def
+
+    graph = defs.resolve_asset_graph()
+    automated = {k for k in graph.get_all_asset_keys() if graph.get(k).automation_condition}
+    trading_days = {
+        k for k in automated if graph.get(k).partitions_def == trading_days_partitions_def()
+    }
+    assert dg.AssetKey("equity_session_ohlc_daily") in trading_days
+    sensors = {
+        s.name: s for s in defs.sensors if isinstance(s, dg.AutomationConditionSensorDefinition)
+    }
+    assert set(sensors) == {"mkt_automation_sensor", "equity_automation_sensor"}
+    targeted = {name: s.asset_selection.resolve(graph) & automated for name, s in sensors.items()}
+    assert targeted["equity_automation_sensor"] == trading_days
+    assert targeted["mkt_automation_sensor"] == automated - trading_days
+    assert sensors["mkt_automation_sensor"].minimum_interval_seconds == 30
+    assert sensors["equity_automation_sensor"].minimum_interval_seconds == 300
+    assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in sensors.values())
+
+
 def test_replay_mode_starts_the_pull_schedules_stopped(data_dir, monkeypatch):
     """With every exchange base URL on this machine (the replay server), the schedules that
     pull recent partitions from an exchange start stopped (the recordings hold no today);

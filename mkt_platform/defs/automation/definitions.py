@@ -7,9 +7,19 @@ every derived asset refresh itself by declarative automation.
   day of each of its datasets; the previous day too while its last pull was made before it
   closed (so the day is closed by the first pull after midnight, even if the daemon was down
   at midnight). Stopped by default in replay mode.
-- ``mkt_automation_sensor``: evaluates the assets' ``AutomationCondition`` every 30 seconds; the
-  dbt marts (daily, weekly sessions, options, funding) are requested as soon as the raw
-  partitions they cover change, including one re-pulled within the lookback window.
+- two sensors that evaluate the assets' ``AutomationCondition``, each as often as its assets'
+  raw inputs can change: ``mkt_automation_sensor`` every 30 seconds for the crypto marts
+  (daily, weekly, monthly sessions, options, funding, capture), pulled hourly and captured
+  by the minute; ``equity_automation_sensor`` every 5 minutes for the equity marts (the dbt
+  tag ``equity_daily``), whose Polygon inputs are pulled once a trading day. A mart is
+  requested as soon as the raw partitions it covers change, including one re-pulled within
+  the lookback window.
+
+Why two: a sensor's tick reads and writes its whole cursor, which holds a few partition
+subsets per condition node of every asset it targets, and each subset embeds its partitions
+definition. The NYSE trading-day definition carries every holiday since 2020 as an
+exclusion (7.9 KB serialized), so the five equity assets made 2.2 MB of a 2.8 MB cursor, and
+one tick cost 0.5-0.6 CPU-s every 30 seconds. Apart, the 30-second tick reads a 0.6 MB cursor.
 """
 
 from __future__ import annotations
@@ -19,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
+from mkt_platform.defs.equity import definitions as equity
 from mkt_platform.defs.registry import raw_datasets
 from mkt_platform.lib.datasets import RawDataset, Refresh, latest_metadata, pull_schedule_status
 
@@ -114,17 +125,48 @@ def defs() -> dg.Definitions:
     return build_defs(raw_datasets())
 
 
-def build_defs(datasets: Sequence[RawDataset]) -> dg.Definitions:
-    sensor = dg.AutomationConditionSensorDefinition(
-        "mkt_automation_sensor",
-        target=dg.AssetSelection.all(),
-        default_status=dg.DefaultSensorStatus.RUNNING,
-        minimum_interval_seconds=30,
-        description=(
-            "Evaluates every asset's AutomationCondition: each dbt mart partition (daily and "
-            "weekly sessions, options, funding) is requested when the raw partitions it "
-            "covers were re-materialized, within MKT_AUTOMATION_LOOKBACK_DAYS (3) of the "
-            "latest partition. Nothing is requested when nothing upstream changed."
+#: The assets of ``equity_automation_sensor``: the equity marts and the NYSE calendar seed
+#: (dagster-dbt makes each dbt tag an asset tag with an empty value).
+EQUITY_ASSETS = dg.AssetSelection.tag(equity.TAG, "")
+#: How often ``equity_automation_sensor`` ticks: its raw inputs are pulled once a trading day
+#: (``polygon_equity_schedule``, 20:15 New York), so a mart waits at most 5 minutes more.
+EQUITY_INTERVAL_SECONDS = 300
+
+_RULE = (
+    "each dbt mart partition is requested when the raw partitions it covers were "
+    "re-materialized, within MKT_AUTOMATION_LOOKBACK_DAYS (3) of the latest partition. "
+    "Nothing is requested when nothing upstream changed."
+)
+
+
+def automation_sensors() -> list[dg.AutomationConditionSensorDefinition]:
+    """The two sensors of declarative automation, over disjoint assets (see the module
+    docstring): ``mkt_automation_sensor`` (every asset but :data:`EQUITY_ASSETS`, every 30 s)
+    and ``equity_automation_sensor`` (:data:`EQUITY_ASSETS`, every 5 minutes)."""
+    return [
+        dg.AutomationConditionSensorDefinition(
+            "mkt_automation_sensor",
+            target=dg.AssetSelection.all() - EQUITY_ASSETS,
+            default_status=dg.DefaultSensorStatus.RUNNING,
+            minimum_interval_seconds=30,
+            description=(
+                "Evaluates the AutomationCondition of every asset but the equity marts "
+                f"(daily, weekly, monthly sessions, options, funding, capture): {_RULE}"
+            ),
         ),
-    )
-    return dg.Definitions(schedules=refresh_schedules(datasets), sensors=[sensor])
+        dg.AutomationConditionSensorDefinition(
+            "equity_automation_sensor",
+            target=EQUITY_ASSETS,
+            default_status=dg.DefaultSensorStatus.RUNNING,
+            minimum_interval_seconds=EQUITY_INTERVAL_SECONDS,
+            description=(
+                "Evaluates the AutomationCondition of the equity marts (dbt tag equity_daily), "
+                "every 5 minutes: Polygon is pulled once a trading day, and a tick over their "
+                f"NYSE trading-day partitions costs more than one over the crypto marts. {_RULE}"
+            ),
+        ),
+    ]
+
+
+def build_defs(datasets: Sequence[RawDataset]) -> dg.Definitions:
+    return dg.Definitions(schedules=refresh_schedules(datasets), sensors=automation_sensors())

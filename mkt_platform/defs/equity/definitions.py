@@ -11,7 +11,9 @@ import dagster as dg
 from mkt_platform.lib.dbt_assets import build_dbt_assets
 from mkt_platform.lib.equity_calendar import trading_days_partitions_def
 
-SELECT = "+tag:equity_daily"
+#: The dbt tag of the equity models (and of the calendar seed they read).
+TAG = "equity_daily"
+SELECT = f"+tag:{TAG}"
 
 
 @dg.definitions
