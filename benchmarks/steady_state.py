@@ -6,9 +6,13 @@ funding, Deribit, from the replay server, into an empty data dir and the embedde
 
 1. a 1-month lake (2023-06-01..06-30, `mkt-platform materialize` in one process), then:
    - the runs of the default schedules and the automation, each in a fresh process as a run
-     worker makes it: the 5-minute refresh (binance_klines_1m of the last day, 2023-06-30),
-     the hourly refresh (every dataset of ``hourly_sources_refresh_schedule``, that day), and
-     the rebuild of the two daily sessions over that day, which the hourly refresh triggers;
+     worker makes it: the 5-minute refresh (binance_klines_1m of the last day, 2023-06-30,
+     and the spot snapshots of today from the replay's synthetic answers: order books, 24h
+     tickers, recent trades), the order_book_depth rebuild over today that automation
+     requests after each, the hourly refresh (every dataset of
+     ``hourly_sources_refresh_schedule`` that day, and the Hyperliquid asset-contexts snapshot
+     of today), and the rebuild of the two daily sessions over that day, which the hourly
+     refresh triggers;
    - a one-session refresh of the session marts alone (session 2023-06-15) and a one-day
      build of the UTC-daily marts (options and funding, 2023-06-15) through Dagster, each a
      fresh process;
@@ -42,6 +46,8 @@ from pathlib import Path
 NOW = datetime(2023, 7, 1, 0, 30, tzinfo=UTC)
 LAST_DAY = date(2023, 6, 30)
 MID_DAY = date(2023, 6, 15)
+#: The day of the snapshot runs (a snapshot is always of today's UTC partition).
+TODAY = datetime.now(UTC).date()
 
 
 def cpu_of_children() -> float:
@@ -69,22 +75,34 @@ def run_one(kind: str, day: date) -> None:
     from mkt_platform.lib.materialize import RangeStep, plan, run_plan
 
     defs = build_definitions()
-    if kind in ("5-minute refresh pull", "hourly refresh pull"):
+    if kind in ("5-minute refresh", "hourly refresh"):
+        from mkt_platform.defs.binance.datasets import FIVE_MINUTE_REFRESH
         from mkt_platform.defs.registry import raw_datasets
         from mkt_platform.lib.datasets import HOURLY_REFRESH
 
-        if kind == "5-minute refresh pull":
-            only = ["binance_klines_1m"]
-        else:
-            only = [d.key.to_user_string() for d in raw_datasets() if d.refresh == HOURLY_REFRESH]
-        (pull, *_) = plan(defs, day, day, only=only)
-        steps = [RangeStep(pull.label, pull.selection, (day.isoformat(),))]
+        refresh = FIVE_MINUTE_REFRESH if kind == "5-minute refresh" else HOURLY_REFRESH
+        members = [d for d in raw_datasets() if d.refresh == refresh]
+        pulls = [d.key for d in members if not d.snapshot]
+        snapshots = [d.key for d in members if d.snapshot]
+        # A tick's run pulls today and takes the snapshots of now. The replay's today is the
+        # recorded ``day`` for the pulls (real volumes) and the real today for the snapshots
+        # (its synthetic answers): two runs in this one process, one run's overhead more
+        # than the tick's single run.
+        steps = [RangeStep("pull", dg.AssetSelection.assets(*pulls), (day.isoformat(),))]
+        if snapshots:
+            selection = dg.AssetSelection.assets(*snapshots)
+            steps.append(RangeStep("snapshot", selection, (TODAY.isoformat(),)))
     elif kind == "refresh sessions":
         steps = [s for s in plan(defs, day - timedelta(days=1), day) if s.label == "dbt sessions"]
     elif kind == "one session":
         steps = [s for s in plan(defs, day, day) if s.label == "dbt sessions"]
     elif kind == "one day of options and funding":
         steps = [s for s in plan(defs, day, day) if s.label == "dbt options and funding"]
+    elif kind == "order_book_depth of today":
+        from mkt_platform.lib.dbt_assets import WAREHOUSE_POOL
+
+        selection = dg.AssetSelection.assets("order_book_depth")
+        steps = [RangeStep("dbt order book", selection, (day.isoformat(),), WAREHOUSE_POOL)]
     else:
         raise ValueError(kind)
     with dg.DagsterInstance.get() as instance:
@@ -177,8 +195,9 @@ def main() -> int:
             print(f"{lake}: {start}..{end} materialized in {wall:.1f} s wall, {cpu:.1f} CPU-s")
             figures[lake] = {}
             for kind, day in (
-                ("5-minute refresh pull", LAST_DAY),
-                ("hourly refresh pull", LAST_DAY),
+                ("5-minute refresh", LAST_DAY),
+                ("order_book_depth of today", TODAY),
+                ("hourly refresh", LAST_DAY),
                 ("refresh sessions", LAST_DAY),
                 ("one session", MID_DAY),
                 ("one day of options and funding", MID_DAY),
@@ -198,7 +217,7 @@ def main() -> int:
             )
             print(f"{kind:<44}{cells}")
         refresh = [
-            sum(figures[lake][k][i] for k in ("hourly refresh pull", "refresh sessions"))
+            sum(figures[lake][k][i] for k in ("hourly refresh", "refresh sessions"))
             for lake in figures
             for i in (0, 1)
         ]
@@ -217,20 +236,24 @@ def main() -> int:
             per_hour[name] = cost * 3600 / interval
             print(f"  {name:<30} {cost:6.2f} every {interval:>5} s: {per_hour[name]:7.1f} CPU-s/h")
         six = figures["6-month lake"]
-        # The 5-minute refresh pulls the 1m klines, which no mart reads: 12 runs an hour. The
-        # hourly refresh pulls the rest and the automation rebuilds the sessions and the
-        # UTC-daily marts over the day. The :05 asset-context snapshot (the replay holds no
-        # "now" to snapshot) and the :20 gap repair are counted as one more 5-minute pull
-        # each: an estimate, not a measurement.
+        # The 5-minute refresh pulls the 1m klines (which no mart reads) and takes the spot
+        # snapshots in one run, and automation then rebuilds order_book_depth over today: 12
+        # of each an hour. The hourly refresh pulls the rest and takes the asset-contexts
+        # snapshot, and automation rebuilds the sessions and the UTC-daily marts over the
+        # day (perp_premium_snapshots among them). ESTIMATES, not measurements: the :20 gap
+        # repair as one more 5-minute refresh; the capture marts of each closed hour (when
+        # the capture runs) as one order_book_depth run.
+        mart_run = six["order_book_depth of today"][1]
         schedules = {
-            "binance_klines_refresh_schedule (12/h)": 12 * six["5-minute refresh pull"][1],
-            "hourly_sources_refresh_schedule + the marts it triggers (1/h)": six[
-                "hourly refresh pull"
-            ][1]
+            "binance_five_minute_refresh_schedule + order_book_depth (12/h each)": 12
+            * (six["5-minute refresh"][1] + mart_run),
+            "hourly_sources_refresh_schedule + the marts it triggers (1/h)": six["hourly refresh"][
+                1
+            ]
             + six["refresh sessions"][1]
             + six["one day of options and funding"][1],
-            "asset-context snapshot + gap repair (est., 1/h each)": 2
-            * six["5-minute refresh pull"][1],
+            "gap repair (est., 1/h)": six["5-minute refresh"][1],
+            "capture marts (est., 1/h)": mart_run,
         }
         for name, value in schedules.items():
             print(f"  {name:<58} {value:7.1f} CPU-s/h")

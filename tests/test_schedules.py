@@ -40,6 +40,9 @@ def keys(requests) -> list[tuple[str, list[str]]]:
 
 
 BINANCE = ["binance_klines_1m"]
+#: The 5-minute snapshots, taken in today's run of the same tick (never for yesterday).
+SPOT_SNAPSHOTS = ["binance_order_book", "binance_recent_trades", "binance_ticker_24h"]
+FIVE_MINUTES = "binance_five_minute_refresh_schedule"
 HOURLY = [
     "binance_klines_1h",
     "deribit_option_trades",
@@ -53,7 +56,7 @@ def test_cron_and_default_status(defs):
     """Every 5 minutes for Binance 1m, hourly for the hourly sources, described; stopped by
     default here because ``data_dir`` points every client at the replay (running against
     live exchanges: see test_replay_mode_starts_the_pull_schedules_stopped)."""
-    binance = defs.resolve_schedule_def("binance_klines_refresh_schedule")
+    binance = defs.resolve_schedule_def(FIVE_MINUTES)
     hourly = defs.resolve_schedule_def("hourly_sources_refresh_schedule")
     assert binance.cron_schedule == "*/5 * * * *"
     assert hourly.cron_schedule == "2 * * * *"
@@ -71,49 +74,56 @@ def test_midday_tick_refreshes_today_once_yesterday_is_closed(defs, instance, re
         resources={"binance": BinanceSpotClient(base_url=replay.base_url("binance"))},
         instance=instance,
     ).success
-    requests = tick(defs, instance, "binance_klines_refresh_schedule", "2023-03-21T13:05")
-    assert keys(requests) == [("2023-03-21", BINANCE)]
+    requests = tick(defs, instance, FIVE_MINUTES, "2023-03-21T13:05")
+    assert keys(requests) == [("2023-03-21", sorted(BINANCE + SPOT_SNAPSHOTS))]
     assert requests[0].tags["mkt/reason"] == "schedule"
 
 
 def test_tick_after_midnight_also_closes_yesterday(defs, instance):
-    """At 00:05 with yesterday never pulled after its close: yesterday, then today."""
-    requests = tick(defs, instance, "binance_klines_refresh_schedule", "2023-03-21T00:05")
-    assert keys(requests) == [("2023-03-20", BINANCE), ("2023-03-21", BINANCE)]
+    """At 00:05 with yesterday never pulled after its close: yesterday (its klines only: a
+    snapshot is of now), then today with the snapshots."""
+    requests = tick(defs, instance, FIVE_MINUTES, "2023-03-21T00:05")
+    assert keys(requests) == [
+        ("2023-03-20", BINANCE),
+        ("2023-03-21", sorted(BINANCE + SPOT_SNAPSHOTS)),
+    ]
     assert len({r.run_key for r in requests}) == 2
 
 
 def test_hourly_sources_tick(defs, instance):
     """The hourly schedule pulls Binance 1h klines, Hyperliquid candles and funding, Deribit
-    trades and DVOL."""
+    trades and DVOL, and takes the Hyperliquid asset-contexts snapshot in today's run."""
     requests = tick(defs, instance, "hourly_sources_refresh_schedule", "2022-01-02T00:02")
-    assert keys(requests) == [("2022-01-01", HOURLY), ("2022-01-02", HOURLY)]
+    today = sorted([*HOURLY, "hyperliquid_asset_contexts"])
+    assert keys(requests) == [("2022-01-01", HOURLY), ("2022-01-02", today)]
 
 
-def test_the_5_minute_refresh_starts_no_dbt_run(defs, instance):
-    """The 5-minute refresh pulls only what no dbt model reads (the 1m klines), so its ticks
-    trigger no mart rebuild; what the session marts read comes hourly, when an hour closes."""
+def test_the_5_minute_refresh_feeds_no_session_mart(defs, instance):
+    """The 5-minute refresh pulls what no session mart reads (the 1m klines; the spot
+    snapshots feed only order_book_depth), so its ticks never rebuild a session; what the
+    session marts read comes hourly, when an hour closes."""
     graph = defs.resolve_asset_graph()
 
     def pulled(schedule: str, at: str) -> set[dg.AssetKey]:
         return {k for r in tick(defs, instance, schedule, at) for k in r.asset_selection}
 
-    five_minutes = pulled("binance_klines_refresh_schedule", "2023-03-21T13:05")
-    assert five_minutes == {dg.AssetKey(k) for k in BINANCE}
+    five_minutes = pulled(FIVE_MINUTES, "2023-03-21T13:05")
+    assert five_minutes == {dg.AssetKey(k) for k in BINANCE + SPOT_SNAPSHOTS}
     downstream = dg.AssetSelection.assets(*five_minutes).downstream().resolve(graph)
-    assert not {k for k in downstream if "dbt" in graph.get(k).kinds}
+    assert {k for k in downstream if "dbt" in graph.get(k).kinds} == {
+        dg.AssetKey("order_book_depth")
+    }
     hourly = pulled("hourly_sources_refresh_schedule", "2023-03-21T13:02")
     assert dg.AssetKey("binance_klines_1h") in hourly
     feeds = dg.AssetSelection.assets(*hourly).downstream().resolve(graph)
     assert dg.AssetKey("session_ohlc_daily") in feeds
 
 
-def test_gap_repair_and_snapshot_schedules_are_listed(defs):
+def test_gap_repair_and_refresh_schedules_are_listed(defs):
     names = {s.name for s in defs.schedules}
     assert {
         "binance_klines_1m_gap_repair_schedule",
-        "hyperliquid_asset_contexts_schedule",
-        "binance_klines_refresh_schedule",
+        FIVE_MINUTES,
         "hourly_sources_refresh_schedule",
     } <= names
     sensor = defs.resolve_sensor_def("mkt_automation_sensor")
@@ -159,11 +169,9 @@ def test_replay_mode_starts_the_pull_schedules_stopped(data_dir, monkeypatch):
     for name, url in local.items():
         monkeypatch.setenv(name, url)
     pulls = {
-        "binance_klines_refresh_schedule",
+        FIVE_MINUTES,
         "hourly_sources_refresh_schedule",
         "binance_klines_1m_gap_repair_schedule",
-        "hyperliquid_asset_contexts_schedule",
-        "binance_spot_snapshots_schedule",
         "polygon_equity_schedule",
     }
     replayed = build_definitions()

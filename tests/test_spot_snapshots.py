@@ -122,17 +122,18 @@ def test_tickers_and_trades_land_exactly_as_sent(spot, instance) -> None:
     assert len(today_rows("recent_trades")) == 2 * 500 * len(SYMBOLS)
 
 
-def test_the_five_minute_schedule_snapshots_all_three_in_one_run() -> None:
+def test_the_five_minute_schedule_snapshots_all_three_in_one_run_with_the_1m_klines() -> None:
     from mkt_platform.definitions import build_definitions
 
     defs = build_definitions()
-    schedule = defs.resolve_schedule_def("binance_spot_snapshots_schedule")
+    schedule = defs.resolve_schedule_def("binance_five_minute_refresh_schedule")
     assert schedule.cron_schedule == "*/5 * * * *"
     job = defs.resolve_job_def(schedule.job_name)
     assert {k.to_user_string() for k in job.asset_layer.selected_asset_keys} == {
         "binance_order_book",
         "binance_ticker_24h",
         "binance_recent_trades",
+        "binance_klines_1m",
     }
 
 

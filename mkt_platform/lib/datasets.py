@@ -12,7 +12,7 @@ From a spec come:
 * its freshness check (``freshness``), the late-data re-pulls, the schema-drift watch and the
   column schema change check (``mkt_platform/defs/monitoring``), and its refresh schedule
   (``mkt_platform/defs/automation``), each taking the datasets from the registry;
-* schedules of its own (a gap repair, a snapshot), from :attr:`RawDataset.schedules`.
+* schedules of its own (a gap repair), from :attr:`RawDataset.schedules`.
 
 Adding a dataset is a spec in its venue's folder and a dbt staging model: nothing else.
 """
@@ -65,8 +65,9 @@ class Freshness:
 @dataclass(frozen=True)
 class Refresh:
     """A refresh schedule shared by datasets: every tick pulls today's UTC partition, and
-    yesterday's until a pull made after midnight has closed it
-    (``mkt_platform/defs/automation``)."""
+    yesterday's until a pull made after midnight has closed it; a snapshot dataset
+    (:attr:`RawDataset.snapshot`) is taken in today's run only (``mkt_platform/defs/automation``).
+    One run a tick for all of them: one process start, not one per dataset."""
 
     name: str
     cron: str
@@ -95,7 +96,8 @@ class RawDataset:
             snapshot: "materialized within the last N hours", whatever the partition).
         late_data: re-pull function for the late-data sensor, or ``None`` when a closed
             partition cannot change at the exchange (or cannot be re-pulled).
-        refresh: the refresh schedule pulling its recent partitions, or ``None``.
+        refresh: the refresh schedule pulling its recent partitions (a snapshot: taking it
+            into today's partition), or ``None``.
         config: the run configuration class the pull takes, or ``None``.
         schedules: a function of the built asset returning schedules of its own.
         snapshot: only today's partition can be taken (no backfill, no history).
@@ -159,7 +161,9 @@ class RawDataset:
             group_name=self.group,
             kinds={"python", "parquet"},
             partitions_def=self.partitions() if self.partitions else raw_daily_partitions_def(),
-            backfill_policy=None if self.snapshot else raw_backfill_policy(),
+            # A snapshot's too, though only today's partition can be taken: its refresh job
+            # shares one policy with the pulls it runs beside.
+            backfill_policy=raw_backfill_policy(),
             description=self.description,
             check_specs=raw.quality_check_specs(self.key, self.quality) if self.quality else None,
             metadata=metadata,
@@ -206,43 +210,6 @@ def pull_schedule_status() -> dg.DefaultScheduleStatus:
     if settings.replay_mode():
         return dg.DefaultScheduleStatus.STOPPED
     return dg.DefaultScheduleStatus.RUNNING
-
-
-def snapshot_schedule(
-    name: str,
-    job_name: str,
-    cron: str,
-    description: str,
-    also: Sequence[dg.AssetKey] = (),
-) -> Callable[[dg.AssetsDefinition], list[dg.ScheduleDefinition]]:
-    """The schedule of a snapshot dataset (:attr:`RawDataset.schedules`): each tick runs the
-    asset, and the snapshot assets ``also`` (one run for several snapshots of the same
-    moment: one process start, not one each), in the job ``job_name``, for the UTC day of the
-    tick, one run per tick (its run key is the tick's time). Stopped by default in replay
-    mode (:func:`pull_schedule_status`).
-    """
-
-    def schedules(asset: dg.AssetsDefinition) -> list[dg.ScheduleDefinition]:
-        job = dg.define_asset_job(job_name, selection=[asset.key, *also])
-
-        @dg.schedule(
-            name=name,
-            job=job,
-            cron_schedule=cron,
-            execution_timezone="UTC",
-            default_status=pull_schedule_status(),
-            description=description,
-        )
-        def _schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-            moment = context.scheduled_execution_time
-            return dg.RunRequest(
-                run_key=f"{asset.key.to_user_string()}:{moment.isoformat()}",
-                partition_key=moment.strftime("%Y-%m-%d"),
-            )
-
-        return [_schedule]
-
-    return schedules
 
 
 def latest_materialization(

@@ -2,11 +2,13 @@
 every derived asset refresh itself by declarative automation.
 
 - one schedule per :class:`~mkt_platform.lib.datasets.Refresh` the raw datasets declare
-  (``binance_klines_refresh_schedule`` every 5 minutes for the 1m klines, which no mart
-  reads; ``hourly_sources_refresh_schedule`` hourly at :02 for the rest): the current UTC
-  day of each of its datasets; the previous day too while its last pull was made before it
-  closed (so the day is closed by the first pull after midnight, even if the daemon was down
-  at midnight). Stopped by default in replay mode.
+  (``binance_five_minute_refresh_schedule`` every 5 minutes: the 1m klines, which no mart
+  reads, and the spot order-book, 24h-ticker and recent-trades snapshots;
+  ``hourly_sources_refresh_schedule`` hourly at :02 for the rest, and the Hyperliquid asset
+  contexts snapshot): one run a tick for the current UTC day of all its datasets; another
+  for the previous day too while its last pull was made before it closed (so the day is
+  closed by the first pull after midnight, even if the daemon was down at midnight), without
+  the snapshots (a snapshot is of now). Stopped by default in replay mode.
 - two sensors that evaluate the assets' ``AutomationCondition``, each as often as its assets'
   raw inputs can change: ``mkt_automation_sensor`` every 30 seconds for the crypto marts
   (daily, weekly, monthly sessions, options, funding, capture), pulled hourly and captured
@@ -39,26 +41,29 @@ def refresh_requests(
     assets: Sequence[dg.AssetKey],
     now: datetime,
     schedule: str,
+    snapshots: Sequence[dg.AssetKey] = (),
 ) -> list[dg.RunRequest]:
-    """The partitions a refresh tick at ``now`` pulls: today's UTC day, and yesterday's while
-    any of ``assets`` was last pulled for it before the day closed (or never).
+    """The runs a refresh tick at ``now`` requests: today's UTC day of ``assets`` and of the
+    ``snapshots`` (taken now, into today's partition), in one run; and, first, yesterday's of
+    ``assets`` alone while any of them was last pulled for it before the day closed (or
+    never).
 
-    Returns one run request per partition, for all ``assets``, tagged
-    ``mkt/reason: schedule``; the run key is the schedule, tick time and partition.
+    Returns one run request per partition, tagged ``mkt/reason: schedule``; the run key is
+    the schedule, tick time and partition.
     """
     today = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     yesterday = (today - timedelta(days=1)).strftime("%Y-%m-%d")
-    keys = [today.strftime("%Y-%m-%d")]
-    if not all(_closed(latest_metadata(instance, key, yesterday)) for key in assets):
-        keys.insert(0, yesterday)
+    runs = [(today.strftime("%Y-%m-%d"), [*assets, *snapshots])]
+    if assets and not all(_closed(latest_metadata(instance, key, yesterday)) for key in assets):
+        runs.insert(0, (yesterday, list(assets)))
     return [
         dg.RunRequest(
             run_key=f"{schedule}:{now.isoformat()}:{key}",
             partition_key=key,
-            asset_selection=list(assets),
+            asset_selection=selection,
             tags={"mkt/reason": "schedule"},
         )
-        for key in keys
+        for key, selection in runs
     ]
 
 
@@ -69,7 +74,8 @@ def _closed(metadata: dict) -> bool:
 
 
 def refresh_schedules(datasets: Sequence[RawDataset]) -> list[dg.ScheduleDefinition]:
-    """One schedule per :class:`Refresh` the datasets declare, pulling all of its datasets.
+    """One schedule per :class:`Refresh` the datasets declare, pulling all of its datasets
+    (and taking its snapshots) in one run a tick.
 
     In replay mode (every exchange base URL on this machine, see :func:`pull_schedule_status`)
     they start stopped: the replay holds recorded history and no "today", so each tick would
@@ -80,10 +86,7 @@ def refresh_schedules(datasets: Sequence[RawDataset]) -> list[dg.ScheduleDefinit
         if dataset.refresh is not None:
             by_refresh.setdefault(dataset.refresh, []).append(dataset)
     status = pull_schedule_status()
-    return [
-        _refresh_schedule(refresh, [d.key for d in members], status, _names(members))
-        for refresh, members in by_refresh.items()
-    ]
+    return [_refresh_schedule(refresh, members, status) for refresh, members in by_refresh.items()]
 
 
 def _names(datasets: Sequence[RawDataset]) -> str:
@@ -92,13 +95,28 @@ def _names(datasets: Sequence[RawDataset]) -> str:
 
 
 def _refresh_schedule(
-    refresh: Refresh,
-    assets: Sequence[dg.AssetKey],
-    status: dg.DefaultScheduleStatus,
-    names: str,
+    refresh: Refresh, datasets: Sequence[RawDataset], status: dg.DefaultScheduleStatus
 ) -> dg.ScheduleDefinition:
     name = refresh.name
-    job = dg.define_asset_job(f"{name}_job", selection=list(assets))
+    pulled = [d for d in datasets if not d.snapshot]
+    taken = [d for d in datasets if d.snapshot]
+    pulls, snapshots = [d.key for d in pulled], [d.key for d in taken]
+    job = dg.define_asset_job(f"{name}_job", selection=[*pulls, *snapshots])
+    description = f"{refresh.description}, in one run"
+    if pulled:
+        description += (
+            f": pull {_names(pulled)} of the current UTC day, and of the previous day until a "
+            "pull made after midnight has closed it"
+        )
+    if taken:
+        description += (
+            f"; snapshot {_names(taken)} into today's partition (no history exists: a snapshot "
+            "not taken is lost)"
+        )
+    description += (
+        ". The marts over them then refresh by declarative automation. Stopped by default in "
+        "replay mode (the recordings hold no today)."
+    )
 
     @dg.schedule(
         name=name,
@@ -106,23 +124,14 @@ def _refresh_schedule(
         cron_schedule=refresh.cron,
         execution_timezone="UTC",
         default_status=status,
-        description=(
-            f"{refresh.description}: pull {names} of the current UTC day, and of the previous "
-            "day until a pull made after midnight has closed it. The marts over them then "
-            "refresh by declarative automation. Stopped by default in replay mode (the "
-            "recordings hold no today)."
-        ),
+        description=description,
     )
     def _schedule(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest]:
-        return refresh_requests(context.instance, assets, context.scheduled_execution_time, name)
+        return refresh_requests(
+            context.instance, pulls, context.scheduled_execution_time, name, snapshots
+        )
 
     return _schedule
-
-
-@dg.definitions
-def defs() -> dg.Definitions:
-    """Over every raw dataset of the registry."""
-    return build_defs(raw_datasets())
 
 
 #: The assets of ``equity_automation_sensor``: the equity marts and the NYSE calendar seed
@@ -166,6 +175,12 @@ def automation_sensors() -> list[dg.AutomationConditionSensorDefinition]:
             ),
         ),
     ]
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    """Over every raw dataset of the registry."""
+    return build_defs(raw_datasets())
 
 
 def build_defs(datasets: Sequence[RawDataset]) -> dg.Definitions:

@@ -35,16 +35,16 @@ from mkt_platform.lib.datasets import (
     Freshness,
     RawDataset,
     Refresh,
-    snapshot_schedule,
 )
 
-#: Every 5 minutes, as the replaced pipeline pulled Binance: the 1m klines, which no mart reads,
-#: so a tick starts no dbt run. The 1h klines, which the session marts read, change only when
-#: an hour closes (only closed klines are kept): they are pulled by the hourly refresh at :02,
+#: Every 5 minutes, as the replaced pipeline pulled Binance, in one run: the 1m klines, which
+#: no mart reads, and the spot snapshots (order books, 24h tickers, recent trades), which
+#: order_book_depth reads. The 1h klines, which the session marts read, change only when an
+#: hour closes (only closed klines are kept): they are pulled by the hourly refresh at :02,
 #: which sees each new hour 3 minutes sooner than the 5-minute tick at :05 did, and no longer
 #: rebuilds the same sessions 11 times an hour.
-KLINES_REFRESH = Refresh(
-    "binance_klines_refresh_schedule",
+FIVE_MINUTE_REFRESH = Refresh(
+    "binance_five_minute_refresh_schedule",
     "*/5 * * * *",
     "Every 5 minutes (as the replaced pipeline did)",
 )
@@ -81,7 +81,7 @@ def _klines(interval: str, gap_repair: bool, refresh: Refresh) -> RawDataset:
 
 
 KLINES_1H = _klines("1h", gap_repair=False, refresh=HOURLY_REFRESH)
-KLINES_1M = _klines("1m", gap_repair=True, refresh=KLINES_REFRESH)
+KLINES_1M = _klines("1m", gap_repair=True, refresh=FIVE_MINUTE_REFRESH)
 
 #: Dagster's own freshness policy for the 5-minute snapshots: materialized within the last 15
 #: minutes (3 ticks) warns, 30 fails.
@@ -106,15 +106,7 @@ ORDER_BOOK = RawDataset(
     schema=ORDER_BOOK_LAKE_SCHEMA,
     columns=ORDER_BOOK_COLUMNS,
     quality="order_book",
-    schedules=snapshot_schedule(
-        "binance_spot_snapshots_schedule",
-        "binance_spot_snapshots",
-        "*/5 * * * *",
-        "Every 5 minutes, in one run, snapshot the Binance spot order books, 24-hour "
-        "statistics and recent trades of the order_book instruments into today's partitions "
-        "(as the replaced pipeline did). A snapshot not taken is lost.",
-        also=(dg.AssetKey("binance_ticker_24h"), dg.AssetKey("binance_recent_trades")),
-    ),
+    refresh=FIVE_MINUTE_REFRESH,
     freshness_policy=SNAPSHOT_FRESHNESS,
     snapshot=True,
 )
@@ -135,6 +127,7 @@ TICKER_24H = RawDataset(
     schema=TICKER_24H_LAKE_SCHEMA,
     columns=TICKER_24H_COLUMNS,
     quality="ticker_24h",
+    refresh=FIVE_MINUTE_REFRESH,
     freshness_policy=SNAPSHOT_FRESHNESS,
     snapshot=True,
 )
@@ -155,6 +148,7 @@ RECENT_TRADES = RawDataset(
     schema=RECENT_TRADES_LAKE_SCHEMA,
     columns=RECENT_TRADES_COLUMNS,
     quality="recent_trades",
+    refresh=FIVE_MINUTE_REFRESH,
     freshness_policy=SNAPSHOT_FRESHNESS,
     snapshot=True,
 )

@@ -24,21 +24,9 @@ from mkt_platform.lib.datasets import (
     HOURLY_REFRESH,
     Freshness,
     RawDataset,
-    snapshot_schedule,
 )
 
 HOURLY_FRESHNESS = Freshness(timedelta(hours=2), timedelta(hours=1), "last_open_time")
-
-
-#: Hourly at :05, a snapshot of the asset contexts into today's partition.
-asset_contexts_schedule = snapshot_schedule(
-    "hyperliquid_asset_contexts_schedule",
-    "hyperliquid_asset_contexts_snapshot",
-    "5 * * * *",
-    "Every hour at :05, snapshot Hyperliquid's asset contexts (open interest, mark, oracle and "
-    "mid price) into today's partition. Hyperliquid keeps no history of them, so a snapshot "
-    "not taken is lost: this is the only way they are collected.",
-)
 
 
 CANDLES_1H = RawDataset(
@@ -111,7 +99,8 @@ ASSET_CONTEXTS = RawDataset(
     ),
     resource="hyperliquid",
     compute=snapshot_asset_contexts,
-    schedules=asset_contexts_schedule,
+    # Taken by the hourly refresh at :02, in its run (Hyperliquid keeps no history of them).
+    refresh=HOURLY_REFRESH,
     # Hourly snapshots of the present: Dagster's own freshness policy says it exactly (the
     # partition-aware rule of the other datasets has nothing to add for a snapshot).
     freshness_policy=dg.FreshnessPolicy.time_window(
