@@ -195,3 +195,44 @@ def test_an_answer_that_lies_fails_the_snapshot_and_writes_nothing(
     assert dataset.name in message and expected in message, message
     today = datetime.now(UTC).strftime("%Y-%m-%d")
     assert not lake.raw_partition_path("binance", dataset.dataset, today).exists()
+
+
+def test_order_book_depth_is_refreshed_at_most_every_15_minutes(spot, instance) -> None:
+    """A 5-minute snapshot updates the raw order book; automation rebuilds order_book_depth
+    over today only once a quarter-hour has begun since it last did (its dbt ``meta``
+    ``refresh_cron``), not after every snapshot: snapshots at 10:03 and 10:21 are built at
+    10:16 and 10:31, and the ticks between request nothing."""
+    from datetime import timedelta
+
+    from mkt_platform.definitions import build_definitions
+
+    defs = build_definitions()
+    mart = dg.AssetKey("order_book_depth")
+    today = datetime.now(UTC).replace(hour=10, minute=1, second=0, microsecond=0)
+    cursor = None
+
+    def tick(minutes_after_ten: int) -> set[str]:
+        nonlocal cursor
+        result = dg.evaluate_automation_conditions(
+            defs=defs,
+            instance=instance,
+            asset_selection=dg.AssetSelection.assets(mart),
+            cursor=cursor,
+            evaluation_time=today + timedelta(minutes=minutes_after_ten - 1),
+        )
+        cursor = result.cursor
+        return set(result.get_requested_partitions(mart) or ())
+
+    day = today.strftime("%Y-%m-%d")
+    assert tick(1) == set()
+    assert snapshot(spot, instance, ORDER_BOOK).success
+    assert tick(6) == set()  # the snapshot is new, but no quarter-hour began since 10:01
+    assert tick(11) == set()
+    assert tick(16) == {day}  # 10:15 passed
+    assert tick(17) == set()  # requested: handled
+    assert snapshot(spot, instance, ORDER_BOOK).success
+    assert tick(21) == set()
+    assert tick(26) == set()
+    assert tick(31) == {day}  # 10:30 passed
+    assert tick(36) == set()  # nothing new since
+    assert tick(46) == set()  # 10:45 passed, but no snapshot since the last request

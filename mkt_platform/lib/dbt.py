@@ -596,7 +596,14 @@ def chart_metadata(
 CAPTURE_TAG = "capture"
 
 
-def refresh_condition(partial_inputs: bool = False) -> dg.AutomationCondition:
+#: The dbt ``meta`` key of a model refreshed at most once per tick of a cron (UTC), when its
+#: inputs change more often than a rebuild is worth (``order_book_depth``: 5-minute snapshots).
+REFRESH_CRON = "refresh_cron"
+
+
+def refresh_condition(
+    partial_inputs: bool = False, at_most_every: str | None = None
+) -> dg.AutomationCondition:
     """When a derived partition is refreshed: a partition of the latest time window or within
     ``MKT_AUTOMATION_LOOKBACK_DAYS`` (default 3) plus one day before its end (so every session
     over a raw day of the lookback qualifies), whose dependencies were updated
@@ -613,6 +620,11 @@ def refresh_condition(partial_inputs: bool = False) -> dg.AutomationCondition:
     far (its 24 hourly partitions are all there only once the day is over, and never for a
     day the capture was down), and a day of one-minute candles needs no REST pull when the
     capture lost nothing.
+
+    With ``at_most_every`` (a cron, UTC), the partition is refreshed at most once per tick of
+    it: after a tick has passed since it was last handled (a mart over the 5-minute
+    snapshots, rebuilt every 15 minutes rather than after each, waits at most 15 minutes
+    more; each rebuild is a run, about 9 CPU-s).
     """
     days = settings.automation_lookback_days()
     # One day more than the setting: a raw UTC day of the last N days also feeds the session
@@ -632,7 +644,11 @@ def refresh_condition(partial_inputs: bool = False) -> dg.AutomationCondition:
         & ~dg.AutomationCondition.in_progress()
     )
     inputs = "as they land" if partial_inputs else "update"
-    return condition.with_label(f"refresh when deps {inputs} (raw days of the last {days} days)")
+    label = f"refresh when deps {inputs} (raw days of the last {days} days)"
+    if at_most_every:
+        condition &= dg.AutomationCondition.cron_tick_passed(at_most_every).since_last_handled()
+        label += f", at most once per '{at_most_every}' (UTC)"
+    return condition.with_label(label)
 
 
 #: The owners of a dbt node whose yml names none (``meta: {dagster: {owners: [...]}}``, set
@@ -724,7 +740,10 @@ class MktDbtTranslator(DagsterDbtTranslator):
         self, dbt_resource_props: Mapping[str, Any]
     ) -> dg.AutomationCondition | None:
         if dbt_resource_props["resource_type"] in ("model", "seed", "snapshot"):
-            return refresh_condition(CAPTURE_TAG in dbt_resource_props.get("tags", ()))
+            return refresh_condition(
+                CAPTURE_TAG in dbt_resource_props.get("tags", ()),
+                (dbt_resource_props.get("meta") or {}).get(REFRESH_CRON),
+            )
         return None
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
