@@ -92,14 +92,53 @@ def extensions() -> tuple[str, ...]:
     return ("ducklake", "postgres_scanner" if scheme == "postgres" else "sqlite_scanner")
 
 
+#: The DuckDB secret that names a DuckLake warehouse's catalog and data path for dbt's
+#: connections: ``dbt_project/profiles.yml`` attaches ``ducklake:mkt_warehouse``, the same
+#: text whatever the data directory, so dbt's saved parse (whose profile hash covers the
+#: attach) stays valid in every data directory; the secret carries the paths.
+DBT_SECRET = "mkt_warehouse"
+
+
+def _quoted(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
 def attach_sql(read_only: bool) -> str:
     """The ``ATTACH`` statement of a DuckLake warehouse as :data:`DATABASE`."""
+    options = f"DATA_PATH {_quoted(data_path())}" + (", READ_ONLY" if read_only else "")
+    return f"ATTACH {_quoted('ducklake:' + catalog())} AS {DATABASE} ({options})"
 
-    def quoted(text: str) -> str:
-        return "'" + text.replace("'", "''") + "'"
 
-    options = f"DATA_PATH {quoted(data_path())}" + (", READ_ONLY" if read_only else "")
-    return f"ATTACH {quoted('ducklake:' + catalog())} AS {DATABASE} ({options})"
+def secret_sql() -> str:
+    """The ``CREATE SECRET`` of :data:`DBT_SECRET` (temporary: this connection's database
+    only): the catalog (:func:`catalog`) and data path (:func:`data_path`) of this process's
+    settings.
+
+    Raises:
+        mkt_platform.settings.SettingError: a catalog setting that cannot be used.
+    """
+    return (
+        f"CREATE OR REPLACE TEMPORARY SECRET {DBT_SECRET} (TYPE ducklake, "
+        f"METADATA_PATH {_quoted(catalog())}, DATA_PATH {_quoted(data_path())})"
+    )
+
+
+#: The DuckDB variable holding the raw lake's root, which the dbt sources and
+#: ``dbt_project/macros/lake.sql`` read (``getvariable('mkt_lake') || '/raw/...'``).
+LAKE_VARIABLE = "mkt_lake"
+
+
+def set_lake_variable(con: duckdb.DuckDBPyConnection) -> None:
+    """Set :data:`LAKE_VARIABLE` on ``con`` (a variable belongs to one connection or cursor):
+    ``MKT_LAKE_URL`` (``s3://bucket/prefix``), else the absolute ``$MKT_DATA_DIR/lake``. dbt's
+    plugin sets it on every connection; :func:`connect` too, so that SQL dbt compiled runs
+    as it is.
+
+    Raises:
+        mkt_platform.settings.SettingError: a malformed ``MKT_LAKE_URL``.
+    """
+    root = settings.lake_url() or str(settings.lake_dir())
+    con.execute(f"SET VARIABLE {LAKE_VARIABLE} = ?", [root])
 
 
 def connect(read_only: bool = True) -> duckdb.DuckDBPyConnection:
@@ -129,6 +168,7 @@ def connect(read_only: bool = True) -> duckdb.DuckDBPyConnection:
             con.execute(attach_sql(read_only))
             con.execute(f"USE {DATABASE}")
         con.execute("SET TimeZone = 'UTC'")
+        set_lake_variable(con)
     except BaseException:
         con.close()
         raise

@@ -54,7 +54,10 @@ def files_read(warehouse: Path, sql: str) -> set[int]:
     once) opens ``n`` files."""
     import re
 
+    from mkt_platform.warehouse import set_lake_variable
+
     with duckdb.connect(str(warehouse), read_only=True) as con:
+        set_lake_variable(con)  # the compiled SQL reads the lake's root from it, as in dbt
         plan = "".join(row[1] for row in con.execute(f"explain analyze {sql}").fetchall())
     counts = re.findall(r"Total Files Read: (\d+)", plan)
     assert counts, plan

@@ -36,6 +36,7 @@ from mkt_platform.lib.dbt import (
     environment,
     warehouse_metadata,
 )
+from mkt_platform.warehouse import set_lake_variable
 from tests.conftest import compiled_sql, files_read, recorded_klines
 
 
@@ -159,6 +160,7 @@ def test_a_one_session_build_reads_only_the_lake_files_of_its_window(data_dir):
     sql = compiled_sql(windowed.target_path, "stg_binance__klines")
     assert files_read(warehouse, sql) == {2}
     with duckdb.connect(str(warehouse), read_only=True) as con:
+        set_lake_variable(con)  # the compiled SQL reads the lake's root from it
         staged = con.execute(
             f"select partition_date::varchar, count(*) from ({sql}) group by all order by 1"
         ).fetchall()
@@ -471,3 +473,45 @@ def test_a_partition_runs_data_tests_check_only_its_window(data_dir):
     whole = dbt("test", "--select", "session_ohlc_daily")
     failed = [uid for uid, status in results(whole).items() if status == "fail"]
     assert len(failed) == 1 and "ohlc_sanity_session_ohlc_daily" in failed[0]
+
+
+@pytest.mark.parametrize(
+    ("warehouse_kind", "reparsed"),
+    [("ducklake", False), ("duckdb", True)],
+    ids=["DuckLake: nothing re-parsed", "DuckDB file: its path is in the profile"],
+)
+def test_a_data_directorys_first_dbt_run_starts_from_a_parse_saved_elsewhere(
+    tmp_path, monkeypatch, warehouse_kind, reparsed
+):
+    """The parse saved in one data directory (as the project's own, written when the code
+    location loads or the image is built) serves another's first dbt run: with the DuckLake
+    profile (no path: the plugin's secret and lake variable carry them) dbt changes nothing,
+    not even the sources' files; with the DuckDB file, whose path is in the profile, dbt
+    says the profile changed and parses everything."""
+    import mkt_platform.lib.dbt as dbt_lib
+
+    monkeypatch.setenv("MKT_WAREHOUSE", warehouse_kind)
+    parse = ["parse", "--vars", json.dumps(dbt_lib.dbt_vars(), sort_keys=True)]
+    monkeypatch.setenv("MKT_DATA_DIR", str(tmp_path / "elsewhere"))
+    saved = dbt_resource().cli(parse, target_path=tmp_path / "saved", raise_on_error=False)
+    saved.wait()
+    assert saved.is_successful()
+    monkeypatch.setattr(
+        dbt_lib, "project_parse", lambda: saved.target_path / dbt_lib.PARTIAL_PARSE_FILE
+    )
+
+    monkeypatch.setenv("MKT_DATA_DIR", str(tmp_path / "fresh" / "data"))
+    assert not dbt_lib.partial_parse_cache().exists()
+    with dbt_lib.invocation_target("probe", "0" * 8) as target:
+        first = dbt_resource().cli(parse, target_path=target, raise_on_error=False)
+        first.wait()
+        assert first.is_successful()
+        events = [json.loads(line)["info"] for line in (target / "dbt.log").open()]
+    names = {e["name"] for e in events}
+    if reparsed:
+        assert "UnableToPartialParse" in names
+    else:
+        assert "UnableToPartialParse" not in names
+        enabled = next(e["msg"] for e in events if e["name"] == "PartialParsingEnabled")
+        assert "0 files deleted, 0 files added, 0 files changed" in enabled, enabled
+    assert dbt_lib.partial_parse_cache().exists()  # kept for the directory's next run

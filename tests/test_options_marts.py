@@ -180,7 +180,10 @@ def dbt(data_dir: Path, *args: str, hour_min: str | None = None, hour_max: str |
 
 
 def query(data_dir: Path, sql: str) -> list[dict]:
+    from mkt_platform.warehouse import set_lake_variable
+
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
+        set_lake_variable(con)  # compiled staging SQL reads the lake's root from it
         cursor = con.execute(sql)
         names = [c[0] for c in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]

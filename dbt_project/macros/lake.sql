@@ -1,8 +1,13 @@
 {#- The raw Parquet lake, as written by the Dagster raw assets:
     $MKT_DATA_DIR/lake/raw/<source>/<dataset>/date=YYYY-MM-DD/part.parquet, or
-    MKT_LAKE_URL/raw/... (s3://bucket/prefix/raw/...) when the lake is on S3 -#}
+    MKT_LAKE_URL/raw/... (s3://bucket/prefix/raw/...) when the lake is on S3. Its root is the
+    DuckDB variable mkt_lake, which the profile's plugin sets on every connection from the
+    environment (mkt_platform/lib/dbt_duckdb_offline.py), so no model or source reads the
+    environment while dbt parses, and the saved parse serves every data directory. This
+    macro gives the SQL expression of a dataset's files (as the sources' external_location
+    spell it). -#}
 {% macro lake_glob(source_name, dataset, files='date=*/part.parquet') -%}
-    {{ env_var('MKT_LAKE_URL', '') | trim | trim('/') or env_var('MKT_DATA_DIR', '../data') ~ '/lake' }}/raw/{{ source_name }}/{{ dataset }}/{{ files }}
+    getvariable('mkt_lake') || '/raw/{{ source_name }}/{{ dataset }}/{{ files }}'
 {%- endmacro %}
 
 {#- True when at least one partition file of the dataset exists. A venue that has never been
@@ -13,7 +18,7 @@
     {%- if not execute -%}
         {{ return(true) }}
     {%- endif -%}
-    {%- set result = run_query("select count(*) from glob('" ~ lake_glob(source_name, dataset, files) ~ "')") -%}
+    {%- set result = run_query("select count(*) from glob(" ~ lake_glob(source_name, dataset, files) ~ ")") -%}
     {{ return(result.columns[0].values()[0] > 0) }}
 {%- endmacro %}
 

@@ -161,9 +161,18 @@ class MktDbtProjectPreparer(DbtProjectPreparer):
 
     @staticmethod
     def _parse(project: DbtProject) -> None:
+        # The --vars of every build (dbt_vars): a saved parse is re-used only under the same.
         MktDbtCliResource(project_dir=project, dbt_executable=dbt_executable()).cli(
-            ["parse", "--quiet"], target_path=project.target_path
+            ["parse", "--quiet", "--vars", json.dumps(dbt_vars(), sort_keys=True)],
+            target_path=project.target_path,
         ).wait()
+
+
+def parse_project() -> None:
+    """Parse the dbt project into its own target folder, with the ``--vars`` of every run: the
+    manifest the code location reads, and the saved parse a data directory's first dbt run
+    starts from (:func:`project_parse`). The image runs it at build (``Dockerfile``)."""
+    MktDbtProjectPreparer().prepare(dbt_project())
 
 
 @cache
@@ -275,13 +284,23 @@ def partial_parse_cache() -> Path:
     """Where dbt's saved parse is kept between runs: beside the warehouse.
 
     dbt keeps its parse in ``<target>/partial_parse.msgpack`` and re-uses it only when the
-    profile is unchanged; the profile's warehouse path comes from ``MKT_DATA_DIR``, so a
-    parse saved for one data directory is worthless for another (the project's own target
-    folder is shared by every data directory, and an image parses in another folder than it
-    runs in). Kept per data directory, the parse survives from run to run, and only the
-    first dbt run of a data directory parses the whole project.
+    profile is unchanged, and re-parses the files that read an environment variable whose
+    value changed (the sources' lake paths read ``MKT_DATA_DIR``). Kept per data directory,
+    the parse survives from run to run with nothing to re-parse. A data directory's first
+    run starts from the project's own saved parse (:func:`project_parse`): the DuckLake
+    profile holds no path (``dbt_project/profiles.yml``), so only the source files are
+    parsed again, not the whole project. The DuckDB file's profile holds its path: there the
+    first run of a data directory parses the whole project.
     """
     return settings.data_dir() / "dbt" / PARTIAL_PARSE_FILE
+
+
+def project_parse() -> Path:
+    """The parse saved in the dbt project's own target folder (written when the code
+    location prepares the project: :meth:`MktDbtProject.prepare_if_dev`, or the image's
+    build)."""
+    project = dbt_project()
+    return project.project_dir / project.target_path / PARTIAL_PARSE_FILE
 
 
 @contextmanager
@@ -290,7 +309,8 @@ def invocation_target(name: str, run_id: str) -> Iterator[Path]:
 
     dagster-dbt gives every invocation its own target folder (so that runs keep their
     artifacts apart), where dbt finds no saved parse; this one starts with the data
-    directory's (:func:`partial_parse_cache`). When the block ends, the parse dbt saved is
+    directory's (:func:`partial_parse_cache`; for its first, the project's:
+    :func:`project_parse`). When the block ends, the parse dbt saved is
     kept for the next run (an atomic replace), and the older folders of the same dbt asset
     are removed: the latest invocation's artifacts and ``dbt.log`` stay for a person to
     read, and folders never pile up.
@@ -303,8 +323,10 @@ def invocation_target(name: str, run_id: str) -> Iterator[Path]:
     target = runs_dir / f"{name}-{run_id[:8]}-{uuid.uuid4().hex[:6]}"
     target.mkdir(parents=True)
     cache_file = partial_parse_cache()
-    if cache_file.exists():
-        shutil.copyfile(cache_file, target / PARTIAL_PARSE_FILE)
+    for saved_parse in (cache_file, project_parse()):
+        if saved_parse.exists():
+            shutil.copyfile(saved_parse, target / PARTIAL_PARSE_FILE)
+            break
     try:
         yield target
     finally:

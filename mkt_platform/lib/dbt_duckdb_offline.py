@@ -3,13 +3,20 @@ the profile's databases:
 
 * a DuckLake warehouse: loads its DuckDB extensions from their packages
   (:mod:`mkt_platform.lib.duckdb_extensions`), so that the ``ducklake:`` attach works offline
-  and nothing dbt runs downloads an extension;
+  and nothing dbt runs downloads an extension; and creates the secret the profile's attach
+  names (:func:`mkt_platform.warehouse.secret_sql`: the catalog and data path from the
+  environment, so the profile itself holds no path);
+* the raw lake's root, as the DuckDB variable ``mkt_lake``
+  (:func:`mkt_platform.warehouse.set_lake_variable`), which the sources'
+  ``external_location`` and ``macros/lake.sql`` read: the project itself reads no
+  environment variable while dbt parses, so one saved parse serves every data directory;
 * a lake or DuckLake data files on S3: loads ``httpfs`` the same way and creates the S3
   secret from the environment (:func:`mkt_platform.lib.s3.configure_duckdb`), so the staging
   models read ``s3://`` and DuckLake writes there. The secret never appears in dbt's SQL log.
 
 Named in ``dbt_project/profiles.yml`` (``plugins: [{module: ...}]``); dbt-duckdb calls
-:meth:`Plugin.configure_connection` once per connection.
+:meth:`Plugin.configure_connection` once per connection and :meth:`Plugin.configure_cursor`
+on each cursor it runs SQL on.
 """
 
 from __future__ import annotations
@@ -26,4 +33,10 @@ class Plugin(BasePlugin):
     def configure_connection(self, conn: DuckDBPyConnection) -> None:
         if warehouse.kind() == "ducklake":
             load_offline(conn, warehouse.extensions())
+            conn.execute(warehouse.secret_sql())
         s3.configure_duckdb(conn)
+        warehouse.set_lake_variable(conn)
+
+    def configure_cursor(self, cursor) -> None:
+        # A DuckDB variable belongs to one connection, and dbt runs its SQL on cursors.
+        warehouse.set_lake_variable(cursor)
