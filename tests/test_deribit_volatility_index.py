@@ -21,6 +21,7 @@ import pytest
 
 from mkt_platform.defs.deribit.datasets import VOLATILITY_INDEX
 from mkt_platform.defs.deribit.resources import DeribitAPIError, DeribitClient
+from mkt_platform.warehouse import set_lake_variable
 from tests.conftest import SHARED_DATA, ephemeral_sql, materialize_days
 
 RECORDING = "dvol_{}_1D_2021-03-24_to_2026-04-06.csv"
@@ -106,6 +107,7 @@ def test_raw_asset_and_staging_hold_the_recorded_days(data_dir, instance):
     assert all(c.evaluation.passed for c in checks.values())
     staging = ephemeral_sql("stg_deribit__volatility_index")
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
+        set_lake_variable(con)  # the compiled staging SQL reads the lake's root from it
         rows = con.execute(
             "select instrument, interval, open_time, open, high, low, close "
             f"from ({staging}) order by open_time"

@@ -39,7 +39,10 @@ def ts(ms: int) -> datetime:
 
 
 def query(data_dir, sql: str) -> list[dict]:
+    from mkt_platform.warehouse import set_lake_variable
+
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
+        set_lake_variable(con)  # compiled staging SQL reads the lake's root from it
         cursor = con.execute(sql)
         names = [c[0] for c in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
