@@ -25,15 +25,17 @@ RUN pip install "uv==$(sed -n '/^name = "uv"$/{n;s/^version = "\(.*\)"$/\1/p;}' 
     && mkdir -p "$DAGSTER_HOME" /data \
     && cp deploy/dagster.yaml "$DAGSTER_HOME/dagster.yaml"
 
-# The docs site (index.html, manifest.json, catalog.json, served by the `docs` service), then
-# the manifest (read by the code server) and dbt's saved parse, parsed as every run parses
+# The manifest (read by the code server) and dbt's saved parse, parsed as every run parses
 # (its --vars: mkt_platform.lib.dbt.parse_project), so that a data directory's first dbt run
-# re-uses it instead of parsing the whole project. The catalog is built against an empty
+# re-uses it instead of parsing the whole project; then the docs site (index.html,
+# manifest.json with the compiled SQL, catalog.json, served by the `docs` service), with the
+# same --vars, so that it re-uses that parse and keeps it valid. The catalog is built against an empty
 # warehouse here: the docs carry every description, and the column types of the relations
 # once `make docs` is run against a real warehouse (README, "dbt docs").
-RUN mkdir -p /tmp/build \
-    && MKT_DATA_DIR=/tmp/build dbt docs generate --project-dir dbt_project --profiles-dir dbt_project \
-    && MKT_DATA_DIR=/tmp/build python -c "from mkt_platform.lib.dbt import parse_project; parse_project()" \
+RUN mkdir -p /tmp/build && export MKT_DATA_DIR=/tmp/build \
+    && python -c "from mkt_platform.lib.dbt import parse_project; parse_project()" \
+    && dbt docs generate --project-dir dbt_project --profiles-dir dbt_project \
+       --vars "$(python -c 'from mkt_platform.lib.dbt import dbt_vars_json; print(dbt_vars_json())')" \
     && rm -rf /tmp/build dbt_project/logs
 
 EXPOSE 3000 4000 8000 8080

@@ -63,5 +63,6 @@ benchmark: install
 MKT_DATA_DIR ?= $(CURDIR)/data
 docs: install
 	mkdir -p $(MKT_DATA_DIR)
-	cd dbt_project && MKT_DATA_DIR=$(MKT_DATA_DIR) ../$(BIN)/dbt docs generate --profiles-dir .
+	cd dbt_project && MKT_DATA_DIR=$(MKT_DATA_DIR) ../$(BIN)/dbt docs generate --profiles-dir . \
+	  --vars "$$(../$(BIN)/python -c 'from mkt_platform.lib.dbt import dbt_vars_json; print(dbt_vars_json())')"
 	cd dbt_project && MKT_DATA_DIR=$(MKT_DATA_DIR) ../$(BIN)/dbt docs serve --profiles-dir . --no-browser --port 8080

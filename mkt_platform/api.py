@@ -335,6 +335,9 @@ class WarehouseReader:
                     if self._attached is None:
                         self._attached = warehouse.connect(read_only=True)
                     con = self._attached.cursor()
+                # a cursor does not inherit the connection's variables (a view over the lake
+                # would read the lake's root from it)
+                warehouse.set_lake_variable(con)
             else:
                 con = warehouse.connect(read_only=True)
         except FileNotFoundError as exc:

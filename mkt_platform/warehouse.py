@@ -99,14 +99,12 @@ def extensions() -> tuple[str, ...]:
 DBT_SECRET = "mkt_warehouse"
 
 
-def _quoted(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def attach_sql(read_only: bool) -> str:
     """The ``ATTACH`` statement of a DuckLake warehouse as :data:`DATABASE`."""
-    options = f"DATA_PATH {_quoted(data_path())}" + (", READ_ONLY" if read_only else "")
-    return f"ATTACH {_quoted('ducklake:' + catalog())} AS {DATABASE} ({options})"
+    from mkt_platform.lib.s3 import sql_string
+
+    options = f"DATA_PATH {sql_string(data_path())}" + (", READ_ONLY" if read_only else "")
+    return f"ATTACH {sql_string('ducklake:' + catalog())} AS {DATABASE} ({options})"
 
 
 def secret_sql() -> str:
@@ -117,9 +115,11 @@ def secret_sql() -> str:
     Raises:
         mkt_platform.settings.SettingError: a catalog setting that cannot be used.
     """
+    from mkt_platform.lib.s3 import sql_string
+
     return (
         f"CREATE OR REPLACE TEMPORARY SECRET {DBT_SECRET} (TYPE ducklake, "
-        f"METADATA_PATH {_quoted(catalog())}, DATA_PATH {_quoted(data_path())})"
+        f"METADATA_PATH {sql_string(catalog())}, DATA_PATH {sql_string(data_path())})"
     )
 
 

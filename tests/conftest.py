@@ -72,8 +72,10 @@ def compiled_sql(target_path: Path, model: str) -> str:
 
 def ephemeral_sql(model: str) -> str:
     """The SQL of an ephemeral dbt model (a staging model compiled into its readers, so it is
-    no relation of the warehouse), compiled as a run compiles it: over the lake of
-    ``MKT_DATA_DIR`` and the window the environment holds (every file when none)."""
+    no relation of the warehouse), compiled as a run compiles it, with the window the
+    environment holds (every file when none). It reads the lake's root from the DuckDB
+    variable ``mkt_lake``: run it on a connection that set it
+    (:func:`mkt_platform.warehouse.set_lake_variable`)."""
     from mkt_platform.lib.dbt import dbt_resource
 
     invocation = dbt_resource().cli(["compile", "--select", model], raise_on_error=False)

@@ -491,7 +491,7 @@ def test_a_data_directorys_first_dbt_run_starts_from_a_parse_saved_elsewhere(
     import mkt_platform.lib.dbt as dbt_lib
 
     monkeypatch.setenv("MKT_WAREHOUSE", warehouse_kind)
-    parse = ["parse", "--vars", json.dumps(dbt_lib.dbt_vars(), sort_keys=True)]
+    parse = ["parse", "--vars", dbt_lib.dbt_vars_json()]
     monkeypatch.setenv("MKT_DATA_DIR", str(tmp_path / "elsewhere"))
     saved = dbt_resource().cli(parse, target_path=tmp_path / "saved", raise_on_error=False)
     saved.wait()

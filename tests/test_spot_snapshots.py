@@ -236,3 +236,30 @@ def test_order_book_depth_is_refreshed_at_most_every_15_minutes(spot, instance) 
     assert tick(31) == {day}  # 10:30 passed
     assert tick(36) == set()  # nothing new since
     assert tick(46) == set()  # 10:45 passed, but no snapshot since the last request
+
+
+def test_a_snapshot_run_over_several_days_refuses_naming_them(spot, instance) -> None:
+    """A backfill may give a snapshot a run over several days (the raw assets' policy, which
+    it shares with the pulls of its refresh job): the run fails naming the days and saying
+    only today's partition can be taken, alone; nothing is written."""
+    from datetime import timedelta
+
+    today = datetime.now(UTC)
+    days = [(today - timedelta(days=1)).strftime("%Y-%m-%d"), today.strftime("%Y-%m-%d")]
+    result = dg.materialize(
+        [ORDER_BOOK.asset()],
+        tags={
+            "dagster/asset_partition_range_start": days[0],
+            "dagster/asset_partition_range_end": days[1],
+        },
+        resources={"binance": BinanceSpotClient(base_url=spot.base_url("binance"))},
+        instance=instance,
+        raise_on_error=False,
+    )
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    message = failure.step_failure_data.error.message
+    assert f"partition {days[0]}..{days[1]} (2 days)" in message, message
+    assert f"only today's partition ({days[1]} UTC) can be snapshotted, alone" in message
+    for day in days:
+        assert not lake.raw_partition_path("binance", "order_book", day).exists()

@@ -100,7 +100,8 @@ class RawDataset:
             into today's partition), or ``None``.
         config: the run configuration class the pull takes, or ``None``.
         schedules: a function of the built asset returning schedules of its own.
-        snapshot: only today's partition can be taken (no backfill, no history).
+        snapshot: only today's partition can be taken, in a run of its own partition (no
+            backfill, no history).
         owners: the asset's owners.
         partitions: the asset's partitions when not the UTC days (a function, so that the
             definition is built with the definitions): the NYSE trading days of the equity
@@ -161,8 +162,9 @@ class RawDataset:
             group_name=self.group,
             kinds={"python", "parquet"},
             partitions_def=self.partitions() if self.partitions else raw_daily_partitions_def(),
-            # A snapshot's too, though only today's partition can be taken: its refresh job
-            # shares one policy with the pulls it runs beside.
+            # A snapshot's too (only today's partition can be taken, and a run over other
+            # days says so): its refresh job runs it beside pulls, and a job of assets with
+            # different policies makes Dagster warn in every process that loads it.
             backfill_policy=raw_backfill_policy(),
             description=self.description,
             check_specs=raw.quality_check_specs(self.key, self.quality) if self.quality else None,

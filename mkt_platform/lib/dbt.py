@@ -163,7 +163,7 @@ class MktDbtProjectPreparer(DbtProjectPreparer):
     def _parse(project: DbtProject) -> None:
         # The --vars of every build (dbt_vars): a saved parse is re-used only under the same.
         MktDbtCliResource(project_dir=project, dbt_executable=dbt_executable()).cli(
-            ["parse", "--quiet", "--vars", json.dumps(dbt_vars(), sort_keys=True)],
+            ["parse", "--quiet", "--vars", dbt_vars_json()],
             target_path=project.target_path,
         ).wait()
 
@@ -238,6 +238,12 @@ def dbt_window_env(time_window: dg.TimeWindow | None, window: str = "session") -
     return env
 
 
+def dbt_vars_json() -> str:
+    """:func:`dbt_vars` as the JSON of dbt's ``--vars`` (every dbt command the platform runs
+    passes the same, so that each re-uses the others' saved parse)."""
+    return json.dumps(dbt_vars(), sort_keys=True)
+
+
 def dbt_build_args() -> list[str]:
     """Arguments of the ``dbt build`` of a partition run (the window goes in the environment,
     :func:`dbt_window_env`).
@@ -249,7 +255,7 @@ def dbt_build_args() -> list[str]:
     return [
         "build",
         "--vars",
-        json.dumps(dbt_vars(), sort_keys=True),
+        dbt_vars_json(),
         "--exclude-resource-type",
         "unit_test",
     ]
@@ -284,21 +290,22 @@ def partial_parse_cache() -> Path:
     """Where dbt's saved parse is kept between runs: beside the warehouse.
 
     dbt keeps its parse in ``<target>/partial_parse.msgpack`` and re-uses it only when the
-    profile is unchanged, and re-parses the files that read an environment variable whose
-    value changed (the sources' lake paths read ``MKT_DATA_DIR``). Kept per data directory,
-    the parse survives from run to run with nothing to re-parse. A data directory's first
-    run starts from the project's own saved parse (:func:`project_parse`): the DuckLake
-    profile holds no path (``dbt_project/profiles.yml``), so only the source files are
-    parsed again, not the whole project. The DuckDB file's profile holds its path: there the
-    first run of a data directory parses the whole project.
+    profile and ``--vars`` are unchanged, re-parsing the files that read an environment
+    variable whose value changed. Kept per data directory, the parse survives from run to
+    run with nothing to re-parse. A data directory's first run starts from the project's own
+    saved parse (:func:`project_parse`): nothing in the project reads a path while dbt
+    parses (the lake's root is the DuckDB variable ``mkt_lake``) and the DuckLake profile
+    holds none (``dbt_project/profiles.yml``), so nothing is parsed again. The DuckDB file's
+    profile holds its path: there the first run of a data directory parses the whole
+    project.
     """
     return settings.data_dir() / "dbt" / PARTIAL_PARSE_FILE
 
 
 def project_parse() -> Path:
     """The parse saved in the dbt project's own target folder (written when the code
-    location prepares the project: :meth:`MktDbtProject.prepare_if_dev`, or the image's
-    build)."""
+    location prepares the project: :meth:`MktDbtProjectPreparer.prepare_if_dev`, or
+    :func:`parse_project`)."""
     project = dbt_project()
     return project.project_dir / project.target_path / PARTIAL_PARSE_FILE
 

@@ -21,7 +21,10 @@ on each cursor it runs SQL on.
 
 from __future__ import annotations
 
+import os
+
 from dbt.adapters.duckdb.plugins import BasePlugin
+from dbt_common.exceptions import DbtRuntimeError
 from duckdb import DuckDBPyConnection
 
 from mkt_platform import warehouse
@@ -31,6 +34,13 @@ from mkt_platform.lib.duckdb_extensions import load_offline
 
 class Plugin(BasePlugin):
     def configure_connection(self, conn: DuckDBPyConnection) -> None:
+        if not os.environ.get("MKT_DATA_DIR"):
+            # The warehouse's and the lake's paths come from it (Dagster sets it, absolute,
+            # before it runs dbt); guessed, dbt by hand could read one folder and write another.
+            raise DbtRuntimeError(
+                "MKT_DATA_DIR is not set: dbt's warehouse and the raw lake are found from it; "
+                "set it to the data directory (from dbt_project/: MKT_DATA_DIR=$PWD/../data)"
+            )
         if warehouse.kind() == "ducklake":
             load_offline(conn, warehouse.extensions())
             conn.execute(warehouse.secret_sql())

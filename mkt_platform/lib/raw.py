@@ -204,11 +204,15 @@ def snapshot_moment(context: dg.AssetExecutionContext, no_history: str) -> tuple
     """
     now = settings.utcnow()
     today = now.strftime("%Y-%m-%d")
-    if context.partition_key != today:
+    # A backfill's run may cover several days (the raw assets' policy, which a snapshot
+    # shares with the pulls of its refresh job): name them all.
+    keys = context.partition_keys
+    if keys != [today]:
+        span = keys[0] if len(keys) == 1 else f"{keys[0]}..{keys[-1]} ({len(keys)} days)"
         raise dg.Failure(
-            f"{context.asset_key.to_user_string()} partition {context.partition_key}: "
-            f"{no_history}, so only today's partition ({today} UTC) can be snapshotted; past "
-            "days are never back-filled with invented values"
+            f"{context.asset_key.to_user_string()} partition {span}: "
+            f"{no_history}, so only today's partition ({today} UTC) can be snapshotted, alone; "
+            "past days are never back-filled with invented values"
         )
     return now, today
 

@@ -63,7 +63,8 @@ def filesystem() -> pafs.S3FileSystem:
     return _filesystem(settings.s3_settings())
 
 
-def _quoted(text: str) -> str:
+def sql_string(text: str) -> str:
+    """``text`` as a DuckDB string literal (single quotes doubled)."""
     return "'" + text.replace("'", "''") + "'"
 
 
@@ -85,13 +86,13 @@ def configure_duckdb(con: duckdb.DuckDBPyConnection) -> None:
     load_offline(con, ["httpfs"])
     options = [
         "TYPE s3",
-        f"REGION {_quoted(config.region)}",
+        f"REGION {sql_string(config.region)}",
         f"USE_SSL {'true' if config.use_ssl else 'false'}",
     ]
     if config.endpoint is not None:
-        options += [f"ENDPOINT {_quoted(config.endpoint)}", "URL_STYLE 'path'"]
+        options += [f"ENDPOINT {sql_string(config.endpoint)}", "URL_STYLE 'path'"]
     if config.key_id is not None and config.secret is not None:
-        options += [f"KEY_ID {_quoted(config.key_id)}", f"SECRET {_quoted(config.secret)}"]
+        options += [f"KEY_ID {sql_string(config.key_id)}", f"SECRET {sql_string(config.secret)}"]
     if config.session_token is not None:
-        options.append(f"SESSION_TOKEN {_quoted(config.session_token)}")
+        options.append(f"SESSION_TOKEN {sql_string(config.session_token)}")
     con.execute(f"CREATE OR REPLACE TEMPORARY SECRET mkt_s3 ({', '.join(options)})")
