@@ -238,3 +238,19 @@ def test_a_retention_setting_that_lies_fails_the_upkeep_by_name(monkeypatch, tmp
     with pytest.raises(settings.SettingError, match="MKT_DUCKLAKE_RETENTION_DAYS must be"):
         job.execute_in_process()
     assert not (settings.data_dir() / "warehouse.sqlite").exists()
+
+
+def test_dbt_without_a_data_dir_refuses_to_connect_naming_the_setting(monkeypatch):
+    """dbt finds the DuckLake warehouse and the raw lake from MKT_DATA_DIR (the profile's
+    plugin: Dagster always sets it). Run by hand without it, dbt stops before it touches
+    any folder, saying which setting to give; it never guesses one folder for the lake and
+    another for the warehouse."""
+    from mkt_platform.lib.dbt import dbt_resource
+
+    monkeypatch.delenv("MKT_DATA_DIR")
+    monkeypatch.setenv("MKT_WAREHOUSE", "ducklake")
+    invocation = dbt_resource().cli(["debug"], raise_on_error=False)
+    invocation.wait()
+    assert not invocation.is_successful()
+    logged = (invocation.target_path / "dbt.log").read_text()
+    assert "MKT_DATA_DIR is not set" in logged
