@@ -31,6 +31,7 @@ Not a test: it prints figures, it asserts nothing.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import resource
@@ -47,11 +48,17 @@ ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2023, 7, 1, 0, 30, tzinfo=UTC)
 LAST_DAY = date(2023, 6, 30)
 MID_DAY = date(2023, 6, 15)
-#: Runs an hour of the order_book_depth rebuild: its dbt meta ``refresh_cron`` is
-#: ``*/15 * * * *`` (checked against the manifest when the figures are computed).
-ORDER_BOOK_DEPTH_RUNS_PER_HOUR = 4
 #: The day of the snapshot runs (a snapshot is always of today's UTC partition).
 TODAY = datetime.now(UTC).date()
+
+
+def ticks_per_hour(cron: str) -> int:
+    """How many times ``cron`` (UTC) fires in an hour (the hour after :data:`NOW`'s)."""
+    from dagster._utils.schedules import cron_string_iterator
+
+    start = NOW.replace(minute=0).timestamp() - 1  # so that a tick on the hour counts
+    ticks = cron_string_iterator(start, cron, "UTC")
+    return sum(1 for _ in itertools.takewhile(lambda t: t.timestamp() < start + 3600, ticks))
 
 
 def cpu_of_children() -> float:
@@ -241,28 +248,33 @@ def main() -> int:
             print(f"  {name:<30} {cost:6.2f} every {interval:>5} s: {per_hour[name]:7.1f} CPU-s/h")
         six = figures["6-month lake"]
         # The 5-minute refresh pulls the 1m klines (which no mart reads) and takes the spot
-        # snapshots in one run, 12 an hour; automation rebuilds order_book_depth over today
-        # at most once per tick of its refresh_cron (every 15 minutes: 4 an hour). The
-        # hourly refresh pulls the rest and takes the asset-contexts snapshot, and automation
-        # rebuilds the sessions and the UTC-daily marts over the day (perp_premium_snapshots
-        # among them). ESTIMATES, not measurements: the :20 gap
-        # repair as one more 5-minute refresh; the capture marts of each closed hour (when
-        # the capture runs) as one order_book_depth run.
+        # snapshots in one run; automation rebuilds order_book_depth over today at most once
+        # per tick of its refresh_cron. The hourly refresh pulls the rest and takes the
+        # asset-contexts snapshot, and automation rebuilds the sessions and the UTC-daily
+        # marts over the day (perp_premium_snapshots among them). Runs an hour come from the
+        # crons. ESTIMATES, not measurements: the :20 gap repair as one more 5-minute
+        # refresh; the capture marts of each closed hour (when the capture runs) as one
+        # order_book_depth run.
+        from mkt_platform.defs.binance.datasets import FIVE_MINUTE_REFRESH
+        from mkt_platform.lib.datasets import HOURLY_REFRESH
+        from mkt_platform.lib.dbt import REFRESH_CRON
+
         mart_run = six["order_book_depth of today"][1]
         manifest = json.loads((ROOT / "dbt_project" / "target" / "manifest.json").read_text())
         (depth,) = [n for n in manifest["nodes"].values() if n["name"] == "order_book_depth"]
-        if depth["meta"].get("refresh_cron") != "*/15 * * * *":
-            raise RuntimeError("order_book_depth's refresh_cron changed: update the benchmark")
+        five, hourly = ticks_per_hour(FIVE_MINUTE_REFRESH.cron), ticks_per_hour(HOURLY_REFRESH.cron)
+        depth_runs = (
+            ticks_per_hour(depth["meta"][REFRESH_CRON]) if REFRESH_CRON in depth["meta"] else five
+        )
         schedules = {
-            "binance_five_minute_refresh_schedule (12/h)": 12 * six["5-minute refresh"][1],
-            f"order_book_depth ({ORDER_BOOK_DEPTH_RUNS_PER_HOUR}/h)": (
-                ORDER_BOOK_DEPTH_RUNS_PER_HOUR * mart_run
+            f"binance_five_minute_refresh_schedule ({five}/h)": five * six["5-minute refresh"][1],
+            f"order_book_depth ({depth_runs}/h)": depth_runs * mart_run,
+            f"hourly_sources_refresh_schedule + the marts it triggers ({hourly}/h)": hourly
+            * (
+                six["hourly refresh"][1]
+                + six["refresh sessions"][1]
+                + six["one day of options and funding"][1]
             ),
-            "hourly_sources_refresh_schedule + the marts it triggers (1/h)": six["hourly refresh"][
-                1
-            ]
-            + six["refresh sessions"][1]
-            + six["one day of options and funding"][1],
             "gap repair (est., 1/h)": six["5-minute refresh"][1],
             "capture marts (est., 1/h)": mart_run,
         }

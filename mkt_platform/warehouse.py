@@ -137,8 +137,9 @@ def set_lake_variable(con: duckdb.DuckDBPyConnection) -> None:
     Raises:
         mkt_platform.settings.SettingError: a malformed ``MKT_LAKE_URL``.
     """
-    root = settings.lake_url() or str(settings.lake_dir())
-    con.execute(f"SET VARIABLE {LAKE_VARIABLE} = ?", [root])
+    from mkt_platform.lib.lake import lake_root
+
+    con.execute(f"SET VARIABLE {LAKE_VARIABLE} = ?", [str(lake_root())])
 
 
 def connect(read_only: bool = True) -> duckdb.DuckDBPyConnection:
