@@ -1,20 +1,25 @@
 """Benchmark: backfill 2023-01-01..2023-06-30 (181 days, every venue) through Dagster.
 
 The universe is the recorded one (Binance 1h and 1m, Hyperliquid kPEPE and BTC funding,
-Deribit BTC options). Each step of the CLI's plan (the raw pulls, the daily, weekly and
-monthly session dbt runs, the options and funding dbt run) runs in its own fresh process as
-one single-run backfill, from the replay server on the recorded data, into an empty data
-dir. The script prints wall time, CPU seconds and peak memory (resident set of the process
-and its children, dbt included) per step, their totals and the load average; then the DuckDB
-floor (the daily sessions and the hourly option OHLC, each one query over the same lake
-files) and the platform's time as a multiple of it.
+Deribit BTC options). The CLI's plan (the raw pulls, the daily, weekly and monthly session
+dbt runs, the options and funding dbt run, each one single-run backfill) runs as
+``mkt-platform materialize`` runs it: every step in one process, from the replay server on
+the recorded data (in this script's process, so its work is not counted), into an empty data
+dir. The script prints each step's wall time, CPU seconds and peak memory (resident set of
+the process so far, dbt included: dbt runs in it), then the whole process (its start and
+code-location load included) and the load average; then the DuckDB floor (the daily sessions
+and the hourly option OHLC, each one query over the same lake files) and the platform's time
+as a multiple of it.
 Not a test: it prints figures, it asserts nothing.
 
     python benchmarks/backfill.py --replay ../shared/data [--start 2023-01-01 --end 2023-06-30]
-        [--warehouse duckdb|ducklake]
+        [--warehouse duckdb|ducklake] [--process-per-step]
 
 ``--warehouse ducklake`` builds the marts into a DuckLake (SQLite catalog) instead of the
 DuckDB file (``MKT_WAREHOUSE``, see mkt_platform/warehouse.py), for the two side by side.
+``--process-per-step`` runs each step in a fresh process of its own instead, as a launched
+run pays it (the figures of this benchmark before 2026-12-06 were measured so): each step's
+figures are then its whole process's.
 """
 
 from __future__ import annotations
@@ -32,6 +37,58 @@ from datetime import date
 from pathlib import Path
 
 
+def _cpu() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _peak_mib() -> float:
+    peak_kib = max(
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
+    )
+    return round(peak_kib / 1024, 1)
+
+
+def run_all(start: date, end: date) -> list[dict]:
+    """Run every step of the plan in this process, as ``mkt-platform materialize`` does (one
+    definitions, one instance, :func:`run_plan` over the steps); report each step's time, CPU
+    and the peak memory of the process by its end."""
+    warnings.filterwarnings("ignore")
+    import dagster as dg
+
+    from mkt_platform.definitions import build_definitions
+    from mkt_platform.lib.materialize import RangeStep, StepResult, plan, run_plan
+
+    figures: list[dict] = []
+
+    class Recorder:
+        def step_started(self, number: int, total: int, step: RangeStep) -> None:
+            self.started, self.cpu_started = time.perf_counter(), _cpu()
+
+        def step_ended(self, result: StepResult) -> None:
+            figures.append(
+                {
+                    "step": result.step.label,
+                    "partitions": len(result.step.partition_keys),
+                    "success": result.success,
+                    "seconds": round(time.perf_counter() - self.started, 2),
+                    "cpu_seconds": round(_cpu() - self.cpu_started, 2),
+                    "peak_rss_mib": _peak_mib(),
+                }
+            )
+
+        def note(self, line: str) -> None:
+            pass
+
+    defs = build_definitions()
+    steps = plan(defs, start, end)
+    with dg.DagsterInstance.get() as instance:
+        run_plan(defs, steps, instance, progress=Recorder())
+    return figures
+
+
 def run_step(index: int, start: date, end: date) -> dict:
     """Run step ``index`` of the plan in this process; report its time and peak memory."""
     warnings.filterwarnings("ignore")
@@ -46,26 +103,17 @@ def run_step(index: int, start: date, end: date) -> dict:
         return {"step": None}
     step = steps[index]
 
-    def cpu() -> float:
-        own = resource.getrusage(resource.RUSAGE_SELF)
-        children = resource.getrusage(resource.RUSAGE_CHILDREN)
-        return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
-
     with dg.DagsterInstance.get() as instance:
-        started, cpu_started = time.perf_counter(), cpu()
+        started, cpu_started = time.perf_counter(), _cpu()
         (result,) = run_plan(defs, [step], instance, progress=lambda _: None)
-        seconds, cpu_seconds = time.perf_counter() - started, cpu() - cpu_started
-    peak_kib = max(
-        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-        resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
-    )
+        seconds, cpu_seconds = time.perf_counter() - started, _cpu() - cpu_started
     return {
         "step": step.label,
         "partitions": len(step.partition_keys),
         "success": result.success,
         "seconds": round(seconds, 2),
         "cpu_seconds": round(cpu_seconds, 2),
-        "peak_rss_mib": round(peak_kib / 1024, 1),
+        "peak_rss_mib": _peak_mib(),
     }
 
 
@@ -133,16 +181,43 @@ def duckdb_floor(data_dir: Path, anchor: int, start: date, end: date) -> dict[st
     return figures
 
 
+def _child(
+    args: argparse.Namespace, env: dict[str, str], mode: list[str]
+) -> tuple[list, float, float]:
+    """Run this script in a child process in ``mode`` (``--step N`` or ``--all``); return its
+    JSON answer, the child's wall seconds and CPU seconds (its whole process)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    out = subprocess.run(
+        [
+            *(sys.executable, __file__, "--replay", str(args.replay)),
+            *("--start", args.start.isoformat(), "--end", args.end.isoformat(), *mode),
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return json.loads(out.strip().splitlines()[-1]), time.perf_counter() - started, cpu
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--replay", type=Path, required=True, help="recorded data dir")
     parser.add_argument("--start", type=date.fromisoformat, default=date(2023, 1, 1))
     parser.add_argument("--end", type=date.fromisoformat, default=date(2023, 6, 30))
     parser.add_argument("--warehouse", choices=("duckdb", "ducklake"))
+    parser.add_argument("--process-per-step", action="store_true")
     parser.add_argument("--step", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--all", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.step is not None:
         print(json.dumps(run_step(args.step, args.start, args.end)))
+        return 0
+    if args.all:
+        print(json.dumps(run_all(args.start, args.end)))
         return 0
 
     # the step processes inherit it (they are not given --warehouse)
@@ -163,50 +238,34 @@ def main() -> int:
             f"backfill {args.start}..{args.end}, sessions at the default anchor, replay data, "
             f"warehouse {os.environ['MKT_WAREHOUSE']}"
         )
-        print("each step in a fresh process: wall and CPU seconds of the whole process")
+        if args.process_per_step:
+            print("each step in a fresh process: wall and CPU seconds of the whole process")
+        else:
+            print(
+                "every step in one process, as `mkt-platform materialize` runs them: each "
+                "step's wall and CPU seconds, the process's peak memory by its end"
+            )
         print(f"{'step':<24}{'partitions':>11}{'wall s':>9}{'CPU s':>8}{'peak MiB':>10}  ok")
+        steps: list[dict] = []
+        if args.process_per_step:
+            for index in range(10):
+                figures, seconds, cpu = _child(args, env, ["--step", str(index)])
+                if figures["step"] is None:  # every step of the plan is done
+                    break
+                # The whole process (start, code-location load, the run, dbt), as a scheduled
+                # or launched run pays it.
+                figures["seconds"], figures["cpu_seconds"] = round(seconds, 2), round(cpu, 2)
+                steps.append(figures)
+                if not figures["success"]:
+                    break
+            process = (sum(f["seconds"] for f in steps), sum(f["cpu_seconds"] for f in steps))
+        else:
+            steps, *process = _child(args, env, ["--all"])
         failed = False
         totals = [0.0, 0.0]
         step_seconds: dict[str, float] = {}
-        for index in range(10):
-            before = resource.getrusage(resource.RUSAGE_CHILDREN)
-            process_started = time.perf_counter()
-            out = (
-                subprocess.run(
-                    [
-                        sys.executable,
-                        __file__,
-                        "--replay",
-                        str(args.replay),
-                        "--step",
-                        str(index),
-                        "--start",
-                        args.start.isoformat(),
-                        "--end",
-                        args.end.isoformat(),
-                    ],
-                    env=env,
-                    check=True,
-                    capture_output=True,
-                    text=True,
-                )
-                .stdout.strip()
-                .splitlines()[-1]
-            )
-            figures = json.loads(out)
-            if figures["step"] is None:  # every step of the plan is done
-                break
-            # The whole process (start, code-location load, the run, dbt), as a scheduled or
-            # launched run pays it.
-            after = resource.getrusage(resource.RUSAGE_CHILDREN)
-            figures["seconds"] = round(time.perf_counter() - process_started, 2)
-            figures["cpu_seconds"] = round(
-                after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 2
-            )
+        for figures in steps:
             failed |= not figures["success"]
-            if failed:
-                print(f"{figures['step']} failed; stopping")
-                break
             step_seconds[figures["step"]] = figures["seconds"]
             totals[0] += figures["seconds"]
             totals[1] += figures["cpu_seconds"]
@@ -215,6 +274,11 @@ def main() -> int:
                 f"{figures['cpu_seconds']:>8}{figures['peak_rss_mib']:>10}  {figures['success']}"
             )
         print(f"{'all steps':<35}{totals[0]:>9.2f}{totals[1]:>8.2f}")
+        if not args.process_per_step:
+            print(
+                f"{'the whole process':<35}{process[0]:>9.2f}{process[1]:>8.2f}"
+                "  (its start, imports and definitions included)"
+            )
         if not failed:
             from mkt_platform import settings
 

@@ -21,16 +21,20 @@ from tests.conftest import instance_of
 REPO = Path(__file__).resolve().parents[1]
 PARTITIONS = dg.DailyPartitionsDefinition(start_date="2023-01-01", end_date="2023-01-11")
 KEYS = [dg.AssetKey("a"), dg.AssetKey("b"), dg.AssetKey("c")]
+CHECKS = [dg.AssetCheckKey(dg.AssetKey("a"), "positive"), dg.AssetCheckKey(dg.AssetKey("c"), "ok")]
 
 
 @dg.multi_asset(
     specs=[dg.AssetSpec(key) for key in KEYS],
+    check_specs=[dg.AssetCheckSpec(k.name, asset=k.asset_key) for k in CHECKS],
     partitions_def=PARTITIONS,
     backfill_policy=dg.BackfillPolicy.single_run(),
 )
 def three(context: dg.AssetExecutionContext):
-    """Materializes ``a`` and ``b`` over the run's range, then fails before ``c``."""
+    """Materializes ``a`` and ``b`` over the run's range and checks ``a``, then fails before
+    ``c`` (whose check stays planned)."""
     yield dg.MaterializeResult(asset_key="a", metadata={"rows": 1})
+    yield dg.AssetCheckResult(asset_key="a", check_name="positive", passed=True)
     yield dg.MaterializeResult(asset_key="b", metadata={"rows": 2})
     raise RuntimeError("c fails")
 
@@ -81,6 +85,17 @@ def run_and_read(instance: dg.DagsterInstance) -> dict:
                 )
             ),
         }
+    for check_key in CHECKS:
+        executions = storage.get_asset_check_execution_history(check_key, limit=100)
+        read[check_key.to_user_string()] = Counter(
+            (
+                r.partition,
+                r.status.value,
+                r.run_id == result.run_id,
+                r.event.dagster_event_type.value if r.event else None,
+            )
+            for r in executions
+        )
     return read
 
 
@@ -105,8 +120,9 @@ def test_batched_writes_store_what_the_stock_storage_stores(tmp_path, monkeypatc
         )
         got = run_and_read(batched)
 
-    # The run planned 3 assets x 10 days (one batch) and materialized a and b (a batch each).
-    assert sorted(batches) == [10, 10, 30]
+    # The run planned 3 assets x 10 days and 2 checks (one batch), and materialized a and b (a
+    # batch each).
+    assert sorted(batches) == [10, 10, 32]
     assert got == expected
     # What the comparison covers is not empty: c's ten days are planned and never
     # materialized (the UI shows them failed), a's and b's are materialized once each.
@@ -114,6 +130,17 @@ def test_batched_writes_store_what_the_stock_storage_stores(tmp_path, monkeypatc
     assert expected["a"]["records per partition"] == Counter(PARTITIONS.get_partition_keys())
     assert expected["run log"]["ASSET_MATERIALIZATION_PLANNED"] == 30
     assert expected["run log"]["ASSET_MATERIALIZATION"] == 20
+    # Each check's planned event is a row per day; c's stay planned, a's evaluation is stored.
+    assert expected["run log"]["ASSET_CHECK_EVALUATION_PLANNED"] == 2
+    assert sum(expected["c:ok"].values()) == 10
+    assert set(expected["c:ok"]) == {
+        (day, "PLANNED", True, "ASSET_CHECK_EVALUATION_PLANNED")
+        for day in PARTITIONS.get_partition_keys()
+    }
+    assert ("2023-01-05", "PLANNED", True, "ASSET_CHECK_EVALUATION_PLANNED") in expected[
+        "a:positive"
+    ]
+    assert any(status == "SUCCEEDED" for _, status, _, _ in expected["a:positive"])
 
 
 def test_a_batch_that_fails_half_way_is_stored_once_by_dagsters_retry(tmp_path, monkeypatch):

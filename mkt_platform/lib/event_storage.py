@@ -32,12 +32,20 @@ from __future__ import annotations
 import os
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, cast
 
 from dagster import StringSource
-from dagster._core.events import ASSET_EVENTS
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+    AssetCheckEvaluationPlanned,
+)
+from dagster._core.events import ASSET_EVENTS, DagsterEventType
 from dagster._core.events.log import EventLogEntry
-from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+from dagster._core.storage.event_log.schema import (
+    AssetCheckExecutionsTable,
+    SqlEventLogStorageTable,
+)
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._serdes import ConfigurableClassData
 
@@ -77,15 +85,16 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
         follows in one transaction. Each event is serialized once for both. The asset-key
         table, which keeps an asset's last event of each kind, is written with the last event
         of each (asset, kind) of the batch, in order: what writing every event would leave.
-        Events other than asset events (asset check planned events) take :meth:`store_event`.
+
+        An asset check's planned event (one per check of the run, its partitions in a subset)
+        becomes a row per partition of the check executions table, each holding the event:
+        Dagster's storage serializes the event again for each row (a 181-partition run of 33
+        dbt tests spent 7.5 s there); here it is serialized once. Other events (run status,
+        logs) take :meth:`store_event`.
         """
-        asset_events = [
-            event
-            for event in events
-            if event.is_dagster_event and event.dagster_event_type in ASSET_EVENTS
-        ]
-        if asset_events:
-            rows = [self._event_to_row(event) for event in asset_events]
+        batched = [event for event in events if _batched(event)]
+        if batched:
+            rows = [self._event_to_row(event) for event in batched]
             with self.index_transaction() as conn:
                 event_ids = [
                     conn.execute(
@@ -93,8 +102,16 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
                     ).inserted_primary_key[0]
                     for row in rows
                 ]
+                asset_events = []
+                asset_event_ids = []
+                check_rows: list[dict] = []
                 last: dict[tuple[str, str], tuple[EventLogEntry, int]] = {}
-                for event, event_id in zip(asset_events, event_ids, strict=True):
+                for event, event_id, row in zip(batched, event_ids, rows, strict=True):
+                    if event.dagster_event_type == DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED:
+                        check_rows += _check_planned_rows(event, event_id, row["event"])
+                        continue
+                    asset_events.append(event)
+                    asset_event_ids.append(event_id)
                     kind = (
                         event.get_dagster_event().asset_key.to_string(),
                         event.dagster_event_type,
@@ -103,13 +120,47 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
                     last[kind] = (event, event_id)
                 for event, event_id in last.values():
                     self._store_asset_event(conn, event, event_id)
-                self._store_asset_event_tags(conn, asset_events, event_ids)
+                if asset_events:
+                    self._store_asset_event_tags(conn, asset_events, asset_event_ids)
+                if check_rows:  # one executemany, not a statement of every row's values
+                    conn.execute(AssetCheckExecutionsTable.insert(), check_rows)
             by_run: dict[str, list[dict[str, Any]]] = defaultdict(list)
-            for event, row in zip(asset_events, rows, strict=True):
+            for event, row in zip(batched, rows, strict=True):
                 by_run[event.run_id].append(row)
             for run_id, run_rows in by_run.items():
                 with self.run_connection(run_id) as conn:
                     conn.execute(SqlEventLogStorageTable.insert(), run_rows)
         for event in events:
-            if not (event.is_dagster_event and event.dagster_event_type in ASSET_EVENTS):
+            if not _batched(event):
                 self.store_event(event)
+
+
+def _batched(event: EventLogEntry) -> bool:
+    """An event :meth:`BatchingSqliteEventLogStorage.store_event_batch` writes in its batch."""
+    return event.is_dagster_event and (
+        event.dagster_event_type in ASSET_EVENTS
+        or event.dagster_event_type == DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED
+    )
+
+
+def _check_planned_rows(event: EventLogEntry, event_id: int, serialized: str) -> list[dict]:
+    """The rows Dagster's ``SqlEventLogStorage._store_asset_check_evaluation_planned`` writes
+    for a check's planned event (one per partition, or one without a partition), with the event
+    serialized once (``serialized``, the event's own row's text) instead of once a row."""
+    planned = cast(AssetCheckEvaluationPlanned, event.get_dagster_event().event_specific_data)
+    keys = planned.partitions_subset.get_partition_keys() if planned.partitions_subset else [None]
+    timestamp = datetime.fromtimestamp(event.timestamp, UTC).replace(tzinfo=None)
+    asset_key = planned.asset_key.to_string()
+    return [
+        dict(
+            asset_key=asset_key,
+            check_name=planned.check_name,
+            partition=key,
+            run_id=event.run_id,
+            execution_status=AssetCheckExecutionRecordStatus.PLANNED.value,
+            evaluation_event=serialized,
+            evaluation_event_timestamp=timestamp,
+            evaluation_event_storage_id=event_id,
+        )
+        for key in keys
+    ]

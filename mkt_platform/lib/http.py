@@ -16,7 +16,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import ssl
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -287,6 +289,15 @@ class RetryableResponse(RuntimeError):
         super().__init__(f"{venue} answered {status} to {source}: {body[:200]}")
 
 
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The TLS context every client of this process verifies servers with: httpx's default
+    (certifi's bundle, or ``SSL_CERT_FILE``/``SSL_CERT_DIR``), built once. httpx builds one per
+    client otherwise, loading the bundle each time: 55 ms, and a pull of 182 Deribit days opens
+    a client per day (10 CPU-s of a 6-month backfill's raw pulls)."""
+    return httpx.create_ssl_context()
+
+
 class ExchangeClient(dg.ConfigurableResource):
     """The settings and plumbing every exchange client resource shares (subclass it).
 
@@ -331,6 +342,7 @@ class ExchangeClient(dg.ConfigurableResource):
             timeout=httpx.Timeout(self.timeout_seconds, connect=min(self.timeout_seconds, 5.0)),
             headers={"User-Agent": "mkt-platform/0.1", "Accept": "application/json"},
             transport=self._transport,
+            verify=tls_context(),
         )
 
     def _retrying_on(
