@@ -123,6 +123,24 @@ def secret_sql() -> str:
     )
 
 
+def file_attach_sql() -> str:
+    """The ``ATTACH`` of a DuckDB-file warehouse as :data:`DATABASE`, read-write, for dbt's
+    connections (``dbt_project/profiles.yml``, target ``local``, opens DuckDB in memory and
+    names no file: its plugin runs this on each connection before the profile's own
+    ``ATTACH IF NOT EXISTS ... AS warehouse``, which then finds it attached and does nothing).
+    The profile is then the same text in every data directory, so dbt's saved parse (whose
+    profile hash covers the path) serves them all. Spilled data goes beside the file, in
+    ``<file>.tmp``, where DuckDB puts it when it opens the file itself.
+    """
+    from mkt_platform.lib.s3 import sql_string
+
+    path = settings.warehouse_path()
+    return (
+        f"SET temp_directory = {sql_string(str(path) + '.tmp')}; "
+        f"ATTACH IF NOT EXISTS {sql_string(str(path))} AS {DATABASE}"
+    )
+
+
 #: The DuckDB variable holding the raw lake's root, which the dbt sources and
 #: ``dbt_project/macros/lake.sql`` read (``getvariable('mkt_lake') || '/raw/...'``).
 LAKE_VARIABLE = "mkt_lake"

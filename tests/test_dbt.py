@@ -475,19 +475,22 @@ def test_a_partition_runs_data_tests_check_only_its_window(data_dir):
     assert len(failed) == 1 and "ohlc_sanity_session_ohlc_daily" in failed[0]
 
 
-@pytest.mark.parametrize(
-    ("warehouse_kind", "reparsed"),
-    [("ducklake", False), ("duckdb", True)],
-    ids=["DuckLake: nothing re-parsed", "DuckDB file: its path is in the profile"],
-)
+def _first_parse_events(target: Path) -> tuple[set[str], str]:
+    """The names of dbt's events in a target folder's ``dbt.log``, and what its partial
+    parse said it re-parsed (empty when it did not partial-parse)."""
+    events = [json.loads(line)["info"] for line in (target / "dbt.log").open()]
+    enabled = next((e["msg"] for e in events if e["name"] == "PartialParsingEnabled"), "")
+    return {e["name"] for e in events}, enabled
+
+
+@pytest.mark.parametrize("warehouse_kind", ["ducklake", "duckdb"])
 def test_a_data_directorys_first_dbt_run_starts_from_a_parse_saved_elsewhere(
-    tmp_path, monkeypatch, warehouse_kind, reparsed
+    tmp_path, monkeypatch, warehouse_kind
 ):
     """The parse saved in one data directory (as the project's own, written when the code
-    location loads or the image is built) serves another's first dbt run: with the DuckLake
-    profile (no path: the plugin's secret and lake variable carry them) dbt changes nothing,
-    not even the sources' files; with the DuckDB file, whose path is in the profile, dbt
-    says the profile changed and parses everything."""
+    location loads or the image is built) serves another's first dbt run: neither profile
+    target holds a path (the plugin attaches the warehouse, from a secret for DuckLake, and
+    sets the lake variable), so dbt changes nothing, not even the sources' files."""
     import mkt_platform.lib.dbt as dbt_lib
 
     monkeypatch.setenv("MKT_WAREHOUSE", warehouse_kind)
@@ -506,12 +509,60 @@ def test_a_data_directorys_first_dbt_run_starts_from_a_parse_saved_elsewhere(
         first = dbt_resource().cli(parse, target_path=target, raise_on_error=False)
         first.wait()
         assert first.is_successful()
-        events = [json.loads(line)["info"] for line in (target / "dbt.log").open()]
-    names = {e["name"] for e in events}
-    if reparsed:
-        assert "UnableToPartialParse" in names
-    else:
-        assert "UnableToPartialParse" not in names
-        enabled = next(e["msg"] for e in events if e["name"] == "PartialParsingEnabled")
-        assert "0 files deleted, 0 files added, 0 files changed" in enabled, enabled
+        names, enabled = _first_parse_events(target)
+    assert "UnableToPartialParse" not in names
+    assert "0 files deleted, 0 files added, 0 files changed" in enabled, enabled
     assert dbt_lib.partial_parse_cache().exists()  # kept for the directory's next run
+
+
+def test_a_kinds_first_dbt_run_leaves_its_parse_for_the_next_data_directory(tmp_path, monkeypatch):
+    """Where the project has no saved parse for the warehouse kind (the code location was
+    prepared under the other kind, as CI's `dg check defs` prepares DuckLake's before the
+    suite builds DuckDB files), or a stale one, a data directory's first dbt run parses the
+    project and leaves its parse for the project: the next data directory's first run
+    re-parses nothing. The file holds the kind in its name (a parse serves only the profile
+    target it was made for)."""
+    import mkt_platform.lib.dbt as dbt_lib
+
+    monkeypatch.setenv("MKT_WAREHOUSE", "duckdb")
+    kept = tmp_path / "project" / "target" / "partial_parse.duckdb.msgpack"
+    kept.parent.mkdir(parents=True)
+    monkeypatch.setattr(dbt_lib, "project_parse", lambda: kept)
+
+    def first_run_of(directory: str) -> tuple[set[str], str]:
+        monkeypatch.setenv("MKT_DATA_DIR", str(tmp_path / directory / "data"))
+        with dbt_lib.invocation_target("probe", "0" * 8) as target:
+            run = dbt_resource().cli(
+                ["parse", "--vars", dbt_lib.dbt_vars_json()], target_path=target
+            )
+            run.wait()
+            return _first_parse_events(target)
+
+    names, _ = first_run_of("first")
+    assert "PartialParsingEnabled" not in names and kept.exists()  # none saved: full parse
+    names, enabled = first_run_of("second")
+    assert "UnableToPartialParse" not in names
+    assert "0 files deleted, 0 files added, 0 files changed" in enabled
+
+    # A stale project parse (made under other --vars) costs one data directory a full parse,
+    # which renews it for the next.
+    other = dbt_resource().cli(
+        ["parse", "--vars", '{"session_anchor_hour": 9}'], target_path=tmp_path / "other"
+    )
+    other.wait()
+    shutil.copyfile(tmp_path / "other" / dbt_lib.PARTIAL_PARSE_FILE, kept)
+    names, _ = first_run_of("third")
+    assert "UnableToPartialParse" in names
+    names, enabled = first_run_of("fourth")
+    assert "UnableToPartialParse" not in names
+    assert "0 files deleted, 0 files added, 0 files changed" in enabled
+
+
+def test_the_project_parse_is_kept_per_warehouse_kind(monkeypatch):
+    import mkt_platform.lib.dbt as dbt_lib
+
+    names = set()
+    for kind in ("duckdb", "ducklake"):
+        monkeypatch.setenv("MKT_WAREHOUSE", kind)
+        names.add(dbt_lib.project_parse().name)
+    assert names == {"partial_parse.duckdb.msgpack", "partial_parse.ducklake.msgpack"}

@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import timedelta
 from functools import cache, cached_property
 from pathlib import Path
@@ -166,6 +166,9 @@ class MktDbtProjectPreparer(DbtProjectPreparer):
             ["parse", "--quiet", "--vars", dbt_vars_json()],
             target_path=project.target_path,
         ).wait()
+        # ... and under the same profile target: kept as this warehouse kind's.
+        target = project.project_dir / project.target_path
+        _keep_parse(target / PARTIAL_PARSE_FILE, _project_parse(project))
 
 
 def parse_project() -> None:
@@ -290,24 +293,37 @@ def partial_parse_cache() -> Path:
     """Where dbt's saved parse is kept between runs: beside the warehouse.
 
     dbt keeps its parse in ``<target>/partial_parse.msgpack`` and re-uses it only when the
-    profile and ``--vars`` are unchanged, re-parsing the files that read an environment
-    variable whose value changed. Kept per data directory, the parse survives from run to
-    run with nothing to re-parse. A data directory's first run starts from the project's own
-    saved parse (:func:`project_parse`): nothing in the project reads a path while dbt
-    parses (the lake's root is the DuckDB variable ``mkt_lake``) and the DuckLake profile
-    holds none (``dbt_project/profiles.yml``), so nothing is parsed again. The DuckDB file's
-    profile holds its path: there the first run of a data directory parses the whole
-    project.
+    profile, its target and ``--vars`` are unchanged, re-parsing the files that read an
+    environment variable whose value changed. Kept per data directory, the parse survives from
+    run to run with nothing to re-parse. A data directory's first run starts from the
+    project's own saved parse for its warehouse kind (:func:`project_parse`): nothing in the
+    project reads a path while dbt parses (the lake's root is the DuckDB variable ``mkt_lake``)
+    and neither target of ``dbt_project/profiles.yml`` holds one (the plugin attaches the
+    warehouse), so nothing is parsed again.
     """
     return settings.data_dir() / "dbt" / PARTIAL_PARSE_FILE
 
 
 def project_parse() -> Path:
-    """The parse saved in the dbt project's own target folder (written when the code
-    location prepares the project: :meth:`MktDbtProjectPreparer.prepare_if_dev`, or
-    :func:`parse_project`)."""
-    project = dbt_project()
-    return project.project_dir / project.target_path / PARTIAL_PARSE_FILE
+    """The parse saved in the dbt project's own target folder for this process's warehouse
+    kind, ``partial_parse.<kind>.msgpack``: the two kinds are two targets of the profile, and
+    a parse serves only the target it was made for. Written when the code location prepares
+    the project (:meth:`MktDbtProjectPreparer.prepare_if_dev`, or :func:`parse_project`), and
+    renewed by each data directory's first dbt run (:func:`invocation_target`)."""
+    return _project_parse(dbt_project())
+
+
+def _project_parse(project: DbtProject) -> Path:
+    name = PARTIAL_PARSE_FILE.replace(".", f".{settings.warehouse_kind()}.", 1)
+    return project.project_dir / project.target_path / name
+
+
+def _keep_parse(saved: Path, kept: Path) -> None:
+    """Copy the parse ``saved`` to ``kept`` by an atomic replace (a reader finds the old file
+    or the new, never half of one)."""
+    temporary = kept.with_name(f".{kept.name}.{uuid.uuid4().hex}")
+    shutil.copyfile(saved, temporary)
+    os.replace(temporary, kept)
 
 
 @contextmanager
@@ -318,9 +334,12 @@ def invocation_target(name: str, run_id: str) -> Iterator[Path]:
     artifacts apart), where dbt finds no saved parse; this one starts with the data
     directory's (:func:`partial_parse_cache`; for its first, the project's:
     :func:`project_parse`). When the block ends, the parse dbt saved is
-    kept for the next run (an atomic replace), and the older folders of the same dbt asset
-    are removed: the latest invocation's artifacts and ``dbt.log`` stay for a person to
-    read, and folders never pile up.
+    kept for the next run (an atomic replace), and, after a data directory's first run, for
+    the project too (it had none for this warehouse kind, or one from before a change of the
+    project or the profile, which dbt had to parse again; where the project's folder is
+    read-only, it is not), and the older folders of the same dbt asset are removed: the
+    latest invocation's artifacts and ``dbt.log`` stay for a person to read, and folders
+    never pile up.
 
     Args:
         name: the dbt asset (op) name, e.g. ``session_daily_dbt``.
@@ -330,6 +349,7 @@ def invocation_target(name: str, run_id: str) -> Iterator[Path]:
     target = runs_dir / f"{name}-{run_id[:8]}-{uuid.uuid4().hex[:6]}"
     target.mkdir(parents=True)
     cache_file = partial_parse_cache()
+    first = not cache_file.exists()
     for saved_parse in (cache_file, project_parse()):
         if saved_parse.exists():
             shutil.copyfile(saved_parse, target / PARTIAL_PARSE_FILE)
@@ -339,9 +359,10 @@ def invocation_target(name: str, run_id: str) -> Iterator[Path]:
     finally:
         saved = target / PARTIAL_PARSE_FILE
         if saved.exists():
-            temporary = cache_file.with_name(f".{PARTIAL_PARSE_FILE}.{uuid.uuid4().hex}")
-            shutil.copyfile(saved, temporary)
-            os.replace(temporary, cache_file)
+            _keep_parse(saved, cache_file)
+            if first:  # the project's parse, missing or made before a change, is renewed
+                with suppress(OSError):
+                    _keep_parse(saved, project_parse())
         for older in runs_dir.glob(f"{name}-*"):
             if older != target and older.is_dir():
                 shutil.rmtree(older, ignore_errors=True)

@@ -6,6 +6,8 @@ the profile's databases:
   and nothing dbt runs downloads an extension; and creates the secret the profile's attach
   names (:func:`mkt_platform.warehouse.secret_sql`: the catalog and data path from the
   environment, so the profile itself holds no path);
+* a DuckDB-file warehouse: attaches ``$MKT_DATA_DIR/warehouse.duckdb`` as ``warehouse``
+  (:func:`mkt_platform.warehouse.file_attach_sql`), so that the profile holds no path either;
 * the raw lake's root, as the DuckDB variable ``mkt_lake``
   (:func:`mkt_platform.warehouse.set_lake_variable`), which the sources'
   ``external_location`` and ``macros/lake.sql`` read: the project itself reads no
@@ -44,6 +46,8 @@ class Plugin(BasePlugin):
         if warehouse.kind() == "ducklake":
             load_offline(conn, warehouse.extensions())
             conn.execute(warehouse.secret_sql())
+        else:
+            conn.execute(warehouse.file_attach_sql())
         s3.configure_duckdb(conn)
         warehouse.set_lake_variable(conn)
 
