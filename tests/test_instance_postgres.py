@@ -17,6 +17,7 @@ from dagster._core.storage.tags import (
 
 from mkt_platform.defs.binance.datasets import KLINES_1H
 from mkt_platform.defs.binance.resources import BinanceSpotClient
+from mkt_platform.lib.materialize import log_messages
 from tests.conftest import PG, REPO
 
 
@@ -41,6 +42,12 @@ def test_deployment_instance_stores_runs_in_postgres(postgres_db, data_dir, repl
         assert result.success
         materialized = instance.get_materialized_partitions(dg.AssetKey("binance_klines_1h"))
         assert materialized == {"2023-01-05", "2023-01-06"}
+        # The CLI reads a run's logged messages alone (not its events) from PostgreSQL too.
+        logged = [e.user_message for e in log_messages(instance, result.run_id)]
+        expected = [
+            e.user_message for e in instance.all_logs(result.run_id) if not e.is_dagster_event
+        ]
+        assert logged == expected and any("2023-01-05" in m for m in logged), logged
 
     with psycopg2.connect(**{**PG, "dbname": postgres_db}) as con, con.cursor() as cur:
         cur.execute("select run_id, status from runs")
