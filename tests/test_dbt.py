@@ -73,7 +73,7 @@ def test_unit_tests_pass_here_and_partition_builds_leave_them_out(data_dir):
     declared = json.loads(dbt_project().manifest_path.read_text())["unit_tests"]
     assert len(declared) >= 16
     with environment(dbt_window_env(window)):
-        build = dbt(*dbt_build_args())
+        build = dbt(*dbt_build_args(), "--write-json")  # run_results.json, for `results`
         # Unit tests read their inputs' columns from the warehouse: after the build.
         unit_run = dbt("test", "--select", "test_type:unit", *dbt_build_args()[1:3])
     statuses = results(build)

@@ -190,6 +190,7 @@ def test_dbt_window_env_carries_the_half_open_session_window(monkeypatch):
         '{"session_anchor_hour": 8, "session_weekday": 1}',
         "--exclude-resource-type",
         "unit_test",
+        "--no-write-json",
     ]
     # The macros read exactly these variables: each is named in a call of run_window, which
     # reads it with env_var (macros/run_window.sql).
