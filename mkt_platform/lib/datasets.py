@@ -234,5 +234,18 @@ def latest_metadata(
     return dict(record.asset_materialization.metadata)
 
 
+def latest_metadata_of_partitions(
+    instance: dg.DagsterInstance, key: dg.AssetKey, partition_keys: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    """:func:`latest_metadata` of each of ``partition_keys`` (``{}`` for one never
+    materialized). One query finds the partitions ever materialized; only those are read
+    (a first backfill of 182 days reads none, where a query per day cost 3 ms each)."""
+    materialized = instance.get_materialized_partitions(key)
+    return {
+        pk: latest_metadata(instance, key, pk) if pk in materialized else {}
+        for pk in partition_keys
+    }
+
+
 #: Every hour at :02: the sources whose data comes by the hour (candles, funding, trades).
 HOURLY_REFRESH = Refresh("hourly_sources_refresh_schedule", "2 * * * *", "Every hour at :02")

@@ -30,7 +30,7 @@ from mkt_platform.defs.binance.contract import (
 from mkt_platform.defs.binance.resources import BinanceSpotClient
 from mkt_platform.lib import lake, raw
 from mkt_platform.lib.contracts import ContractViolation
-from mkt_platform.lib.datasets import latest_metadata
+from mkt_platform.lib.datasets import latest_metadata_of_partitions
 from mkt_platform.lib.gaps import format_range, missing_ranges, parse_range
 from mkt_platform.lib.instruments import symbols_for
 
@@ -222,7 +222,7 @@ def klines_pull(interval: str):
             f"{len(context.partition_keys)} partition(s), "
             f"{window.start:%Y-%m-%d %H:%M} to {window.end:%Y-%m-%d %H:%M} UTC"
         )
-        previous = {pk: latest_metadata(context.instance, key, pk) for pk in context.partition_keys}
+        previous = latest_metadata_of_partitions(context.instance, key, context.partition_keys)
         try:
             if config.gap_repair:
                 days = {
