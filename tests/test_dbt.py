@@ -558,11 +558,17 @@ def test_a_kinds_first_dbt_run_leaves_its_parse_for_the_next_data_directory(tmp_
     assert "0 files deleted, 0 files added, 0 files changed" in enabled
 
 
-def test_the_project_parse_is_kept_per_warehouse_kind(monkeypatch):
+def test_saved_parses_are_kept_per_warehouse_kind_and_vars(monkeypatch):
+    """dbt re-uses a parse only under the profile target and --vars it was made with: a data
+    directory rebuilt under the other kind, or a run under another session anchor, keeps its
+    own instead of replacing (and spoiling) the other's."""
     import mkt_platform.lib.dbt as dbt_lib
 
-    names = set()
-    for kind in ("duckdb", "ducklake"):
+    kept = set()
+    for kind, anchor in [("duckdb", "8"), ("ducklake", "8"), ("duckdb", "9")]:
         monkeypatch.setenv("MKT_WAREHOUSE", kind)
-        names.add(dbt_lib.project_parse().name)
-    assert names == {"partial_parse.duckdb.msgpack", "partial_parse.ducklake.msgpack"}
+        monkeypatch.setenv("MKT_SESSION_ANCHOR_HOUR", anchor)
+        project, cache = dbt_lib.project_parse(), dbt_lib.partial_parse_cache()
+        assert project.name == cache.name and f".{kind}." in project.name
+        kept.add(project.name)
+    assert len(kept) == 3

@@ -14,6 +14,7 @@ import pytest
 from mkt_platform.definitions import build_definitions
 from mkt_platform.defs.binance.datasets import KLINES_1H
 from mkt_platform.defs.binance.resources import BinanceSpotClient
+from mkt_platform.lib.dbt import partial_parse_cache
 from tests.conftest import SYMBOLS, materialize_days, recorded_klines, rel_close
 
 pytestmark = pytest.mark.slow
@@ -151,7 +152,7 @@ def assert_partial_parse_with_window(
     assert "0 files added" in parsed, parsed
     compiled = next(folders[0].glob(f"compiled/**/{model}.sql")).read_text()
     assert all(f"'{bound}'" in compiled for bound in bounds), compiled
-    assert (data_dir / "dbt" / "partial_parse.msgpack").exists()
+    assert partial_parse_cache().exists() and partial_parse_cache().parent == data_dir / "dbt"
 
 
 def test_month_then_automation_over_a_changed_raw_day(data_dir, hourly_universe, instance, replay):

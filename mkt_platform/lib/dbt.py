@@ -6,6 +6,7 @@ groups, partition mappings to the raw assets, and the link to each model's page.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -289,6 +290,16 @@ def environment(values: Mapping[str, str]) -> Iterator[None]:
 PARTIAL_PARSE_FILE = "partial_parse.msgpack"
 
 
+def _kept_parse_name() -> str:
+    """The name a saved parse is kept under: ``partial_parse.<kind>.<vars>.msgpack``, the
+    warehouse kind (the two are two targets of the profile) and a hash of the ``--vars``
+    (:func:`dbt_vars_json`): dbt re-uses a parse only under the same target and vars, so a
+    parse of each is kept apart (a data directory rebuilt under the other kind, or tests
+    whose session anchor differs, would otherwise replace each other's)."""
+    digest = hashlib.sha256(dbt_vars_json().encode()).hexdigest()[:8]
+    return f"partial_parse.{settings.warehouse_kind()}.{digest}.msgpack"
+
+
 def dbt_runs_dir() -> Path:
     """The target folders of the dbt invocations of this data directory
     (``$MKT_DATA_DIR/dbt/runs/<dbt asset>-<run id>-<suffix>``)."""
@@ -300,28 +311,27 @@ def partial_parse_cache() -> Path:
 
     dbt keeps its parse in ``<target>/partial_parse.msgpack`` and re-uses it only when the
     profile, its target and ``--vars`` are unchanged, re-parsing the files that read an
-    environment variable whose value changed. Kept per data directory, the parse survives from
-    run to run with nothing to re-parse. A data directory's first run starts from the
-    project's own saved parse for its warehouse kind (:func:`project_parse`): nothing in the
+    environment variable whose value changed. Kept per data directory (one per warehouse
+    kind and ``--vars``: :func:`_kept_parse_name`), the parse survives from run to run with
+    nothing to re-parse. A data directory's first run starts from the project's own saved
+    parse of the same kind and vars (:func:`project_parse`): nothing in the
     project reads a path while dbt parses (the lake's root is the DuckDB variable ``mkt_lake``)
     and neither target of ``dbt_project/profiles.yml`` holds one (the plugin attaches the
     warehouse), so nothing is parsed again.
     """
-    return settings.data_dir() / "dbt" / PARTIAL_PARSE_FILE
+    return settings.data_dir() / "dbt" / _kept_parse_name()
 
 
 def project_parse() -> Path:
     """The parse saved in the dbt project's own target folder for this process's warehouse
-    kind, ``partial_parse.<kind>.msgpack``: the two kinds are two targets of the profile, and
-    a parse serves only the target it was made for. Written when the code location prepares
+    kind and ``--vars`` (:func:`_kept_parse_name`). Written when the code location prepares
     the project (:meth:`MktDbtProjectPreparer.prepare_if_dev`, or :func:`parse_project`), and
     renewed by each data directory's first dbt run (:func:`invocation_target`)."""
     return _project_parse(dbt_project())
 
 
 def _project_parse(project: DbtProject) -> Path:
-    name = PARTIAL_PARSE_FILE.replace(".", f".{settings.warehouse_kind()}.", 1)
-    return project.project_dir / project.target_path / name
+    return project.project_dir / project.target_path / _kept_parse_name()
 
 
 def _keep_parse(saved: Path, kept: Path) -> None:
