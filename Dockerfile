@@ -17,11 +17,13 @@ COPY dbt_project ./dbt_project
 COPY deploy ./deploy
 
 # uv sync --locked refuses a lock that no longer matches pyproject.toml; into the image's own
-# Python (UV_PROJECT_ENVIRONMENT), without the dev extra.
+# Python (UV_PROJECT_ENVIRONMENT), without the dev extra. The project itself is installed
+# editable, which uv does not compile: compileall does (a run pod would compile it at start).
 # EXTRAS=k8s adds dagster-k8s, for the Helm deployment's run pods (deploy/k8s/).
 ARG EXTRAS=""
 RUN pip install "uv==$(sed -n '/^name = "uv"$/{n;s/^version = "\(.*\)"$/\1/p;}' uv.lock)" \
     && uv sync --locked --no-cache --compile-bytecode ${EXTRAS:+--extra "$EXTRAS"} \
+    && python -m compileall -q mkt_platform \
     && mkdir -p "$DAGSTER_HOME" /data \
     && cp deploy/dagster.yaml "$DAGSTER_HOME/dagster.yaml"
 
