@@ -51,10 +51,11 @@ def _peak_mib() -> float:
     return round(peak_kib / 1024, 1)
 
 
-def run_all(start: date, end: date) -> list[dict]:
-    """Run every step of the plan in this process, as ``mkt-platform materialize`` does (one
-    definitions, one instance, :func:`run_plan` over the steps); report each step's time, CPU
-    and the peak memory of the process by its end."""
+def run_steps(start: date, end: date, index: int | None = None) -> list[dict]:
+    """Run the steps of the plan in this process, as ``mkt-platform materialize`` does (one
+    definitions, one instance, :func:`run_plan` over the steps), or only step ``index`` (an
+    empty list when the plan has no such step); report each step's time, CPU and the peak
+    memory of the process by its end."""
     warnings.filterwarnings("ignore")
     import dagster as dg
 
@@ -84,37 +85,11 @@ def run_all(start: date, end: date) -> list[dict]:
 
     defs = build_definitions()
     steps = plan(defs, start, end)
+    if index is not None:
+        steps = steps[index : index + 1]
     with dg.DagsterInstance.get() as instance:
         run_plan(defs, steps, instance, progress=Recorder())
     return figures
-
-
-def run_step(index: int, start: date, end: date) -> dict:
-    """Run step ``index`` of the plan in this process; report its time and peak memory."""
-    warnings.filterwarnings("ignore")
-    import dagster as dg
-
-    from mkt_platform.definitions import build_definitions
-    from mkt_platform.lib.materialize import plan, run_plan
-
-    defs = build_definitions()
-    steps = plan(defs, start, end)
-    if index >= len(steps):
-        return {"step": None}
-    step = steps[index]
-
-    with dg.DagsterInstance.get() as instance:
-        started, cpu_started = time.perf_counter(), _cpu()
-        (result,) = run_plan(defs, [step], instance, progress=lambda _: None)
-        seconds, cpu_seconds = time.perf_counter() - started, _cpu() - cpu_started
-    return {
-        "step": step.label,
-        "partitions": len(step.partition_keys),
-        "success": result.success,
-        "seconds": round(seconds, 2),
-        "cpu_seconds": round(cpu_seconds, 2),
-        "peak_rss_mib": _peak_mib(),
-    }
 
 
 #: The DuckDB floor of the daily sessions: the same OHLCV per (source, instrument, session)
@@ -213,11 +188,8 @@ def main() -> int:
     parser.add_argument("--step", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--all", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.step is not None:
-        print(json.dumps(run_step(args.step, args.start, args.end)))
-        return 0
-    if args.all:
-        print(json.dumps(run_all(args.start, args.end)))
+    if args.step is not None or args.all:
+        print(json.dumps(run_steps(args.start, args.end, args.step)))
         return 0
 
     # the step processes inherit it (they are not given --warehouse)
@@ -249,9 +221,10 @@ def main() -> int:
         steps: list[dict] = []
         if args.process_per_step:
             for index in range(10):
-                figures, seconds, cpu = _child(args, env, ["--step", str(index)])
-                if figures["step"] is None:  # every step of the plan is done
+                ran, seconds, cpu = _child(args, env, ["--step", str(index)])
+                if not ran:  # every step of the plan is done
                     break
+                (figures,) = ran
                 # The whole process (start, code-location load, the run, dbt), as a scheduled
                 # or launched run pays it.
                 figures["seconds"], figures["cpu_seconds"] = round(seconds, 2), round(cpu, 2)
