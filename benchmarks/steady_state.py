@@ -77,6 +77,48 @@ def measure(args: list[str], env: dict[str, str]) -> tuple[float, float, str]:
     return wall, cpu, lines[-1] if lines else ""
 
 
+def _forked_run(kind: str, day: date, report) -> None:
+    """In a process forked by the code server's forkserver: :func:`run_one`, then this
+    process's wall time and CPU seconds (its own and its children's) put on ``report``."""
+    started = time.perf_counter()
+    run_one(kind, day)
+    own, children = resource.getrusage(resource.RUSAGE_SELF), cpu_of_children()
+    report.put((time.perf_counter() - started, own.ru_utime + own.ru_stime + children))
+
+
+class ForkedRuns:
+    """Runs forked as ``mkt-platform code-server`` forks them: from a forkserver that imported
+    :data:`mkt_platform.code_server.PRELOAD` (started here once, from ``env``)."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        from multiprocessing import forkserver
+
+        from mkt_platform.code_server import run_worker_context
+
+        os.environ.clear()
+        os.environ.update(env)  # the forkserver and its runs take this process's environment
+        self.context = run_worker_context()
+        forkserver.ensure_running()
+        self.pid = forkserver._forkserver._forkserver_pid  # only to read its CPU seconds
+
+    def server_cpu(self) -> float:
+        """The forkserver's own CPU seconds so far: its imports (once per code server) and
+        its forks."""
+        stat = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+
+    def measure(self, kind: str, day: date) -> tuple[float, float, str]:
+        """One run forked: its wall and CPU seconds, and whether it succeeded."""
+        report = self.context.Queue()
+        process = self.context.Process(target=_forked_run, args=(kind, day, report))
+        process.start()
+        process.join()
+        if process.exitcode != 0:
+            raise RuntimeError(f"{kind} ({day}) exited with {process.exitcode}")
+        wall, cpu = report.get(timeout=10)
+        return wall, cpu, json.dumps({"ok": True})
+
+
 def run_one(kind: str, day: date) -> None:
     """In this process: one run as a run worker makes it (see the module docstring)."""
     warnings.filterwarnings("ignore")
@@ -171,6 +213,12 @@ def tick_costs() -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--replay", type=Path, required=True, help="recorded data dir")
+    parser.add_argument(
+        "--spawn",
+        action="store_true",
+        help="run each run in a fresh interpreter, as `dagster api grpc` starts runs, instead "
+        "of forked from a forkserver as `mkt-platform code-server` does",
+    )
     parser.add_argument("--run", help=argparse.SUPPRESS)
     parser.add_argument("--day", type=date.fromisoformat, help=argparse.SUPPRESS)
     parser.add_argument("--ticks", action="store_true", help=argparse.SUPPRESS)
@@ -196,6 +244,7 @@ def main() -> int:
                 "MKT_INSTRUMENTS_FILE": str(RECORDED_INSTRUMENTS),
             },
         )
+        forked = None if args.spawn else ForkedRuns(env)
         figures: dict[str, dict[str, tuple[float, float]]] = {}
         lakes = (
             ("1-month lake", date(2023, 6, 1), date(2023, 6, 30)),
@@ -213,20 +262,33 @@ def main() -> int:
                 ("one session", MID_DAY),
                 ("one day of options and funding", MID_DAY),
             ):
-                wall, cpu, out = measure([*here, "--run", kind, "--day", str(day)], env)
+                if forked:
+                    wall, cpu, out = forked.measure(kind, day)
+                else:
+                    wall, cpu, out = measure([*here, "--run", kind, "--day", str(day)], env)
                 result = json.loads(out)
                 if not result["ok"]:
                     print(f"  {kind} failed")
                     return 1
                 figures[lake][kind] = (wall, cpu)
         print()
-        print("one run each, a fresh process (as a run worker), wall s / CPU s")
+        how = (
+            "a fresh interpreter (dagster api grpc)"
+            if args.spawn
+            else "forked from the forkserver (mkt-platform code-server)"
+        )
+        print(f"one run each, {how}, wall s / CPU s")
         print(f"{'':<44}{'1-month lake':>16}{'6-month lake':>16}")
         for kind in figures["1-month lake"]:
             cells = "".join(
                 f"{figures[lake][kind][0]:>8.1f}{figures[lake][kind][1]:>8.1f}" for lake in figures
             )
             print(f"{kind:<44}{cells}")
+        if forked:
+            print(
+                f"the forkserver itself (its imports, once per code server, and its "
+                f"{2 * len(figures['1-month lake'])} forks): {forked.server_cpu():.1f} CPU-s"
+            )
         refresh = [
             sum(figures[lake][k][i] for k in ("hourly refresh", "refresh sessions"))
             for lake in figures

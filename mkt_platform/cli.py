@@ -627,6 +627,20 @@ def main(argv: list[str] | None = None) -> int:
         "row per minute (every liquidation kept), until SIGTERM or Ctrl-C; a heartbeat line "
         "per stream every 5 minutes.",
     )
+    commands.add_parser(
+        "code-server",
+        add_help=False,
+        help="serve the code location over gRPC (dagster api grpc, the same options), each "
+        "run forked from a process that has imported the platform",
+        description="dagster api grpc with its options (e.g. --module-name "
+        "mkt_platform.definitions), each run's process forked from a forkserver that "
+        "imported the platform once (mkt_platform/code_server.py).",
+    )
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["code-server"]:
+        from mkt_platform import code_server
+
+        return code_server.main(argv[1:])
     args = parser.parse_args(argv)
     # Started in the background of a script, a process inherits SIGINT ignored; Dagster sets
     # SIGTERM to SIGINT's handler after each run, which would leave the CLI deaf to SIGTERM

@@ -41,7 +41,7 @@ from tests.conftest import PG, REPO
 #: (DAGSTER_GRPC_*, DAGSTER_WEBSERVER_*, MKT_API_*, DBT_HOST), never from the command.
 COMMANDS = {
     "init": ["dagster", "instance", "concurrency", "set", "duckdb_warehouse", "1"],
-    "code": ["dagster", "api", "grpc", "--module-name", "mkt_platform.definitions"],
+    "code": ["mkt-platform", "code-server", "--module-name", "mkt_platform.definitions"],
     "webserver": ["dagster-webserver", "--workspace", "deploy/workspace.yaml"],
     "daemon": ["dagster-daemon", "run", "--workspace", "deploy/workspace.yaml"],
     "api": ["mkt-platform", "api"],
@@ -360,6 +360,22 @@ def run_worker_pid(instance: dg.DagsterInstance, run_id: str) -> int:
     return 0
 
 
+def parent_pid(pid: int) -> int:
+    """The parent of process ``pid`` (from /proc; 0 when there is no such process)."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except FileNotFoundError:
+        return 0
+
+
+def command_line(pid: int) -> str:
+    """Process ``pid``'s command line ("" when there is no such process)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except FileNotFoundError:
+        return ""
+
+
 def max_overlap(intervals: list[tuple[float, float]]) -> int:
     """The most intervals open at one moment (an end and a start at the same time: apart)."""
     edges = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals])
@@ -569,6 +585,11 @@ def test_parallel_backfill_survives_a_daemon_kill_and_a_code_server_outage(
         # (run_retries), and the retry succeeds.
         doomed = launch_run(web_port, "binance_klines_1h", "2023-03-02")
         wait_for("its process", lambda: run_worker_pid(instance, doomed), 120, interval=0.1)
+        # The run's process was forked by the code server's forkserver (mkt-platform
+        # code-server), not spawned by the server itself.
+        forkserver = parent_pid(run_worker_pid(instance, doomed))
+        assert "multiprocessing.forkserver" in command_line(forkserver)
+        assert parent_pid(forkserver) == services.procs["code"].pid
         os.kill(run_worker_pid(instance, doomed), signal.SIGKILL)
         wait_for(
             "the killed run to fail",
@@ -584,3 +605,20 @@ def test_parallel_backfill_survives_a_daemon_kill_and_a_code_server_outage(
         (retry,) = instance.get_runs(retries)
         assert retry.tags["dagster/retry_number"] == "1"
         assert retry.tags["dagster/partition"] == "2023-03-02"
+
+        # The forkserver dies (killed, OOM): the next run starts a new one and succeeds.
+        os.kill(forkserver, signal.SIGKILL)
+        after = launch_run(web_port, "binance_klines_1h", "2023-03-03")
+        wait_for(
+            "the run after the forkserver died to succeed",
+            lambda: instance.get_run_by_id(after).status == dg.DagsterRunStatus.SUCCESS,
+            180,
+        )
+        (renewed,) = [
+            pid
+            for pid in map(int, filter(str.isdigit, os.listdir("/proc")))
+            if pid != forkserver
+            and parent_pid(pid) == services.procs["code"].pid
+            and "multiprocessing.forkserver" in command_line(pid)
+        ]
+        assert renewed != forkserver

@@ -1,0 +1,64 @@
+"""The code location's gRPC server (``mkt-platform code-server``), its runs forked from a
+process that has already imported the platform.
+
+``dagster api grpc`` starts each run in a fresh interpreter (``multiprocessing``'s "spawn"):
+every run pays the imports of Dagster, dagster-dbt, dbt, DuckDB and the project, about 3-4
+CPU-s on this machine, before its first step; the default schedules start about 20 runs an
+hour. This server is ``dagster api grpc``, with the same options, except that a run's process
+is forked from a Python forkserver (``multiprocessing``'s "forkserver") that imported
+:data:`PRELOAD` once: the run still builds its definitions and opens the instance itself, as
+under "spawn", from the server's environment and code.
+
+The forkserver is started by the first run, from the server's environment, and holds no
+thread, connection or open file of the server (it is a fresh interpreter that only imports);
+when it dies, the next run starts a new one (``multiprocessing`` checks it at each start).
+Killing the server's process group stops it and the runs with it, as it stops spawned runs.
+
+Only the default run launcher starts runs in the code server; with the Kubernetes run
+launcher each run is a pod and this changes nothing.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.context
+import sys
+
+#: What the forkserver imports before it forks any run: the modules a run of any job imports
+#: (Dagster and its dbt integration, dbt's runner and DuckDB adapter, DuckDB, pyarrow, httpx)
+#: and the package's own modules (every module of the code location's defs folder).
+PRELOAD = ("mkt_platform.run_worker_modules",)
+
+
+def run_worker_context() -> multiprocessing.context.ForkServerContext:
+    """The ``multiprocessing`` context runs are started in: "forkserver", with
+    :data:`PRELOAD` imported by the server before it forks a run."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(list(PRELOAD))
+    return context
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``dagster api grpc`` with ``argv`` (``--module-name mkt_platform.definitions``, the
+    port and host from ``DAGSTER_GRPC_*``), runs forked by :func:`run_worker_context`.
+
+    Dagster's server creates its ``spawn`` context in its constructor
+    (``DagsterApiServer._mp_ctx``, used only to start runs): a subclass replaces it after the
+    constructor, and ``dagster api grpc`` builds the subclass (it imports the class from its
+    module when it is called). ``tests/test_code_server.py`` holds Dagster to that.
+    """
+    from dagster._cli.api import grpc_command
+    from dagster._grpc import server
+
+    class ForkingApiServer(server.DagsterApiServer):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            self._mp_ctx = run_worker_context()
+
+    server.DagsterApiServer = ForkingApiServer
+    grpc_command.main(args=argv, prog_name="mkt-platform code-server", standalone_mode=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
