@@ -10,24 +10,65 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-import dagster  # noqa: F401
-import dagster_dbt  # noqa: F401
-import dbt.adapters.duckdb
-import dbt.adapters.duckdb.impl
-import dbt.cli.main
-import dbt.task.build  # noqa: F401
-import duckdb  # noqa: F401
-import httpx  # noqa: F401
-import pyarrow.parquet  # noqa: F401
-
-import mkt_platform.definitions
-import mkt_platform.defs
-import mkt_platform.lib
+#: What a run imports beyond the package's own modules. Found by comparing ``sys.modules``
+#: before and after a forked run of each kind (a raw pull with snapshots, a session rebuild,
+#: the options day): Dagster's run worker and storage, dbt's runner and DuckDB adapter, and
+#: what Dagster, dbt and the charts import lazily while a run executes.
+MODULES = (
+    "dagster",
+    "dagster._grpc.impl",  # the run worker's entry (start_run_in_subprocess)
+    "dagster._core.execution.api",
+    "dagster._core.execution.execute_in_process",
+    "dagster._core.execution.plan.active",
+    "dagster._core.executor.in_process",
+    "dagster._core.instance.factory",
+    "dagster._core.instance.runs.run_domain",
+    "dagster._core.secrets.env_file",
+    "dagster._core.storage.legacy_storage",
+    "dagster._core.storage.local_compute_log_manager",
+    "dagster._core.storage.root",
+    "dagster._core.storage.runs.sqlite.sqlite_run_storage",
+    "dagster._core.storage.schedules.sqlite.sqlite_schedule_storage",
+    "dagster_postgres",  # the deployment's instance
+    "dagster_dbt",
+    "dbt.cli.main",
+    "dbt.task.build",
+    "dbt.adapters.duckdb.impl",
+    "dbt.adapters.duckdb.environments.local",
+    "dbt_common.clients.agate_helper",
+    "duckdb",
+    "httpx",
+    "httpcore",
+    "matplotlib.backends.backend_agg",
+    "matplotlib.dates",
+    "matplotlib.figure",
+    "pandas",
+    "pyarrow.dataset",
+    "pyarrow.parquet",
+    "tomlkit",
+    "upath",
+    "mkt_platform.definitions",
+)
 
 #: The packages whose every module is imported: the code location's defs folder (what
 #: ``load_from_defs_folder`` imports) and the library it builds on.
-PACKAGES = (mkt_platform.defs, mkt_platform.lib)
+PACKAGES = ("mkt_platform.defs", "mkt_platform.lib")
 
-for package in PACKAGES:
-    for module in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+for name in MODULES:
+    importlib.import_module(name)
+for package_name in PACKAGES:
+    package = importlib.import_module(package_name)
+    for module in pkgutil.walk_packages(package.__path__, package_name + "."):
         importlib.import_module(module.name)
+
+# dbt validates its project, flags, profile credentials and test results against JSON
+# schemas it builds from their classes on first use (cached per class, about 0.4 CPU-s).
+for contract in (
+    "dbt.contracts.project.Project",
+    "dbt.contracts.project.ProjectFlags",
+    "dbt.contracts.project.PackageConfig",
+    "dbt.adapters.duckdb.credentials.DuckDBCredentials",
+    "dbt.task.test.TestResultData",
+):
+    module_name, _, class_name = contract.rpartition(".")
+    getattr(importlib.import_module(module_name), class_name).json_schema()
