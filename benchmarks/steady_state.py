@@ -79,7 +79,11 @@ def measure(args: list[str], env: dict[str, str]) -> tuple[float, float, str]:
 
 def _forked_run(kind: str, day: date, report) -> None:
     """In a process forked by the code server's forkserver: :func:`run_one`, then this
-    process's wall time and CPU seconds (its own and its children's) put on ``report``."""
+    process's wall time and CPU seconds (its own and its children's) put on ``report``. Its
+    output is dropped, as :func:`measure` captures a fresh process's."""
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 1)
+        os.dup2(devnull.fileno(), 2)
     started = time.perf_counter()
     run_one(kind, day)
     own, children = resource.getrusage(resource.RUSAGE_SELF), cpu_of_children()

@@ -7,8 +7,11 @@ run from its environment): a run forked from here is the run a fresh interpreter
 
 from __future__ import annotations
 
+import ctypes
 import importlib
+import multiprocessing.util
 import pkgutil
+import signal
 
 #: What a run imports beyond the package's own modules. Found by comparing ``sys.modules``
 #: before and after a forked run of each kind (a raw pull with snapshots, a session rebuild,
@@ -72,3 +75,25 @@ for contract in (
 ):
     module_name, _, class_name = contract.rpartition(".")
     getattr(importlib.import_module(module_name), class_name).json_schema()
+
+
+#: Linux's prctl option: the signal a process gets when its parent dies.
+PR_SET_PDEATHSIG = 1
+
+
+class _RunWorker:
+    """Holds the after-fork hook (``multiprocessing`` keeps hooks by a weak reference)."""
+
+    @staticmethod
+    def die_with_the_forkserver(_owner: object) -> None:
+        """In each forked run: be killed when the forkserver dies. The server learns a run's
+        process has ended from the forkserver; once it is gone the server takes the run for
+        dead and fails it (run_retries launches it again), so the run must not go on."""
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+
+
+_HOOK = _RunWorker()
+# Run by multiprocessing in every process the forkserver forks, before the run starts.
+multiprocessing.util.register_after_fork(_HOOK, _RunWorker.die_with_the_forkserver)

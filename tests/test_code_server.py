@@ -1,15 +1,52 @@
 """The code server's run workers (mkt_platform/code_server.py): forked from a forkserver that
 imported the platform. The deployment test (tests/test_deployment.py) runs the server itself,
-sees its runs' processes forked from the forkserver, and kills the forkserver."""
+sees its runs' processes forked from the forkserver, and kills the forkserver mid-run."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
-from mkt_platform.code_server import PRELOAD
+from mkt_platform.code_server import PRELOAD, run_worker_context
+
+
+def _sleep(report) -> None:
+    report.put(os.getpid())
+    time.sleep(60)
+
+
+def _state(pid: int) -> str:
+    """Process ``pid``'s state letter ("gone" when there is none)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return "gone"
+
+
+def test_a_forked_run_dies_with_the_forkserver():
+    """Killed with a run in flight, the forkserver takes the run's process with it (the
+    server, which learns a run's end from the forkserver, takes the run for dead: it must not
+    go on unseen); a plain forkserver child would be left running, adopted by init."""
+    from multiprocessing import forkserver
+
+    context = run_worker_context()
+    report = context.Queue()
+    run = context.Process(target=_sleep, args=(report,))
+    run.start()
+    pid = report.get(timeout=120)
+    server = forkserver._forkserver._forkserver_pid
+    assert _state(pid) in "RS"
+    os.kill(server, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while _state(pid) in "RS" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _state(pid) not in "RS"
+    assert not run.is_alive()
 
 
 def test_the_preload_starts_no_thread_and_reads_no_setting(tmp_path):
