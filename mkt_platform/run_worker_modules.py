@@ -12,6 +12,7 @@ import importlib
 import multiprocessing.util
 import pkgutil
 import signal
+import sys
 
 #: What a run imports beyond the package's own modules. Found by comparing ``sys.modules``
 #: before and after a forked run of each kind (a raw pull with snapshots, a session rebuild,
@@ -57,24 +58,46 @@ MODULES = (
 #: ``load_from_defs_folder`` imports) and the library it builds on.
 PACKAGES = ("mkt_platform.defs", "mkt_platform.lib")
 
-for name in MODULES:
-    importlib.import_module(name)
-for package_name in PACKAGES:
-    package = importlib.import_module(package_name)
-    for module in pkgutil.walk_packages(package.__path__, package_name + "."):
-        importlib.import_module(module.name)
-
-# dbt validates its project, flags, profile credentials and test results against JSON
-# schemas it builds from their classes on first use (cached per class, about 0.4 CPU-s).
-for contract in (
+#: dbt validates its project, flags, profile credentials and test results against JSON
+#: schemas it builds from their classes on first use (cached per class, about 0.4 CPU-s).
+DBT_CONTRACTS = (
     "dbt.contracts.project.Project",
     "dbt.contracts.project.ProjectFlags",
     "dbt.contracts.project.PackageConfig",
     "dbt.adapters.duckdb.credentials.DuckDBCredentials",
     "dbt.task.test.TestResultData",
-):
-    module_name, _, class_name = contract.rpartition(".")
-    getattr(importlib.import_module(module_name), class_name).json_schema()
+)
+
+
+def preload(
+    modules: tuple[str, ...] = MODULES,
+    packages: tuple[str, ...] = PACKAGES,
+    contracts: tuple[str, ...] = DBT_CONTRACTS,
+) -> bool:
+    """Import ``modules`` and every module of ``packages``, and build the JSON schemas of
+    dbt's ``contracts``; whether all of it succeeded. A failure is written to stderr (the
+    code server's log) and goes no further: the runs import what is missing themselves,
+    slower. (Python's forkserver ignores only an ImportError from its preload: any other
+    error would kill it at each start, and no run would start.)"""
+    try:
+        for name in modules:
+            importlib.import_module(name)
+        for package_name in packages:
+            package = importlib.import_module(package_name)
+            for module in pkgutil.walk_packages(package.__path__, package_name + "."):
+                importlib.import_module(module.name)
+        for contract in contracts:
+            module_name, _, class_name = contract.rpartition(".")
+            getattr(importlib.import_module(module_name), class_name).json_schema()
+    except Exception as exc:  # any failure only makes the runs slower
+        print(
+            f"mkt-platform code-server: preloading the runs' modules failed "
+            f"({type(exc).__name__}: {exc}); each run imports what it needs itself",
+            file=sys.stderr,
+            flush=True,
+        )
+        return False
+    return True
 
 
 #: Linux's prctl option: the signal a process gets when its parent dies.
@@ -97,3 +120,5 @@ class _RunWorker:
 _HOOK = _RunWorker()
 # Run by multiprocessing in every process the forkserver forks, before the run starts.
 multiprocessing.util.register_after_fork(_HOOK, _RunWorker.die_with_the_forkserver)
+
+preload()

@@ -85,3 +85,18 @@ def test_the_preload_starts_no_thread_and_reads_no_setting(tmp_path):
     ):
         assert needed in modules, needed
     assert not (tmp_path / "missing").exists() and not (tmp_path / "missing_home").exists()
+
+
+def test_a_failing_preload_is_logged_and_only_slows_the_runs(tmp_path, monkeypatch, capsys):
+    """A preload that raises (not an ImportError, which Python's forkserver would ignore:
+    any other error would kill the forkserver at each start, and no run would start) is
+    written to the log and goes no further."""
+    from mkt_platform.run_worker_modules import preload
+
+    (tmp_path / "broken_at_import.py").write_text("raise RuntimeError('settings file unreadable')")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert preload(("json", "broken_at_import"), (), ()) is False
+    err = capsys.readouterr().err
+    assert "preloading the runs' modules failed" in err
+    assert "RuntimeError: settings file unreadable" in err
+    assert preload(("json",), (), ("dbt.task.test.TestResultData",)) is True
