@@ -640,6 +640,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["code-server"]:
         from mkt_platform import code_server
 
+        # Dagster's server answers SIGTERM with SIGINT's handler: not the ignored one that a
+        # process started in the background of a script inherits (see below).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         return code_server.main(argv[1:])
     args = parser.parse_args(argv)
     # Started in the background of a script, a process inherits SIGINT ignored; Dagster sets

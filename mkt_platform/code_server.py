@@ -9,10 +9,13 @@ is forked from a Python forkserver (``multiprocessing``'s "forkserver") that imp
 :data:`PRELOAD` once: the run still builds its definitions and opens the instance itself, as
 under "spawn", from the server's environment and code.
 
-The forkserver is started by the first run, from the server's environment, and holds no
+The forkserver is started with the server, from the server's environment, and holds no
 thread, connection or open file of the server (it is a fresh interpreter that only imports);
-when it dies, the next run starts a new one (``multiprocessing`` checks it at each start).
-Killing the server's process group stops it and the runs with it, as it stops spawned runs.
+when it dies, the next run starts a new one (``multiprocessing`` checks it at each start),
+and the runs in flight die with it (:mod:`mkt_platform.run_worker_modules`: the server
+learns a run's end from the forkserver, and fails the runs it can no longer see; run_retries
+launches them again). Killing the server's process group stops it and the runs with it, as
+it stops spawned runs.
 
 Only the default run launcher starts runs in the code server; with the Kubernetes run
 launcher each run is a pod and this changes nothing.
@@ -47,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     constructor, and ``dagster api grpc`` builds the subclass (it imports the class from its
     module when it is called). ``tests/test_code_server.py`` holds Dagster to that.
     """
+    from multiprocessing import forkserver
+
     from dagster._cli.api import grpc_command
     from dagster._grpc import server
 
@@ -54,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         def __init__(self, *args, **kwargs) -> None:
             super().__init__(*args, **kwargs)
             self._mp_ctx = run_worker_context()
+            # Started now, so that its imports are done before the first run is launched.
+            forkserver.ensure_running()
 
     server.DagsterApiServer = ForkingApiServer
     grpc_command.main(args=argv, prog_name="mkt-platform code-server", standalone_mode=True)

@@ -100,3 +100,46 @@ def test_a_failing_preload_is_logged_and_only_slows_the_runs(tmp_path, monkeypat
     assert "preloading the runs' modules failed" in err
     assert "RuntimeError: settings file unreadable" in err
     assert preload(("json",), (), ("dbt.task.test.TestResultData",)) is True
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def test_the_server_stops_on_sigterm_with_its_forkserver(tmp_path):
+    """Started in the background of a script (SIGINT ignored, which Dagster's server would
+    also make of SIGTERM), the server stops on SIGTERM, and its forkserver (started with it)
+    goes with it."""
+    from tests.test_deployment import command_line, free_port, parent_pid
+
+    env = {**os.environ, "MKT_DATA_DIR": str(tmp_path / "data"), "DAGSTER_HOME": str(tmp_path)}
+    command = [str(Path(sys.executable).parent / "mkt-platform"), "code-server"]
+    server = subprocess.Popen(
+        [*command, "--module-name", "mkt_platform.definitions", "--port", str(free_port())],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=_ignore_sigint,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        forkservers: list[int] = []
+        while not forkservers and time.monotonic() < deadline and server.poll() is None:
+            time.sleep(0.2)
+            forkservers = [
+                pid
+                for pid in map(int, filter(str.isdigit, os.listdir("/proc")))
+                if parent_pid(pid) == server.pid
+                and "multiprocessing.forkserver" in command_line(pid)
+            ]
+        assert forkservers, "no forkserver started with the server"
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=30) is not None
+        deadline = time.monotonic() + 10
+        while _state(forkservers[0]) in "RS" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _state(forkservers[0]) not in "RS"
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
