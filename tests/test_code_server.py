@@ -13,19 +13,12 @@ import time
 from pathlib import Path
 
 from mkt_platform.code_server import PRELOAD, run_worker_context
+from tests.test_deployment import alive, forkservers_of, free_port
 
 
 def _sleep(report) -> None:
     report.put(os.getpid())
     time.sleep(60)
-
-
-def _state(pid: int) -> str:
-    """Process ``pid``'s state letter ("gone" when there is none)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return "gone"
 
 
 def test_a_forked_run_dies_with_the_forkserver():
@@ -40,12 +33,12 @@ def test_a_forked_run_dies_with_the_forkserver():
     run.start()
     pid = report.get(timeout=120)
     server = forkserver._forkserver._forkserver_pid
-    assert _state(pid) in "RS"
+    assert alive(pid)
     os.kill(server, signal.SIGKILL)
     deadline = time.monotonic() + 10
-    while _state(pid) in "RS" and time.monotonic() < deadline:
+    while alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert _state(pid) not in "RS"
+    assert not alive(pid)
     assert not run.is_alive()
 
 
@@ -110,7 +103,6 @@ def test_the_server_stops_on_sigterm_with_its_forkserver(tmp_path):
     """Started in the background of a script (SIGINT ignored, which Dagster's server would
     also make of SIGTERM), the server stops on SIGTERM, and its forkserver (started with it)
     goes with it."""
-    from tests.test_deployment import command_line, free_port, parent_pid
 
     env = {**os.environ, "MKT_DATA_DIR": str(tmp_path / "data"), "DAGSTER_HOME": str(tmp_path)}
     command = [str(Path(sys.executable).parent / "mkt-platform"), "code-server"]
@@ -126,19 +118,14 @@ def test_the_server_stops_on_sigterm_with_its_forkserver(tmp_path):
         forkservers: list[int] = []
         while not forkservers and time.monotonic() < deadline and server.poll() is None:
             time.sleep(0.2)
-            forkservers = [
-                pid
-                for pid in map(int, filter(str.isdigit, os.listdir("/proc")))
-                if parent_pid(pid) == server.pid
-                and "multiprocessing.forkserver" in command_line(pid)
-            ]
+            forkservers = forkservers_of(server.pid)
         assert forkservers, "no forkserver started with the server"
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=30) is not None
         deadline = time.monotonic() + 10
-        while _state(forkservers[0]) in "RS" and time.monotonic() < deadline:
+        while alive(forkservers[0]) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert _state(forkservers[0]) not in "RS"
+        assert not alive(forkservers[0])
     finally:
         if server.poll() is None:
             server.kill()

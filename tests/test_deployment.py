@@ -361,20 +361,25 @@ def run_worker_pid(instance: dg.DagsterInstance, run_id: str) -> int:
     return 0
 
 
-def parent_pid(pid: int) -> int:
-    """The parent of process ``pid`` (from /proc; 0 when there is no such process)."""
+def _stat(pid: int) -> list[str]:
+    """The fields of /proc/<pid>/stat after the command name (empty when there is no such
+    process): the state first, then the parent's pid."""
     try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except FileNotFoundError:
-        return 0
+        return []
+
+
+def parent_pid(pid: int) -> int:
+    """The parent of process ``pid`` (0 when there is no such process)."""
+    fields = _stat(pid)
+    return int(fields[1]) if fields else 0
 
 
 def alive(pid: int) -> bool:
     """Whether process ``pid`` exists and is not a zombie."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
+    fields = _stat(pid)
+    return bool(fields) and fields[0] != "Z"
 
 
 def command_line(pid: int) -> str:
@@ -383,6 +388,15 @@ def command_line(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except FileNotFoundError:
         return ""
+
+
+def forkservers_of(pid: int) -> list[int]:
+    """The multiprocessing forkservers that process ``pid`` started and that still run."""
+    return [
+        child
+        for child in map(int, filter(str.isdigit, os.listdir("/proc")))
+        if parent_pid(child) == pid and "multiprocessing.forkserver" in command_line(child)
+    ]
 
 
 def max_overlap(intervals: list[tuple[float, float]]) -> int:
@@ -628,10 +642,5 @@ def test_parallel_backfill_survives_a_daemon_kill_and_a_code_server_outage(
         assert instance.get_run_by_id(doomed).status == dg.DagsterRunStatus.FAILURE
         assert not instance.all_logs(doomed, of_type=DagsterEventType.RUN_SUCCESS)
         assert not instance.all_logs(doomed, of_type=DagsterEventType.ASSET_MATERIALIZATION)
-        (renewed,) = [
-            pid
-            for pid in map(int, filter(str.isdigit, os.listdir("/proc")))
-            if parent_pid(pid) == services.procs["code"].pid
-            and "multiprocessing.forkserver" in command_line(pid)
-        ]
+        (renewed,) = forkservers_of(services.procs["code"].pid)
         assert renewed != forkserver
