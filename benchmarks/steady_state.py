@@ -79,15 +79,15 @@ def measure(args: list[str], env: dict[str, str]) -> tuple[float, float, str]:
 
 def _forked_run(kind: str, day: date, report) -> None:
     """In a process forked by the code server's forkserver: :func:`run_one`, then this
-    process's wall time and CPU seconds (its own and its children's) put on ``report``. Its
-    output is dropped, as :func:`measure` captures a fresh process's."""
+    process's wall time and CPU seconds (its own and its children's) and the run's outcome
+    put on ``report``. Its output is dropped, as :func:`measure` captures a fresh process's."""
     with open(os.devnull, "w") as devnull:
         os.dup2(devnull.fileno(), 1)
         os.dup2(devnull.fileno(), 2)
     started = time.perf_counter()
-    run_one(kind, day)
+    outcome = run_one(kind, day)
     own, children = resource.getrusage(resource.RUSAGE_SELF), cpu_of_children()
-    report.put((time.perf_counter() - started, own.ru_utime + own.ru_stime + children))
+    report.put((time.perf_counter() - started, own.ru_utime + own.ru_stime + children, outcome))
 
 
 class ForkedRuns:
@@ -112,19 +112,21 @@ class ForkedRuns:
         return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
 
     def measure(self, kind: str, day: date) -> tuple[float, float, str]:
-        """One run forked: its wall and CPU seconds, and whether it succeeded."""
+        """One run forked: its wall and CPU seconds, and its outcome (JSON, as :func:`measure`
+        gives a fresh process's last line)."""
         report = self.context.Queue()
         process = self.context.Process(target=_forked_run, args=(kind, day, report))
         process.start()
         process.join()
         if process.exitcode != 0:
             raise RuntimeError(f"{kind} ({day}) exited with {process.exitcode}")
-        wall, cpu = report.get(timeout=10)
-        return wall, cpu, json.dumps({"ok": True})
+        wall, cpu, outcome = report.get(timeout=10)
+        return wall, cpu, json.dumps(outcome)
 
 
-def run_one(kind: str, day: date) -> None:
-    """In this process: one run as a run worker makes it (see the module docstring)."""
+def run_one(kind: str, day: date) -> dict:
+    """In this process: one run as a run worker makes it (see the module docstring); whether
+    it succeeded and its partition keys."""
     warnings.filterwarnings("ignore")
     import dagster as dg
 
@@ -164,7 +166,7 @@ def run_one(kind: str, day: date) -> None:
         raise ValueError(kind)
     with dg.DagsterInstance.get() as instance:
         results = run_plan(defs, steps, instance, progress=lambda _: None)
-    print(json.dumps({"ok": all(r.success for r in results), "keys": steps[0].partition_keys}))
+    return {"ok": all(r.success for r in results), "keys": steps[0].partition_keys}
 
 
 def tick_costs() -> None:
@@ -228,7 +230,7 @@ def main() -> int:
     parser.add_argument("--ticks", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run:
-        run_one(args.run, args.day)
+        print(json.dumps(run_one(args.run, args.day)))
         return 0
     if args.ticks:
         tick_costs()
