@@ -22,7 +22,9 @@ funding, Deribit, from the replay server, into an empty data dir and the embedde
 4. the CPU seconds per hour of the default schedules and sensors: COMPUTED from the measured
    costs above and the cron and sensor intervals (not measured over an hour), as printed.
 
-Wall and CPU seconds are of the whole process (start, code-location load, the run, dbt).
+Wall and CPU seconds are of the whole process (start, code-location load, the run, dbt); each
+run is measured ``--repeat`` times (3) and the medians printed (one run varies by about half
+a second from the next).
 Not a test: it prints figures, it asserts nothing.
 
     python benchmarks/steady_state.py --replay ../shared/data
@@ -35,6 +37,7 @@ import itertools
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -92,7 +95,8 @@ def _forked_run(kind: str, day: date, report) -> None:
 
 class ForkedRuns:
     """Runs forked as ``mkt-platform code-server`` forks them: from a forkserver that imported
-    :data:`mkt_platform.code_server.PRELOAD` (started here once, from ``env``)."""
+    :data:`mkt_platform.code_server.PRELOAD` and built the definitions (started here once, from
+    ``env``)."""
 
     def __init__(self, env: dict[str, str]) -> None:
         from multiprocessing import forkserver
@@ -130,10 +134,12 @@ def run_one(kind: str, day: date) -> dict:
     warnings.filterwarnings("ignore")
     import dagster as dg
 
-    from mkt_platform.definitions import build_definitions
+    from mkt_platform.definitions import defs as code_location
     from mkt_platform.lib.materialize import RangeStep, plan, run_plan
 
-    defs = build_definitions()
+    # As the run worker loads them: built here in a fresh interpreter, the forkserver's when
+    # forked (mkt_platform/run_worker_modules.py: prebuild).
+    defs = code_location()
     if kind in ("5-minute refresh", "hourly refresh"):
         from mkt_platform.defs.binance.datasets import FIVE_MINUTE_REFRESH
         from mkt_platform.defs.registry import raw_datasets
@@ -225,6 +231,7 @@ def main() -> int:
         help="run each run in a fresh interpreter, as `dagster api grpc` starts runs, instead "
         "of forked from a forkserver as `mkt-platform code-server` does",
     )
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each kind (medians)")
     parser.add_argument("--run", help=argparse.SUPPRESS)
     parser.add_argument("--day", type=date.fromisoformat, help=argparse.SUPPRESS)
     parser.add_argument("--ticks", action="store_true", help=argparse.SUPPRESS)
@@ -268,22 +275,25 @@ def main() -> int:
                 ("one session", MID_DAY),
                 ("one day of options and funding", MID_DAY),
             ):
-                if forked:
-                    wall, cpu, out = forked.measure(kind, day)
-                else:
-                    wall, cpu, out = measure([*here, "--run", kind, "--day", str(day)], env)
-                result = json.loads(out)
-                if not result["ok"]:
-                    print(f"  {kind} failed")
-                    return 1
-                figures[lake][kind] = (wall, cpu)
+                walls, cpus = [], []
+                for _ in range(args.repeat):
+                    if forked:
+                        wall, cpu, out = forked.measure(kind, day)
+                    else:
+                        wall, cpu, out = measure([*here, "--run", kind, "--day", str(day)], env)
+                    if not json.loads(out)["ok"]:
+                        print(f"  {kind} failed")
+                        return 1
+                    walls.append(wall)
+                    cpus.append(cpu)
+                figures[lake][kind] = (statistics.median(walls), statistics.median(cpus))
         print()
         how = (
             "a fresh interpreter (dagster api grpc)"
             if args.spawn
             else "forked from the forkserver (mkt-platform code-server)"
         )
-        print(f"one run each, {how}, wall s / CPU s")
+        print(f"median of {args.repeat} runs of each, {how}, wall s / CPU s")
         print(f"{'':<44}{'1-month lake':>16}{'6-month lake':>16}")
         for kind in figures["1-month lake"]:
             cells = "".join(
@@ -292,8 +302,9 @@ def main() -> int:
             print(f"{kind:<44}{cells}")
         if forked:
             print(
-                f"the forkserver itself (its imports, once per code server, and its "
-                f"{2 * len(figures['1-month lake'])} forks): {forked.server_cpu():.1f} CPU-s"
+                f"the forkserver itself (its imports and definitions, once per code server, "
+                f"and its {2 * args.repeat * len(figures['1-month lake'])} forks): "
+                f"{forked.server_cpu():.1f} CPU-s"
             )
         refresh = [
             sum(figures[lake][k][i] for k in ("hourly refresh", "refresh sessions"))

@@ -6,13 +6,15 @@ every run pays the imports of Dagster, dagster-dbt, dbt, DuckDB and the project,
 CPU-s on this machine, before its first step; the default schedules start about 20 runs an
 hour. This server is ``dagster api grpc``, with the same options, except that a run's process
 is forked from a Python forkserver (``multiprocessing``'s "forkserver") that imported
-:data:`PRELOAD` once: the run still builds its definitions and opens the instance itself, as
-under "spawn", from the server's environment and code.
+:data:`PRELOAD` once, and with it the platform's modules and the code location's definitions
+(:mod:`mkt_platform.run_worker_modules`), built from the server's environment and code as the
+server built its own when it started (it never reloads them): the run opens the instance
+itself, as under "spawn".
 
 The forkserver is started with the server, from the server's environment, and holds no
-thread, connection or open file of the server (it is a fresh interpreter that only imports);
-when it dies, the next run starts a new one (``multiprocessing`` checks it at each start),
-and the runs in flight die with it (:mod:`mkt_platform.run_worker_modules`: the server
+thread, connection or open file of the server (it is a fresh interpreter that only imports
+and builds definitions); when it dies, the next run starts a new one (``multiprocessing``
+checks it at each start), and the runs in flight die with it (the server
 learns a run's end from the forkserver, and fails the runs it can no longer see; run_retries
 launches them again). Killing the server's process group stops it and the runs with it, as
 it stops spawned runs.
@@ -27,10 +29,10 @@ import multiprocessing
 import multiprocessing.context
 import sys
 
-#: What the forkserver imports before it forks any run: the modules a run of any job imports
-#: (Dagster and its dbt integration, dbt's runner and DuckDB adapter, DuckDB, pyarrow, httpx)
-#: and the package's own modules (every module of the code location's defs folder).
-PRELOAD = ("mkt_platform.run_worker_modules",)
+#: What the forkserver imports before it forks any run: the module that imports what a run of
+#: any job imports (Dagster and its dbt integration, dbt's runner and DuckDB adapter, DuckDB,
+#: pyarrow, httpx, every module of the code location's defs folder) and builds the definitions.
+PRELOAD = ("mkt_platform.run_worker",)
 
 
 def run_worker_context() -> multiprocessing.context.ForkServerContext:

@@ -29,10 +29,16 @@ def build_definitions() -> dg.Definitions:
     )
 
 
+#: The definitions the code server's forkserver built before it forked the run this process
+#: is (:func:`mkt_platform.run_worker_modules.prebuild`), from the server's environment: what
+#: :func:`defs` returns there. ``None`` in every other process.
+prebuilt: dg.Definitions | None = None
+
+
 @dg.definitions
 def defs() -> dg.Definitions:
     """The code location's definitions, built when Dagster loads it (``dg dev``, ``dagster api
     grpc -m mkt_platform.definitions``), not when this module is imported: the CLI and the
     benchmarks import :func:`build_definitions` after setting their environment and build
-    once."""
-    return build_definitions()
+    once. In a run forked by ``mkt-platform code-server``, the ones its forkserver built."""
+    return prebuilt if prebuilt is not None else build_definitions()

@@ -1,8 +1,13 @@
-"""Imported by the code server's forkserver (:mod:`mkt_platform.code_server`) before it forks
-any run: what a run of any job imports, so that no run imports it again.
+"""What the code server's forkserver does before it forks any run (:mod:`mkt_platform.run_worker`
+calls it, :mod:`mkt_platform.code_server` names that module): import what a run of any job
+imports, so that no run imports it again, and build the code location's definitions once, so
+that no run builds them again. Importing this module does neither.
 
-Importing reads no setting and opens nothing (the definitions are functions, built by each
-run from its environment): a run forked from here is the run a fresh interpreter would make.
+The imports read no setting and open nothing. The definitions are built from the forkserver's
+environment, which is the server's: they are the definitions the server itself built when it
+started and serves until it stops (a server of ``dagster api grpc`` never reloads its code),
+so a run forked from here runs what the server showed when it was launched, as a run in a
+fresh interpreter would, without building it again.
 """
 
 from __future__ import annotations
@@ -118,7 +123,33 @@ class _RunWorker:
 
 
 _HOOK = _RunWorker()
-# Run by multiprocessing in every process the forkserver forks, before the run starts.
-multiprocessing.util.register_after_fork(_HOOK, _RunWorker.die_with_the_forkserver)
 
-preload()
+
+def die_with_this_process() -> None:
+    """Make every process ``multiprocessing`` forks from this one die when this one dies
+    (:meth:`_RunWorker.die_with_the_forkserver`, run in the child after the fork)."""
+    multiprocessing.util.register_after_fork(_HOOK, _RunWorker.die_with_the_forkserver)
+
+
+def prebuild() -> bool:
+    """Build the code location's definitions (:func:`mkt_platform.definitions.build_definitions`,
+    from this process's environment) and resolve their jobs, then hand them to every run forked
+    from here (:data:`mkt_platform.definitions.prebuilt`: what ``defs`` returns); whether it
+    succeeded. A failure is written to stderr and goes no further: each run then builds its
+    own, and fails there with the error of its own build (a run of a server whose settings are
+    broken fails as before; the server itself does not load)."""
+    try:
+        from mkt_platform import definitions
+
+        built = definitions.build_definitions()
+        built.get_repository_def().get_all_jobs()
+    except Exception as exc:  # the runs build them themselves
+        print(
+            f"mkt-platform code-server: building the definitions for the runs failed "
+            f"({type(exc).__name__}: {exc}); each run builds its own",
+            file=sys.stderr,
+            flush=True,
+        )
+        return False
+    definitions.prebuilt = built
+    return True

@@ -39,14 +39,20 @@ def test_a_forked_run_dies_with_the_forkserver():
     while alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not alive(pid)
+    # The run's end reaches this process when the last of the forkserver's threads (its
+    # imports start native ones) has closed the status pipe, which may be a moment after the
+    # run died: a server learns it at its next poll.
+    run.join(timeout=10)
     assert not run.is_alive()
 
 
-def test_the_preload_starts_no_thread_and_reads_no_setting(tmp_path):
-    """What the forkserver imports before forking runs is safe to fork (one thread, no
-    connection) and independent of the settings (each run reads them): imported with settings
-    that would make any reader fail, it succeeds and leaves one thread; and it holds the
-    modules a run needs (Dagster, dbt's runner and adapter, the code location's modules)."""
+def test_the_preload_starts_no_thread_and_writes_nothing(tmp_path):
+    """What the forkserver does before forking runs is safe to fork (one Python thread, no
+    connection) and touches nothing of the settings' places (each run opens them): done with
+    settings that would make any reader fail, it leaves one Python thread (the native ones of
+    its libraries, e.g. jemalloc's, are theirs to re-create after a fork), creates none of their
+    folders, holds the modules a run needs (Dagster, dbt's runner and adapter, the code
+    location's modules) and the definitions it built for the runs."""
     env = {
         **os.environ,
         "MKT_WAREHOUSE": "not-a-warehouse",
@@ -57,7 +63,9 @@ def test_the_preload_starts_no_thread_and_reads_no_setting(tmp_path):
     script = (
         "import json, sys, threading\n"
         f"for name in {list(PRELOAD)!r}: __import__(name)\n"
-        "print(json.dumps({'threads': threading.active_count(), 'modules': sorted(sys.modules)}))"
+        "from mkt_platform import definitions\n"
+        "print(json.dumps({'threads': threading.active_count(), 'modules': sorted(sys.modules),"
+        " 'prebuilt': definitions.prebuilt is not None}))"
     )
     done = subprocess.run(
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False
@@ -77,7 +85,70 @@ def test_the_preload_starts_no_thread_and_reads_no_setting(tmp_path):
         "mkt_platform.lib.dbt_in_process",
     ):
         assert needed in modules, needed
+    assert loaded["prebuilt"], done.stderr[-2000:]
     assert not (tmp_path / "missing").exists() and not (tmp_path / "missing_home").exists()
+
+
+#: Run as a script by the test below: a run forked as the code server forks one reports the
+#: definitions it loads; then this process (the server's) builds its own.
+_LOAD_DEFINITIONS = """
+import json, sys
+
+from mkt_platform.code_server import run_worker_context
+
+
+def summary(defs):
+    repository = defs.get_repository_def()
+    graph = repository.asset_graph
+    return {
+        "assets": sorted(key.to_user_string() for key in graph.get_all_asset_keys()),
+        "checks": sorted(str(key) for key in graph.asset_check_keys),
+        "jobs": sorted(job.name for job in repository.get_all_jobs()),
+        "schedules": sorted(schedule.name for schedule in repository.schedule_defs),
+        "sensors": sorted(sensor.name for sensor in repository.sensor_defs),
+    }
+
+
+def run(report):
+    from mkt_platform import definitions
+
+    loaded = definitions.defs()
+    report.put({"forkservers": loaded is definitions.prebuilt, **summary(loaded)})
+
+
+if __name__ == "__main__":
+    context = run_worker_context()
+    report = context.Queue()
+    process = context.Process(target=run, args=(report,))
+    process.start()
+    forked = report.get(timeout=120)
+    process.join()
+    from mkt_platform import definitions
+
+    own = summary(definitions.defs())
+    print(json.dumps({"forked": forked, "own": own, "prebuilt_here": definitions.prebuilt is not None}))
+"""
+
+
+def test_a_forked_run_loads_the_definitions_its_forkserver_built(tmp_path):
+    """A run forked by the code server loads the definitions its forkserver built once, from
+    the server's environment (no build of its own), and they are the ones the server builds:
+    the same assets, checks, jobs, schedules and sensors. Outside a forked run nothing is
+    prebuilt: the server builds its own."""
+    script = tmp_path / "load_definitions.py"
+    script.write_text(_LOAD_DEFINITIONS)
+    env = {**os.environ, "MKT_DATA_DIR": str(tmp_path / "data"), "DAGSTER_HOME": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    loaded = json.loads(done.stdout.strip().splitlines()[-1])
+    forked = loaded["forked"]
+    assert forked.pop("forkservers") is True
+    assert loaded["prebuilt_here"] is False
+    assert forked == loaded["own"]
+    assert "mkt_automation_sensor" in forked["sensors"]
+    assert "session_ohlc_daily" in forked["assets"]
 
 
 def test_a_failing_preload_is_logged_and_only_slows_the_runs(tmp_path, monkeypatch, capsys):
