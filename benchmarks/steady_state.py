@@ -22,7 +22,8 @@ funding, Deribit, from the replay server, into an empty data dir and the embedde
 4. the CPU seconds per hour of the default schedules and sensors: COMPUTED from the measured
    costs above and the cron and sensor intervals (not measured over an hour), as printed.
 
-Wall and CPU seconds are of the whole process (start, code-location load, the run, dbt); each
+Wall and CPU seconds are of the whole process (start, code-location load, the run, dbt; forked,
+the imports and the definitions are the forkserver's, printed apart); each
 run is measured ``--repeat`` times (3) and the medians printed (one run varies by about half
 a second from the next).
 Not a test: it prints figures, it asserts nothing.
@@ -110,8 +111,8 @@ class ForkedRuns:
         self.pid = forkserver._forkserver._forkserver_pid  # only to read its CPU seconds
 
     def server_cpu(self) -> float:
-        """The forkserver's own CPU seconds so far: its imports (once per code server) and
-        its forks."""
+        """The forkserver's own CPU seconds so far: its imports and definitions (once per code
+        server) and its forks."""
         stat = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
 

@@ -8,12 +8,13 @@ hour. This server is ``dagster api grpc``, with the same options, except that a 
 is forked from a Python forkserver (``multiprocessing``'s "forkserver") that imported
 :data:`PRELOAD` once, and with it the platform's modules and the code location's definitions
 (:mod:`mkt_platform.run_worker_modules`), built from the server's environment and code as the
-server built its own when it started (it never reloads them): the run opens the instance
-itself, as under "spawn".
+server built its own when it started (``dagster api grpc`` does not reload its code): the
+run opens the instance itself, as under "spawn".
 
 The forkserver is started with the server, from the server's environment, and holds no
 thread, connection or open file of the server (it is a fresh interpreter that only imports
-and builds definitions); when it dies, the next run starts a new one (``multiprocessing``
+and builds definitions, and its resource tracker, see :mod:`mkt_platform.run_worker_modules`);
+when it dies, the next run starts a new one (``multiprocessing``
 checks it at each start), and the runs in flight die with it (the server
 learns a run's end from the forkserver, and fails the runs it can no longer see; run_retries
 launches them again). Killing the server's process group stops it and the runs with it, as

@@ -1,7 +1,8 @@
 """The code server's forkserver imports this module before it forks any run
 (:data:`mkt_platform.code_server.PRELOAD`), and nothing else should: importing it makes every
-process this one forks die with it, imports what runs import and builds the code location's
-definitions from the environment (:mod:`mkt_platform.run_worker_modules`)."""
+run this one forks (each ``multiprocessing`` process) die with it, imports what runs import
+and builds the code location's definitions from the environment
+(:mod:`mkt_platform.run_worker_modules`)."""
 
 from __future__ import annotations
 

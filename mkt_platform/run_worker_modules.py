@@ -4,10 +4,16 @@ imports, so that no run imports it again, and build the code location's definiti
 that no run builds them again. Importing this module does neither.
 
 The imports read no setting and open nothing. The definitions are built from the forkserver's
-environment, which is the server's: they are the definitions the server itself built when it
-started and serves until it stops (a server of ``dagster api grpc`` never reloads its code),
-so a run forked from here runs what the server showed when it was launched, as a run in a
-fresh interpreter would, without building it again.
+environment, which is the server's, from the same code and files (the dbt manifest, the
+calendar seed): a build equal to the one the server made when it started and serves until
+it stops (a server of ``dagster api grpc`` does not reload its code: its ``ReloadCode`` only
+logs that it cannot; ``ReloadCodeWithState`` swaps state-backed components, which this code
+location has none of). A run forked from here runs those, as a run in a fresh interpreter
+would build them from unchanged files, without building them again. A forkserver that died
+is started again by the next run and builds them anew, from the files as they are then.
+
+Building them makes dbt's manifest create a ``multiprocessing`` lock, which starts the
+forkserver's own resource tracker (a child process, idle); the runs use the server's.
 """
 
 from __future__ import annotations

@@ -110,10 +110,18 @@ def summary(defs):
 
 
 def run(report):
+    from dagster._core.definitions.reconstruct import ReconstructableRepository
+
     from mkt_platform import definitions
 
+    # As Dagster's run worker loads the code location: from its code pointer.
+    repository = ReconstructableRepository.for_module("mkt_platform.definitions", "defs")
     loaded = definitions.defs()
-    report.put({"forkservers": loaded is definitions.prebuilt, **summary(loaded)})
+    report.put({
+        "forkservers": loaded is definitions.prebuilt,
+        "run_worker_loads_it": repository.get_definition() is loaded.get_repository_def(),
+        **summary(loaded),
+    })
 
 
 if __name__ == "__main__":
@@ -145,6 +153,7 @@ def test_a_forked_run_loads_the_definitions_its_forkserver_built(tmp_path):
     loaded = json.loads(done.stdout.strip().splitlines()[-1])
     forked = loaded["forked"]
     assert forked.pop("forkservers") is True
+    assert forked.pop("run_worker_loads_it") is True
     assert loaded["prebuilt_here"] is False
     assert forked == loaded["own"]
     assert "mkt_automation_sensor" in forked["sensors"]
@@ -164,6 +173,23 @@ def test_a_failing_preload_is_logged_and_only_slows_the_runs(tmp_path, monkeypat
     assert "preloading the runs' modules failed" in err
     assert "RuntimeError: settings file unreadable" in err
     assert preload(("json",), (), ("dbt.task.test.TestResultData",)) is True
+
+
+def test_a_failing_prebuild_is_logged_and_each_run_builds_its_own(monkeypatch, capsys):
+    """Definitions that fail to build in the forkserver are reported to the log and not
+    handed to the runs: each run builds its own (and fails there with its own error)."""
+    from mkt_platform import definitions
+    from mkt_platform.run_worker_modules import prebuild
+
+    def broken() -> None:
+        raise RuntimeError("instruments file unreadable")
+
+    monkeypatch.setattr(definitions, "build_definitions", broken)
+    assert prebuild() is False
+    err = capsys.readouterr().err
+    assert "building the definitions for the runs failed" in err
+    assert "RuntimeError: instruments file unreadable" in err
+    assert definitions.prebuilt is None
 
 
 def _ignore_sigint() -> None:
