@@ -363,10 +363,11 @@ def run_worker_pid(instance: dg.DagsterInstance, run_id: str) -> int:
 
 def _stat(pid: int) -> list[str]:
     """The fields of /proc/<pid>/stat after the command name (empty when there is no such
-    process): the state first, then the parent's pid."""
+    process, or one that exits while it is read: ESRCH): the state first, then the parent's
+    pid."""
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):
         return []
 
 
@@ -383,10 +384,11 @@ def alive(pid: int) -> bool:
 
 
 def command_line(pid: int) -> str:
-    """Process ``pid``'s command line ("" when there is no such process)."""
+    """Process ``pid``'s command line ("" when there is no such process, or it exits while it
+    is read)."""
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):
         return ""
 
 
