@@ -16,7 +16,12 @@ funding, Deribit, from the replay server, into an empty data dir and the embedde
    - a one-session refresh of the session marts alone (session 2023-06-15) and a one-day
      build of the UTC-daily marts (options and funding, 2023-06-15) through Dagster, each a
      fresh process;
-2. the lake grown to 6 months (2023-01-01..05-31 added), the same three measured again;
+   - a one-day build of the options marts alone (the UTC-daily marts downstream of
+     ``deribit_option_trades``, what automation requests when a Deribit day is re-pulled)
+     over 2024-04-01, the one recorded day with option trades in the lake (00:00-02:00 UTC;
+     the 2023 recordings hold none, so the 2023 options marts are empty), materialized into
+     the lake after its first month;
+2. the lake grown to 6 months (2023-01-01..05-31 added), the same runs measured again;
 3. one tick of each sensor of the code location and of the automation, evaluated in a
    process on the 6-month instance at 2023-07-01 00:30 UTC (its CPU seconds per tick);
 4. the CPU seconds per hour of the default schedules and sensors: COMPUTED from the measured
@@ -52,6 +57,8 @@ ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2023, 7, 1, 0, 30, tzinfo=UTC)
 LAST_DAY = date(2023, 6, 30)
 MID_DAY = date(2023, 6, 15)
+#: The day of the recordings with Deribit option trades that the lake also holds.
+OPTIONS_DAY = date(2024, 4, 1)
 #: The day of the snapshot runs (a snapshot is always of today's UTC partition).
 TODAY = datetime.now(UTC).date()
 
@@ -164,6 +171,12 @@ def run_one(kind: str, day: date) -> dict:
         steps = [s for s in plan(defs, day, day) if s.label == "dbt sessions"]
     elif kind == "one day of options and funding":
         steps = [s for s in plan(defs, day, day) if s.label == "dbt options and funding"]
+    elif kind == "one day of the options marts":
+        (utc,) = [s for s in plan(defs, day, day) if s.label == "dbt options and funding"]
+        graph = defs.resolve_asset_graph()
+        options = dg.AssetSelection.assets("deribit_option_trades").downstream().resolve(graph)
+        selection = dg.AssetSelection.assets(*(utc.selection.resolve(graph) & options))
+        steps = [RangeStep("dbt options", selection, utc.partition_keys, utc.pool)]
     elif kind == "order_book_depth of today":
         from mkt_platform.lib.dbt_assets import WAREHOUSE_POOL
 
@@ -267,6 +280,10 @@ def main() -> int:
         for lake, start, end in lakes:
             wall, cpu, _ = measure([*cli, "--start", str(start), "--end", str(end)], env)
             print(f"{lake}: {start}..{end} materialized in {wall:.1f} s wall, {cpu:.1f} CPU-s")
+            if not figures:  # the first lake: add the day with option trades
+                options_day = str(OPTIONS_DAY)
+                measure([*cli, "--start", options_day, "--end", options_day], env)
+                print(f"  and {options_day}, the recorded day with option trades")
             figures[lake] = {}
             for kind, day in (
                 ("5-minute refresh", LAST_DAY),
@@ -275,6 +292,7 @@ def main() -> int:
                 ("refresh sessions", LAST_DAY),
                 ("one session", MID_DAY),
                 ("one day of options and funding", MID_DAY),
+                ("one day of the options marts", OPTIONS_DAY),
             ):
                 walls, cpus = [], []
                 for _ in range(args.repeat):
