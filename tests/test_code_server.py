@@ -110,6 +110,8 @@ def summary(defs):
 
 
 def run(report):
+    import gc
+
     from dagster._core.definitions.reconstruct import ReconstructableRepository
 
     from mkt_platform import definitions
@@ -120,6 +122,9 @@ def run(report):
     report.put({
         "forkservers": loaded is definitions.prebuilt,
         "run_worker_loads_it": repository.get_definition() is loaded.get_repository_def(),
+        # what the forkserver holds is out of the run's collections
+        "frozen": gc.get_freeze_count(),
+        "collected": len(gc.get_objects()),
         **summary(loaded),
     })
 
@@ -141,7 +146,8 @@ if __name__ == "__main__":
 def test_a_forked_run_loads_the_definitions_its_forkserver_built(tmp_path):
     """A run forked by the code server loads the definitions its forkserver built once, from
     the server's environment (no build of its own), and they are the ones the server builds:
-    the same assets, checks, jobs, schedules and sensors. Outside a forked run nothing is
+    the same assets, checks, jobs, schedules and sensors. What the forkserver imported and
+    built is frozen out of the run's garbage collections. Outside a forked run nothing is
     prebuilt: the server builds its own."""
     script = tmp_path / "load_definitions.py"
     script.write_text(_LOAD_DEFINITIONS)
@@ -154,6 +160,8 @@ def test_a_forked_run_loads_the_definitions_its_forkserver_built(tmp_path):
     forked = loaded["forked"]
     assert forked.pop("forkservers") is True
     assert forked.pop("run_worker_loads_it") is True
+    frozen, collected = forked.pop("frozen"), forked.pop("collected")
+    assert frozen > 10 * collected, (frozen, collected)
     assert loaded["prebuilt_here"] is False
     assert forked == loaded["own"]
     assert "mkt_automation_sensor" in forked["sensors"]
