@@ -101,14 +101,18 @@ def preload(
             module_name, _, class_name = contract.rpartition(".")
             getattr(importlib.import_module(module_name), class_name).json_schema()
     except Exception as exc:  # any failure only makes the runs slower
-        print(
-            f"mkt-platform code-server: preloading the runs' modules failed "
-            f"({type(exc).__name__}: {exc}); each run imports what it needs itself",
-            file=sys.stderr,
-            flush=True,
-        )
+        _report("preloading the runs' modules", exc, "each run imports what it needs itself")
         return False
     return True
+
+
+def _report(what: str, exc: Exception, instead: str) -> None:
+    """Write a failure of the forkserver's preparation to stderr (the code server's log)."""
+    print(
+        f"mkt-platform code-server: {what} failed ({type(exc).__name__}: {exc}); {instead}",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 #: Linux's prctl option: the signal a process gets when its parent dies.
@@ -150,12 +154,7 @@ def prebuild() -> bool:
         built = definitions.build_definitions()
         built.get_repository_def().get_all_jobs()
     except Exception as exc:  # the runs build them themselves
-        print(
-            f"mkt-platform code-server: building the definitions for the runs failed "
-            f"({type(exc).__name__}: {exc}); each run builds its own",
-            file=sys.stderr,
-            flush=True,
-        )
+        _report("building the definitions for the runs", exc, "each run builds its own")
         return False
     definitions.prebuilt = built
     return True

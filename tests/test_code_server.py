@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 
 from mkt_platform.code_server import PRELOAD, run_worker_context
-from tests.test_deployment import alive, forkservers_of, free_port
+from mkt_platform.lib.runs import process_alive
+from tests.test_deployment import forkservers_of, free_port
 
 
 def _sleep(report) -> None:
@@ -33,12 +34,12 @@ def test_a_forked_run_dies_with_the_forkserver():
     run.start()
     pid = report.get(timeout=120)
     server = forkserver._forkserver._forkserver_pid
-    assert alive(pid)
+    assert process_alive(pid)
     os.kill(server, signal.SIGKILL)
     deadline = time.monotonic() + 10
-    while alive(pid) and time.monotonic() < deadline:
+    while process_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not alive(pid)
+    assert not process_alive(pid)
     # The run's end reaches this process when the last of the forkserver's threads (its
     # imports start native ones) has closed the status pipe, which may be a moment after the
     # run died: a server learns it at its next poll.
@@ -228,9 +229,9 @@ def test_the_server_stops_on_sigterm_with_its_forkserver(tmp_path):
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=30) is not None
         deadline = time.monotonic() + 10
-        while alive(forkservers[0]) and time.monotonic() < deadline:
+        while process_alive(forkservers[0]) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert not alive(forkservers[0])
+        assert not process_alive(forkservers[0])
     finally:
         if server.poll() is None:
             server.kill()

@@ -35,6 +35,7 @@ from dagster._grpc.client import DagsterGrpcClient
 
 from mkt_platform import warehouse as warehouse_db
 from mkt_platform.definitions import build_definitions
+from mkt_platform.lib.runs import process_alive
 from tests.conftest import PG, REPO
 
 #: What each service runs, natively here and in docker-compose.yml (the compose test below
@@ -377,12 +378,6 @@ def parent_pid(pid: int) -> int:
     return int(fields[1]) if fields else 0
 
 
-def alive(pid: int) -> bool:
-    """Whether process ``pid`` exists and is not a zombie."""
-    fields = _stat(pid)
-    return bool(fields) and fields[0] != "Z"
-
-
 def command_line(pid: int) -> str:
     """Process ``pid``'s command line ("" when there is no such process, or it exits while it
     is read)."""
@@ -624,7 +619,9 @@ def test_parallel_backfill_survives_a_daemon_kill_and_a_code_server_outage(
         assert "multiprocessing.forkserver" in command_line(forkserver)
         assert parent_pid(forkserver) == services.procs["code"].pid
         os.kill(forkserver, signal.SIGKILL)
-        wait_for("the run's process to die with its forkserver", lambda: not alive(worker), 30)
+        wait_for(
+            "the run's process to die with its forkserver", lambda: not process_alive(worker), 30
+        )
         wait_for(
             "the killed run to fail",
             lambda: instance.get_run_by_id(doomed).status == dg.DagsterRunStatus.FAILURE,

@@ -23,6 +23,7 @@ import pytest
 from dagster._core.events import EngineEventData
 from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
 
+from mkt_platform.lib.runs import process_alive
 from tests.conftest import SHARED_DATA, instance_of, read_sessions
 
 CLI = str(Path(sys.executable).parent / "mkt-platform")
@@ -100,14 +101,6 @@ def children(pid: int) -> list[tuple[int, str]]:
     return found
 
 
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
 def instance_at(data_dir: Path) -> AbstractContextManager[dg.DagsterInstance]:
     return instance_of(data_dir / "dagster_home")
 
@@ -151,9 +144,9 @@ def test_a_cli_killed_during_dbt_frees_its_run_and_slot_at_the_next_start(tmp_pa
             first.kill()
     ((dbt_pid, _),) = dbt
     deadline = time.monotonic() + 5
-    while alive(dbt_pid) and time.monotonic() < deadline:
+    while process_alive(dbt_pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not alive(dbt_pid), "the orphaned dbt must die with its run's process"
+    assert not process_alive(dbt_pid), "the orphaned dbt must die with its run's process"
 
     with instance_at(data_dir) as instance:
         (stuck,) = instance.get_runs(
@@ -306,6 +299,33 @@ def test_only_runs_whose_process_is_gone_on_this_host_are_reaped(tmp_path):
             assert storage.get_concurrency_run_ids() == {made["cli_live"], made["elsewhere_dead"]}
     finally:
         live.kill()
+
+
+def test_a_process_that_exits_while_its_stat_is_read_is_gone(monkeypatch):
+    """A process that passes ``kill(0)`` and exits before its /proc stat is read (reaped:
+    ENOENT; or mid-read: ESRCH) is dead, not alive: the orphaned-run sensor fails its run at
+    this tick, not the next. A zombie is dead; a live process is alive."""
+    from mkt_platform.lib import runs
+
+    live = subprocess.Popen(["sleep", "60"])
+    zombie = subprocess.Popen(["true"])
+    try:
+        deadline = time.monotonic() + 10
+        while process_alive(zombie.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not process_alive(zombie.pid)  # not reaped yet: a zombie
+        assert process_alive(live.pid)
+        for gone in (FileNotFoundError, ProcessLookupError):
+
+            def vanished(path, *args, gone=gone, **kwargs):
+                raise gone(f"{path}: the process exited")
+
+            monkeypatch.setattr(runs, "open", vanished, raising=False)
+            assert not runs.process_alive(live.pid), gone
+    finally:
+        live.kill()
+        live.wait()
+        zombie.wait()
 
 
 def test_a_reaped_run_is_tagged_will_retry_before_its_failure_is_written(monkeypatch):

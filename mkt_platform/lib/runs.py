@@ -63,8 +63,12 @@ def process_alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as stat:
             return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        # Gone since kill(0) (reaped, or exited while its stat was read: ESRCH), unless this
+        # machine has no /proc at all.
+        return not os.path.isdir("/proc/self")
     except OSError:
-        return True  # no /proc: trust kill(0)
+        return True  # /proc unreadable: trust kill(0)
 
 
 @dataclass(frozen=True)
