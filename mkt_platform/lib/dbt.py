@@ -16,11 +16,11 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from datetime import timedelta
 from functools import cache, cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 from dagster._record import replace
@@ -34,6 +34,9 @@ from dagster_dbt import (
 from dagster_dbt.dbt_project import DbtProjectPreparer, using_dagster_dev
 
 from mkt_platform import settings
+
+if TYPE_CHECKING:
+    import duckdb
 
 DBT_PROJECT_DIR = settings.DBT_PROJECT_DIR
 
@@ -486,7 +489,9 @@ PARTITION_EXPR = "partition_expr"
 
 
 def warehouse_metadata(
-    relations: Mapping[str, str | None], window: dg.TimeWindow | None
+    relations: Mapping[str, str | None],
+    window: dg.TimeWindow | None,
+    con: duckdb.DuckDBPyConnection | None = None,
 ) -> dict[str, dict[str, Any]]:
     """What the DuckDB warehouse holds now, per relation, as Dagster table metadata.
 
@@ -501,6 +506,8 @@ def warehouse_metadata(
             ``None`` for a relation with no such column.
         window: the run's partition window ``[start, end)`` (aware UTC datetimes), or ``None``
             for an unpartitioned run.
+        con: a read-only warehouse connection to use (and leave open); by default one is
+            opened and closed.
 
     Returns:
         ``{relation: metadata}`` for each relation the warehouse holds (a relation it lacks is
@@ -514,12 +521,10 @@ def warehouse_metadata(
     Raises:
         duckdb.Error: the warehouse cannot be opened read-only (it is missing or locked).
     """
-    from mkt_platform import warehouse
-
     wanted = {tuple(name.split(".")[-2:]): name for name in relations}
     found: dict[str, dict[str, Any]] = {}
     # In UTC: a DATE partition column compares with the window as UTC midnight.
-    with warehouse.connect(read_only=True) as con:
+    with _reader(con) as con:
         rows = con.execute(
             "select c.table_schema, c.table_name, c.column_name, c.data_type, c.is_nullable, "
             "t.table_type = 'BASE TABLE' from information_schema.columns c "
@@ -562,6 +567,15 @@ def warehouse_metadata(
     return found
 
 
+def _reader(con: duckdb.DuckDBPyConnection | None) -> AbstractContextManager[Any]:
+    """``con`` left open, or a new read-only warehouse connection closed on leaving."""
+    if con is not None:
+        return nullcontext(con)
+    from mkt_platform import warehouse
+
+    return warehouse.connect(read_only=True)
+
+
 def with_warehouse_metadata(
     context: dg.AssetExecutionContext, events: list[Any], window: dg.TimeWindow | None
 ) -> Iterator[Any]:
@@ -597,15 +611,25 @@ def with_warehouse_metadata(
         partition_exprs = {
             relation: specs[key].metadata.get(PARTITION_EXPR) for key, relation in relations.items()
         }
+        # One connection for both: opening the warehouse (DuckDB, its extensions, the
+        # DuckLake catalog) costs about a quarter of a second.
+        from mkt_platform import warehouse
+
         try:
-            found = warehouse_metadata(partition_exprs, window)
+            con = warehouse.connect(read_only=True)
         except Exception as exc:  # the run's outcome must not depend on this metadata
             context.log.warning(f"table metadata not read from the warehouse: {exc}")
-        try:
-            for relation, chart in chart_metadata(found, window).items():
-                found[relation]["chart"] = chart
-        except Exception as exc:  # nor on a chart
-            context.log.warning(f"chart not drawn: {exc}")
+        else:
+            with con:
+                try:
+                    found = warehouse_metadata(partition_exprs, window, con)
+                except Exception as exc:  # the run's outcome must not depend on this metadata
+                    context.log.warning(f"table metadata not read from the warehouse: {exc}")
+                try:
+                    for relation, chart in chart_metadata(found, window, con).items():
+                        found[relation]["chart"] = chart
+                except Exception as exc:  # nor on a chart
+                    context.log.warning(f"chart not drawn: {exc}")
     for event in events:
         key = key_of(event)
         metadata = found.get(relations.get(key, "")) if key is not None else None
@@ -632,12 +656,15 @@ def with_warehouse_metadata(
 
 
 def chart_metadata(
-    relations: Iterable[str], window: dg.TimeWindow | None
+    relations: Iterable[str],
+    window: dg.TimeWindow | None,
+    con: duckdb.DuckDBPyConnection | None = None,
 ) -> dict[str, dg.MarkdownMetadataValue]:
     """The chart of each charted mart among ``relations`` (``<catalog>.<schema>.<table>``)
     for the run's window, drawn from the warehouse's rows (:mod:`mkt_platform.lib.charts`),
     as markdown with an inline PNG, which the Dagster UI renders. Empty when nothing is
-    charted, the run has no window, or ``MKT_CHARTS=0``.
+    charted, the run has no window, or ``MKT_CHARTS=0``. ``con``: as for
+    :func:`warehouse_metadata`.
 
     Raises:
         duckdb.Error: the warehouse cannot be opened read-only.
@@ -647,10 +674,8 @@ def chart_metadata(
     charted = [r for r in relations if r.split(".")[-1] in CHARTS]
     if not charted or window is None or not settings.charts_enabled():
         return {}
-    from mkt_platform import warehouse
-
     drawn: dict[str, dg.MarkdownMetadataValue] = {}
-    with warehouse.connect(read_only=True) as con:
+    with _reader(con) as con:
         for relation in charted:
             chart = CHARTS[relation.split(".")[-1]](con, window.start, window.end)
             if chart is not None:
