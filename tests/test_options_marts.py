@@ -16,6 +16,7 @@ import json
 import math
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections import defaultdict
@@ -601,3 +602,56 @@ def test_platform_path_replay_to_marts_equals_independent_computation(
     assert record.partition_key == "2022-01-01"
     assert metadata["dagster/row_count"].value == len(rows) > 0
     assert metadata["dagster/partition_row_count"].value == len(rows)
+
+
+def test_contracts_make_not_null_columns_not_null_and_old_tables_get_the_constraint(
+    built: Path, tmp_path: Path
+):
+    """Each options mart's enforced contract makes the columns it constrains not_null NOT
+    NULL in the warehouse, so a NULL there is refused before anything is written (the
+    constraint replaced the column's not_null test). A table built before its contract gets
+    the constraint at the next dbt command (on-run-start, macros/contracts.sql), and one
+    already holding a NULL there fails that command with a message naming the table and the
+    column, its rows untouched."""
+    data_dir = tmp_path / "data"
+    shutil.copytree(built, data_dir)
+    warehouse = data_dir / "warehouse.duckdb"
+    manifest = json.loads((data_dir / "dbt_target" / "manifest.json").read_text())
+    declared = {
+        (node["name"], column["name"])
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "model" and node["name"].startswith("option_")
+        for column in node["columns"].values()
+        if any(c["type"] == "not_null" for c in column["constraints"])
+    }
+    not_null = {
+        (r["table_name"], r["column_name"])
+        for r in query(
+            data_dir,
+            "select table_name, column_name from information_schema.columns "
+            "where table_schema = 'marts' and table_name like 'option%' and is_nullable = 'NO'",
+        )
+    }
+    assert len(declared) > 40
+    assert not_null == declared
+    ohlc = "marts.option_ohlc_hourly"
+    with duckdb.connect(str(warehouse)) as con:
+        with pytest.raises(duckdb.ConstraintException, match=r"option_ohlc_hourly\.instrument"):
+            con.execute(f"insert into {ohlc} select * replace (null as instrument) from {ohlc}")
+        rows = con.execute(f"select count(*) from {ohlc}").fetchone()
+        con.execute(f"alter table {ohlc} alter column index_price drop not null")
+
+    one_hour = {"hour_min": "2022-01-01T05:00:00+00:00", "hour_max": "2022-01-01T06:00:00+00:00"}
+    done = dbt(data_dir, "run", "--select", "option_ohlc_hourly", **one_hour)
+    assert "NOT NULL constraint to marts.option_ohlc_hourly.index_price" in done.stdout
+    nullable = "select is_nullable from information_schema.columns where table_name = "
+    nullable += "'option_ohlc_hourly' and column_name = 'index_price'"
+    assert query(data_dir, nullable) == [{"is_nullable": "NO"}]
+
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute(f"alter table {ohlc} alter column index_price drop not null")
+        con.execute(f"update {ohlc} set index_price = null where hour = '2022-01-01 03:00:00+00'")
+    with pytest.raises(AssertionError, match="option_ohlc_hourly") as failed:
+        dbt(data_dir, "run", "--select", "option_ohlc_hourly", **one_hour)
+    assert "index_price" in str(failed.value)
+    assert query(data_dir, f"select count(*) as n from {ohlc}") == [{"n": rows[0]}]
