@@ -66,7 +66,8 @@ def test_in_process_dbt_gives_what_the_child_gave_and_leaves_the_process_as_it_w
     assert in_process == child
     events, code, statuses, failed = in_process
     assert events == [("LogSeedResult", "seed.mkt_platform.nyse_sessions", "success")]
-    assert code == 0 and statuses == [("seed.mkt_platform.nyse_sessions", "success")]
+    hook = ("operation.mkt_platform.mkt_platform-on-run-start-0", "success")  # contracts.sql
+    assert code == 0 and statuses == [hook, ("seed.mkt_platform.nyse_sessions", "success")]
     assert not failed
     # dbt's own log is in the invocation's target folder, as the child wrote it.
     log = (invocation.target_path / "dbt.log").read_text()
