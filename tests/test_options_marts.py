@@ -610,9 +610,9 @@ def test_contracts_make_not_null_columns_not_null_and_old_tables_get_the_constra
     """Each options mart's enforced contract makes the columns it constrains not_null NOT
     NULL in the warehouse, so a NULL there is refused before anything is written (the
     constraint replaced the column's not_null test). A table built before its contract gets
-    the constraint at the next dbt command (on-run-start, macros/contracts.sql), and one
-    already holding a NULL there fails that command with a message naming the table and the
-    column, its rows untouched."""
+    the constraint at the next dbt command (on-run-start, macros/contracts.sql), an empty one
+    is made again from its contract, and one already holding a NULL there fails that command
+    with a message naming the table and the column, its rows untouched."""
     data_dir = tmp_path / "data"
     shutil.copytree(built, data_dir)
     warehouse = data_dir / "warehouse.duckdb"
@@ -640,13 +640,23 @@ def test_contracts_make_not_null_columns_not_null_and_old_tables_get_the_constra
             con.execute(f"insert into {ohlc} select * replace (null as instrument) from {ohlc}")
         rows = con.execute(f"select count(*) from {ohlc}").fetchone()
         con.execute(f"alter table {ohlc} alter column index_price drop not null")
+        # an empty table is made again from its contract (DuckLake cannot alter one)
+        con.execute("delete from marts.option_term_structure_hourly")
+        con.execute("alter table marts.option_term_structure_hourly alter hour drop not null")
 
     one_hour = {"hour_min": "2022-01-01T05:00:00+00:00", "hour_max": "2022-01-01T06:00:00+00:00"}
-    done = dbt(data_dir, "run", "--select", "option_ohlc_hourly", **one_hour)
+    both = ("option_ohlc_hourly", "option_term_structure_hourly")
+    done = dbt(data_dir, "run", "--select", *both, **one_hour)
     assert "NOT NULL constraint to marts.option_ohlc_hourly.index_price" in done.stdout
-    nullable = "select is_nullable from information_schema.columns where table_name = "
-    nullable += "'option_ohlc_hourly' and column_name = 'index_price'"
-    assert query(data_dir, nullable) == [{"is_nullable": "NO"}]
+    assert "the empty table marts.option_term_structure_hourly again" in done.stdout
+    nullable = "select table_name, is_nullable from information_schema.columns where "
+    nullable += "(table_name, column_name) in (('option_ohlc_hourly', 'index_price'), "
+    nullable += "('option_term_structure_hourly', 'hour')) order by 1"
+    assert query(data_dir, nullable) == [
+        {"table_name": table, "is_nullable": "NO"} for table in both
+    ]
+    term = query(data_dir, "select distinct hour from marts.option_term_structure_hourly")
+    assert term == [{"hour": datetime(2022, 1, 1, 5, tzinfo=UTC)}]  # rebuilt, the window only
 
     with duckdb.connect(str(warehouse)) as con:
         con.execute(f"alter table {ohlc} alter column index_price drop not null")

@@ -3,18 +3,22 @@
     incremental model built before its contract (or before a column got its constraint) would
     keep a nullable column and its rows would go unguarded, since the constraint replaced the
     column's not_null test. Run once per dbt command (on-run-start): one query of the
-    warehouse's catalog, then an ALTER only for a constraint a table lacks (which fails, naming
-    the table and column, if the table already holds a NULL there). -#}
+    warehouse's catalog, then, only for a table that lacks a constraint, an ALTER of each such
+    column (which fails, naming the table and column, if the table holds a NULL there). An
+    empty table is created again from its contract instead (columns, types and constraints):
+    DuckLake cannot SET NOT NULL on a table without statistics, which an empty one is. -#}
 {% macro apply_not_null_constraints() -%}
     {%- if not execute -%}
         {{ return('') }}
     {%- endif -%}
     {%- set wanted = [] -%}
+    {%- set contracted = {} -%}
     {%- for node in graph.nodes.values()
         if node.resource_type == 'model'
         and node.unique_id in selected_resources
         and node.config.contract.enforced
         and node.config.materialized in ('table', 'incremental') -%}
+        {%- do contracted.update({node.schema ~ '.' ~ node.alias: node}) -%}
         {%- for column in node.columns.values() -%}
             {%- if column.constraints | selectattr('type', 'equalto', 'not_null') | list -%}
                 {%- do wanted.append(node.schema ~ '.' ~ node.alias ~ '.' ~ column.name) -%}
@@ -28,14 +32,37 @@
         "select table_schema, table_name, column_name from information_schema.columns "
         ~ "where table_catalog = '" ~ target.database ~ "' and is_nullable = 'YES' "
         ~ "and table_schema || '.' || table_name || '.' || column_name in ('"
-        ~ wanted | join("', '") ~ "')"
+        ~ wanted | join("', '") ~ "') order by table_schema, table_name"
     ) -%}
+    {%- set lacking = {} -%}
     {%- for row in nullable.rows -%}
-        {%- do log('adding the contract\'s NOT NULL constraint to ' ~ row[0] ~ '.' ~ row[1]
-            ~ '.' ~ row[2], info=true) -%}
-        {%- do run_query('alter table ' ~ adapter.quote(target.database) ~ '.'
-            ~ adapter.quote(row[0]) ~ '.' ~ adapter.quote(row[1])
-            ~ ' alter column ' ~ adapter.quote(row[2]) ~ ' set not null') -%}
+        {%- do lacking.setdefault(row[0] ~ '.' ~ row[1], []).append(row[2]) -%}
+    {%- endfor -%}
+    {%- for name, columns in lacking.items() -%}
+        {%- set node = contracted[name] -%}
+        {%- set relation = adapter.quote(target.database) ~ '.' ~ adapter.quote(node.schema)
+            ~ '.' ~ adapter.quote(node.alias) -%}
+        {%- set rows = run_query('select count(*) from ' ~ relation).columns[0].values()[0] -%}
+        {%- if rows == 0 -%}
+            {%- do log('creating the empty table ' ~ name ~ ' again with its contract\'s '
+                ~ 'NOT NULL constraints (' ~ columns | join(', ') ~ ')', info=true) -%}
+            {%- set definitions = [] -%}
+            {%- for column in node.columns.values() -%}
+                {%- set required = column.constraints
+                    | selectattr('type', 'equalto', 'not_null') | list -%}
+                {%- do definitions.append(adapter.quote(column.name) ~ ' ' ~ column.data_type
+                    ~ (' not null' if required else '')) -%}
+            {%- endfor -%}
+            {%- do run_query('create or replace table ' ~ relation ~ ' ('
+                ~ definitions | join(', ') ~ ')') -%}
+        {%- else -%}
+            {%- for column in columns -%}
+                {%- do log('adding the contract\'s NOT NULL constraint to ' ~ name ~ '.'
+                    ~ column, info=true) -%}
+                {%- do run_query('alter table ' ~ relation ~ ' alter column '
+                    ~ adapter.quote(column) ~ ' set not null') -%}
+            {%- endfor -%}
+        {%- endif -%}
     {%- endfor -%}
     {{ return('') }}
 {%- endmacro %}
