@@ -142,7 +142,8 @@ def test_the_demo_says_a_line_per_step_and_nothing_of_dbt(demo: Run) -> None:
     assert not [line for line in out if "warning" in line.lower() or " PASS " in line]
     (log,) = re.findall(r"^dbt log:\s+(\S+)$", demo.out, re.M)
     dbt_lines = Path(log).read_text().splitlines()
-    assert sum(" PASS " in line for line in dbt_lines) > 50
+    # a PASS line per data test (29 since the required columns are contract constraints)
+    assert sum(" PASS " in line for line in dbt_lines) > 20
     assert len(out) < 50
     # Only the tables of the marts this run built: no options table (no option day asked);
     # the volatility table is the last
