@@ -9,6 +9,7 @@ Dagster's default storage, the other with the shipped mkt_platform/dagster.yaml.
 import os
 import shutil
 import sqlite3
+import threading
 from collections import Counter
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -245,3 +246,30 @@ def test_a_forked_child_opens_its_own_connection_and_the_parent_loses_nothing(tm
             assert engine_events(reader, run_id) == ["parent before", "child", "parent after"]
     with sqlite3.connect(base / f"{run_id}.db") as con:
         assert con.execute("pragma integrity_check").fetchone() == ("ok",)
+
+
+def test_a_watcher_sees_each_event_while_the_writer_keeps_its_connection(tmp_path):
+    """The UI's live run log (``watch_event_logs``) wakes on a change of the run's database
+    file. With the writer's connection kept, a commit changes the run's WAL, not the
+    database file (which changes at a checkpoint): the watcher wakes on either, and gets each
+    event as it is stored, not at the end of the run."""
+    run_id = "2" * 8 + "-0000-0000-0000-" + "2" * 12
+    seen: list[str] = []
+    arrived = threading.Event()
+
+    def callback(entry, cursor):
+        seen.append(entry.dagster_event.message)
+        arrived.set()
+
+    with open_instance(tmp_path / "home", shipped=True) as writer:
+        writer.report_engine_event("first", job_name="j", run_id=run_id)
+        with instance_of(tmp_path / "home") as webserver:
+            webserver.watch_event_logs(run_id, None, callback)
+            try:
+                for n in range(3):
+                    arrived.clear()
+                    writer.report_engine_event(f"event {n}", job_name="j", run_id=run_id)
+                    assert arrived.wait(10), f"the watcher missed event {n}: saw {seen}"
+            finally:
+                webserver.end_watch_event_logs(run_id, callback)
+    assert seen[-3:] == ["event 0", "event 1", "event 2"]

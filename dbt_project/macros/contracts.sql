@@ -6,7 +6,10 @@
     warehouse's catalog, then, only for a table that lacks a constraint, an ALTER of each such
     column (which fails, naming the table and column, if the table holds a NULL there). An
     empty table is created again from its contract instead (columns, types and constraints):
-    DuckLake cannot SET NOT NULL on a table without statistics, which an empty one is. -#}
+    DuckLake cannot SET NOT NULL on a table without statistics, which an empty one is.
+    Nothing is done for a model that will be fully refreshed (dbt creates its table again,
+    with its constraints: the way out for a table holding a NULL), nor to a view in a
+    contracted model's place (dbt replaces it). -#}
 {% macro apply_not_null_constraints() -%}
     {%- if not execute -%}
         {{ return('') }}
@@ -17,7 +20,8 @@
         if node.resource_type == 'model'
         and node.unique_id in selected_resources
         and node.config.contract.enforced
-        and node.config.materialized in ('table', 'incremental') -%}
+        and node.config.materialized in ('table', 'incremental')
+        and not (flags.FULL_REFRESH or node.config.full_refresh) -%}
         {%- do contracted.update({node.schema ~ '.' ~ node.alias: node}) -%}
         {%- for column in node.columns.values() -%}
             {%- if column.constraints | selectattr('type', 'equalto', 'not_null') | list -%}
@@ -30,7 +34,9 @@
     {%- endif -%}
     {%- set nullable = run_query(
         "select table_schema, table_name, column_name from information_schema.columns "
+        ~ "join information_schema.tables using (table_catalog, table_schema, table_name) "
         ~ "where table_catalog = '" ~ target.database ~ "' and is_nullable = 'YES' "
+        ~ "and table_type = 'BASE TABLE' "
         ~ "and table_schema || '.' || table_name || '.' || column_name in ('"
         ~ wanted | join("', '") ~ "') order by table_schema, table_name"
     ) -%}
@@ -42,6 +48,9 @@
         {%- set node = contracted[name] -%}
         {%- set relation = adapter.quote(target.database) ~ '.' ~ adapter.quote(node.schema)
             ~ '.' ~ adapter.quote(node.alias) -%}
+        {#- the count and the new table in one transaction: a row another command commits
+            in between makes this one fail, never vanish -#}
+        {%- do run_query('begin') -%}
         {%- set rows = run_query('select count(*) from ' ~ relation).columns[0].values()[0] -%}
         {%- if rows == 0 -%}
             {%- do log('creating the empty table ' ~ name ~ ' again with its contract\'s '
@@ -55,7 +64,9 @@
             {%- endfor -%}
             {%- do run_query('create or replace table ' ~ relation ~ ' ('
                 ~ definitions | join(', ') ~ ')') -%}
+            {%- do run_query('commit') -%}
         {%- else -%}
+            {%- do run_query('commit') -%}
             {%- for column in columns -%}
                 {%- do log('adding the contract\'s NOT NULL constraint to ' ~ name ~ '.'
                     ~ column, info=true) -%}

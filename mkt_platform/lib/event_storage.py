@@ -50,16 +50,22 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
 from dagster._core.events import ASSET_EVENTS, DagsterEventType
 from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+from dagster._core.storage.event_log.base import EventHandlerFn
 from dagster._core.storage.event_log.schema import (
     AssetCheckExecutionsTable,
     SqlEventLogStorageTable,
 )
-from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
+    SqliteEventLogStorage,
+    SqliteEventLogStorageWatchdog,
+)
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from dagster._serdes import ConfigurableClassData
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import QueuePool
+from watchdog.events import FileSystemEvent
+from watchdog.observers import Observer
 
 #: The databases whose engine (and idle connection) a storage keeps: the index and the latest
 #: runs it wrote or read (a run worker writes one run; a webserver reads many).
@@ -137,6 +143,19 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
                     engine.dispose()
             self._engines = OrderedDict()
             self._engines_pid = os.getpid()
+
+    def watch(self, run_id: str, cursor: str | None, callback: EventHandlerFn) -> None:
+        """Dagster's watch of a run's events (the UI's live run log), woken also by the run's
+        WAL: with the connections kept, a commit writes ``<run>.db-wal`` and leaves
+        ``<run>.db`` as it is until a checkpoint, which Dagster's watcher waits for."""
+        if not self._obs:
+            self._obs = Observer()
+            self._obs.start()
+        watcher = _WalWatchdog(self, run_id, callback, cursor)
+        self._watchers[run_id][callback] = (
+            watcher,
+            self._obs.schedule(watcher, self._base_dir, recursive=True),
+        )
 
     def wipe(self) -> None:
         """Dagster's wipe, which deletes the runs' database files: their kept connections are
@@ -216,6 +235,19 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
         for event in events:
             if not _batched(event):
                 self.store_event(event)
+
+
+class _WalWatchdog(SqliteEventLogStorageWatchdog):
+    """Dagster's watcher of a run's database file, woken also by a change of its WAL."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._paths = (self._log_path, self._log_path + "-wal")
+        self._patterns = list(self._paths)  # watchdog's PatternMatchingEventHandler
+
+    def on_modified(self, event: FileSystemEvent) -> None:
+        if event.src_path in self._paths:
+            self._process_log()
 
 
 def _batched(event: EventLogEntry) -> bool:
