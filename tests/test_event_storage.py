@@ -17,7 +17,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from mkt_platform.lib.event_storage import KEPT_DATABASES, BatchingSqliteEventLogStorage
+from mkt_platform.lib.event_storage import BatchingSqliteEventLogStorage
 from mkt_platform.settings import EVENT_BATCH_SIZE_ENV, enable_event_batches
 from tests.conftest import instance_of
 
@@ -191,60 +191,68 @@ def run_database_fds(base: Path) -> int:
             target = os.readlink(fd)
         except OSError:
             continue
-        if target.startswith(str(base)) and target.endswith(".db"):
+        if target.startswith(str(base)) and target.endswith(".db") and "index.db" not in target:
             count += 1
     return count
 
 
-def test_kept_connections_hide_no_event_and_are_closed_with_the_instance(tmp_path):
-    """The storage keeps a connection per database between events (the run's WAL is not
-    checkpointed away after each event), another process's reader sees each event as soon as
-    it is stored, and disposing the instance checkpoints and closes it: the run's database
-    file alone then holds every event. Runs past KEPT_DATABASES close their connections."""
-    run_id = "0" * 8 + "-0000-0000-0000-" + "0" * 12
+def test_the_kept_index_connection_hides_no_event_and_is_closed_with_the_instance(tmp_path):
+    """The storage keeps a connection to the index between events (its WAL is not
+    checkpointed away after each event), another process's reader sees each asset event as
+    soon as it is stored, and disposing the instance checkpoints and closes it: the index file
+    alone then holds every event. A run's own database is closed after each event, as
+    Dagster's storage does (its watcher wakes on that file's changes)."""
     with open_instance(tmp_path / "home", shipped=True) as writer:
         base = Path(writer.event_log_storage._base_dir)
         with instance_of(tmp_path / "home") as reader:
             for n in range(3):
-                writer.report_engine_event(f"event {n}", job_name="j", run_id=run_id)
-                assert engine_events(reader, run_id) == [f"event {i}" for i in range(n + 1)]
-        assert (base / f"{run_id}.db-wal").exists()  # the kept connection's log
-        for n in range(KEPT_DATABASES + 4):
-            writer.report_engine_event("x", job_name="j", run_id=f"{n:08d}-0000-0000-0000-0")
-        assert run_database_fds(base) <= KEPT_DATABASES + 1  # the runs kept, and the index
-    assert not (base / f"{run_id}.db-wal").exists()
-    with sqlite3.connect(f"file:{base / run_id}.db?mode=ro", uri=True) as con:
-        assert con.execute("select count(*) from event_logs").fetchone() == (3,)
+                writer.report_runless_asset_event(
+                    dg.AssetMaterialization("kept", metadata={"n": n})
+                )
+                latest = reader.get_latest_materialization_event(dg.AssetKey("kept"))
+                assert latest.asset_materialization.metadata["n"].value == n
+        assert (base / "index.db-wal").exists()  # the kept connection's log
+        assert run_database_fds(base) == 0  # no run's database stays open
+    assert not (base / "index.db-wal").exists()
+    with sqlite3.connect(f"file:{base / 'index.db'}?mode=ro", uri=True) as con:
+        stored = con.execute("select count(*) from event_logs where asset_key like '%kept%'")
+        assert stored.fetchone() == (3,)
 
 
 def test_a_forked_child_opens_its_own_connection_and_the_parent_loses_nothing(tmp_path):
-    """A child forked while the storage holds a connection writes through its own (two
-    processes on one SQLite connection corrupt the database) and may dispose its instance
-    without closing the parent's: the parent's later events are stored and the database is
-    whole."""
-    run_id = "1" * 8 + "-0000-0000-0000-" + "1" * 12
+    """A child forked while the storage holds the index's connection writes through its own
+    (two processes on one SQLite connection corrupt the database) and may dispose its
+    instance without closing the parent's: the parent's later events are stored and the
+    index is whole."""
+    key = dg.AssetKey("forked")
+
+    def materialize(who: str) -> None:
+        instance.report_runless_asset_event(dg.AssetMaterialization(key, metadata={"by": who}))
+
     with open_instance(tmp_path / "home", shipped=True) as instance:
         storage = instance.event_log_storage
-        instance.report_engine_event("parent before", job_name="j", run_id=run_id)
-        parent_engine = storage._engine(run_id)
+        materialize("parent before")
+        parent_engine = storage._engine()
         pid = os.fork()
         if pid == 0:  # the child: report by exit code only
             code = 1
             try:
-                own = storage._engine(run_id) is not parent_engine
-                instance.report_engine_event("child", job_name="j", run_id=run_id)
+                own = storage._engine() is not parent_engine
+                materialize("child")
                 instance.dispose()
                 code = 0 if own else 2
             finally:
                 os._exit(code)
         _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 0
-        assert storage._engine(run_id) is parent_engine
-        instance.report_engine_event("parent after", job_name="j", run_id=run_id)
+        assert storage._engine() is parent_engine
+        materialize("parent after")
         base = Path(storage._base_dir)
         with instance_of(tmp_path / "home") as reader:
-            assert engine_events(reader, run_id) == ["parent before", "child", "parent after"]
-    with sqlite3.connect(base / f"{run_id}.db") as con:
+            records = reader.fetch_materializations(key, limit=10, ascending=True).records
+            by = [r.asset_materialization.metadata["by"].value for r in records]
+            assert by == ["parent before", "child", "parent after"]
+    with sqlite3.connect(base / "index.db") as con:
         assert con.execute("pragma integrity_check").fetchone() == ("ok",)
 
 

@@ -11,11 +11,13 @@ storage writes a batch in one index transaction and one run-database transaction
 events of a 181-partition, 4-asset run in 2.1 s instead of 10.4 s.
 
 The events Dagster writes one by one (each dbt test's check result and each step output: a
-one-day options build writes about 200) pay for more than their statement: Dagster's SQLite
+one-day options build writes about 200) pay for more than their statements: Dagster's SQLite
 storage builds a SQLAlchemy engine for every statement, opens the database file, and closes it
 after the commit, and closing the last connection of a WAL database checkpoints its log into
-the database and deletes it. This storage keeps an engine and one idle connection per database
-it writes (the index and the few latest runs), so an event costs its statements and its commit.
+the database and deletes it. A check result writes the cross-run index twice. This storage
+keeps an engine and one idle connection for the index. A run's own database is opened and
+closed as Dagster does: Dagster's watcher of a run's events (the UI's live run log) wakes when
+that file changes, which a kept connection would put off to the next checkpoint.
 
 What is stored is what :class:`SqliteEventLogStorage` stores event by event (the same rows
 in the run's database, the index, the asset-key table and the event tags): only the number
@@ -37,7 +39,7 @@ the deployment sets the variable for its services).
 from __future__ import annotations
 
 import os
-from collections import OrderedDict, defaultdict
+from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -50,26 +52,19 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
 from dagster._core.events import ASSET_EVENTS, DagsterEventType
 from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
-from dagster._core.storage.event_log.base import EventHandlerFn
 from dagster._core.storage.event_log.schema import (
     AssetCheckExecutionsTable,
     SqlEventLogStorageTable,
 )
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
+    INDEX_SHARD_NAME,
     SqliteEventLogStorage,
-    SqliteEventLogStorageWatchdog,
 )
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from dagster._serdes import ConfigurableClassData
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import QueuePool
-from watchdog.events import FileSystemEvent
-from watchdog.observers import Observer
-
-#: The databases whose engine (and idle connection) a storage keeps: the index and the latest
-#: runs it wrote or read (a run worker writes one run; a webserver reads many).
-KEPT_DATABASES = 8
 
 
 class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
@@ -83,9 +78,9 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
 
     def __init__(self, dagster_home: str, inst_data: ConfigurableClassData | None = None):
         self.dagster_home = dagster_home
-        self._engines: OrderedDict[str, Engine] = OrderedDict()
-        self._engines_pid = os.getpid()
-        #: engines a forked child inherited: kept, never used nor closed (below)
+        self._index_engine: Engine | None = None
+        self._index_engine_pid = os.getpid()
+        #: an index engine a forked child inherited: kept, never used nor closed (below)
         self._inherited: list[Engine] = []
         super().__init__(
             base_dir=os.path.join(dagster_home, "history", "runs"), inst_data=inst_data
@@ -94,34 +89,37 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
     @contextmanager
     def _connect(self, shard: str) -> Iterator[Connection]:
         """A connection to ``shard``'s database in a transaction, committed on leaving, as
-        Dagster's ``SqliteEventLogStorage._connect`` gives, from the engine kept for the shard
-        instead of a new engine each time (the module docstring says why).
+        Dagster's ``SqliteEventLogStorage._connect`` gives; for the index, from the engine
+        kept for it instead of a new engine each time (the module docstring says why).
 
         The kept connection is idle between uses (no transaction open), so other processes
-        read and write the database as before. In a forked child the parent's engines are
-        never used (two processes on one SQLite connection corrupt it) nor closed (closing the
-        last connection of a WAL database checkpoints and deletes the parent's log): the child
+        read and write the index as before. In a forked child the parent's engine is never
+        used (two processes on one SQLite connection corrupt it) nor closed (closing the last
+        connection of a WAL database checkpoints and deletes the parent's log): the child
         opens its own.
         """
+        if shard != INDEX_SHARD_NAME:
+            with super()._connect(shard) as conn:
+                yield conn
+            return
         with self._db_lock:
-            engine = self._engine(shard)
+            engine = self._engine()
             if shard not in self._initialized_dbs:
                 self._initdb(engine)
                 self._initialized_dbs.add(shard)
             with engine.connect() as conn, conn.begin():
                 yield conn
 
-    def _engine(self, shard: str) -> Engine:
-        """The engine kept for ``shard`` (made on first use; the least recently used one past
-        :data:`KEPT_DATABASES` is disposed). Called under ``_db_lock``."""
-        if self._engines_pid != os.getpid():
-            self._inherited.extend(self._engines.values())
-            self._engines = OrderedDict()
-            self._engines_pid = os.getpid()
-        engine = self._engines.pop(shard, None)
-        if engine is None:
-            engine = create_engine(
-                self.conn_string_for_shard(shard),
+    def _engine(self) -> Engine:
+        """The engine kept for the index (made on first use). Called under ``_db_lock``."""
+        if self._index_engine_pid != os.getpid():
+            if self._index_engine is not None:
+                self._inherited.append(self._index_engine)
+            self._index_engine = None
+            self._index_engine_pid = os.getpid()
+        if self._index_engine is None:
+            self._index_engine = create_engine(
+                self.conn_string_for_shard(INDEX_SHARD_NAME),
                 poolclass=QueuePool,
                 pool_size=1,
                 max_overflow=-1,  # never wait for a connection: one more is opened and closed
@@ -131,41 +129,15 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
                     "check_same_thread": False,
                 },
             )
-        self._engines[shard] = engine
-        while len(self._engines) > KEPT_DATABASES:
-            self._engines.popitem(last=False)[1].dispose()
-        return engine
-
-    def _dispose_engines(self) -> None:
-        with self._db_lock:
-            if self._engines_pid == os.getpid():
-                for engine in self._engines.values():
-                    engine.dispose()
-            self._engines = OrderedDict()
-            self._engines_pid = os.getpid()
-
-    def watch(self, run_id: str, cursor: str | None, callback: EventHandlerFn) -> None:
-        """Dagster's watch of a run's events (the UI's live run log), woken also by the run's
-        WAL: with the connections kept, a commit writes ``<run>.db-wal`` and leaves
-        ``<run>.db`` as it is until a checkpoint, which Dagster's watcher waits for."""
-        if not self._obs:
-            self._obs = Observer()
-            self._obs.start()
-        watcher = _WalWatchdog(self, run_id, callback, cursor)
-        self._watchers[run_id][callback] = (
-            watcher,
-            self._obs.schedule(watcher, self._base_dir, recursive=True),
-        )
-
-    def wipe(self) -> None:
-        """Dagster's wipe, which deletes the runs' database files: their kept connections are
-        closed first, so no write goes to a deleted file."""
-        self._dispose_engines()
-        super().wipe()
+        return self._index_engine
 
     def dispose(self) -> None:
         super().dispose()
-        self._dispose_engines()
+        with self._db_lock:
+            if self._index_engine is not None and self._index_engine_pid == os.getpid():
+                self._index_engine.dispose()
+            self._index_engine = None
+            self._index_engine_pid = os.getpid()
 
     @classmethod
     def config_type(cls) -> Mapping[str, Any]:
@@ -235,19 +207,6 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
         for event in events:
             if not _batched(event):
                 self.store_event(event)
-
-
-class _WalWatchdog(SqliteEventLogStorageWatchdog):
-    """Dagster's watcher of a run's database file, woken also by a change of its WAL."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._paths = (self._log_path, self._log_path + "-wal")
-        self._patterns = list(self._paths)  # watchdog's PatternMatchingEventHandler
-
-    def on_modified(self, event: FileSystemEvent) -> None:
-        if event.src_path in self._paths:
-            self._process_log()
 
 
 def _batched(event: EventLogEntry) -> bool:
