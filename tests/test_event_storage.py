@@ -177,12 +177,6 @@ def test_enable_event_batches_keeps_a_value_already_set(preset):
     assert environ[EVENT_BATCH_SIZE_ENV] == ("1000" if preset is None else "0")
 
 
-def engine_events(instance: dg.DagsterInstance, run_id: str) -> list[str]:
-    return [
-        e.dagster_event.message for e in instance.all_logs(run_id) if e.dagster_event is not None
-    ]
-
-
 def run_database_fds(base: Path) -> int:
     """How many of this process's file descriptors are open on a run's event database."""
     count = 0
@@ -258,9 +252,10 @@ def test_a_forked_child_opens_its_own_connection_and_the_parent_loses_nothing(tm
 
 def test_a_watcher_sees_each_event_while_the_writer_keeps_its_connection(tmp_path):
     """The UI's live run log (``watch_event_logs``) wakes on a change of the run's database
-    file. With the writer's connection kept, a commit changes the run's WAL, not the
-    database file (which changes at a checkpoint): the watcher wakes on either, and gets each
-    event as it is stored, not at the end of the run."""
+    file, while the writer's instance stays open: the storage keeps only the index's
+    connection, so a run's database is closed (and its WAL checkpointed into the file) after
+    each event, and the watcher gets each event as it is stored, not at the end of the run.
+    (Keeping the run's connection too changed only the WAL, and the watcher saw nothing.)"""
     run_id = "2" * 8 + "-0000-0000-0000-" + "2" * 12
     seen: list[str] = []
     arrived = threading.Event()

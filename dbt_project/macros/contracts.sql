@@ -15,19 +15,22 @@
         {{ return('') }}
     {%- endif -%}
     {%- set wanted = [] -%}
-    {%- set contracted = {} -%}
+    {%- set contracted = {} -%}  {#- schema.table: (node, its required columns) -#}
     {%- for node in graph.nodes.values()
         if node.resource_type == 'model'
         and node.unique_id in selected_resources
         and node.config.contract.enforced
         and node.config.materialized in ('table', 'incremental')
         and not (flags.FULL_REFRESH or node.config.full_refresh) -%}
-        {%- do contracted.update({node.schema ~ '.' ~ node.alias: node}) -%}
+        {%- set name = node.schema ~ '.' ~ node.alias -%}
+        {%- set required = [] -%}
         {%- for column in node.columns.values() -%}
             {%- if column.constraints | selectattr('type', 'equalto', 'not_null') | list -%}
-                {%- do wanted.append(node.schema ~ '.' ~ node.alias ~ '.' ~ column.name) -%}
+                {%- do required.append(column.name) -%}
+                {%- do wanted.append(name ~ '.' ~ column.name) -%}
             {%- endif -%}
         {%- endfor -%}
+        {%- do contracted.update({name: (node, required)}) -%}
     {%- endfor -%}
     {%- if not wanted -%}
         {{ return('') }}
@@ -45,7 +48,7 @@
         {%- do lacking.setdefault(row[0] ~ '.' ~ row[1], []).append(row[2]) -%}
     {%- endfor -%}
     {%- for name, columns in lacking.items() -%}
-        {%- set node = contracted[name] -%}
+        {%- set node, required = contracted[name] -%}
         {%- set relation = adapter.quote(target.database) ~ '.' ~ adapter.quote(node.schema)
             ~ '.' ~ adapter.quote(node.alias) -%}
         {#- the count and the new table in one transaction: a row another command commits
@@ -57,10 +60,8 @@
                 ~ 'NOT NULL constraints (' ~ columns | join(', ') ~ ')', info=true) -%}
             {%- set definitions = [] -%}
             {%- for column in node.columns.values() -%}
-                {%- set required = column.constraints
-                    | selectattr('type', 'equalto', 'not_null') | list -%}
                 {%- do definitions.append(adapter.quote(column.name) ~ ' ' ~ column.data_type
-                    ~ (' not null' if required else '')) -%}
+                    ~ (' not null' if column.name in required else '')) -%}
             {%- endfor -%}
             {%- do run_query('create or replace table ' ~ relation ~ ' ('
                 ~ definitions | join(', ') ~ ')') -%}

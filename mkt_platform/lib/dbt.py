@@ -616,20 +616,15 @@ def with_warehouse_metadata(
         from mkt_platform import warehouse
 
         try:
-            con = warehouse.connect(read_only=True)
-        except Exception as exc:  # the run's outcome must not depend on this metadata
-            context.log.warning(f"table metadata not read from the warehouse: {exc}")
-        else:
-            with con:
-                try:
-                    found = warehouse_metadata(partition_exprs, window, con)
-                except Exception as exc:  # the run's outcome must not depend on this metadata
-                    context.log.warning(f"table metadata not read from the warehouse: {exc}")
+            with warehouse.connect(read_only=True) as con:
+                found = warehouse_metadata(partition_exprs, window, con)
                 try:
                     for relation, chart in chart_metadata(found, window, con).items():
                         found[relation]["chart"] = chart
                 except Exception as exc:  # nor on a chart
                     context.log.warning(f"chart not drawn: {exc}")
+        except Exception as exc:  # the run's outcome must not depend on this metadata
+            context.log.warning(f"table metadata not read from the warehouse: {exc}")
     for event in events:
         key = key_of(event)
         metadata = found.get(relations.get(key, "")) if key is not None else None
