@@ -1,7 +1,8 @@
 """What the code server's forkserver does before it forks any run (:mod:`mkt_platform.run_worker`
 calls it, :mod:`mkt_platform.code_server` names that module): import what a run of any job
-imports, so that no run imports it again, and build the code location's definitions once, so
-that no run builds them again. Importing this module does neither.
+imports, so that no run imports it again, build the code location's definitions once, so
+that no run builds them again, and parse the dbt project once, so that no run's dbt parses it
+again. Importing this module does none of it.
 
 The imports read no setting and open nothing. The definitions are built from the forkserver's
 environment, which is the server's, from the same code and files (the dbt manifest, the
@@ -157,4 +158,18 @@ def prebuild() -> bool:
         _report("building the definitions for the runs", exc, "each run builds its own")
         return False
     definitions.prebuilt = built
+    return True
+
+
+def preparse() -> bool:
+    """Parse the dbt project for the runs forked from here
+    (:func:`mkt_platform.lib.dbt_in_process.preparse`); whether it succeeded. A failure is
+    written to stderr and goes no further: each run's dbt parses the project itself."""
+    try:
+        from mkt_platform.lib.dbt_in_process import preparse as parse
+
+        parse()
+    except Exception as exc:  # the runs parse it themselves
+        _report("parsing the dbt project for the runs", exc, "each run's dbt parses it")
+        return False
     return True

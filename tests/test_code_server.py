@@ -116,12 +116,15 @@ def run(report):
     from dagster._core.definitions.reconstruct import ReconstructableRepository
 
     from mkt_platform import definitions
+    from mkt_platform.lib import dbt_in_process
 
     # As Dagster's run worker loads the code location: from its code pointer.
     repository = ReconstructableRepository.for_module("mkt_platform.definitions", "defs")
     loaded = definitions.defs()
     report.put({
         "forkservers": loaded is definitions.prebuilt,
+        # and the dbt manifest its forkserver parsed, for the run's first dbt command
+        "preparsed": dbt_in_process._preparsed is not None,
         "run_worker_loads_it": repository.get_definition() is loaded.get_repository_def(),
         # what the forkserver holds is out of the run's collections
         "frozen": gc.get_freeze_count(),
@@ -140,7 +143,14 @@ if __name__ == "__main__":
     from mkt_platform import definitions
 
     own = summary(definitions.defs())
-    print(json.dumps({"forked": forked, "own": own, "prebuilt_here": definitions.prebuilt is not None}))
+    from mkt_platform.lib import dbt_in_process
+
+    print(json.dumps({
+        "forked": forked,
+        "own": own,
+        "prebuilt_here": definitions.prebuilt is not None,
+        "preparsed_here": dbt_in_process._preparsed is not None,
+    }))
 """
 
 
@@ -148,8 +158,9 @@ def test_a_forked_run_loads_the_definitions_its_forkserver_built(tmp_path):
     """A run forked by the code server loads the definitions its forkserver built once, from
     the server's environment (no build of its own), and they are the ones the server builds:
     the same assets, checks, jobs, schedules and sensors. What the forkserver imported and
-    built is frozen out of the run's garbage collections. Outside a forked run nothing is
-    prebuilt: the server builds its own."""
+    built is frozen out of the run's garbage collections, and it parsed the dbt project for
+    the run's first dbt command. Outside a forked run nothing is prebuilt nor parsed: the
+    server builds its own."""
     script = tmp_path / "load_definitions.py"
     script.write_text(_LOAD_DEFINITIONS)
     env = {**os.environ, "MKT_DATA_DIR": str(tmp_path / "data"), "DAGSTER_HOME": str(tmp_path)}
@@ -161,9 +172,10 @@ def test_a_forked_run_loads_the_definitions_its_forkserver_built(tmp_path):
     forked = loaded["forked"]
     assert forked.pop("forkservers") is True
     assert forked.pop("run_worker_loads_it") is True
+    assert forked.pop("preparsed") is True
     frozen, collected = forked.pop("frozen"), forked.pop("collected")
     assert frozen > 10 * collected, (frozen, collected)
-    assert loaded["prebuilt_here"] is False
+    assert loaded["prebuilt_here"] is False and loaded["preparsed_here"] is False
     assert forked == loaded["own"]
     assert "mkt_automation_sensor" in forked["sensors"]
     assert "session_ohlc_daily" in forked["assets"]
@@ -236,3 +248,18 @@ def test_the_server_stops_on_sigterm_with_its_forkserver(tmp_path):
         if server.poll() is None:
             server.kill()
             server.wait()
+
+
+def test_a_failing_preparse_is_logged_and_each_runs_dbt_parses(monkeypatch, capsys):
+    """A dbt project the forkserver cannot parse (here: a warehouse kind the profile does not
+    know) is reported to the log, and no manifest is handed to the runs: each run's dbt
+    parses the project itself (and fails there with dbt's own error)."""
+    from mkt_platform.lib import dbt_in_process
+    from mkt_platform.run_worker_modules import preparse
+
+    monkeypatch.setenv("MKT_WAREHOUSE", "not-a-warehouse")
+    assert preparse() is False
+    err = capsys.readouterr().err
+    assert "parsing the dbt project for the runs failed" in err
+    assert "not-a-warehouse" in err
+    assert dbt_in_process._preparsed is None

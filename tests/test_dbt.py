@@ -573,3 +573,54 @@ def test_saved_parses_are_kept_per_warehouse_kind_and_vars(monkeypatch):
         assert project.name == cache.name and f".{kind}." in project.name
         kept.add(project.name)
     assert len(kept) == 3
+
+
+@pytest.mark.slow
+def test_a_command_after_the_preparse_runs_on_its_manifest_without_parsing(data_dir):
+    """The code server's forkserver parses the project once (``dbt_in_process.preparse``) for
+    the runs it forks: a process's first dbt command under the same project, profiles,
+    ``--vars`` and warehouse kind runs on that manifest and parses nothing (dbt's log has
+    none of its parse events); the window still reaches the compiled SQL (read when a node
+    executes), and the session it builds from Binance's real BTCUSDT klines is the one a
+    command that parses builds. The manifest is given once (dbt compiles into it), and never
+    to a command under other ``--vars``."""
+    from mkt_platform.lib import dbt_in_process
+    from mkt_platform.lib.dbt import dbt_vars_json
+
+    for day_number in (19362, 19363):  # 2023-01-05 and -06: the session of 01-05 08:00
+        write_day(
+            datetime.fromtimestamp(day_number * 86_400, UTC).date().isoformat(),
+            day_of_btc(day_number),
+        )
+    dbt_in_process.preparse()
+    key, manifest = dbt_in_process._preparsed
+    assert "model.mkt_platform.session_ohlc_daily" in manifest.nodes
+    env = {"DBT_PROJECT_DIR": str(DBT_PROJECT_DIR), "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR)}
+    other_vars = ["dbt", "build", "--vars", '{"session_anchor_hour": 9, "session_weekday": 5}']
+    assert dbt_in_process._take_parse(other_vars, env) is None
+    assert dbt_in_process._preparsed == (key, manifest)  # still there for a matching command
+
+    window = dg.TimeWindow(datetime(2023, 1, 5, 8, tzinfo=UTC), datetime(2023, 1, 6, 8, tzinfo=UTC))
+    build = ["build", "--vars", dbt_vars_json(), "--select", "+session_ohlc_daily"]
+    build += ["--exclude-resource-type", "unit_test"]
+    sessions = "select * from marts.session_ohlc_daily order by all"
+    built = []
+    for _ in range(2):  # on the preparsed manifest, then parsing as before
+        with environment(dbt_window_env(window)):
+            command = dbt(*build)
+        assert command.is_successful()
+        names = {
+            json.loads(line)["info"]["name"] for line in (command.target_path / "dbt.log").open()
+        }
+        assert "2023-01-05T08:00:00+00:00" in compiled_sql(
+            command.target_path, "session_ohlc_daily"
+        )
+        with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
+            built.append((names, con.execute(sessions).fetchall()))
+    (preparsed_names, preparsed_rows), (parsed_names, parsed_rows) = built
+    assert dbt_in_process._preparsed is None  # given once
+    # dbt's parse, full or partial, starts by checking its saved parse against the vars
+    parse_events = {"StateCheckVarsHash", "PartialParsingEnabled", "UnableToPartialParse"}
+    assert "StateCheckVarsHash" in parsed_names
+    assert not preparsed_names & parse_events
+    assert len(preparsed_rows) == 1 and preparsed_rows == parsed_rows

@@ -854,8 +854,12 @@ class MktDbtTranslator(DagsterDbtTranslator):
 def dbt_model_keys() -> tuple[dg.AssetKey, ...]:
     """The asset key of every dbt model of the project that is an asset (from its manifest;
     an ephemeral model is compiled into the models that read it, and is none), sorted; read
-    once per process (the drift sensor asks at every tick)."""
-    manifest = json.loads(dbt_project().manifest_path.read_text())
+    once per process (the drift sensor asks at every tick), from the parse dagster-dbt's
+    ``@dbt_assets`` read (its cached ``orjson`` read: about 0.1 s less at each code-location
+    load than parsing the 1.8-MB manifest again with ``json``)."""
+    from dagster_dbt.dbt_manifest import validate_manifest
+
+    manifest = validate_manifest(dbt_project().manifest_path)
     translator = MktDbtTranslator()
     return tuple(
         sorted(

@@ -47,6 +47,10 @@ _STDOUT_LEVELS = frozenset({"info", "warn", "error"})
 
 _DONE = object()
 
+#: dbt's parse of the project made before this process was forked (:func:`preparse`), with
+#: what it was made under; taken by the first dbt command that matches it (:func:`_take_parse`).
+_preparsed: tuple[tuple[str, ...], Any] | None = None
+
 
 class _Lines:
     """The stdout of an in-process dbt command: its events as JSON lines (bytes), ended when
@@ -126,7 +130,9 @@ class InProcessDbt:
                     from dbt.cli.main import dbtRunner
 
                     try:
-                        result = dbtRunner(callbacks=[self._event]).invoke(self.args[1:])
+                        manifest = _take_parse(self.args, self._env)
+                        runner = dbtRunner(manifest=manifest, callbacks=[self._event])
+                        result = runner.invoke(self.args[1:])
                         code = 0 if result.success else (2 if result.exception else 1)
                         del result
                     finally:
@@ -159,6 +165,84 @@ class InProcessDbt:
                 adapter.cancel_open_connections()
         except Exception:  # nothing open, or the adapter is gone already
             pass
+
+
+def _parse_key(vars_json: str, env: Mapping[str, str]) -> tuple[str, ...]:
+    """What a parse of the project depends on besides its files: the project and profiles
+    folders, the ``--vars`` and the warehouse kind (the profile's target)."""
+    from mkt_platform import settings
+
+    return (
+        str(Path(env.get("DBT_PROJECT_DIR", "")).resolve()),
+        str(Path(env.get("DBT_PROFILES_DIR", "")).resolve()),
+        vars_json,
+        settings.warehouse_kind(),
+    )
+
+
+def preparse() -> None:
+    """Parse the dbt project now (``dbt parse``, in this process, from the saved parse of the
+    data directory or the project: dbt re-parses only what changed), and keep its manifest for
+    the first matching dbt command of each process forked from this one (the code server's
+    forkserver calls it before it forks any run: each run then starts dbt's build without a
+    parse of its own, about half a second).
+
+    The manifest is dbt's own, made by its own parse, from the files and settings as they are
+    now: the same ones the code location's definitions were built from, and that the runs
+    forked from here run (:mod:`mkt_platform.run_worker_modules`). A command whose project,
+    profiles, ``--vars`` or warehouse kind differ parses as before; so does every command after
+    a process's first (dbt compiles into the manifest it is given).
+
+    Raises:
+        RuntimeError: dbt's parse failed (its error in the message).
+    """
+    import shutil
+    import tempfile
+
+    from dbt.cli.main import dbtRunner
+
+    from mkt_platform.lib import dbt as dbt_lib
+
+    global _preparsed
+    project = dbt_lib.dbt_project()
+    env = {
+        "DBT_PROJECT_DIR": str(project.project_dir),
+        "DBT_PROFILES_DIR": str(project.profiles_dir or project.project_dir),
+        "DBT_LOG_LEVEL": "none",
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
+    vars_json = dbt_lib.dbt_vars_json()
+    with tempfile.TemporaryDirectory() as target, _ONE_AT_A_TIME:
+        for saved in (dbt_lib.partial_parse_cache(), dbt_lib.project_parse()):
+            if saved.exists():
+                shutil.copyfile(saved, Path(target, dbt_lib.PARTIAL_PARSE_FILE))
+                break
+        env |= {"DBT_TARGET_PATH": target, "DBT_LOG_PATH": target}
+        with dbt_lib.environment(env):
+            try:
+                result = dbtRunner().invoke(["parse", "--vars", vars_json, "--no-write-json"])
+            finally:
+                _release_adapters()
+    if not result.success:
+        raise RuntimeError(f"dbt parse failed: {result.exception}")
+    _preparsed = (_parse_key(vars_json, env), result.result)
+
+
+def _take_parse(args: Sequence[str], env: Mapping[str, str]) -> Any:
+    """The manifest of :func:`preparse` if this command (``args``: the executable then dbt's
+    arguments; ``env``: its environment) runs under what it was made under, else ``None``
+    (dbt parses). Given once: dbt compiles the nodes of the manifest it runs."""
+    global _preparsed
+    if _preparsed is None or "--vars" not in args:
+        return None
+    vars_json = args[list(args).index("--vars") + 1]
+    key, manifest = _preparsed
+    # (the project, profiles, profile and target come from the environment unless given here)
+    given = ("--project-dir", "--profiles-dir", "--profile", "--target")
+    if key != _parse_key(vars_json, env) or any(a in args for a in given):
+        return None
+    _preparsed = None
+    return manifest
 
 
 def _release_adapters() -> None:
