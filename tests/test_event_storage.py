@@ -276,3 +276,26 @@ def test_a_watcher_sees_each_event_while_the_writer_keeps_its_connection(tmp_pat
             finally:
                 webserver.end_watch_event_logs(run_id, callback)
     assert seen[-3:] == ["event 0", "event 1", "event 2"]
+
+
+def test_events_of_many_runs_are_stored_through_the_kept_engines_of_the_latest(tmp_path):
+    """Events written one by one to the databases of more runs than the storage keeps
+    engines for (an engine per run, no pool: Dagster's, kept instead of built again at each
+    event) are each stored in their run's database, read back by another instance in order;
+    no run's database is left open, and only the latest runs' engines are kept."""
+    from mkt_platform.lib.event_storage import RUN_ENGINES
+
+    runs = [f"{n:08d}-0000-0000-0000-{n:012d}" for n in range(RUN_ENGINES + 3)]
+    with open_instance(tmp_path / "home", shipped=True) as writer:
+        storage = writer.event_log_storage
+        base = Path(storage._base_dir)
+        for round_ in range(2):  # each run's database written twice, the runs interleaved
+            for run_id in runs:
+                writer.report_engine_event(f"{run_id} {round_}", job_name="j", run_id=run_id)
+                assert run_database_fds(base) == 0
+        assert list(storage._run_engines) == runs[-RUN_ENGINES:]
+        with instance_of(tmp_path / "home") as reader:
+            for run_id in runs:
+                messages = [e.dagster_event.message for e in reader.all_logs(run_id)]
+                assert messages == [f"{run_id} 0", f"{run_id} 1"]
+    assert not storage._run_engines  # disposed with the instance
