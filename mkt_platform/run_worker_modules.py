@@ -13,6 +13,12 @@ location has none of). A run forked from here runs those, as a run in a fresh in
 would build them from unchanged files, without building them again. A forkserver that died
 is started again by the next run and builds them anew, from the files as they are then.
 
+The dbt parse is dbt's own (``dbt parse`` in process), from the same files and environment
+again, and starts from the saved parse of the data directory or the project: it reads those
+and writes only into a temporary folder, removed after; it opens no warehouse connection. Its
+manifest goes to each run's first dbt command (see
+:func:`mkt_platform.lib.dbt_in_process.preparse`).
+
 Building them makes dbt's manifest create a ``multiprocessing`` lock, which starts the
 forkserver's own resource tracker (a child process, idle); the runs use the server's.
 """

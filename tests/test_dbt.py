@@ -583,7 +583,8 @@ def test_a_command_after_the_preparse_runs_on_its_manifest_without_parsing(data_
     none of its parse events); the window still reaches the compiled SQL (read when a node
     executes), and the session it builds from Binance's real BTCUSDT klines is the one a
     command that parses builds. The manifest is given once (dbt compiles into it), and never
-    to a command under other ``--vars``."""
+    to a command under other ``--vars``. The parse writes nothing of the data directory nor
+    of the project (only a temporary folder)."""
     from mkt_platform.lib import dbt_in_process
     from mkt_platform.lib.dbt import dbt_vars_json
 
@@ -592,7 +593,19 @@ def test_a_command_after_the_preparse_runs_on_its_manifest_without_parsing(data_
             datetime.fromtimestamp(day_number * 86_400, UTC).date().isoformat(),
             day_of_btc(day_number),
         )
+
+    def files() -> set[tuple[str, float]]:
+        """The data directory's and the project's files (but the folders other tests' dbt
+        commands write into meanwhile), with their modification times."""
+        roots = [data_dir] + [
+            p for p in DBT_PROJECT_DIR.iterdir() if p.name not in ("target", "logs")
+        ]
+        found = [p for root in roots for p in (root, *root.rglob("*"))]
+        return {(str(p), p.stat().st_mtime) for p in found}
+
+    before = files()
     dbt_in_process.preparse()
+    assert files() == before
     key, manifest = dbt_in_process._preparsed
     assert "model.mkt_platform.session_ohlc_daily" in manifest.nodes
     env = {"DBT_PROJECT_DIR": str(DBT_PROJECT_DIR), "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR)}
