@@ -337,6 +337,16 @@ def _project_parse(project: DbtProject) -> Path:
     return project.project_dir / project.target_path / _kept_parse_name()
 
 
+def prime_saved_parse(target: Path) -> None:
+    """Put the data directory's saved parse (:func:`partial_parse_cache`), else the
+    project's (:func:`project_parse`), where dbt looks for it in the target folder
+    ``target``; nothing if neither exists (dbt parses in full)."""
+    for saved in (partial_parse_cache(), project_parse()):
+        if saved.exists():
+            shutil.copyfile(saved, target / PARTIAL_PARSE_FILE)
+            return
+
+
 def _keep_parse(saved: Path, kept: Path) -> None:
     """Copy the parse ``saved`` to ``kept`` by an atomic replace (a reader finds the old file
     or the new, never half of one)."""
@@ -369,10 +379,7 @@ def invocation_target(name: str, run_id: str) -> Iterator[Path]:
     target.mkdir(parents=True)
     cache_file = partial_parse_cache()
     first = not cache_file.exists()
-    for saved_parse in (cache_file, project_parse()):
-        if saved_parse.exists():
-            shutil.copyfile(saved_parse, target / PARTIAL_PARSE_FILE)
-            break
+    prime_saved_parse(target)
     try:
         yield target
     finally:

@@ -196,7 +196,6 @@ def preparse() -> None:
     Raises:
         RuntimeError: dbt's parse failed (its error in the message).
     """
-    import shutil
     import tempfile
 
     from dbt.cli.main import dbtRunner
@@ -213,10 +212,7 @@ def preparse() -> None:
     }
     vars_json = dbt_lib.dbt_vars_json()
     with tempfile.TemporaryDirectory() as target, _ONE_AT_A_TIME:
-        for saved in (dbt_lib.partial_parse_cache(), dbt_lib.project_parse()):
-            if saved.exists():
-                shutil.copyfile(saved, Path(target, dbt_lib.PARTIAL_PARSE_FILE))
-                break
+        dbt_lib.prime_saved_parse(Path(target))
         env |= {"DBT_TARGET_PATH": target, "DBT_LOG_PATH": target}
         with dbt_lib.environment(env):
             try:
