@@ -11,13 +11,21 @@ from __future__ import annotations
 
 import gc
 
-from mkt_platform.run_worker_modules import die_with_this_process, prebuild, preload, preparse
+from mkt_platform.run_worker_modules import (
+    die_with_this_process,
+    ended_with_the_server,
+    prebuild,
+    preload,
+    preparse,
+)
 
 # First: a run forked from here must die with the forkserver even when the rest fails.
 die_with_this_process()
-if preload():
-    if prebuild():
-        preparse()
-    # What was imported and built here lives as long as the runs: out of the collector's
-    # reach, so that a run's collections do not walk it (nor write to its pages).
-    gc.freeze()
+# The preparation takes seconds: a server stopped meanwhile must not leave it running.
+with ended_with_the_server():
+    if preload():
+        if prebuild():
+            preparse()
+        # What was imported and built here lives as long as the runs: out of the collector's
+        # reach, so that a run's collections do not walk it (nor write to its pages).
+        gc.freeze()

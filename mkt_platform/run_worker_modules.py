@@ -25,12 +25,16 @@ forkserver's own resource tracker (a child process, idle); the runs use the serv
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import importlib
 import multiprocessing.util
+import os
 import pkgutil
 import signal
 import sys
+import threading
+from collections.abc import Iterator
 
 #: What a run imports beyond the package's own modules. Found by comparing ``sys.modules``
 #: before and after a forked run of each kind (a raw pull with snapshots, a session rebuild,
@@ -146,6 +150,41 @@ def die_with_this_process() -> None:
     """Make every process ``multiprocessing`` forks from this one die when this one dies
     (:meth:`_RunWorker.die_with_the_forkserver`, run in the child after the fork)."""
     multiprocessing.util.register_after_fork(_HOOK, _RunWorker.die_with_the_forkserver)
+
+
+@contextlib.contextmanager
+def ended_with_the_server(interval: float = 0.1) -> Iterator[None]:
+    """While the body runs (the forkserver's preparation), end this process as soon as its
+    parent, the code server, is gone (``os.getppid()`` changes: it was adopted).
+
+    Python's forkserver learns that its server has gone from a pipe, but only once its
+    preload is done and it waits for runs: a server stopped while the forkserver still
+    imports, builds the definitions and parses dbt (10-20 s on a loaded machine) would leave
+    it working on for nobody. A thread watches the parent, polling every ``interval``
+    seconds, and is joined when the body ends, so that the forkserver holds one thread again
+    before it forks any run."""
+    parent = os.getppid()
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(interval):
+            if os.getppid() != parent:
+                with contextlib.suppress(OSError, ValueError):
+                    print(
+                        "mkt-platform code-server: the server stopped while the forkserver "
+                        "was preparing; it stops too",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                os._exit(0)
+
+    watcher = threading.Thread(target=watch, name="mkt-platform-forkserver-watch", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join()
 
 
 def prebuild() -> bool:

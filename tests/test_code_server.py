@@ -263,3 +263,46 @@ def test_a_failing_preparse_is_logged_and_each_runs_dbt_parses(monkeypatch, caps
     assert "parsing the dbt project for the runs failed" in err
     assert "not-a-warehouse" in err
     assert dbt_in_process._preparsed is None
+
+
+#: A forkserver's preparation (one that takes a minute), in a child of a short-lived parent.
+_PREPARING = """
+import sys, time
+from mkt_platform.run_worker_modules import ended_with_the_server
+with ended_with_the_server():
+    print("preparing", flush=True)
+    time.sleep(60)
+print("prepared", flush=True)
+"""
+
+#: The server: starts the forkserver, waits until it is preparing, and dies.
+_SERVER = """
+import os, subprocess, sys, time
+out, err = open(sys.argv[1], "w"), open(sys.argv[2], "w")
+child = subprocess.Popen([sys.executable, "-c", sys.argv[3]], stdout=out, stderr=err)
+print(child.pid, flush=True)
+while "preparing" not in open(sys.argv[1]).read():
+    time.sleep(0.05)
+os._exit(0)
+"""
+
+
+def test_a_forkserver_still_preparing_ends_when_its_server_is_gone(tmp_path):
+    """A server that dies while its forkserver still imports and builds (seconds on a loaded
+    machine, before Python's forkserver watches its pipe) takes the forkserver with it: it
+    stops within a second, says why on its log, and never finishes the preparation."""
+    out, err = tmp_path / "out", tmp_path / "err"
+    server = subprocess.run(
+        [sys.executable, "-c", _SERVER, str(out), str(err), _PREPARING],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    forkserver = int(server.stdout)
+    deadline = time.monotonic() + 10
+    while process_alive(forkserver) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not process_alive(forkserver)
+    assert out.read_text() == "preparing\n"
+    assert "the server stopped while the forkserver was preparing" in err.read_text()
