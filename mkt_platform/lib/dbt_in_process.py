@@ -136,7 +136,7 @@ class InProcessDbt:
                         code = 0 if result.success else (2 if result.exception else 1)
                         del result
                     finally:
-                        _release_adapters()
+                        _release_adapters(collect=code != 0)
         except BaseException as exc:  # dbt's thread must always end its stream
             self.stdout.put(json.dumps(_error_event(exc)).encode())
         finally:
@@ -241,10 +241,17 @@ def _take_parse(args: Sequence[str], env: Mapping[str, str]) -> Any:
     return manifest
 
 
-def _release_adapters() -> None:
+def _release_adapters(collect: bool = True) -> None:
     """Drop dbt's adapters, and with them dbt-duckdb's DuckDB handle, which would otherwise
     live on until the next command: this process can then open the warehouse again (DuckDB
-    refuses a read-only connection beside a read-write one in the same process)."""
+    refuses a read-only connection beside a read-write one in the same process).
+
+    ``collect``: then run a full garbage collection, for a command that failed or was
+    interrupted (its exception's traceback could hold dbt's cursors in a reference cycle).
+    A successful command's handles go with their last reference: with the collector off,
+    the warehouse of either kind opens at once after a build (``tests/test_dbt_in_process.py``),
+    and a full collection walks every object of the process, 0.1-0.3 s a command in the CLI
+    or a test worker."""
     from dbt.adapters.factory import reset_adapters
 
     reset_adapters()
@@ -259,7 +266,8 @@ def _release_adapters() -> None:
             environment, DuckDBConnectionManager._ENV = DuckDBConnectionManager._ENV, None
         if environment is not None:
             environment.close()
-    gc.collect()
+    if collect:
+        gc.collect()
 
 
 def _error_event(exc: BaseException) -> dict[str, Any]:
