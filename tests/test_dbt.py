@@ -529,6 +529,10 @@ def test_a_kinds_first_dbt_run_leaves_its_parse_for_the_next_data_directory(tmp_
     kept = tmp_path / "project" / "target" / "partial_parse.duckdb.msgpack"
     kept.parent.mkdir(parents=True)
     monkeypatch.setattr(dbt_lib, "project_parse", lambda: kept)
+    # dagster-dbt also starts a target with no saved parse from the project's current target
+    # folder's (``$DBT_TARGET_PATH``, else ``target``), which another command may have left
+    # in the checkout: none here, so that the first run below has no parse to start from.
+    monkeypatch.setenv("DBT_TARGET_PATH", str(tmp_path / "no_current_target"))
 
     def first_run_of(directory: str) -> tuple[set[str], str]:
         monkeypatch.setenv("MKT_DATA_DIR", str(tmp_path / directory / "data"))
