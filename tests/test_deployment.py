@@ -65,9 +65,16 @@ DOCS_PORT = 8080
 API_TOKEN = "deployment-test-" + "t" * 16
 BIN = Path(sys.executable).parent
 
-RAW = ("binance_klines_1h", "hyperliquid_candles_1h")
-RAW_RANGE = ("2023-01-01", "2023-01-31")  # 31 UTC days per raw asset: 5 runs each
+RAW = ("binance_klines_1h", "hyperliquid_candles_1h", "deribit_volatility_index")
+RAW_RANGE = ("2023-01-01", "2023-01-31")  # 31 UTC days per raw asset: 5 runs of all three
 SESSION_RANGE = ("2023-01-01", "2023-01-30")  # 30 daily sessions, each over two raw days
+# A second warehouse asset, independent of the sessions (another @dbt_assets: its own runs),
+# over a week of the DVOL it reads: whatever the timing, the backfill has warehouse runs
+# of two assets that nothing but the pool keeps apart. (The daily sessions alone are one
+# single-run asset: how many runs they take depends on when their raw days land; CI once saw
+# one, which left the pool untested.)
+UTC_DAILY_MART = "dvol_daily"
+DVOL_RANGE = ("2023-01-01", "2023-01-07")
 
 
 def free_port() -> int:
@@ -442,12 +449,13 @@ def test_parallel_backfill_survives_a_daemon_kill_and_a_code_server_outage(
     }
     selection = {key: RAW_RANGE for key in RAW}
     selection |= {key.to_user_string(): SESSION_RANGE for key in session_keys}
+    selection[UTC_DAILY_MART] = DVOL_RANGE
     expected = {}
     for key, (lo, hi) in selection.items():
         partitions_def = defs.get_assets_def(dg.AssetKey(key)).partitions_def
         keys = partitions_def.get_partition_keys_in_range(dg.PartitionKeyRange(lo, hi))
         expected[dg.AssetKey(key)] = set(keys)
-    assert sum(len(expected[dg.AssetKey(k)]) for k in RAW) == 62
+    assert sum(len(expected[dg.AssetKey(k)]) for k in RAW) == 93
 
     backfill_id = launch_backfill(web_port, selection)
     with dg.DagsterInstance.get() as instance:
@@ -553,13 +561,19 @@ def test_parallel_backfill_survives_a_daemon_kill_and_a_code_server_outage(
         records = [r for r in records if r.dagster_run.status == dg.DagsterRunStatus.SUCCESS]
         intervals = {r.dagster_run.run_id: (r.start_time, r.end_time) for r in records}
         assert 2 <= max_overlap(list(intervals.values())) <= limit
-        warehouse = [
-            intervals[r.dagster_run.run_id]
-            for r in records
-            if set(r.dagster_run.asset_selection or ()) & dbt_keys
+        warehouse_runs = [
+            r.dagster_run for r in records if set(r.dagster_run.asset_selection or ()) & dbt_keys
         ]
+        warehouse = [intervals[run.run_id] for run in warehouse_runs]
         raw = len(records) - len(warehouse)
-        assert len(warehouse) >= 2 and raw >= limit
+        # Runs of both warehouse assets (the sessions and the DVOL mart), each asset's alone.
+        built = [set(run.asset_selection) for run in warehouse_runs]
+        assert any(keys & set(session_keys) for keys in built), built
+        assert any(dg.AssetKey(UTC_DAILY_MART) in keys for keys in built), built
+        assert not any(
+            keys & set(session_keys) and dg.AssetKey(UTC_DAILY_MART) in keys for keys in built
+        )
+        assert raw >= limit
         assert max_overlap(warehouse) == 1, sorted(warehouse)
 
         print(
