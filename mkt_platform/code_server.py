@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.context
+import os
 import sys
 
 #: What the forkserver imports before it forks any run: the module that imports what a run of
@@ -58,10 +59,15 @@ def main(argv: list[str] | None = None) -> int:
     from dagster._cli.api import grpc_command
     from dagster._grpc import server
 
+    from mkt_platform.run_worker_modules import SERVER_PID_ENV
+
     class ForkingApiServer(server.DagsterApiServer):
         def __init__(self, *args, **kwargs) -> None:
             super().__init__(*args, **kwargs)
             self._mp_ctx = run_worker_context()
+            # The forkserver's preparation ends when this process does (it learns which
+            # process that is from here: see run_worker_modules.ended_with_the_server).
+            os.environ[SERVER_PID_ENV] = str(os.getpid())
             # Started now, so that its imports are done before the first run is launched.
             forkserver.ensure_running()
 

@@ -152,6 +152,10 @@ def die_with_this_process() -> None:
     multiprocessing.util.register_after_fork(_HOOK, _RunWorker.die_with_the_forkserver)
 
 
+#: The environment variable naming the pid of the code server, for its forkserver.
+SERVER_PID_ENV = "MKT_CODE_SERVER_PID"
+
+
 @contextlib.contextmanager
 def ended_with_the_server(interval: float = 0.1) -> Iterator[None]:
     """While the body runs (the forkserver's preparation), end this process as soon as its
@@ -163,7 +167,7 @@ def ended_with_the_server(interval: float = 0.1) -> Iterator[None]:
     it working on for nobody. A thread watches the parent, polling every ``interval``
     seconds, and is joined when the body ends, so that the forkserver holds one thread again
     before it forks any run."""
-    parent = os.getppid()
+    parent = int(os.environ.get(SERVER_PID_ENV) or os.getppid())
     done = threading.Event()
 
     def watch() -> None:

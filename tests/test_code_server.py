@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from mkt_platform.code_server import PRELOAD, run_worker_context
 from mkt_platform.lib.runs import process_alive
 from tests.test_deployment import forkservers_of, free_port
@@ -275,25 +277,33 @@ with ended_with_the_server():
 print("prepared", flush=True)
 """
 
-#: The server: starts the forkserver, waits until it is preparing, and dies.
+#: The server: names itself to the forkserver as mkt-platform code-server does, starts it,
+#: waits until it is preparing (or not at all), and dies.
 _SERVER = """
 import os, subprocess, sys, time
+from mkt_platform.run_worker_modules import SERVER_PID_ENV
+os.environ[SERVER_PID_ENV] = str(os.getpid())
 out, err = open(sys.argv[1], "w"), open(sys.argv[2], "w")
 child = subprocess.Popen([sys.executable, "-c", sys.argv[3]], stdout=out, stderr=err)
 print(child.pid, flush=True)
-while "preparing" not in open(sys.argv[1]).read():
+while sys.argv[4] == "wait" and "preparing" not in open(sys.argv[1]).read():
     time.sleep(0.05)
 os._exit(0)
 """
 
 
-def test_a_forkserver_still_preparing_ends_when_its_server_is_gone(tmp_path):
+@pytest.mark.parametrize(
+    "dies", ["wait", "now"], ids=["while it prepares", "before the forkserver started"]
+)
+def test_a_forkserver_still_preparing_ends_when_its_server_is_gone(tmp_path, dies):
     """A server that dies while its forkserver still imports and builds (seconds on a loaded
     machine, before Python's forkserver watches its pipe) takes the forkserver with it: it
-    stops within a second, says why on its log, and never finishes the preparation."""
+    stops within a second, says why on its log, and never finishes the preparation. So
+    does one that dies before its forkserver's Python has even started (which then finds
+    itself adopted by another process from its first instruction)."""
     out, err = tmp_path / "out", tmp_path / "err"
     server = subprocess.run(
-        [sys.executable, "-c", _SERVER, str(out), str(err), _PREPARING],
+        [sys.executable, "-c", _SERVER, str(out), str(err), _PREPARING, dies],
         capture_output=True,
         text=True,
         timeout=60,

@@ -168,6 +168,23 @@ def test_a_cli_killed_during_dbt_frees_its_run_and_slot_at_the_next_start(tmp_pa
     }  # fmt: skip
 
 
+def test_mkt_dbt_adopted_before_it_could_ask_to_die_with_its_parent_runs_no_dbt():
+    """The run process that starts ``mkt-dbt`` dies while the wrapper's Python is still
+    starting, before ``prctl(PR_SET_PDEATHSIG)`` could take effect (then no signal ever
+    comes): the wrapper finds itself adopted by another process than the one named in
+    ``MKT_DBT_PARENT_PID`` and exits with 137, as if killed, without starting dbt (which
+    would build into the warehouse for a run declared dead)."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a process that started mkt-dbt and has died since
+    env = {**os.environ, "MKT_DBT_PARENT_PID": str(gone.pid)}
+    wrapper = Path(sys.executable).parent / "mkt-dbt"
+    result = subprocess.run(
+        [str(wrapper), "--version"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 137, result.stdout + result.stderr
+    assert "dbt" not in result.stdout.lower()
+
+
 def hold_pool(data_dir: Path, pid: int) -> str:
     """Make a run of a live process ``pid`` hold the warehouse pool, as a run of another
     CLI or of the daemon would."""

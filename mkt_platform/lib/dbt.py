@@ -82,7 +82,12 @@ class MktDbtCliResource(DbtCliResource):
         ``MKT_DBT_IN_PROCESS`` is on (the default; :mod:`mkt_platform.lib.dbt_in_process`),
         else in a child process as dagster-dbt runs it."""
         if not settings.dbt_in_process():
-            return super().cli(args, **kwargs)
+            from mkt_platform.lib.dbt_child import PARENT_PID_ENV
+
+            # mkt-dbt dies with this process: tell it which process that is (it may be
+            # adopted before it asks for its parent; see mkt_platform.lib.dbt_child).
+            with environment({PARENT_PID_ENV: str(os.getpid())}):
+                return super().cli(args, **kwargs)
         import dagster_dbt.core.resource as resource_module
 
         from mkt_platform.lib.dbt_in_process import invocation_class
