@@ -422,6 +422,7 @@ def test_the_command_serves_on_loopback_and_stops_on_sigterm(lake_env):
             f"http://127.0.0.1:{port}{SESSIONS.path}",
             params={"instrument": "BTCUSDT", "start": "2025-07-01", "end": "2025-07-01"},
             headers={"Authorization": f"Bearer {TOKEN}"},
+            timeout=60,
         )
         assert [r["close"] for r in response.json()["rows"]] == [
             float(r["close"])

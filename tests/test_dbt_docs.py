@@ -21,7 +21,7 @@ from mkt_platform.lib.dbt import dbt_executable, dbt_project, dbt_vars
 from mkt_platform.lib.materialize import plan, run_plan
 from mkt_platform.warehouse import connect
 from tests.conftest import REPO
-from tests.test_deployment import BIN, COMMANDS, DOCS_PORT, wait_for
+from tests.test_deployment import BIN, COMMANDS, DOCS_PORT, free_port, wait_for
 
 
 def manifest() -> dict:
@@ -126,9 +126,12 @@ def test_docs_generate_lists_every_mart_with_its_columns_and_is_served(
             undocumented = {c["name"] for c in columns} - set(mart["columns"])
             assert undocumented == set(), (mart["name"], undocumented)
 
-    # The docs service, natively: the same command as in docker-compose.yml.
+    # The docs service, natively: the same command as in docker-compose.yml, on a free port
+    # (its 8080 may be taken on this machine, or still in TIME_WAIT from an earlier run).
+    assert COMMANDS["docs"][-2:] == ["--port", str(DOCS_PORT)]
+    port = free_port()
     docs = subprocess.Popen(
-        COMMANDS["docs"],
+        [*COMMANDS["docs"][:-1], str(port)],
         cwd=REPO,
         env={**env, "DBT_HOST": "127.0.0.1"},
         stdout=subprocess.DEVNULL,
@@ -136,7 +139,7 @@ def test_docs_generate_lists_every_mart_with_its_columns_and_is_served(
         start_new_session=True,
     )
     try:
-        base = f"http://127.0.0.1:{DOCS_PORT}"
+        base = f"http://127.0.0.1:{port}"
         wait_for("dbt docs", lambda: httpx.get(f"{base}/index.html").status_code == 200, 60, docs)
         served = httpx.get(f"{base}/catalog.json").json()
         assert set(served["nodes"]) == set(catalog["nodes"])

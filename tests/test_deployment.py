@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -428,7 +429,7 @@ def retried_to_success(instance: dg.DagsterInstance, run_id: str) -> bool:
 
 @pytest.mark.slow
 def test_parallel_backfill_survives_a_daemon_kill_and_a_code_server_outage(
-    deployment, data_dir, monkeypatch
+    deployment, data_dir, replay, monkeypatch
 ):
     """The backfill goes on through a SIGKILLed daemon (restarted 5 s later) and then a
     SIGKILLed code server, with the runs it was executing (restarted 5 s later: issue 12,
@@ -503,6 +504,8 @@ def test_parallel_backfill_survives_a_daemon_kill_and_a_code_server_outage(
         in_flight = {run.run_id for run in instance.get_runs(launched)}
         assert instance.get_backfill(backfill_id).status == BulkActionStatus.REQUESTED
         services.kill("code")
+        # (and any run the daemon launched between that read and the kill)
+        in_flight |= {run.run_id for run in instance.get_runs(launched)}
         time.sleep(5)
         services.start("code")
 
@@ -611,31 +614,42 @@ def test_parallel_backfill_survives_a_daemon_kill_and_a_code_server_outage(
         sessions = 30 * len(candles)
         url = f"http://127.0.0.1:{api_port}/sessions/daily"
         params = {"start": SESSION_RANGE[0], "end": SESSION_RANGE[1], "limit": 10_000}
-        assert httpx.get(url, params=params).status_code == 401
-        answer = httpx.get(url, params=params, headers={"Authorization": f"Bearer {API_TOKEN}"})
+        assert httpx.get(url, params=params, timeout=60).status_code == 401
+        # (the first read opens the DuckLake: its extensions and its catalog on PostgreSQL)
+        answer = httpx.get(
+            url, params=params, headers={"Authorization": f"Bearer {API_TOKEN}"}, timeout=60
+        )
         assert answer.status_code == 200 and answer.json()["count"] == sessions
 
         # A run whose process dies is failed by the code server and retried by the daemon
         # (run_retries), and the retry succeeds. Here the process dies with the forkserver
         # that forked it (killed, or by the OOM killer): the run must not go on unseen, as
         # the server takes it for dead; the retry is forked by a new forkserver.
-        doomed = launch_run(web_port, "binance_klines_1h", "2023-03-02")
-        wait_for(
-            "it to start",
-            lambda: instance.all_logs(doomed, of_type=DagsterEventType.RUN_START),
-            120,
-            interval=0.1,
-        )
-        worker = run_worker_pid(instance, doomed)
-        # The run's process was forked by the code server's forkserver (mkt-platform
-        # code-server), not spawned by the server itself.
-        forkserver = parent_pid(worker)
-        assert "multiprocessing.forkserver" in command_line(forkserver)
-        assert parent_pid(forkserver) == services.procs["code"].pid
-        os.kill(forkserver, signal.SIGKILL)
-        wait_for(
-            "the run's process to die with its forkserver", lambda: not process_alive(worker), 30
-        )
+        # Binance's answers are held until the run's process is killed: it is still pulling
+        # then, however fast the machine (a one-day pull takes about a second).
+        gate = threading.Event()
+        pulls = replay.request_count("binance")
+        replay.mutate("binance", lambda _request, payload: (gate.wait(120), payload)[1])
+        try:
+            doomed = launch_run(web_port, "binance_klines_1h", "2023-03-02")
+            wait_for(
+                "it to pull", lambda: replay.request_count("binance") > pulls, 120, interval=0.1
+            )
+            worker = run_worker_pid(instance, doomed)
+            # The run's process was forked by the code server's forkserver (mkt-platform
+            # code-server), not spawned by the server itself.
+            forkserver = parent_pid(worker)
+            assert "multiprocessing.forkserver" in command_line(forkserver)
+            assert parent_pid(forkserver) == services.procs["code"].pid
+            os.kill(forkserver, signal.SIGKILL)
+            wait_for(
+                "the run's process to die with its forkserver",
+                lambda: not process_alive(worker),
+                30,
+            )
+        finally:
+            replay.clear_mutations("binance")
+            gate.set()
         wait_for(
             "the killed run to fail",
             lambda: instance.get_run_by_id(doomed).status == dg.DagsterRunStatus.FAILURE,

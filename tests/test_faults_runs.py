@@ -221,7 +221,10 @@ def test_a_cli_waiting_for_the_pool_says_so_gives_up_and_stops_on_sigterm(tmp_pa
         assert done.returncode == 1, done.stdout[-2000:] + done.stderr[-2000:]
         assert "waiting for pool 'duckdb_warehouse'" in done.stdout
         assert f"held by run {run_id} (pid {holder.pid})" in done.stdout
-        assert re.search(r"gave up after [56]s waiting for pool 'duckdb_warehouse'", done.stderr)
+        gave_up = re.search(
+            r"gave up after (\d+)s waiting for pool 'duckdb_warehouse'", done.stderr
+        )
+        assert gave_up and 5 <= int(gave_up[1]) <= 7, done.stderr[-2000:]
         assert "MKT_POOL_WAIT_SECONDS" in done.stderr
         assert time.monotonic() - started < 200
 
@@ -234,7 +237,7 @@ def test_a_cli_waiting_for_the_pool_says_so_gives_up_and_stops_on_sigterm(tmp_pa
         output, _ = waiting.communicate(timeout=30)
         assert waiting.returncode == 130, output
         assert "interrupted" in output
-        assert time.monotonic() - sent < 10
+        assert time.monotonic() - sent < 20  # not the pool wait (an hour by default)
         with instance_at(data_dir) as instance:
             assert instance.get_run_by_id(run_id).status == DagsterRunStatus.STARTED
     finally:

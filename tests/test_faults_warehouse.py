@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 from datetime import date
 from pathlib import Path
@@ -61,9 +62,10 @@ def test_dbt_waits_for_a_reader_then_builds_and_gives_up_naming_it(data_dir, ins
         reader.kill()
         reader.wait()
 
-    # The raw pulls first, then a reader for 8 s just before the dbt steps: the reader is
-    # still there when dbt starts, however slow the pulls are on a loaded machine.
+    # The raw pulls first, then a reader before the dbt steps, which goes away a second after
+    # the first dbt step starts waiting for it (however slow the machine is to get there).
     from mkt_platform.definitions import build_definitions
+    from mkt_platform.lib import dbt as dbt_lib
     from mkt_platform.lib.materialize import plan, run_plan
 
     monkeypatch.setenv("MKT_WAREHOUSE_LOCK_WAIT_SECONDS", "60")
@@ -71,9 +73,19 @@ def test_dbt_waits_for_a_reader_then_builds_and_gives_up_naming_it(data_dir, ins
     steps = plan(defs, date(2023, 1, 2), date(2023, 1, 2))
     assert steps[0].label == "raw pulls" and len(steps) > 1
     results = run_plan(defs, steps[:1], instance, progress=lambda _: None)
-    reader = hold(warehouse, 8)
-    results += run_plan(defs, steps[1:], instance, progress=lambda _: None)
-    reader.wait()
+    reader = hold(warehouse, 120)
+    waits = dbt_lib.wait_for_warehouse
+
+    def reader_leaves_while_dbt_waits(*args, **kwargs):
+        threading.Timer(1.0, reader.kill).start()
+        return waits(*args, **kwargs)
+
+    monkeypatch.setattr(dbt_lib, "wait_for_warehouse", reader_leaves_while_dbt_waits)
+    try:
+        results += run_plan(defs, steps[1:], instance, progress=lambda _: None)
+    finally:
+        reader.kill()
+        reader.wait()
     assert all(r.success for r in results), [(r.step.label, r.failed) for r in results]
     said = [e.message for r in results for e in instance.all_logs(r.run_id)]
     assert any(f"is held by PID {reader.pid}" in m and "waiting" in m for m in said)

@@ -204,4 +204,5 @@ def wait_for_pool(
                 f"waiting for pool {pool!r} (one warehouse writer at a time), held by {names}: "
                 f"{waited:.0f}s of at most {timeout_seconds:.0f}s"
             )
-        time.sleep(poll_seconds)
+        # Not past the deadline: give up at the time set, not up to a poll later.
+        time.sleep(max(0.05, min(poll_seconds, timeout_seconds - waited)))
