@@ -131,16 +131,25 @@ PR_SET_PDEATHSIG = 1
 
 
 class _RunWorker:
-    """Holds the after-fork hook (``multiprocessing`` keeps hooks by a weak reference)."""
+    """Holds the after-fork hook (``multiprocessing`` keeps hooks by a weak reference) and
+    the pid of the process that forks (the forkserver, or a run that forks in turn)."""
+
+    forkserver: int | None = None
 
     @staticmethod
-    def die_with_the_forkserver(_owner: object) -> None:
+    def die_with_the_forkserver(owner: _RunWorker) -> None:
         """In each forked run: be killed when the forkserver dies. The server learns a run's
         process has ended from the forkserver; once it is gone the server takes the run for
-        dead and fails it (run_retries launches it again), so the run must not go on."""
+        dead and fails it (run_retries launches it again), so the run must not go on. A
+        forkserver that died between the fork and this request sends nothing: then the run
+        ends here, with 137 (as if killed)."""
         libc = ctypes.CDLL(None, use_errno=True)
         if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL) != 0:
             raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+        if owner.forkserver is not None and os.getppid() != owner.forkserver:
+            os._exit(137)
+        # A process this one forks in turn (it inherits the hook) dies with this one.
+        owner.forkserver = os.getpid()
 
 
 _HOOK = _RunWorker()
@@ -149,6 +158,7 @@ _HOOK = _RunWorker()
 def die_with_this_process() -> None:
     """Make every process ``multiprocessing`` forks from this one die when this one dies
     (:meth:`_RunWorker.die_with_the_forkserver`, run in the child after the fork)."""
+    _HOOK.forkserver = os.getpid()
     multiprocessing.util.register_after_fork(_HOOK, _RunWorker.die_with_the_forkserver)
 
 
@@ -166,7 +176,13 @@ def ended_with_the_server(interval: float = 0.1) -> Iterator[None]:
     imports, builds the definitions and parses dbt (10-20 s on a loaded machine) would leave
     it working on for nobody. A thread watches the parent, polling every ``interval``
     seconds, and is joined when the body ends, so that the forkserver holds one thread again
-    before it forks any run."""
+    before it forks any run.
+
+    The parent is the process named by ``MKT_CODE_SERVER_PID``, which the code server sets
+    before it starts its forkserver (:func:`mkt_platform.code_server.main`), else this
+    process's parent when it starts: a server stopped as the forkserver started would
+    otherwise leave it adopted by another process from its first instruction, and watched
+    for nothing."""
     parent = int(os.environ.get(SERVER_PID_ENV) or os.getppid())
     done = threading.Event()
 

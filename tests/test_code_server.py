@@ -316,3 +316,31 @@ def test_a_forkserver_still_preparing_ends_when_its_server_is_gone(tmp_path, die
     assert not process_alive(forkserver)
     assert out.read_text() == "preparing\n"
     assert "the server stopped while the forkserver was preparing" in err.read_text()
+
+
+#: A forked run's after-fork hook, in a process whose recorded forkserver is ``sys.argv[1]``.
+_FORKED = """
+import os, sys
+from mkt_platform import run_worker_modules
+run_worker_modules._HOOK.forkserver = int(sys.argv[1])
+run_worker_modules._RunWorker.die_with_the_forkserver(run_worker_modules._HOOK)
+# and a process it forks in turn would die with it, not with the forkserver
+print("the run goes on", run_worker_modules._HOOK.forkserver == os.getpid(), flush=True)
+"""
+
+
+def test_a_run_forked_just_before_its_forkserver_died_ends_at_once():
+    """The forkserver dies between a fork and the run's request to die with it (which then
+    never comes true): the run's after-fork hook finds itself adopted and ends it (137), so
+    that it does not go on behind the server, which takes it for dead. With its forkserver
+    alive, the run goes on."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    for forkserver, code, said in ((gone.pid, 137, ""), (os.getpid(), 0, "the run goes on True\n")):
+        run = subprocess.run(
+            [sys.executable, "-c", _FORKED, str(forkserver)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert (run.returncode, run.stdout) == (code, said), run.stderr
