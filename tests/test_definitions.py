@@ -277,3 +277,36 @@ def test_workspace_loads_with_dagster_cli(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "All code locations passed validation" in done.stderr + done.stdout
+
+
+@pytest.mark.parametrize("enabled", [True, False], ids=["collector on", "collector off"])
+def test_the_build_pauses_the_garbage_collector_and_leaves_it_as_it_was(enabled, monkeypatch):
+    """While the defs folder is imported and built, Python's collector is off (a collection
+    would walk every object of Dagster and dbt, for nothing to free); after, it is on or off
+    as it was, even when the build fails."""
+    import gc
+
+    load = dg.load_from_defs_folder
+    seen: list[bool] = []
+
+    def loading(**kwargs):
+        seen.append(gc.isenabled())
+        return load(**kwargs)
+
+    def failing(**kwargs):
+        seen.append(gc.isenabled())
+        raise RuntimeError("a broken defs module")
+
+    monkeypatch.setattr(dg, "load_from_defs_folder", loading)
+    gc.enable() if enabled else gc.disable()
+    try:
+        assert build_definitions().resolve_asset_graph().get_all_asset_keys()
+        after = gc.isenabled()
+        monkeypatch.setattr(dg, "load_from_defs_folder", failing)
+        with pytest.raises(RuntimeError, match="a broken defs module"):
+            build_definitions()
+        after_failure = gc.isenabled()
+    finally:
+        gc.enable()
+    assert seen == [False, False]
+    assert after is enabled and after_failure is enabled
