@@ -9,8 +9,6 @@ Dagster's default storage, the other with the shipped mkt_platform/dagster.yaml.
 import os
 import shutil
 import sqlite3
-import threading
-import time
 from collections import Counter
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -21,6 +19,7 @@ import pytest
 from mkt_platform.lib.event_storage import BatchingSqliteEventLogStorage
 from mkt_platform.settings import EVENT_BATCH_SIZE_ENV, enable_event_batches
 from tests.conftest import instance_of
+from tests.test_deployment import wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 PARTITIONS = dg.DailyPartitionsDefinition(start_date="2023-01-01", end_date="2023-01-11")
@@ -259,26 +258,20 @@ def test_a_watcher_sees_each_event_while_the_writer_keeps_its_connection(tmp_pat
     (Keeping the run's connection too changed only the WAL, and the watcher saw nothing.)"""
     run_id = "2" * 8 + "-0000-0000-0000-" + "2" * 12
     seen: list[str] = []
-    arrived = threading.Event()
 
     def callback(entry, cursor):
         seen.append(entry.dagster_event.message)
-        arrived.set()
 
     with open_instance(tmp_path / "home", shipped=True) as writer:
         writer.report_engine_event("first", job_name="j", run_id=run_id)
         with instance_of(tmp_path / "home") as webserver:
             webserver.watch_event_logs(run_id, None, callback)
             try:
-                for n in range(3):
-                    writer.report_engine_event(f"event {n}", job_name="j", run_id=run_id)
+                for event in ("event 0", "event 1", "event 2"):
+                    writer.report_engine_event(event, job_name="j", run_id=run_id)
                     # This event itself, before the next is written (an earlier one may
                     # still be arriving: the first batch can come late).
-                    deadline = time.monotonic() + 10
-                    while f"event {n}" not in seen and time.monotonic() < deadline:
-                        arrived.wait(0.05)
-                        arrived.clear()
-                    assert f"event {n}" in seen, f"the watcher missed event {n}: saw {seen}"
+                    wait_for(event, lambda event=event: event in seen, 10, interval=0.05)
             finally:
                 webserver.end_watch_event_logs(run_id, callback)
     assert seen[-3:] == ["event 0", "event 1", "event 2"]
