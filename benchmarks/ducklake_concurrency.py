@@ -25,13 +25,14 @@ from pathlib import Path
 
 import duckdb
 
+from mkt_platform.lib.duckdb_extensions import connect as connect_duckdb
 from mkt_platform.lib.duckdb_extensions import load_offline
 
 
 def connect(folder: Path, catalog: str, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """The DuckLake of ``catalog`` (``postgres:<conninfo>``, ``"duckdb"`` for a DuckDB file or
     ``""`` for a SQLite file in ``folder``) attached as ``w``, its data under ``folder``."""
-    con = duckdb.connect()
+    con = connect_duckdb()
     load_offline(con, ("ducklake", "sqlite_scanner", "postgres_scanner"))
     options = f"DATA_PATH '{folder}/files/'" + (", READ_ONLY" if read_only else "")
     if catalog == "duckdb":

@@ -517,6 +517,20 @@ def dbt_in_process() -> bool:
     return _switch("MKT_DBT_IN_PROCESS", True)
 
 
+def verify_duckdb_extensions() -> bool:
+    """Whether DuckDB checks an extension's signature each time a connection loads it
+    (``MKT_DUCKDB_VERIFY_EXTENSIONS``, default ``0``: the extensions are loaded from the
+    packages ``uv.lock`` pins and ``uv`` verified when it installed them, as trusted as
+    DuckDB's own library beside them; ``1``: DuckDB hashes each 35-MB file again, about 0.1 s
+    per extension and connection; see :mod:`mkt_platform.lib.duckdb_extensions`).
+
+    Raises:
+        SettingError: ``MKT_DUCKDB_VERIFY_EXTENSIONS`` is set to something other than ``0``
+            or ``1``.
+    """
+    return _switch("MKT_DUCKDB_VERIFY_EXTENSIONS", False)
+
+
 def charts_enabled() -> bool:
     """Whether the charted marts' materializations carry a chart (``MKT_CHARTS``, default
     ``1``; ``0`` skips drawing, about 1 s per dbt step that builds a charted mart).

@@ -172,15 +172,17 @@ def connect(read_only: bool = True) -> duckdb.DuckDBPyConnection:
     """
     if not exists():
         raise FileNotFoundError(f"no warehouse yet at {describe()}: run a dbt build first")
-    from mkt_platform.lib import s3
+    from mkt_platform.lib import duckdb_extensions, s3
 
     ducklake = kind() == "ducklake"
-    con = duckdb.connect() if ducklake else duckdb.connect(str(catalog_path()), read_only=read_only)
+    con = (
+        duckdb_extensions.connect()
+        if ducklake
+        else duckdb_extensions.connect(str(catalog_path()), read_only=read_only)
+    )
     try:
         if ducklake:
-            from mkt_platform.lib.duckdb_extensions import load_offline
-
-            load_offline(con, extensions())
+            duckdb_extensions.load_offline(con, extensions())
         # a lake on S3 (for a reader of the lake's files), and a DuckLake's files may be there
         s3.configure_duckdb(con)
         if ducklake:

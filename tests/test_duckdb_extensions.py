@@ -1,4 +1,6 @@
-"""DuckDB's extensions come from the locked PyPI packages, never a download (issue 15, item 2).
+"""DuckDB's extensions come from the locked PyPI packages, never a download (issue 15, item 2),
+and are loaded from the packages' own files, DuckDB's signature check kept only on request
+(issue 13: it hashed each 35-MB file at every connection).
 
 Each test's connection has an empty extension directory and its extension repository pointed
 at a local HTTP server that counts the requests it gets and answers none with an extension:
@@ -8,6 +10,7 @@ a download attempt shows in the count (and fails), as it would offline.
 from __future__ import annotations
 
 import http.server
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,8 +21,12 @@ import pytest
 from mkt_platform.lib.duckdb_extensions import (
     OFFLINE_EXTENSIONS,
     ExtensionUnavailableError,
+    connection_config,
+    extension_file,
     load_offline,
 )
+from mkt_platform.lib.duckdb_extensions import connect as platform_connect
+from mkt_platform.settings import SettingError
 
 
 class _Counting(http.server.BaseHTTPRequestHandler):
@@ -127,3 +134,107 @@ def test_an_unshipped_extension_is_refused_by_name(tmp_path, repository):
         load_offline(con, ["spatial"])
     assert "'spatial'" in str(error.value) and "ducklake" in str(error.value)
     assert requests == []
+
+
+def _version() -> str:
+    with duckdb.connect() as con:
+        return con.execute("PRAGMA version").fetchone()[0]
+
+
+def test_the_platforms_connections_load_the_package_files_and_install_nothing(
+    tmp_path, repository, monkeypatch
+):
+    """A connection made as the platform makes them (its settings, here with an empty
+    extension folder): every extension loads from its package's own file, nothing is copied
+    into DuckDB's extension folder, and nothing is installed or loaded on DuckDB's own
+    initiative afterwards."""
+    monkeypatch.delenv("MKT_DUCKDB_VERIFY_EXTENSIONS", raising=False)
+    url, requests = repository
+    folder = tmp_path / "extensions"
+    config = {
+        **connection_config(),
+        "extension_directory": str(folder),
+        "custom_extension_repository": url,
+    }
+    with duckdb.connect(config=config) as con:
+        load_offline(con)
+        loaded = dict(
+            con.execute(
+                "select extension_name, loaded from duckdb_extensions() "
+                f"where extension_name in {tuple(OFFLINE_EXTENSIONS)}"
+            ).fetchall()
+        )
+        assert loaded == dict.fromkeys(OFFLINE_EXTENSIONS, True)
+        settings = con.execute(
+            "select current_setting('autoinstall_known_extensions'), "
+            "current_setting('autoload_known_extensions'), "
+            "current_setting('allow_unsigned_extensions')"
+        ).fetchone()
+        assert settings == (False, False, True)
+        # An extension the platform never loaded is not fetched nor loaded for a query.
+        with pytest.raises(duckdb.Error):
+            con.execute("select * from read_xlsx('x.xlsx')")
+    assert not folder.exists() or not any(folder.rglob("*")), list(folder.rglob("*"))
+    assert requests == []
+
+
+def test_a_tampered_extension_loads_only_while_signatures_are_not_checked(tmp_path, monkeypatch):
+    """What MKT_DUCKDB_VERIFY_EXTENSIONS=1 buys: a copy of the SQLite extension whose
+    signature no longer matches is refused, naming the signature, while the package's own file
+    still loads; unchecked (the default, the files being the hash-locked packages' own) the
+    same copy loads. So the switch really hands the check back to DuckDB."""
+    shipped = extension_file("sqlite_scanner", _version())
+    tampered = tmp_path / "sqlite_scanner.duckdb_extension"
+    data = bytearray(shipped.read_bytes())
+    data[-1] ^= 0xFF  # the last bytes of the file are its signature
+    tampered.write_bytes(bytes(data))
+
+    monkeypatch.setenv("MKT_DUCKDB_VERIFY_EXTENSIONS", "1")
+    assert connection_config()["allow_unsigned_extensions"] is False
+    with platform_connect() as con:
+        with pytest.raises(duckdb.Error, match=r"(?i)signature"):
+            con.execute(f"LOAD '{tampered}'")
+        load_offline(con, ["sqlite_scanner"])
+        assert con.execute(
+            "select loaded from duckdb_extensions() where extension_name = 'sqlite_scanner'"
+        ).fetchone() == (True,)
+
+    monkeypatch.setenv("MKT_DUCKDB_VERIFY_EXTENSIONS", "0")
+    with platform_connect() as con:
+        con.execute(f"LOAD '{tampered}'")
+        assert con.execute(
+            "select loaded from duckdb_extensions() where extension_name = 'sqlite_scanner'"
+        ).fetchone() == (True,)
+
+
+def test_a_malformed_verify_setting_is_refused_by_name(monkeypatch):
+    monkeypatch.setenv("MKT_DUCKDB_VERIFY_EXTENSIONS", "yes")
+    with pytest.raises(SettingError, match="MKT_DUCKDB_VERIFY_EXTENSIONS"):
+        platform_connect()
+
+
+def test_dbts_database_is_opened_with_the_platforms_settings(tmp_path, monkeypatch):
+    """dbt-duckdb opens its database through the profile's plugin, which hands it the same
+    settings before it connects: a query dbt runs reads them back, and the DuckLake it
+    attached (its extensions loaded from the packages) answers."""
+    from mkt_platform.lib.dbt import dbt_resource
+
+    monkeypatch.delenv("MKT_DUCKDB_VERIFY_EXTENSIONS", raising=False)
+    monkeypatch.delenv("MKT_WAREHOUSE", raising=False)
+    monkeypatch.setenv("MKT_DATA_DIR", str(tmp_path / "data"))
+    (tmp_path / "data").mkdir()
+    sql = (
+        "select current_setting('allow_unsigned_extensions') as unsigned, "
+        "current_setting('autoload_known_extensions') as autoload, "
+        "current_setting('autoinstall_known_extensions') as autoinstall, "
+        "(select count(*) from duckdb_databases() where database_name = 'warehouse') as lakes"
+    )
+    invocation = dbt_resource().cli(
+        ["show", "--inline", sql, "--output", "json"], raise_on_error=False
+    )
+    events = [event.raw_event for event in invocation.stream_raw_events()]
+    assert invocation.is_successful(), events[-3:]
+    (shown,) = [e["data"]["preview"] for e in events if e["info"]["name"] == "ShowNode"]
+    assert json.loads(shown) == [
+        {"unsigned": True, "autoload": False, "autoinstall": False, "lakes": 1}
+    ]

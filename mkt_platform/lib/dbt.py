@@ -420,11 +420,13 @@ def wait_for_warehouse(
     """
     import duckdb
 
+    from mkt_platform.lib import duckdb_extensions
+
     started = time.monotonic()
     said = None
     while True:
         try:
-            duckdb.connect(str(path)).close()
+            duckdb_extensions.connect(str(path)).close()
             return time.monotonic() - started
         except duckdb.IOException as exc:
             holder = _LOCK_HOLDER.search(str(exc))

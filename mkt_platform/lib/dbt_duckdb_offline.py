@@ -16,6 +16,10 @@ the profile's databases:
   secret from the environment (:func:`mkt_platform.lib.s3.configure_duckdb`), so the staging
   models read ``s3://`` and DuckLake writes there. The secret never appears in dbt's SQL log.
 
+Every DuckDB database dbt-duckdb opens gets the platform's connection settings
+(:func:`mkt_platform.lib.duckdb_extensions.connection_config`), through
+:meth:`Plugin.update_connection_config`, which dbt-duckdb calls before it connects.
+
 Named in ``dbt_project/profiles.yml`` (``plugins: [{module: ...}]``); dbt-duckdb calls
 :meth:`Plugin.configure_connection` once per connection and :meth:`Plugin.configure_cursor`
 on each cursor it runs SQL on.
@@ -24,6 +28,7 @@ on each cursor it runs SQL on.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from dbt.adapters.duckdb.plugins import BasePlugin
 from dbt_common.exceptions import DbtRuntimeError
@@ -31,10 +36,15 @@ from duckdb import DuckDBPyConnection
 
 from mkt_platform import warehouse
 from mkt_platform.lib import s3
-from mkt_platform.lib.duckdb_extensions import load_offline
+from mkt_platform.lib.duckdb_extensions import connection_config, load_offline
 
 
 class Plugin(BasePlugin):
+    def update_connection_config(self, creds: Any, config: dict[str, Any]) -> None:
+        # Before dbt-duckdb opens its database: the settings of every platform connection
+        # (extensions loaded only from their packages, see lib/duckdb_extensions.py).
+        config.update(connection_config())
+
     def configure_connection(self, conn: DuckDBPyConnection) -> None:
         if not os.environ.get("MKT_DATA_DIR"):
             # The warehouse's and the lake's paths come from it (Dagster sets it, absolute,
