@@ -84,6 +84,40 @@ def ephemeral_sql(model: str) -> str:
     return compiled_sql(invocation.target_path, model)
 
 
+def assert_nothing_clipped(chart) -> None:
+    """Every title, label, annotation, legend and drawn tick label of ``chart`` (a
+    :class:`mkt_platform.lib.charts.Chart`), drawn as its PNG is drawn, lies inside the figure:
+    nothing is cut off at its edges. (A tick outside its axis's range is not drawn.)"""
+    from matplotlib.legend import Legend
+    from matplotlib.text import Text
+
+    chart.png()
+    figure = chart.figure
+    renderer = figure.canvas.get_renderer()
+    edge = figure.bbox.padded(1)  # a pixel of rounding
+    ticks, drawn = set(), []
+    for axes in figure.axes:
+        for axis in (axes.xaxis, axes.yaxis):
+            low, high = sorted(axis.get_view_interval())
+            for tick in axis.get_major_ticks() + axis.get_minor_ticks():
+                ticks.update((id(tick.label1), id(tick.label2)))
+                if low <= tick.get_loc() <= high:
+                    drawn += [tick.label1, tick.label2]
+    drawn += [
+        a for a in figure.findobj(lambda a: isinstance(a, (Text, Legend))) if id(a) not in ticks
+    ]
+    drawn = [
+        artist
+        for artist in drawn
+        if artist.get_visible() and (not isinstance(artist, Text) or artist.get_text())
+    ]
+    assert any(isinstance(artist, Legend) for artist in drawn) or len(drawn) > 3
+    for artist in drawn:
+        box = artist.get_window_extent(renderer)
+        inside = edge.x0 <= box.x0 and box.x1 <= edge.x1 and edge.y0 <= box.y0 and box.y1 <= edge.y1
+        assert inside, f"{chart.mart}: {artist} at {box} outside the figure {figure.bbox}"
+
+
 def rel_close(a: Decimal, b: Decimal, rel: Decimal = Decimal("1e-9")) -> bool:
     return abs(a - b) <= rel * max(abs(a), abs(b))
 

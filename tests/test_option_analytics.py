@@ -26,7 +26,7 @@ import pytest
 
 from mkt_platform.defs.deribit.datasets import OPTION_TRADES, VOLATILITY_INDEX
 from mkt_platform.defs.deribit.resources import DeribitClient
-from tests.conftest import SHARED_DATA
+from tests.conftest import SHARED_DATA, assert_nothing_clipped
 from tests.test_options_marts import dbt, query
 
 pytestmark = pytest.mark.slow
@@ -573,6 +573,9 @@ def test_smile_and_term_charts_draw_the_marts_rows(built):
     assert term.series("expiry_atm_iv") == sorted(
         (r["days_to_expiry"], r["atm_iv"]) for r in smiles if r["atm_iv"] is not None
     )
+    # Drawn as the PNG is, the legends beside the axes and every label fit in the figure.
+    assert_nothing_clipped(smile)
+    assert_nothing_clipped(term)
 
 
 def test_report_writes_the_charts_and_their_rows(built, tmp_path, monkeypatch):

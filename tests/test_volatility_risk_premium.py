@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import SHARED_DATA, materialize_days
+from tests.conftest import SHARED_DATA, assert_nothing_clipped, materialize_days
 from tests.test_realized_volatility import lake_candles
 
 pytestmark = pytest.mark.slow
@@ -200,6 +200,7 @@ def test_session_chart_draws_the_marts_candles(built):
         assert chart.series(f"{instrument}:min_low") == [
             (date2num(bottom["session_start"]), bottom["l"])
         ]
+    assert_nothing_clipped(chart)  # two panels, their titles and the extremes' labels
 
 
 def test_premium_chart_draws_the_marts_series(built):
@@ -225,6 +226,7 @@ def test_premium_chart_draws_the_marts_series(built):
         drawn = chart.bars(f"{currency}:premium_trailing_30d")
         # a bar spans 0 to the premium (bottom and top sorted): their sum is the premium
         assert flat((b[0], b[1] + b[2]) for b in drawn) == pytest.approx(flat(premium), rel=1e-12)
+    assert_nothing_clipped(chart)  # the legends beside each panel
 
 
 def test_the_materializations_carry_their_chart(built_and_instance):

@@ -49,7 +49,10 @@ class Chart:
 
         FigureCanvasAgg(self.figure)
         buffer = io.BytesIO()
-        self.figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+        # The constrained layout (:func:`_figure`) already fits the titles, labels and the
+        # legends outside the axes into the figure: ``bbox_inches="tight"`` would draw the
+        # whole figure a second time to measure it.
+        self.figure.savefig(buffer, format="png", dpi=dpi)
         return buffer.getvalue()
 
     def markdown(self, dpi: int = 80) -> str:
