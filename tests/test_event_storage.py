@@ -298,3 +298,40 @@ def test_events_of_many_runs_are_stored_through_the_kept_engines_of_the_latest(t
                 messages = [e.dagster_event.message for e in reader.all_logs(run_id)]
                 assert messages == [f"{run_id} 0", f"{run_id} 1"]
     assert not storage._run_engines  # disposed with the instance
+
+
+MANY_CHECKS = [dg.AssetCheckSpec(f"rule_{n}", asset="checked") for n in range(12)]
+
+
+@dg.asset(check_specs=MANY_CHECKS)
+def checked():
+    """An asset with a dozen checks, as a dbt model with its data tests."""
+    yield dg.MaterializeResult()
+    for spec in MANY_CHECKS:
+        yield dg.AssetCheckResult(check_name=spec.name, passed=True)
+
+
+def test_the_index_schema_is_read_once_for_a_runs_check_results(tmp_path, monkeypatch):
+    """Dagster asks whether the index has its check table before it stores each check result
+    (reading the schema through an engine built for the question): the storage asks once,
+    stores every result, and still answers no, asking again, for a table the index lacks."""
+    from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+
+    asked: Counter[str] = Counter()
+    dagsters = SqliteEventLogStorage.has_table
+
+    def counted(self, name: str) -> bool:
+        asked[name] += 1
+        return dagsters(self, name)
+
+    monkeypatch.setattr(SqliteEventLogStorage, "has_table", counted)
+    with open_instance(tmp_path / "home", shipped=True) as instance:
+        result = dg.materialize([checked], instance=instance)
+        assert result.success
+        storage = instance.event_log_storage
+        for spec in MANY_CHECKS:
+            (stored,) = storage.get_asset_check_execution_history(spec.key, limit=5)
+            assert (stored.status.value, stored.run_id) == ("SUCCEEDED", result.run_id)
+        assert asked["asset_check_executions"] == 1
+        assert not storage.has_table("no_such_table") and not storage.has_table("no_such_table")
+        assert asked["no_such_table"] == 2

@@ -92,6 +92,8 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
         self._inherited: list[Engine] = []
         #: the engines of the latest runs' databases, without a pool (see _run_engine)
         self._run_engines: OrderedDict[str, Engine] = OrderedDict()
+        #: the index's tables known to exist (see has_table)
+        self._tables: set[str] = set()
         super().__init__(
             base_dir=os.path.join(dagster_home, "history", "runs"), inst_data=inst_data
         )
@@ -117,6 +119,22 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
                 self._initialized_dbs.add(shard)
             with engine.connect() as conn, conn.begin():
                 yield conn
+
+    def has_table(self, table_name: str) -> bool:
+        """Whether the index holds ``table_name``: Dagster's answer, remembered once it is yes.
+
+        Dagster asks it for every check result it stores (``supports_asset_checks``) and every
+        batch of tagged asset events, and answers by building a SQLAlchemy engine and reading
+        the database's schema (about a tenth of what storing a check result cost). Its
+        migrations only ever add tables, and wiping an instance empties them without dropping
+        them, so a table once found stays; a table not found is asked about again.
+        """
+        if table_name in self._tables:
+            return True
+        found = super().has_table(table_name)
+        if found:
+            self._tables.add(table_name)
+        return found
 
     def _engine(self) -> Engine:
         """The engine kept for the index (made on first use). Called under ``_db_lock``."""
