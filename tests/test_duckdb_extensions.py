@@ -54,12 +54,25 @@ def repository() -> Iterator[tuple[str, list[str]]]:
         server.server_close()
 
 
-def connect(tmp_path: Path, repository_url: str) -> duckdb.DuckDBPyConnection:
+def connect(tmp_path: Path, repository_url: str, **config: object) -> duckdb.DuckDBPyConnection:
+    """A connection with an empty extension folder, ``tmp_path/extensions``, and the counting
+    repository, and ``config`` besides."""
     return duckdb.connect(
         config={
             "extension_directory": str(tmp_path / "extensions"),
             "custom_extension_repository": repository_url,
+            **config,
         }
+    )
+
+
+def loaded(con: duckdb.DuckDBPyConnection) -> dict[str, bool]:
+    """Whether each of the platform's extensions is loaded in ``con``."""
+    return dict(
+        con.execute(
+            "select extension_name, loaded from duckdb_extensions() "
+            f"where extension_name in {tuple(OFFLINE_EXTENSIONS)}"
+        ).fetchall()
     )
 
 
@@ -76,13 +89,7 @@ def test_every_extension_loads_from_its_package_with_no_request(tmp_path, reposi
     url, requests = repository
     with connect(tmp_path, url) as con:
         load_offline(con)
-        loaded = dict(
-            con.execute(
-                "select extension_name, loaded from duckdb_extensions() "
-                f"where extension_name in {tuple(OFFLINE_EXTENSIONS)}"
-            ).fetchall()
-        )
-        assert loaded == dict.fromkeys(OFFLINE_EXTENSIONS, True)
+        assert loaded(con) == dict.fromkeys(OFFLINE_EXTENSIONS, True)
         assert con.execute("select current_setting('autoinstall_known_extensions')").fetchone() == (
             False,
         )
@@ -151,20 +158,9 @@ def test_the_platforms_connections_load_the_package_files_and_install_nothing(
     monkeypatch.delenv("MKT_DUCKDB_VERIFY_EXTENSIONS", raising=False)
     url, requests = repository
     folder = tmp_path / "extensions"
-    config = {
-        **connection_config(),
-        "extension_directory": str(folder),
-        "custom_extension_repository": url,
-    }
-    with duckdb.connect(config=config) as con:
+    with connect(tmp_path, url, **connection_config()) as con:
         load_offline(con)
-        loaded = dict(
-            con.execute(
-                "select extension_name, loaded from duckdb_extensions() "
-                f"where extension_name in {tuple(OFFLINE_EXTENSIONS)}"
-            ).fetchall()
-        )
-        assert loaded == dict.fromkeys(OFFLINE_EXTENSIONS, True)
+        assert loaded(con) == dict.fromkeys(OFFLINE_EXTENSIONS, True)
         settings = con.execute(
             "select current_setting('autoinstall_known_extensions'), "
             "current_setting('autoload_known_extensions'), "
