@@ -191,16 +191,12 @@ def test_a_tampered_extension_loads_only_while_signatures_are_not_checked(tmp_pa
         with pytest.raises(duckdb.Error, match=r"(?i)signature"):
             con.execute(f"LOAD '{tampered}'")
         load_offline(con, ["sqlite_scanner"])
-        assert con.execute(
-            "select loaded from duckdb_extensions() where extension_name = 'sqlite_scanner'"
-        ).fetchone() == (True,)
+        assert loaded(con)["sqlite_scanner"]
 
     monkeypatch.setenv("MKT_DUCKDB_VERIFY_EXTENSIONS", "0")
     with platform_connect() as con:
         con.execute(f"LOAD '{tampered}'")
-        assert con.execute(
-            "select loaded from duckdb_extensions() where extension_name = 'sqlite_scanner'"
-        ).fetchone() == (True,)
+        assert loaded(con)["sqlite_scanner"]
 
 
 def test_a_malformed_verify_setting_is_refused_by_name(monkeypatch):
