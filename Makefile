@@ -56,6 +56,7 @@ benchmark: install
 	$(BIN)/python benchmarks/backfill.py --replay $(SHARED_DATA)
 	$(BIN)/python benchmarks/steady_state.py --replay $(SHARED_DATA)
 	$(BIN)/python benchmarks/ui_run_start.py --replay $(SHARED_DATA)
+	$(BIN)/python benchmarks/definitions_import.py
 	$(BIN)/python benchmarks/deribit_ingest.py
 	$(BIN)/python benchmarks/options_marts.py
 	$(BIN)/python benchmarks/api_latency.py --replay $(SHARED_DATA)
