@@ -17,7 +17,7 @@ import pytest
 from mkt_platform.definitions import build_definitions
 from mkt_platform.defs.hyperliquid.datasets import ASSET_CONTEXTS
 from mkt_platform.defs.hyperliquid.resources import HyperliquidClient
-from mkt_platform.lib.dbt import dbt_executable, dbt_project, dbt_vars
+from mkt_platform.lib.dbt import dbt_executable, dbt_project, dbt_vars_json, prime_saved_parse
 from mkt_platform.lib.materialize import plan, run_plan
 from mkt_platform.warehouse import connect
 from tests.conftest import REPO
@@ -86,7 +86,11 @@ def test_docs_generate_lists_every_mart_with_its_columns_and_is_served(
         instance=instance,
     ).success
 
+    # A fresh target, primed with the project's saved parse as a dbt asset's run target is,
+    # and `make docs`'s --vars for both commands: neither parses the project in full.
     target = tmp_path / "dbt_target"
+    target.mkdir()
+    prime_saved_parse(target)
     env = {
         **os.environ,
         "DBT_TARGET_PATH": str(target),
@@ -96,7 +100,8 @@ def test_docs_generate_lists_every_mart_with_its_columns_and_is_served(
     dbt = dbt_executable()
     # the seed (the NYSE calendar the equity marts read) and every model, in one process
     build = ["build", "--select", "resource_type:seed resource_type:model"]
-    for command in ([*build, "--vars", json.dumps(dbt_vars())], ["docs", "generate"]):
+    vars_ = ["--vars", dbt_vars_json()]
+    for command in ([*build, *vars_], ["docs", "generate", *vars_]):
         done = subprocess.run(
             [dbt, *command, *project], cwd=REPO, env=env, capture_output=True, text=True
         )
