@@ -5,7 +5,7 @@ Without ``--replay`` it is ``dg dev`` on the instance of ``DAGSTER_HOME`` (when 
 talking to the exchanges of the base-URL settings.
 
 With ``--replay DIR`` it first starts the replay server of the recordings in DIR, points the
-four exchange base URLs at it and the instrument universe at what the recordings cover
+exchanges' base URLs at it and the instrument universe at what the recordings cover
 (unless ``MKT_INSTRUMENTS_FILE`` says otherwise), exactly as ``materialize --replay`` does; a
 backfill launched from the UI then pulls the recordings. Every base URL is then on this
 machine, so the schedules that pull today's partitions start stopped (replay mode: the
@@ -96,7 +96,7 @@ def add_parser(commands) -> None:
         "dev",
         help="start the Dagster UI (dg dev), optionally against the replay of the recordings",
         description="Start the Dagster UI (dg dev) on the platform's instance. With --replay "
-        "DIR, against a replay of the recordings in DIR: the four exchange base URLs and the "
+        "DIR, against a replay of the recordings in DIR: every exchange base URL and the "
         "instrument universe are set as materialize --replay sets them, and the schedules that "
         "pull today's partitions start stopped (the recordings hold no today).",
     )

@@ -24,11 +24,19 @@ another to dbt.
 | HYPERLIQUID_BASE_URL      | https://api.hyperliquid.xyz | Hyperliquid info API (POST /info)     |
 | DERIBIT_BASE_URL          | https://www.deribit.com     | Deribit API (the last day)            |
 | DERIBIT_HISTORY_BASE_URL  | https://history.deribit.com | Deribit history API (older days)      |
+| MKT_DUCKLAKE_CATALOG      | sqlite:$MKT_DATA_DIR/warehouse.sqlite | DuckLake catalog |
+| MKT_DUCKLAKE_DATA_PATH    | $MKT_DATA_DIR/warehouse_files | DuckLake's Parquet files (or s3://) |
 | MKT_DUCKLAKE_RETENTION_DAYS | 7                         | DuckLake snapshots kept (time travel) |
+| MKT_DUCKDB_VERIFY_EXTENSIONS | 0                      | 1: DuckDB checks extension signatures |
+| MKT_DBT_IN_PROCESS        | 1                           | 0: dbt in a child process (mkt-dbt)   |
+| MKT_CHARTS                | 1                           | 0: no charts on mart materializations |
 | MKT_BINANCE_ORDER_BOOK_LEVELS | 100                   | levels a side, Binance book snapshots |
+| MKT_BINANCE_RECENT_TRADES | 500                         | trades a symbol, trade snapshots      |
+| MKT_CAPTURE_HYPERLIQUID_URL | wss://api.hyperliquid.xyz/ws | capture: Hyperliquid WebSocket API |
+| MKT_CAPTURE_BINANCE_LIQUIDATIONS_URL | (Binance's !forceOrder@arr) | capture: liquidations |
 | MKT_LAKE_URL              | (unset: $MKT_DATA_DIR/lake) | the raw lake on S3: s3://bucket/prefix |
 | AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL | (unset: AWS) | an S3-compatible server (MinIO...)   |
-| AWS_REGION                | us-east-1                   | the bucket's region                   |
+| AWS_REGION or AWS_DEFAULT_REGION | us-east-1            | the bucket's region                   |
 | AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN | (unset) | S3 credentials (secrets) |
 | MKT_API_TOKEN             | (unset: no token asked)     | read API's bearer token (a secret)    |
 | MKT_API_HOST              | 127.0.0.1                   | address the read API listens on       |
