@@ -1,8 +1,10 @@
-"""The project's conventions outside its code: the lock that `make install` syncs from, and
-how `dg` (dg dev, dg check defs) reads the project. No Dagster process is started: each test
-reads files, or runs uv offline, in well under a second."""
+"""The project's conventions outside its code: the lock that `make install` syncs from, how
+`dg` (dg dev, dg check defs) reads the project, and the settings documented wherever a user
+looks for them. No Dagster process is started: each test reads files, or runs uv offline, in
+well under a second."""
 
 import importlib.metadata
+import re
 import shutil
 import subprocess
 import sys
@@ -101,3 +103,42 @@ def test_no_instance_config_in_the_repository_root():
     whenever DAGSTER_HOME is another folder (dagster/_cli/dev.py): the embedded default lives
     in the package, and reaches DAGSTER_HOME through the CLI."""
     assert not [p.name for p in REPO.glob("dagster.y*ml")]
+
+
+#: Settings that .env.example leaves out on purpose: the compose file sets the data directory
+#: (the volume) and the event batches itself, and the AWS SDKs' alternative spellings are
+#: documented beside the names listed.
+NOT_FOR_DOTENV = {
+    "MKT_DATA_DIR",
+    "DAGSTER_EVENT_BATCH_SIZE",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL_S3",
+}
+SETTING = r"(?:MKT|AWS|DAGSTER|POLYGON|BINANCE|HYPERLIQUID|DERIBIT)_[A-Z0-9_]+"
+
+
+def _settings_read() -> set[str]:
+    """The environment variables the platform reads as settings: every name quoted in
+    ``mkt_platform/settings.py`` (the one module that reads them), and the secrets resolved
+    by Dagster where they are used (``dg.EnvVar("...")``, which keeps them out of the UI)."""
+    names = set(re.findall(rf'"({SETTING})"', (REPO / "mkt_platform/settings.py").read_text()))
+    for module in (REPO / "mkt_platform").rglob("*.py"):
+        names |= set(re.findall(rf'EnvVar\("({SETTING})"\)', module.read_text()))
+    return names
+
+
+def test_every_setting_is_documented_and_named_in_env_example():
+    """Each setting the platform reads (:func:`_settings_read`) is in the table of
+    ``mkt_platform/settings.py``'s docstring, in the README's Settings table, and (but for
+    :data:`NOT_FOR_DOTENV`) among the names ``.env.example`` gives a deployment: a setting
+    added in code alone fails here, naming it."""
+    read = _settings_read()
+    assert {"MKT_SESSION_ANCHOR_HOUR", "MKT_WAREHOUSE", "POLYGON_API_KEY"} <= read
+    docstring = (REPO / "mkt_platform/settings.py").read_text().split('"""', 2)[1]
+    readme = (REPO / "README.md").read_text()
+    settings_table = readme[readme.index("\n## Settings") : readme.index("\n## Keeping up")]
+    example = (REPO / ".env.example").read_text()
+    listed = set(re.findall(r"^#* *([A-Z][A-Z0-9_]*)=", example, re.M))
+    assert sorted(read - set(re.findall(SETTING, docstring))) == [], "settings.py's table"
+    assert sorted(v for v in read if f"`{v}`" not in settings_table) == [], "README Settings"
+    assert sorted(read - listed - NOT_FOR_DOTENV) == [], ".env.example"
