@@ -388,7 +388,12 @@ def run_plan(
         )
         seconds = time.perf_counter() - started
         failed = {} if run.success else _failures(run, selected)
-        failed_assets |= {dg.AssetKey.from_user_string(k) for k in failed}
+        if not run.success:
+            # The failures name assets where they can; a run that failed with every asset
+            # written (a dbt data test refused what its model had just built) names its step
+            # instead, and then nothing downstream of the step runs on what it wrote.
+            named = {key for key in selected if key.to_user_string() in failed}
+            failed_assets |= named or selected
         result = StepResult(
             step,
             run.run_id,
