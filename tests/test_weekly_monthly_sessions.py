@@ -15,7 +15,7 @@ from mkt_platform.definitions import build_definitions
 from mkt_platform.defs.binance.datasets import KLINES_1H
 from mkt_platform.defs.binance.resources import BinanceSpotClient
 from mkt_platform.lib.dbt import partial_parse_cache
-from tests.conftest import SYMBOLS, materialize_days, recorded_klines, rel_close
+from tests.conftest import SYMBOLS, materialize_days, read_sessions, recorded_klines, rel_close
 
 pytestmark = pytest.mark.slow
 
@@ -65,6 +65,42 @@ def test_monday_utc_weeks_equal_binance_daily_klines(
     assert compared == 75
     halt_week = [r for r in rows if r["session_start"] == datetime(2023, 3, 20, tzinfo=UTC)]
     assert len(halt_week) == 3 and all(r["candle_count"] == 167 for r in halt_week)
+
+
+def test_the_sessions_re_materialized_under_a_new_anchor_and_weekday_replace_the_old_ones(
+    data_dir, hourly_universe, instance, monkeypatch
+):
+    """2023-01-02..2023-01-15 at the defaults (08:00 sessions, Friday weeks), then the same
+    days again at anchor 00:00 with Monday weeks, as the README says to do after changing
+    the settings: the marts then hold the new calendar alone (no 08:00 session, no Friday
+    week), and its two Monday weeks equal Binance's 1d klines over their 7 days, volume
+    included (an 08:00 session left beside the 00:00 one would count its day twice)."""
+    days = (date(2023, 1, 2), date(2023, 1, 15))
+    first = materialize_days(*days, instance, only=("binance_klines_1h",))
+    assert all(r.success for r in first), [(r.step.label, r.success) for r in first]
+    assert {r["session_start"].hour for r in read_sessions(data_dir)} == {8}
+    assert {r["session_start"].weekday() for r in weekly(data_dir)} == {4}  # Fridays
+    monkeypatch.setenv("MKT_SESSION_ANCHOR_HOUR", "0")
+    monkeypatch.setenv("MKT_WEEKLY_SESSION_WEEKDAY", "MON")
+    again = materialize_days(*days, instance, only=("binance_klines_1h",))
+    assert all(r.success for r in again), [(r.step.label, r.success) for r in again]
+
+    daily = read_sessions(data_dir, "source = 'binance'")
+    assert len(daily) == 3 * 14
+    assert {(r["session_start"].hour, r["session_start"].minute) for r in daily} == {(0, 0)}
+    rows = weekly(data_dir, "source = 'binance'")
+    mondays = {datetime(2023, 1, 2, tzinfo=UTC), datetime(2023, 1, 9, tzinfo=UTC)}
+    assert {r["session_start"] for r in rows} == mondays
+    for symbol in SYMBOLS:
+        klines = {r[0]: r for r in recorded_klines(symbol, "1d")}
+        for row in (r for r in rows if r["instrument"] == symbol):
+            week = [klines[ms(row["session_start"]) + i * 86_400_000] for i in range(7)]
+            assert row["day_count"] == 7 and row["candle_count"] == 168
+            assert (row["open"], row["close"]) == (Decimal(week[0][1]), Decimal(week[-1][4]))
+            assert row["high"] == max(Decimal(d[2]) for d in week)
+            assert row["low"] == min(Decimal(d[3]) for d in week)
+            assert rel_close(row["volume"], sum(Decimal(d[5]) for d in week))
+            assert row["trades"] == sum(d[8] for d in week)
 
 
 def pct(value: Decimal, base: Decimal) -> Decimal:

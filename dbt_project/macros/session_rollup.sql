@@ -29,6 +29,9 @@ days as (
         candle_count,
         {{ start_expr }} as session_start
     from {{ ref('session_ohlc_daily') }}
+    -- only the daily sessions of the current anchor hour: rows of an earlier anchor, not yet
+    -- replaced, would count their days twice
+    where session_start = {{ daily_session_start('session_start') }}
 ),
 
 windowed as (

@@ -4,6 +4,7 @@
         incremental_strategy='delete+insert',
         unique_key=['source', 'instrument', 'session_start'],
         on_schema_change='fail',
+        pre_hook="{{ delete_session_window() }}",
         tags=['session_weekly'],
     )
 }}
