@@ -45,6 +45,16 @@ LINE = "  - {venue: binance, instrument: BTCUSDT, base: BTC, quote: USDT, market
             2,
             "unknown interval '3601' for deribit option (collected: ['1D', '3600'])",
         ),
+        # A second option currency would mix its trades into the first one's marts.
+        (
+            "instruments:\n"
+            "  - {venue: deribit, instrument: BTC, base: BTC, quote: USD, market: option, "
+            "intervals: []}\n"
+            "  - {venue: deribit, instrument: ETH, base: ETH, quote: USD, market: option, "
+            "intervals: []}\n",
+            3,
+            "a second Deribit option currency ('ETH' after 'BTC')",
+        ),
         (
             "instruments:\n" + LINE + LINE.replace("intervals", "interval"),
             3,

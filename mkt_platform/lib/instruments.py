@@ -93,6 +93,10 @@ class InstrumentsFile(BaseModel):
     instruments: list[InstrumentEntry]
 
 
+#: The one currency's options the marts hold (see :func:`load_instruments`).
+DERIBIT_OPTIONS = ("deribit", "option")
+
+
 class InstrumentsFileError(ValueError):
     """The instrument universe file is malformed; the message names the file, line and key."""
 
@@ -141,8 +145,9 @@ def load_instruments(path: Path | None = None) -> tuple[Instrument, ...]:
         InstrumentsFileError: the file is missing or not YAML, has a key other than
             ``instruments`` (a misspelling such as ``instrument:``), or an entry with an
             unknown key, a missing key, a value of the wrong type, a venue, market or interval
-            the platform does not collect, or a repeated instrument. The message names the
-            file, the line and the key.
+            the platform does not collect, a repeated instrument, or a second Deribit
+            option currency (the options marts hold one). The message names the file, the
+            line and the key.
     """
     path = path or instruments_file()
     try:
@@ -223,6 +228,14 @@ def load_instruments(path: Path | None = None) -> tuple[Instrument, ...]:
             for i in instruments
         ):
             raise fail("instrument", f"repeats {instrument.venue} {instrument.instrument}")
+        options = [i.instrument for i in instruments if (i.venue, i.market) == DERIBIT_OPTIONS]
+        if (instrument.venue, instrument.market) == DERIBIT_OPTIONS and options:
+            raise fail(
+                "instrument",
+                f"a second Deribit option currency ({instrument.instrument!r} after "
+                f"{options[0]!r}): the options marts hold one currency (their rows are keyed "
+                "by hour and expiry, and Deribit's trade ids are unique per currency only)",
+            )
         instruments.append(instrument)
     return tuple(instruments)
 
