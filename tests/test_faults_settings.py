@@ -14,7 +14,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from mkt_platform import cli, settings
-from mkt_platform.lib.instruments import InstrumentsFileError, load_instruments
+from mkt_platform.lib.instruments import (
+    InstrumentsFileError,
+    load_instruments,
+    option_trade_currencies,
+    volatility_index_series,
+)
 from tests.conftest import RECORDED_INSTRUMENTS, SHARED_DATA, SYMBOLS
 from tests.test_binance_asset import failure_text, pull
 
@@ -53,7 +58,12 @@ LINE = "  - {venue: binance, instrument: BTCUSDT, base: BTC, quote: USDT, market
             "  - {venue: deribit, instrument: ETH, base: ETH, quote: USD, market: option, "
             "intervals: []}\n",
             3,
-            "a second Deribit option currency ('ETH' after 'BTC')",
+            "a second Deribit option currency collecting option trades ('ETH' after 'BTC')",
+        ),
+        (
+            "instruments:\n" + LINE.replace("}", ", option_trades: false}"),
+            2,
+            "instruments.0.option_trades: option trades are collected for Deribit options only",
         ),
         (
             "instruments:\n" + LINE + LINE.replace("intervals", "interval"),
@@ -76,6 +86,26 @@ def test_instruments_file_errors_name_the_file_line_and_key(tmp_path, text, line
         load_instruments(path)
     assert str(error.value).startswith(f"{path}, line {line}: "), str(error.value)
     assert says in str(error.value)
+
+
+def test_a_second_option_currency_collects_its_dvol_alone(tmp_path):
+    """ETH beside BTC with ``option_trades: false``: both currencies' DVOL series are
+    collected, the option trades of BTC alone (what the options marts hold)."""
+    path = tmp_path / "instruments.yaml"
+    path.write_text(
+        "instruments:\n"
+        "  - {venue: deribit, instrument: BTC, base: BTC, quote: USD, market: option}\n"
+        "  - {venue: deribit, instrument: ETH, base: ETH, quote: USD, market: option, "
+        "intervals: [3600], option_trades: false}\n"
+    )
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setenv("MKT_INSTRUMENTS_FILE", str(path))
+    try:
+        assert option_trade_currencies() == ("BTC",)
+        assert volatility_index_series() == (("BTC", "1D"), ("ETH", "1D"), ("ETH", "3600"))
+    finally:
+        monkeypatch.undo()
+    assert option_trade_currencies() == ("BTC",)  # the session's own universe again
 
 
 def test_the_shipped_universes_validate():

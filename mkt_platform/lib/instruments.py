@@ -49,6 +49,9 @@ class Instrument:
             is always collected (``3600``).
         funding: collect funding rates (perps only; default true for perps).
         order_book: snapshot the order book (Binance spot only; default false).
+        option_trades: collect the option trades (Deribit option currencies only; default
+            true): the options marts hold one currency's (:func:`load_instruments`), and a
+            currency with ``option_trades: false`` collects its DVOL alone.
     """
 
     venue: str
@@ -59,6 +62,7 @@ class Instrument:
     intervals: tuple[str, ...]
     funding: bool = False
     order_book: bool = False
+    option_trades: bool = False
 
 
 class InstrumentEntry(BaseModel):
@@ -74,6 +78,7 @@ class InstrumentEntry(BaseModel):
     intervals: list[str] = Field(default_factory=list)
     funding: bool | None = None
     order_book: bool = False
+    option_trades: bool | None = None
 
     @field_validator("intervals", mode="before")
     @classmethod
@@ -146,8 +151,8 @@ def load_instruments(path: Path | None = None) -> tuple[Instrument, ...]:
             ``instruments`` (a misspelling such as ``instrument:``), or an entry with an
             unknown key, a missing key, a value of the wrong type, a venue, market or interval
             the platform does not collect, a repeated instrument, or a second Deribit
-            option currency (the options marts hold one). The message names the file, the
-            line and the key.
+            option currency collecting option trades (the options marts hold one). The
+            message names the file, the line and the key.
     """
     path = path or instruments_file()
     try:
@@ -212,6 +217,8 @@ def load_instruments(path: Path | None = None) -> tuple[Instrument, ...]:
             raise fail("funding", "funding rates exist for perps only")
         if entry.order_book and (entry.venue, entry.market) != ("binance", "spot"):
             raise fail("order_book", "order-book snapshots are collected for Binance spot only")
+        if entry.option_trades is not None and (entry.venue, entry.market) != DERIBIT_OPTIONS:
+            raise fail("option_trades", "option trades are collected for Deribit options only")
         instrument = Instrument(
             venue=entry.venue,
             instrument=entry.instrument,
@@ -221,6 +228,8 @@ def load_instruments(path: Path | None = None) -> tuple[Instrument, ...]:
             intervals=tuple(entry.intervals),
             funding=entry.funding if entry.funding is not None else entry.market == "perp",
             order_book=entry.order_book,
+            option_trades=entry.option_trades is not False
+            and (entry.venue, entry.market) == DERIBIT_OPTIONS,
         )
         if any(
             (i.venue, i.instrument, i.market)
@@ -228,13 +237,15 @@ def load_instruments(path: Path | None = None) -> tuple[Instrument, ...]:
             for i in instruments
         ):
             raise fail("instrument", f"repeats {instrument.venue} {instrument.instrument}")
-        options = [i.instrument for i in instruments if (i.venue, i.market) == DERIBIT_OPTIONS]
-        if (instrument.venue, instrument.market) == DERIBIT_OPTIONS and options:
+        traded = [i.instrument for i in instruments if i.option_trades]
+        if instrument.option_trades and traded:
             raise fail(
-                "instrument",
-                f"a second Deribit option currency ({instrument.instrument!r} after "
-                f"{options[0]!r}): the options marts hold one currency (their rows are keyed "
-                "by hour and expiry, and Deribit's trade ids are unique per currency only)",
+                "option_trades",
+                f"a second Deribit option currency collecting option trades "
+                f"({instrument.instrument!r} after {traded[0]!r}): the options marts hold one "
+                "currency (their rows are keyed by hour and expiry, and Deribit's trade ids are "
+                "unique per currency only); 'option_trades: false' on its line collects its "
+                "DVOL alone",
             )
         instruments.append(instrument)
     return tuple(instruments)
@@ -247,6 +258,12 @@ def symbols_for(venue: str, market: Market, interval: str | None = None) -> tupl
         for i in load_instruments()
         if i.venue == venue and i.market == market and (interval is None or interval in i.intervals)
     )
+
+
+def option_trade_currencies() -> tuple[str, ...]:
+    """The Deribit option currency whose option trades are collected (at most one: see
+    :func:`load_instruments`), as a tuple: empty when none is."""
+    return tuple(i.instrument for i in load_instruments() if i.option_trades)
 
 
 #: The volatility index (DVOL) resolution every Deribit option currency collects.

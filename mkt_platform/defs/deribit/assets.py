@@ -24,7 +24,7 @@ from mkt_platform.defs.deribit.instruments import parse_instrument_name
 from mkt_platform.defs.deribit.resources import DeribitAPIError, DeribitClient
 from mkt_platform.lib import lake, raw
 from mkt_platform.lib.contracts import ContractViolation
-from mkt_platform.lib.instruments import symbols_for, volatility_index_series
+from mkt_platform.lib.instruments import option_trade_currencies, volatility_index_series
 
 SOURCE = "deribit"
 DATASET = "option_trades"
@@ -75,7 +75,7 @@ def option_trade_day_tables(
     if end > now:
         raise ValueError(f"{max(partition_keys)} has not closed at {now:%Y-%m-%d %H:%M} UTC")
     per_currency = []
-    for currency in symbols_for(SOURCE, "option"):
+    for currency in option_trade_currencies():
         pages = [
             page.table
             for page in deribit.iter_option_trade_pages(
@@ -97,7 +97,7 @@ def pull_option_trades(
     context: dg.AssetExecutionContext, deribit: DeribitClient
 ) -> dg.MaterializeResult:
     """Pull ``deribit_option_trades`` for the run's partitions, a day at a time, streamed."""
-    currencies = symbols_for(SOURCE, "option")
+    currencies = option_trade_currencies()
     raw.refuse_universe_shrink(
         context.asset_key.to_user_string(),
         {pk: lake.raw_partition_path(SOURCE, DATASET, pk) for pk in context.partition_keys},
