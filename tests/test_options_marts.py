@@ -563,6 +563,37 @@ def test_a_one_day_build_reads_only_that_days_lake_file(tmp_path: Path, trades: 
     assert by_day == {**dict.fromkeys(others, 5), "2022-01-01": len(rows)}
 
 
+def test_a_re_pull_that_withdraws_trades_takes_them_out_of_staging_and_the_marts(
+    tmp_path: Path, trades: list[Trade]
+):
+    """The recorded day built over its UTC-day window, then its file written again without
+    the trades from 06:00 on (what a re-pull after the exchange withdrew them gives) and the
+    same window built again: staging holds only the trades kept, and the hourly marts only
+    the hours and instruments they make, each equal to the independent computation; hours
+    06:00-10:00 are gone, not left as they were."""
+    data_dir = tmp_path / "data"
+    day = {"hour_min": "2022-01-01T00:00:00+00:00", "hour_max": "2022-01-02T00:00:00+00:00"}
+    write_partition(data_dir, "2022-01-01", trades)
+    dbt(data_dir, "run", "--select", SELECT, **day)
+    cutoff = int(datetime(2022, 1, 1, 6, tzinfo=UTC).timestamp() * 1000)
+    kept = [t for t in trades if t.ts_ms < cutoff]
+    assert 0 < len(kept) < len(trades)
+    write_partition(data_dir, "2022-01-01", kept)
+    dbt(data_dir, "run", "--select", SELECT, **day)
+
+    staged = query(data_dir, "select trade_id from staging.stg_deribit__option_trades")
+    assert sorted(r["trade_id"] for r in staged) == sorted(t.trade_id for t in kept)
+    expected = expected_ohlc(kept)
+    rows = query(data_dir, "select * from marts.option_ohlc_hourly")
+    actual = {(r["hour"], r["instrument"]): r for r in rows}
+    assert len(rows) == len(actual) and set(actual) == set(expected)
+    for key, want in expected.items():
+        assert_rows_match(actual[key], want, f"{key[0]:%H:%M} {key[1]}")
+    for mart in ("option_expiry_hourly", "option_atm_iv_hourly", "option_greeks"):
+        hours = {r["hour"] for r in query(data_dir, f"select distinct hour from marts.{mart}")}
+        assert hours == {datetime(2022, 1, 1, h, tzinfo=UTC) for h in range(6)}, mart
+
+
 def test_platform_path_replay_to_marts_equals_independent_computation(
     data_dir: Path, instance, trades: list[Trade]
 ):

@@ -49,6 +49,21 @@
     {%- endif -%}
 {%- endmacro %}
 
+{#- The pre-hook of a staging table built from the lake files of the run's window: its rows
+    from those files (column: the hive `date` each row came from) deleted, in the model's
+    transaction, before the files are read again, so that a row withdrawn from a re-pulled
+    file leaves the table too (delete+insert alone deletes only the keys it inserts again).
+    Nothing on a first build, a full refresh or a run without a window. -#}
+{% macro delete_lake_window(column='partition_date') -%}
+    {%- set lo, hi = session_window() -%}
+    {%- if lo is none or hi is none -%}
+        {%- set lo, hi = options_window() -%}
+    {%- endif -%}
+    {%- if execute and is_incremental() and lo is not none and hi is not none -%}
+    delete from {{ this }} where {{ lake_partition_filter(column) }}
+    {%- endif -%}
+{%- endmacro %}
+
 {#- An empty relation with the columns of the 1m candle staging models (REST and stream),
     for a dataset with no file in the lake yet. -#}
 {% macro empty_candles_1m() -%}

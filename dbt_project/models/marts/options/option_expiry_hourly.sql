@@ -4,6 +4,7 @@
         incremental_strategy='delete+insert',
         unique_key=['hour', 'expiry'],
         on_schema_change='fail',
+        pre_hook="{{ delete_options_window() }}",
         tags=['options_hourly'],
     )
 }}

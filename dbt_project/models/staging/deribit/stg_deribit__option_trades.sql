@@ -4,6 +4,7 @@
         incremental_strategy='delete+insert',
         unique_key='trade_id',
         on_schema_change='fail',
+        pre_hook="{{ delete_lake_window() }}",
     )
 }}
 -- One row per trade_id: Deribit BTC option trades from the lake, typed as the lake contract
