@@ -21,9 +21,11 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from mkt_platform.defs.polygon.assets import select_contracts
 from mkt_platform.lib import lake
 from tests.test_polygon import (
     DAY_2025,
@@ -76,8 +78,33 @@ def expected_selection(band: Decimal, days: int, limit: int) -> list[dict]:
         and DAY_2025 <= c["expiration_date"] <= last
         and low <= Decimal(c["strike_price"]) <= high
     ]
-    listed.sort(key=lambda c: abs(Decimal(c["strike_price"]) / opened - 1))
+    listed.sort(
+        key=lambda c: (
+            abs(Decimal(c["strike_price"]) - opened),
+            c["expiration_date"],
+            Decimal(c["strike_price"]),
+            c["contract_type"],
+        )
+    )
     return listed[:limit]
+
+
+def test_strikes_equally_far_from_the_open_go_by_expiry_then_strike_then_type() -> None:
+    """Around an open of 600.50, strikes 600 and 601 are equally near the money: the four
+    kept of eight are the nearest expiry's, both strikes, call and put, as the rule says
+    (a quotient strike / open rounded at 28 digits made 600 look nearer, and took the next
+    expiry's 600s instead of the 601s)."""
+    listing = pa.table(
+        {
+            "ticker": [f"{e}{k}{t}" for e in ("A", "B") for k in (600, 601) for t in "CP"],
+            "expiration_date": [e for e in ("2025-09-02", "2025-09-03") for _ in range(4)],
+            "strike_price": [Decimal(k) for _ in range(2) for k in (600, 601) for _ in "CP"],
+            "contract_type": [t for _ in range(4) for t in ("call", "put")],
+        }
+    )
+    chosen, dropped = select_contracts(listing, Decimal("600.50"), 4)
+    assert chosen["ticker"].to_pylist() == ["A600C", "A600P", "A601C", "A601P"]
+    assert dropped == 4
 
 
 def lake_file(dataset: str) -> list[dict]:

@@ -91,7 +91,8 @@ def test_late_bars_of_a_closed_day_are_rejected_then_accepted(
     """2025-08-29 is a closed trading day. A re-pull in which Polygon changed one bar's close
     is late data: by default the day stays as first written, the materialization counts one
     late bar and a warning alert reaches the webhook; with MKT_POLYGON_LATE_DATA=accept the
-    re-pull rewrites the day. A re-pull that changed nothing is no late data."""
+    re-pull rewrites the day. A re-pull that changed nothing is no late data; one from which
+    a bar was withdrawn is late data too."""
     server, key = polygon
     monkeypatch.setenv("MKT_ALERT_WEBHOOK_URL", receiver.url)
     assert materialize(instance, "polygon_spy_aggs_1m").success
@@ -128,6 +129,21 @@ def test_late_bars_of_a_closed_day_are_rejected_then_accepted(
     (bar,) = [r for r in rows if int(r["bar_time"].timestamp() * 1000) == opening["t"]]
     assert bar["close"] == opening["close"] + Decimal("0.01")
     assert len(receiver.requests) == 2
+
+    # A re-pull from which Polygon withdrew that bar is late data too: one bar, rejected.
+    monkeypatch.setenv("MKT_POLYGON_LATE_DATA", "reject")
+    accepted = path.read_bytes()
+
+    def withdrawn(request, payload):
+        payload["results"] = [b for b in payload.get("results", []) if b["t"] != opening["t"]]
+        return payload
+
+    server.mutate("polygon", withdrawn)
+    kept = materialize(instance, "polygon_spy_aggs_1m")
+    assert kept.success and path.read_bytes() == accepted
+    (materialization,) = kept.asset_materializations_for_node("polygon_spy_aggs_1m")
+    assert materialization.metadata["late_bars"].value == 1
+    assert materialization.metadata["late_data"].value == "rejected"
 
 
 def test_a_slow_write_is_alerted(polygon, instance, monkeypatch, receiver) -> None:

@@ -143,10 +143,10 @@ def guard_late_data(
     keys: list[str],
 ) -> tuple[pa.Table | None, dict[str, Any]]:
     """The replaced system's late-data rule for a trading day older than the current one
-    (New York time) whose file is already in the lake: bars that are new or changed since
-    are late data. By default (``MKT_POLYGON_LATE_DATA=reject``) they are rejected: the file
-    stays as it was, and a warning alert names the day and the count; with ``accept`` the
-    day is rewritten. A first pull of a past day is a backfill, never late.
+    (New York time) whose file is already in the lake: bars that are new, changed or
+    withdrawn since are late data. By default (``MKT_POLYGON_LATE_DATA=reject``) they are
+    rejected: the file stays as it was, and a warning alert names the day and the count;
+    with ``accept`` the day is rewritten. A first pull of a past day is a backfill, never late.
 
     Returns:
         ``(the table to write, or None to keep the file; metadata: late_bars and verdict)``.
@@ -177,16 +177,18 @@ def guard_late_data(
 
 
 def _changed_rows(previous: pa.Table, table: pa.Table, keys: list[str]) -> int:
-    """How many rows of ``table`` are absent from ``previous`` or differ from it."""
+    """How many bars, by ``keys``, differ between ``previous`` and ``table``: new in
+    ``table``, changed in it, or withdrawn from it (in ``previous`` only). The columns
+    compared are those both tables hold."""
     names = [n for n in table.column_names if n in previous.column_names]
-    old = (
-        set(zip(*(previous[n].to_pylist() for n in names), strict=True))
-        if previous.num_rows
-        else set()
-    )
-    return sum(
-        1 for row in zip(*(table[n].to_pylist() for n in names), strict=True) if row not in old
-    )
+
+    def by_key(rows: pa.Table) -> dict[tuple, tuple]:
+        records = rows.select(names).to_pylist()
+        return {tuple(r[k] for k in keys): tuple(r[n] for n in names) for r in records}
+
+    old, new = by_key(previous), by_key(table)
+    changed = sum(1 for key, row in new.items() if old.get(key) != row)
+    return changed + sum(1 for key in old if key not in new)
 
 
 def timed_write(
@@ -283,14 +285,16 @@ def session_open_price(day: str) -> tuple[Decimal, datetime]:
 def select_contracts(
     contracts: pa.Table, underlying_open: Decimal, limit: int
 ) -> tuple[pa.Table, int]:
-    """The ``limit`` contracts nearest the money (by ``|strike / open - 1|``, then expiry,
-    strike and type), in the listing's order (expiry, strike, type), and how many were left
-    out."""
+    """The ``limit`` contracts nearest the money (by ``|strike - open|``, the order of
+    ``|strike / open - 1|`` computed exactly, then expiry, strike and type), in the listing's
+    order (expiry, strike, type), and how many were left out. (The quotient, rounded at
+    Decimal's 28 digits, told apart strikes equally far from the open, 600 and 601 around
+    600.50, so the tie rule never applied.)"""
     rows = contracts.to_pylist()
     ranked = sorted(
         range(len(rows)),
         key=lambda i: (
-            abs(rows[i]["strike_price"] / underlying_open - 1),
+            abs(rows[i]["strike_price"] - underlying_open),
             rows[i]["expiration_date"],
             rows[i]["strike_price"],
             rows[i]["contract_type"],
