@@ -262,6 +262,15 @@ def test_recorded_option_sessions_equal_their_minute_bars(polygon, instance, mon
         b["t"]: b["close"] for b in traded[c625]
     }
 
+    # The day's contracts chosen again with a band of 1 %: none that traded in the
+    # recording is among them, so the day's option sessions are none (the ten of before
+    # are not kept beside them).
+    monkeypatch.setenv("MKT_POLYGON_OPTIONS_BAND_PCT", "1")
+    assert materialize(instance, "polygon_spy_options_contracts").success
+    assert not set(traded) & {r["ticker"] for r in lake_file("spy_options_contracts")}
+    assert materialize(instance, "equity_option_session_ohlc_daily").success
+    assert warehouse_rows("select * from marts.equity_option_session_ohlc_daily") == []
+
     files = [p for p in Path(lake.lake_root()).parent.rglob("*") if p.is_file()]
     for path in files:
         assert key.encode() not in path.read_bytes(), path

@@ -4,6 +4,7 @@
         incremental_strategy='delete+insert',
         unique_key=['ticker', 'session_date'],
         on_schema_change='fail',
+        pre_hook="{{ delete_options_window('session_start') }}",
         tags=['equity_daily'],
     )
 }}
