@@ -120,8 +120,9 @@ def test_funding_switch_from_8h_to_1h_is_handled(data_dir, instance):
     )
     assert [s["funding_interval_hours"] for s in switch] == [8] + [1] * 23
 
-    # The carry (funding_carry_daily): each day's summed rate x 365, and the 7-day mean x 365
-    # once 7 complete days are there, recomputed here from the exchange's own events.
+    # The carry (funding_carry_daily): each complete day's summed rate x 365, and the 7-day
+    # mean x 365 once 7 complete days are there, recomputed here from the exchange's own
+    # events; a day that is not complete has no annualized figure.
     carry = {
         row["funding_date"]: row
         for row in query(
@@ -140,7 +141,9 @@ def test_funding_switch_from_8h_to_1h_is_handled(data_dir, instance):
     reported = 0
     for day in all_days:
         row = carry[day]
-        assert row["carry_annualized"] == paid[day] * 365
+        assert row["carry_annualized"] == (paid[day] * 365 if complete[day] else None)
+        apr = days[day.isoformat()]["funding_apr_pct"]
+        assert apr == (paid[day] * 365 * 100 if complete[day] else None)
         window = [day - timedelta(days=i) for i in range(7)]
         if all(complete.get(d) for d in window):
             want = float(sum(paid[d] for d in window) * 365 / 7)
@@ -154,8 +157,8 @@ def test_funding_switch_from_8h_to_1h_is_handled(data_dir, instance):
     assert carry[date(2023, 6, 10)]["complete_days_7d"] == 6
 
     # A one-day run of 2023-06-08 (as its partition runs it) reads that day's file and its
-    # neighbours' (the 00:00 event's interval comes from the day before), rewrites that day's
-    # row identically, and keeps every other day (the mart is incremental).
+    # neighbours' (an event filed in a neighbouring partition), rewrites that day's row
+    # identically, and keeps every other day (the mart is incremental).
     window = dg.TimeWindow(datetime(2023, 6, 8, tzinfo=UTC), datetime(2023, 6, 9, tzinfo=UTC))
     with environment(dbt_window_env(window, "utc_hour")):
         invocation = dbt_resource().cli(
@@ -173,6 +176,48 @@ def test_funding_switch_from_8h_to_1h_is_handled(data_dir, instance):
     }
     assert after == days
     assert files_read(data_dir / "warehouse.duckdb", f"select * from ({staging})") == {3}
+
+
+def _in(event, hours: set[datetime]) -> bool:
+    """Whether a fundingHistory event (a dict with ``time`` in UTC ms) is of one of ``hours``."""
+    if not isinstance(event, dict) or "time" not in event:
+        return False
+    return ts(event["time"]).replace(minute=0, second=0, microsecond=0) in hours
+
+
+def test_missed_hourly_funding_events_leave_the_day_incomplete(data_dir, instance, replay):
+    """BTC's 2023-06-09 served without its 09:00-15:00 events (7 missed in the hourly
+    schedule): the 16:00 event pays one hour as every hourly event does, not the 8 hours of
+    its gap, so the day covers 17 hours, is not complete, and has no annualized figure."""
+    missed = {datetime(2023, 6, 9, h, tzinfo=UTC) for h in range(9, 16)}
+
+    def without_missed(request, payload):
+        if isinstance(payload, list):
+            payload[:] = [e for e in payload if not _in(e, missed)]
+        return payload
+
+    replay.mutate("hyperliquid", without_missed)
+    try:
+        only = ("hyperliquid_funding_rates",)
+        days = (date(2023, 6, 9), date(2023, 6, 9))
+        assert all(r.success for r in materialize_days(*days, instance, only=only))
+    finally:
+        replay.clear_mutations()
+    (row,) = query(
+        data_dir,
+        "select * from marts.funding_rates_daily "
+        "where instrument = 'BTC' and funding_date = date '2023-06-09'",
+    )
+    assert row["funding_events"] == 17
+    assert (row["min_interval_hours"], row["max_interval_hours"]) == (1, 1)
+    assert row["hours_covered"] == 17
+    assert row["funding_apr_pct"] is None
+    (carry,) = query(
+        data_dir,
+        "select * from marts.funding_carry_daily "
+        "where instrument = 'BTC' and funding_date = date '2023-06-09'",
+    )
+    assert carry["is_complete"] is False and carry["carry_annualized"] is None
 
 
 def freqtrade_rows(coin: str, kind: str) -> list[list]:

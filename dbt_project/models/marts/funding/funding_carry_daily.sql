@@ -23,7 +23,7 @@ select
     funding_date,
     funding_rate_sum,
     is_complete,
-    funding_rate_sum * 365 as carry_annualized,
+    complete_rate_sum * 365 as carry_annualized,
     {%- for days in [7, 30] %}
     count(complete_rate_sum) over w{{ days }} as complete_days_{{ days }}d,
     case

@@ -30,7 +30,10 @@ select
     -- events the day should have at the interval in force (24 / hours)
     (sum(funding_interval_hours))::integer as hours_covered,
     sum(funding_rate) as funding_rate_sum,
-    sum(funding_rate) * 365 * 100 as funding_apr_pct,
+    -- annualized only when the day's events cover its 24 hours: a partial day's sum is not
+    -- a day's funding
+    case when sum(funding_interval_hours) = 24 then sum(funding_rate) * 365 * 100 end
+        as funding_apr_pct,
     avg(funding_rate * 8 / funding_interval_hours) as funding_rate_8h_avg,
     avg(premium) as premium_avg
 from events
