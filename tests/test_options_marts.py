@@ -594,6 +594,53 @@ def test_a_re_pull_that_withdraws_trades_takes_them_out_of_staging_and_the_marts
         assert hours == {datetime(2022, 1, 1, h, tzinfo=UTC) for h in range(6)}, mart
 
 
+def inverse_call_price(forward: float, strike: float, t: float, sigma: float) -> float:
+    """Deribit's price of an inverse call in BTC: Black-76 (r = 0) over the forward."""
+    n = lambda x: 0.5 * math.erfc(-x / math.sqrt(2))  # noqa: E731
+    d1 = (math.log(forward / strike) + sigma * sigma * t / 2) / (sigma * math.sqrt(t))
+    return (forward * n(d1) - strike * n(d1 - sigma * math.sqrt(t))) / forward
+
+
+def test_the_forward_comes_from_the_trades_ivs_else_parity_else_the_index(tmp_path: Path):
+    """SYNTHETIC trades of one hour, each expiry built for one rule: a call priced as Deribit
+    prices it on a forward of 52,000 (index 50,000) gives that forward back from its price
+    and iv, to the 8 decimals the price is stored with ('trade_iv'); a call and a put of one strike without iv give K / (1 - (C - P))
+    ('put_call_parity'); a lone trade without iv keeps the index ('index')."""
+    hour = datetime(2022, 1, 7, 10, tzinfo=UTC)
+    at = int(hour.timestamp() * 1000) + 60_000
+    expiry = datetime(2022, 2, 25, 8, tzinfo=UTC)
+    t = (expiry.timestamp() * 1000 - at) / 31_536_000_000
+    price = inverse_call_price(52_000, 55_000, t, 0.7)
+
+    def trade(n: int, name: str, price: Decimal, iv: float | None, kind: str) -> Trade:
+        expires, strike, _ = parse_instrument(name)
+        return Trade(str(n), n, at + n, name, "buy", price, Decimal(1), iv, Decimal(50_000),
+                     0, expires, strike, kind)  # fmt: skip
+
+    trades = [
+        trade(1, "BTC-25FEB22-55000-C", Decimal(price).quantize(Decimal("1e-8")), 70.0, "C"),
+        trade(2, "BTC-28JAN22-50000-C", Decimal("0.05"), None, "C"),
+        trade(3, "BTC-28JAN22-50000-P", Decimal("0.03"), None, "P"),
+        trade(4, "BTC-14JAN22-45000-P", Decimal("0.01"), None, "P"),
+    ]
+    data_dir = tmp_path / "data"
+    write_partition(data_dir, "2022-01-07", trades)
+    dbt(data_dir, "run", "--select", "+option_greeks")
+    rows = {
+        r["trade_id"]: r
+        for r in query(data_dir, "select * from marts.option_greeks order by trade_id")
+    }
+    assert rows["1"]["forward_source"] == "trade_iv"
+    # its price is stored to 8 decimals of BTC: the forward comes back to 1e-7
+    assert math.isclose(rows["1"]["forward_price"], 52_000, rel_tol=1e-7)
+    for n in ("2", "3"):
+        assert rows[n]["forward_source"] == "put_call_parity"
+        assert math.isclose(rows[n]["forward_price"], 50_000 / (1 - 0.02), rel_tol=1e-12)
+        assert rows[n]["delta"] is None  # no iv, no greeks
+    assert rows["4"]["forward_source"] == "index"
+    assert rows["4"]["forward_price"] == 50_000
+
+
 def test_platform_path_replay_to_marts_equals_independent_computation(
     data_dir: Path, instance, trades: list[Trade]
 ):
