@@ -24,18 +24,6 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- The pre-hook of the options marts: the rows of the run's hour window deleted, in the
-    model's transaction, before the window is built again. The delete+insert strategy alone
-    deletes only the keys the run inserts again, so an hour whose last trade of an
-    instrument (or expiry) was withdrawn in a re-pull would keep its row. Nothing on a first
-    build, a full refresh or a run without both bounds (which deletes nothing else). -#}
-{% macro delete_options_window(column='hour') -%}
-    {%- set lo, hi = options_window() -%}
-    {%- if execute and is_incremental() and lo is not none and hi is not none -%}
-    delete from {{ this }} where {{ options_window_filter(column) }}
-    {%- endif -%}
-{%- endmacro %}
-
 {#- Start of the UTC hour containing ts (a timestamptz), computed on the epoch so that it
     does not depend on the session TimeZone (date_trunc on a timestamptz truncates in the
     session time zone, which for a zone with a half-hour offset is not the UTC hour). -#}

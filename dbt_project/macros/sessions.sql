@@ -33,21 +33,6 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- The pre-hook of the session marts: the rows of the run's window deleted, in the model's
-    transaction, before the window is built again. The delete+insert strategy alone deletes
-    only the keys the run inserts again, so a row whose key the run no longer makes would
-    stay: after a change of the anchor hour or the session weekday, every session of the old
-    calendar (08:00 sessions beside the new 00:00 ones, Friday weeks beside Monday weeks).
-    The windows of a calendar tile time, so re-materializing every partition leaves only the
-    new calendar's rows. Nothing on a first build, a full refresh or a run without a window
-    (which rebuilds what the lake holds and deletes nothing else). -#}
-{% macro delete_session_window(column='session_start') -%}
-    {%- set lo, hi = session_window() -%}
-    {%- if execute and is_incremental() and lo is not none and hi is not none -%}
-    delete from {{ this }} where {{ session_window_filter(column) }}
-    {%- endif -%}
-{%- endmacro %}
-
 {#- (value - base) / base * 100, rounded half away from zero to 4 decimals, computed exactly.
     DuckDB divides DECIMALs in DOUBLE, which can round the 4th decimal wrongly; here the
     DECIMAL(38,8) inputs are scaled to integers and divided in HUGEINT. base must be > 0. -#}

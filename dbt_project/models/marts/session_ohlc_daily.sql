@@ -1,10 +1,10 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
+        incremental_strategy='window',
         unique_key=['source', 'instrument', 'session_start'],
         on_schema_change='fail',
-        pre_hook="{{ delete_session_window() }}",
+        meta={'window_column': 'session_start', 'window_family': 'session'},
         tags=['session_daily'],
     )
 }}

@@ -1,10 +1,10 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
+        incremental_strategy='window',
         unique_key=['ticker', 'session_date'],
         on_schema_change='fail',
-        pre_hook="{{ delete_options_window('session_start') }}",
+        meta={'window_column': 'session_start', 'window_family': 'options'},
         tags=['equity_daily'],
     )
 }}

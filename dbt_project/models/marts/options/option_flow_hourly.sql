@@ -1,10 +1,10 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
+        incremental_strategy='window',
         unique_key=['hour', 'expiry'],
         on_schema_change='fail',
-        pre_hook="{{ delete_options_window() }}",
+        meta={'window_column': 'hour', 'window_family': 'options'},
         tags=['options_hourly'],
     )
 }}
