@@ -34,7 +34,10 @@ select
     -- a day's funding
     case when sum(funding_interval_hours) = 24 then sum(funding_rate) * 365 * 100 end
         as funding_apr_pct,
-    avg(funding_rate * 8 / funding_interval_hours) as funding_rate_8h_avg,
+    -- in DECIMAL (each rate times 8 over its 1 or 8 hours, exactly), so that the mean is the
+    -- same whatever order DuckDB adds the events in: a DOUBLE sum is not
+    avg(case when funding_interval_hours = 8 then funding_rate else funding_rate * 8 end)
+        as funding_rate_8h_avg,
     avg(premium) as premium_avg
 from events
 group by source, instrument, funding_date
