@@ -23,7 +23,7 @@
     {%- endif -%}
     {%- set columns = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
     delete from {{ arg_dict['target_relation'] }}
-    where {{ column }} >= timestamptz '{{ lo }}' and {{ column }} < timestamptz '{{ hi }}';
+    where {{ session_window_filter(column) if family == 'session' else options_window_filter(column) }};
 
     insert into {{ arg_dict['target_relation'] }} ({{ columns }})
     (select {{ columns }} from {{ arg_dict['temp_relation'] }})

@@ -22,6 +22,17 @@
     {{ return(result.columns[0].values()[0] > 0) }}
 {%- endmacro %}
 
+{#- The window whose lake files a run reads: the session window (macros/sessions.sql) or the
+    options hour window (macros/options.sql), whichever is set, as (lo, hi); (none, none)
+    without one. -#}
+{% macro lake_window() -%}
+    {%- set lo, hi = session_window() -%}
+    {%- if lo is none or hi is none -%}
+        {%- set lo, hi = options_window() -%}
+    {%- endif -%}
+    {{ return((lo, hi)) }}
+{%- endmacro %}
+
 {#- Filter on a lake partition column (the hive `date`, a UTC date) to the days this run's
     window overlaps, so that DuckDB opens only those files (hive partition pruning) instead of
     every file of the lake before the dedupe: a one-day build reads one or two days of files
@@ -33,10 +44,7 @@
     model that needs its neighbours (the funding interval is read from the previous and the
     next event). With no window (a full rebuild, or dbt by hand) it filters nothing. -#}
 {% macro lake_partition_filter(column, pad_days=0) -%}
-    {%- set lo, hi = session_window() -%}
-    {%- if lo is none or hi is none -%}
-        {%- set lo, hi = options_window() -%}
-    {%- endif -%}
+    {%- set lo, hi = lake_window() -%}
     {%- if lo is not none and hi is not none -%}
         {%- set dt = modules.datetime -%}
         {%- set utc = modules.pytz.utc -%}
@@ -55,10 +63,7 @@
     file leaves the table too (delete+insert alone deletes only the keys it inserts again).
     Nothing on a first build, a full refresh or a run without a window. -#}
 {% macro delete_lake_window(column='partition_date') -%}
-    {%- set lo, hi = session_window() -%}
-    {%- if lo is none or hi is none -%}
-        {%- set lo, hi = options_window() -%}
-    {%- endif -%}
+    {%- set lo, hi = lake_window() -%}
     {%- if execute and is_incremental() and lo is not none and hi is not none -%}
     delete from {{ this }} where {{ lake_partition_filter(column) }}
     {%- endif -%}

@@ -98,7 +98,8 @@ class InstrumentsFile(BaseModel):
     instruments: list[InstrumentEntry]
 
 
-#: The one currency's options the marts hold (see :func:`load_instruments`).
+#: (venue, market) of the Deribit option currencies: their DVOL, and the option trades of
+#: one of them (the options marts hold one currency's; see :func:`load_instruments`).
 DERIBIT_OPTIONS = ("deribit", "option")
 
 
@@ -277,7 +278,7 @@ def volatility_index_series() -> tuple[tuple[str, str], ...]:
     return tuple(
         (i.instrument, resolution)
         for i in load_instruments()
-        if i.venue == "deribit" and i.market == "option"
+        if (i.venue, i.market) == DERIBIT_OPTIONS
         for resolution in dict.fromkeys((DAILY_VOLATILITY_INDEX, *i.intervals))
     )
 

@@ -47,7 +47,9 @@ with recursive trades as (
         price,
         iv,
         index_price,
-        block_trade_id
+        block_trade_id,
+        (epoch_ms(expiry) - epoch_ms("timestamp")) / 31536000000.0 as time_to_expiry_years,
+        case when iv > 0 then iv / 100 end as sigma
     from {{ ref('stg_deribit__option_trades') }}
     where {{ options_window_filter('hour') }}
 ),
@@ -111,10 +113,10 @@ implied_inputs as (
         strike::double as k,
         price::double as p,
         index_price::double as index_price,
-        (epoch_ms(expiry) - epoch_ms("timestamp")) / 31536000000.0 as t,
-        iv / 100 as sigma
+        time_to_expiry_years as t,
+        sigma
     from trades
-    where iv > 0 and price > 0 and expiry > "timestamp"
+    where sigma > 0 and price > 0 and time_to_expiry_years > 0
 ),
 
 -- g(F) = B76(F, K, T, sigma) / F - price rises with F for a call (dg/dF = K N(d2) / F^2)
@@ -154,8 +156,7 @@ implied_forwards as (
     select
         i.hour,
         i.expiry,
-        median(b.forward / i.index_price) as forward_ratio,
-        count(*)::bigint as trades
+        median(b.forward / i.index_price) as forward_ratio
     from (select trade_id, (lo + hi) / 2 as forward from bisection where step = 50) as b
     inner join implied_inputs as i on i.trade_id = b.trade_id
     -- a root at an end of the bracket is none inside it
@@ -173,9 +174,7 @@ inputs as (
             when f.forward_ratio is not null then 'put_call_parity'
             else 'index'
         end as forward_source,
-        coalesce(f.parity_pairs, 0) as parity_pairs,
-        (epoch_ms(t.expiry) - epoch_ms(t."timestamp")) / 31536000000.0 as time_to_expiry_years,
-        case when t.iv > 0 then t.iv / 100 end as sigma
+        coalesce(f.parity_pairs, 0) as parity_pairs
     from trades as t
     left join forwards as f on f.hour = t.hour and f.expiry = t.expiry
     left join implied_forwards as im on im.hour = t.hour and im.expiry = t.expiry
