@@ -27,7 +27,7 @@ import pytest
 from mkt_platform.defs.deribit.datasets import OPTION_TRADES, VOLATILITY_INDEX
 from mkt_platform.defs.deribit.resources import DeribitClient
 from tests.conftest import SHARED_DATA, assert_nothing_clipped
-from tests.test_options_marts import dbt, query
+from tests.test_options_marts import dbt, inverse_option_price, query
 
 pytestmark = pytest.mark.slow
 
@@ -162,13 +162,7 @@ def implied_forward(is_call: bool, price: float, strike: float, t: float, sigma:
     root is not inside."""
 
     def g(forward: float) -> float:
-        d1 = (math.log(forward / strike) + sigma * sigma * t / 2) / (sigma * math.sqrt(t))
-        d2 = d1 - sigma * math.sqrt(t)
-        if is_call:
-            value = forward * norm_cdf(d1) - strike * norm_cdf(d2)
-        else:
-            value = strike * norm_cdf(-d2) - forward * norm_cdf(-d1)
-        return value / forward - price
+        return inverse_option_price(is_call, forward, strike, t, sigma) - price
 
     lo, hi = 0.5 * index, 2.0 * index
     if g(lo) * g(hi) > 0:

@@ -594,11 +594,20 @@ def test_a_re_pull_that_withdraws_trades_takes_them_out_of_staging_and_the_marts
         assert hours == {datetime(2022, 1, 1, h, tzinfo=UTC) for h in range(6)}, mart
 
 
-def inverse_call_price(forward: float, strike: float, t: float, sigma: float) -> float:
-    """Deribit's price of an inverse call in BTC: Black-76 (r = 0) over the forward."""
-    n = lambda x: 0.5 * math.erfc(-x / math.sqrt(2))  # noqa: E731
+def inverse_option_price(
+    is_call: bool, forward: float, strike: float, t: float, sigma: float
+) -> float:
+    """Deribit's price of an inverse option in BTC: Black-76 (r = 0) over the forward, with
+    N(x) from ``math.erfc`` (not the SQL's approximation)."""
+
+    def n(x: float) -> float:
+        return 0.5 * math.erfc(-x / math.sqrt(2))
+
     d1 = (math.log(forward / strike) + sigma * sigma * t / 2) / (sigma * math.sqrt(t))
-    return (forward * n(d1) - strike * n(d1 - sigma * math.sqrt(t))) / forward
+    d2 = d1 - sigma * math.sqrt(t)
+    if is_call:
+        return (forward * n(d1) - strike * n(d2)) / forward
+    return (strike * n(-d2) - forward * n(-d1)) / forward
 
 
 def test_the_forward_comes_from_the_trades_ivs_else_parity_else_the_index(tmp_path: Path):
@@ -610,7 +619,7 @@ def test_the_forward_comes_from_the_trades_ivs_else_parity_else_the_index(tmp_pa
     at = int(hour.timestamp() * 1000) + 60_000
     expiry = datetime(2022, 2, 25, 8, tzinfo=UTC)
     t = (expiry.timestamp() * 1000 - at) / 31_536_000_000
-    price = inverse_call_price(52_000, 55_000, t, 0.7)
+    price = inverse_option_price(True, 52_000, 55_000, t, 0.7)
 
     def trade(n: int, name: str, price: Decimal, iv: float | None, kind: str) -> Trade:
         expires, strike, _ = parse_instrument(name)
